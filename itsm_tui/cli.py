@@ -1,0 +1,724 @@
+"""The ``itsm`` command line: the console, demo data, migrations, users and tickets.
+
+Every command takes ``--db``; errors go to stderr with exit code 2 and say what to do; each command runs
+in one transaction, so a refused command writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+EXIT_ERROR = 2
+
+
+class CliError(Exception):
+    """A command-line mistake, reported as it is."""
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _db_parent(suppress: bool) -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--db",
+        metavar="URL",
+        default=argparse.SUPPRESS if suppress else None,
+        help="database URL or SQLite file (default: $ITSM_DB_URL, else itsm.db in your data directory)",
+    )
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    db = _db_parent(suppress=True)
+    parser = argparse.ArgumentParser(
+        prog="itsm",
+        description="Keyboard-driven service-desk console. Without a command, opens the console.",
+        parents=[_db_parent(suppress=False)],
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = commands.add_parser("demo", parents=[db], help="build a realistic demonstration database")
+    demo.add_argument("--tickets", type=_positive_int, default=5000, help="number of tickets (default 5000)")
+    demo.add_argument("--seed", type=int, default=1, help="random seed; the same seed gives the same data")
+    demo.add_argument(
+        "--anchor",
+        type=_iso_date,
+        default=None,
+        help="the day the history ends (YYYY-MM-DD, default today); fix it for identical data",
+    )
+    demo.add_argument("--force", action="store_true", help="replace the records of a database that has some")
+
+    dbcmd = commands.add_parser("db", parents=[db], help="database schema").add_subparsers(
+        dest="db_command", metavar="ACTION", required=True
+    )
+    dbcmd.add_parser("upgrade", parents=[db], help="create the schema or bring it to this version")
+    dbcmd.add_parser("status", parents=[db], help="show the database's schema revision")
+
+    user = commands.add_parser("user", parents=[db], help="users and roles").add_subparsers(
+        dest="user_command", metavar="ACTION", required=True
+    )
+    add = user.add_parser("add", parents=[db], help="add a user (admins; the first user becomes admin)")
+    add.add_argument("login", help="the person's operating-system login")
+    add.add_argument("--role", action="append", required=True, help="a role (repeat for several)")
+    add.add_argument("--group", action="append", default=[], help="a support group code (repeatable)")
+    add.add_argument("--name", help="full name")
+    add.add_argument("--email")
+    add.add_argument("--timezone", default="UTC", help="time zone for showing times (e.g. Europe/Berlin)")
+    ulist = user.add_parser("list", parents=[db], help="list users")
+    ulist.add_argument("--json", action="store_true")
+    role = user.add_parser("role", parents=[db], help="grant or withdraw roles and groups (admins)")
+    role.add_argument("login")
+    role.add_argument("--add", action="append", default=[], metavar="ROLE")
+    role.add_argument("--remove", action="append", default=[], metavar="ROLE")
+    role.add_argument("--add-group", action="append", default=[], metavar="GROUP")
+    role.add_argument("--remove-group", action="append", default=[], metavar="GROUP")
+    role.add_argument(
+        "--lead-of",
+        action="append",
+        default=[],
+        metavar="GROUP",
+        help="make the user lead of a group (joins it)",
+    )
+
+    ticket = commands.add_parser(
+        "ticket", parents=[db], help="incidents and service requests"
+    ).add_subparsers(dest="ticket_command", metavar="ACTION", required=True)
+    create = ticket.add_parser("create", parents=[db], help="log an incident or request")
+    create.add_argument("--title", required=True)
+    create.add_argument("--description", default="")
+    create.add_argument("--kind", default="incident", choices=["incident", "request"])
+    create.add_argument("--impact", default="medium", choices=["high", "medium", "low"])
+    create.add_argument("--urgency", default="medium", choices=["high", "medium", "low"])
+    create.add_argument("--category")
+    create.add_argument("--service")
+    create.add_argument("--ci", help="configuration item (its service is filled in)")
+    create.add_argument("--requester", required=True)
+    create.add_argument("--group", help="assignment group (default: the service desk)")
+    create.add_argument(
+        "--opened-at", type=_iso_instant, help="when it was opened (ISO instant, for imports)"
+    )
+    create.add_argument("--json", action="store_true")
+
+    tlist = ticket.add_parser("list", parents=[db], help="list tickets, newest first")
+    tlist.add_argument("--all", action="store_true", help="include resolved, closed and cancelled")
+    tlist.add_argument("--status")
+    tlist.add_argument("--group")
+    tlist.add_argument("--assignee", help="a login, or 'me'")
+    tlist.add_argument("--priority", type=int, choices=range(1, 6))
+    tlist.add_argument("--limit", type=_positive_int, default=50)
+    tlist.add_argument("--before", type=int, metavar="ID", help="page on: rows older than this id")
+    tlist.add_argument("--json", action="store_true")
+
+    show = ticket.add_parser("show", parents=[db], help="show one ticket with its timeline")
+    show.add_argument("ref")
+    show.add_argument("--json", action="store_true")
+
+    upd = ticket.add_parser("update", parents=[db], help="change a ticket (all changes in one transaction)")
+    upd.add_argument("ref")
+    upd.add_argument(
+        "--expected-version",
+        type=int,
+        help="refuse if the ticket changed since this version (as shown by show --json)",
+    )
+    upd.add_argument("--title")
+    upd.add_argument("--description")
+    upd.add_argument("--requester")
+    upd.add_argument("--category")
+    upd.add_argument("--service")
+    upd.add_argument("--ci")
+    upd.add_argument("--impact", choices=["high", "medium", "low"])
+    upd.add_argument("--urgency", choices=["high", "medium", "low"])
+    upd.add_argument("--take", action="store_true", help="assign it to yourself")
+    upd.add_argument("--assign", metavar="LOGIN", help="assign it to someone (shift leads)")
+    upd.add_argument("--group", help="with --assign: the group to assign to")
+    upd.add_argument(
+        "--escalate",
+        metavar="GROUP",
+        nargs="?",
+        const="",
+        help="escalate to a group (default: the service's support group); needs --reason",
+    )
+    upd.add_argument("--reply", metavar="TEXT", help="add a public reply")
+    upd.add_argument("--note", metavar="TEXT", help="add an internal work note")
+    upd.add_argument(
+        "--status",
+        help="new status (pending needs --reason; resolved needs --code and "
+        "--resolution-note; cancelled and a reopen need --reason)",
+    )
+    upd.add_argument("--reason")
+    upd.add_argument("--code", help="resolution code")
+    upd.add_argument("--resolution-note")
+    upd.add_argument(
+        "--link",
+        action="append",
+        default=[],
+        metavar="REF",
+        help="link to a problem, known error, article, change or ticket",
+    )
+    upd.add_argument("--rate", type=int, metavar="1-5", help="record the requester's satisfaction")
+    upd.add_argument("--json", action="store_true")
+    return parser
+
+
+def _version() -> str:
+    from itsm_tui import __version__
+
+    return __version__
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _iso_instant(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO instant; write e.g. 2026-11-02T09:30:00Z or 2026-11-02T10:30+01:00"
+        ) from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone; add Z for UTC or an offset like +01:00")
+    return value.astimezone(UTC)
+
+
+def _iso_date(text: str):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+# --------------------------------------------------------------------------- running
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = _HANDLERS.get(_command_key(args))
+    try:
+        return handler(args) if handler else open_console(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        message = _known_error_message(exc)
+        if message is None:
+            raise
+        print(f"itsm: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _known_error_message(exc: Exception) -> str | None:
+    from itsm_tui.config import ConfigError
+    from itsm_tui.db import DatabaseError
+    from itsm_tui.services.access import PermissionDenied
+    from itsm_tui.services.errors import ServiceError, ValidationError
+    from itsm_tui.services.users import UnknownUser
+
+    if isinstance(exc, ConfigError):
+        return f"bad configuration file {exc.path}: key {exc.key}: {exc.rule}"
+    if isinstance(exc, ValidationError):
+        return f"{exc.field}: {exc}"
+    if isinstance(exc, ServiceError | PermissionDenied | UnknownUser | DatabaseError | CliError):
+        return str(exc)
+    from sqlalchemy.exc import OperationalError
+
+    if isinstance(exc, OperationalError):
+        return f"the database cannot be reached or used: {exc.orig}"
+    return None
+
+
+def _command_key(args: argparse.Namespace) -> str | None:
+    if args.command is None:
+        return None
+    sub = getattr(args, f"{args.command}_command", None)
+    return f"{args.command} {sub}" if sub else args.command
+
+
+class Desk:
+    """The configuration and database a command works on."""
+
+    def __init__(self, args: argparse.Namespace, *, create: bool = True, sync: bool = True) -> None:
+        from itsm_tui.config import load_config, resolve_database_url
+        from itsm_tui.db import open_database
+
+        self.config = load_config()
+        self.url = resolve_database_url(getattr(args, "db", None))
+        self.db = open_database(self.url, self.config if sync else None, create=create)
+
+    def actor(self, session):
+        from itsm_tui.services.users import resolve_actor
+
+        return resolve_actor(session)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def _with_desk(fn: Callable[[Desk, argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        desk = Desk(args)
+        try:
+            return fn(desk, args)
+        finally:
+            desk.close()
+
+    return run
+
+
+def open_console(args: argparse.Namespace) -> int:
+    desk = Desk(args)
+    with desk.db.read_session() as session:
+        actor = desk.actor(session)
+    from itsm_tui.app import ItsmApp
+
+    ItsmApp(desk.db, desk.config, actor).run()
+    desk.close()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from itsm_tui.config import load_config, resolve_database_url
+    from itsm_tui.db import Database
+    from itsm_tui.demo import build_demo
+
+    config = load_config()
+    url = resolve_database_url(args.db)
+    db = Database.connect(url)
+    try:
+        db.upgrade()
+        db.sync_catalog(config)
+        summary = build_demo(
+            db,
+            config,
+            tickets=args.tickets,
+            seed=args.seed,
+            anchor=args.anchor,
+            force=args.force,
+            progress=lambda text: print(text, file=sys.stderr),
+        )
+    finally:
+        db.dispose()
+    print(summary)
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from itsm_tui.config import load_config, resolve_database_url
+    from itsm_tui.db import SCHEMA_REVISION, Database, safe_url
+
+    config = load_config()
+    url = resolve_database_url(args.db)
+    db = Database.connect(url)
+    try:
+        before = db.current_revision()
+        db.upgrade()
+        db.sync_catalog(config)
+    finally:
+        db.dispose()
+    if before == SCHEMA_REVISION:
+        print(f"{safe_url(url)}: already at revision {SCHEMA_REVISION}")
+    else:
+        print(f"{safe_url(url)}: upgraded from {before or 'empty'} to revision {SCHEMA_REVISION}")
+    return 0
+
+
+def cmd_db_status(args: argparse.Namespace) -> int:
+    from itsm_tui.config import resolve_database_url
+    from itsm_tui.db import SCHEMA_REVISION, Database, safe_url
+
+    url = resolve_database_url(args.db)
+    db = Database.connect(url)
+    try:
+        current = db.current_revision()
+    finally:
+        db.dispose()
+    state = "up to date" if current == SCHEMA_REVISION else "needs `itsm db upgrade`"
+    print(f"{safe_url(url)}: revision {current or 'none'} (this program: {SCHEMA_REVISION}) - {state}")
+    return 0
+
+
+@_with_desk
+def cmd_user_add(desk: Desk, args: argparse.Namespace) -> int:
+    from itsm_tui.services import users
+
+    with desk.db.session() as session:
+        user = users.add_user(
+            session,
+            actor_login=users.current_login(),
+            login=args.login,
+            roles=args.role,
+            groups=args.group,
+            name=args.name,
+            email=args.email,
+            timezone=args.timezone,
+        )
+        roles = ", ".join(user.role_names)
+    print(f"added {args.login} ({roles})")
+    return 0
+
+
+@_with_desk
+def cmd_user_list(desk: Desk, args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from itsm_tui.services import users
+
+    with desk.db.read_session() as session:
+        rows = users.list_users(session)
+    if args.json:
+        print(json.dumps([asdict(r) for r in rows], indent=2))
+        return 0
+    _print_table(
+        ["LOGIN", "NAME", "ROLES", "GROUPS"],
+        [
+            [
+                r.login,
+                r.name,
+                ",".join(r.roles),
+                ",".join(g + ("*" if g in r.lead_of else "") for g in r.groups),
+            ]
+            for r in rows
+        ],
+    )
+    if rows:
+        print("(* = group lead)")
+    return 0
+
+
+@_with_desk
+def cmd_user_role(desk: Desk, args: argparse.Namespace) -> int:
+    from itsm_tui.services import users
+
+    if not (args.add or args.remove or args.add_group or args.remove_group or args.lead_of):
+        raise CliError(
+            "say what to change: --add ROLE, --remove ROLE, --add-group, --remove-group or --lead-of"
+        )
+    with desk.db.session() as session:
+        user = users.change_roles(
+            session,
+            actor_login=users.current_login(),
+            login=args.login,
+            add=args.add,
+            remove=args.remove,
+            add_groups=args.add_group,
+            remove_groups=args.remove_group,
+            lead_of=args.lead_of,
+        )
+        summary = f"{user.login}: roles {', '.join(user.role_names)}; groups " + (
+            ", ".join(sorted(m.group.code for m in user.groups)) or "none"
+        )
+    print(summary)
+    return 0
+
+
+@_with_desk
+def cmd_ticket_create(desk: Desk, args: argparse.Namespace) -> int:
+    from itsm_tui.services import tickets
+
+    with desk.db.session() as session:
+        actor = desk.actor(session)
+        ticket = tickets.create_ticket(
+            session,
+            desk.config,
+            actor,
+            title=args.title,
+            kind=args.kind,
+            description=args.description,
+            impact=args.impact,
+            urgency=args.urgency,
+            requester=args.requester,
+            category=args.category,
+            service=args.service,
+            ci=args.ci,
+            group=args.group,
+            opened_at=args.opened_at,
+        )
+        view = tickets.view(session, ticket)
+    if args.json:
+        print(json.dumps(view.as_json(), indent=2))
+    else:
+        print(f"{view.ref} P{view.priority} {view.status}: {_plain(view.title)}")
+    return 0
+
+
+@_with_desk
+def cmd_ticket_list(desk: Desk, args: argparse.Namespace) -> int:
+    from itsm_tui.services import tickets
+
+    with desk.db.read_session() as session:
+        actor = desk.actor(session)
+        assignee = actor.login if args.assignee == "me" else args.assignee
+        rows = tickets.list_tickets(
+            session,
+            open_only=not args.all,
+            status=args.status,
+            group=args.group,
+            assignee=assignee,
+            priority=args.priority,
+            limit=args.limit,
+            before_id=args.before,
+        )
+    if args.json:
+        print(json.dumps([_jsonable(r.__dict__) for r in rows], indent=2))
+        return 0
+    _print_table(
+        ["REF", "P", "STATUS", "GROUP", "ASSIGNEE", "OPENED", "TITLE"],
+        [
+            [
+                r.ref,
+                f"P{r.priority}",
+                r.status,
+                r.group or "",
+                r.assignee or "",
+                _local(r.opened_at, actor.timezone),
+                _plain(r.title)[:60],
+            ]
+            for r in rows
+        ],
+    )
+    if len(rows) == args.limit:
+        print(f"(more: --before {rows[-1].id})")
+    return 0
+
+
+@_with_desk
+def cmd_ticket_show(desk: Desk, args: argparse.Namespace) -> int:
+    from itsm_tui.models import User
+    from itsm_tui.services import audit, tickets
+
+    with desk.db.read_session() as session:
+        actor = desk.actor(session)
+        ticket = tickets.get_ticket(session, args.ref)
+        view = tickets.view(session, ticket)
+        links = tickets.links_of(session, ticket)
+        names = {}
+
+        def who(user_id):
+            if user_id is None:
+                return "system"
+            if user_id not in names:
+                user = session.get(User, user_id)
+                names[user_id] = user.login if user else f"#{user_id}"
+            return names[user_id]
+
+        timeline = [
+            {"at": e.created_at, "kind": e.kind, "by": who(e.author_id), "text": e.body}
+            for e in tickets.entries(session, ticket)
+        ] + [
+            {
+                "at": a.at,
+                "kind": "audit",
+                "by": who(a.actor_id),
+                "text": f"{a.action} {a.field or ''}: {a.old_value or ''} -> {a.new_value or ''}".replace(
+                    "  ", " "
+                ),
+            }
+            for a in audit.history(session, "ticket", ticket.id)
+        ]
+    timeline.sort(key=lambda item: item["at"], reverse=True)
+    if args.json:
+        data = view.as_json()
+        data["links"] = links
+        data["timeline"] = [_jsonable(item) for item in timeline]
+        print(json.dumps(data, indent=2))
+        return 0
+    tz = actor.timezone
+    print(
+        f"{view.ref}  P{view.priority}  {view.status}"
+        + (f" ({view.pending_reason})" if view.pending_reason else "")
+        + f"  v{view.version}"
+    )
+    print(f"  {_plain(view.title)}")
+    rows = [
+        ("Kind", view.kind),
+        ("Requester", _plain(view.requester)),
+        ("Impact/urgency", f"{view.impact}/{view.urgency}"),
+        ("Category", view.category or "-"),
+        ("Service/CI", f"{view.service or '-'} / {view.ci or '-'}"),
+        ("Group", view.group or "-"),
+        ("Assignee", view.assignee or "-"),
+        ("Opened", _local(view.opened_at, tz)),
+        ("Responded", _local(view.responded_at, tz)),
+        ("Response SLA", f"{view.response_state}, due {_local(view.response_due_at, tz)}"),
+        ("Resolution SLA", f"{view.resolution_state}, due {_local(view.resolution_due_at, tz)}"),
+        ("Resolved", _local(view.resolved_at, tz)),
+    ]
+    if view.resolution_code:
+        rows.append(("Resolution", f"{view.resolution_code}: {_plain(view.resolution_note or '')}"))
+    if view.rating:
+        rows.append(("Rating", f"{view.rating}/5"))
+    if links:
+        rows.append(("Links", ", ".join(links)))
+    for label, value in rows:
+        print(f"  {label + ':':<16}{value}")
+    if view.description:
+        print("\n" + _plain(view.description))
+    print("\nTimeline (newest first):")
+    for item in timeline:
+        print(f"  {_local(item['at'], tz)}  {item['kind']:<6} {item['by']:<12} {_plain(item['text'])}")
+    return 0
+
+
+@_with_desk
+def cmd_ticket_update(desk: Desk, args: argparse.Namespace) -> int:
+    from itsm_tui.services import tickets
+
+    fields = {
+        k: getattr(args, k)
+        for k in ("title", "description", "requester", "category", "service", "ci", "impact", "urgency")
+        if getattr(args, k) is not None
+    }
+    if args.group and not args.assign:
+        raise CliError("--group goes with --assign (to escalate to a group use --escalate GROUP)")
+    if args.take and args.assign:
+        raise CliError("use either --take or --assign, not both")
+    if args.escalate is not None and not args.reason:
+        raise CliError("--escalate needs --reason saying why")
+    actions = [
+        fields,
+        args.take,
+        args.assign,
+        args.escalate is not None,
+        args.reply,
+        args.note,
+        args.status,
+        args.link,
+        args.rate is not None,
+    ]
+    if not any(actions):
+        raise CliError("nothing to change; see `itsm ticket update --help`")
+    version = args.expected_version
+    with desk.db.session() as session:
+        actor = desk.actor(session)
+        config = desk.config
+        ticket = tickets.get_ticket(session, args.ref)
+        ref = ticket.ref
+
+        def step(result):
+            nonlocal version
+            if version is not None:
+                version = result.version  # the next step builds on this one
+            return result
+
+        if fields:
+            step(tickets.update_fields(session, config, actor, ref, expected_version=version, **fields))
+        if args.take or args.assign:
+            step(
+                tickets.assign(
+                    session,
+                    config,
+                    actor,
+                    ref,
+                    assignee=args.assign,
+                    group=args.group,
+                    expected_version=version,
+                )
+            )
+        if args.escalate is not None:
+            step(
+                tickets.escalate(
+                    session,
+                    config,
+                    actor,
+                    ref,
+                    group=args.escalate or None,
+                    reason=args.reason,
+                    expected_version=version,
+                )
+            )
+        if args.reply:
+            tickets.add_entry(session, config, actor, ref, body=args.reply, public=True)
+        if args.note:
+            tickets.add_entry(session, config, actor, ref, body=args.note, public=False)
+        if args.status:
+            step(
+                tickets.transition(
+                    session,
+                    config,
+                    actor,
+                    ref,
+                    args.status,
+                    reason=args.reason,
+                    code=args.code,
+                    note=args.resolution_note,
+                    expected_version=version,
+                )
+            )
+        for target in args.link:
+            tickets.link(session, actor, ref, target)
+        if args.rate is not None:
+            tickets.rate(session, actor, ref, score=args.rate)
+        view = tickets.view(session, tickets.get_ticket(session, ref))
+    if args.json:
+        print(json.dumps(view.as_json(), indent=2))
+    else:
+        print(f"{view.ref} P{view.priority} {view.status} v{view.version}: {_plain(view.title)}")
+    return 0
+
+
+_HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "demo": cmd_demo,
+    "db upgrade": cmd_db_upgrade,
+    "db status": cmd_db_status,
+    "user add": cmd_user_add,
+    "user list": cmd_user_list,
+    "user role": cmd_user_role,
+    "ticket create": cmd_ticket_create,
+    "ticket list": cmd_ticket_list,
+    "ticket show": cmd_ticket_show,
+    "ticket update": cmd_ticket_update,
+}
+
+
+# --------------------------------------------------------------------------- output helpers
+
+
+def _plain(text: str) -> str:
+    """User text with terminal control characters made visible instead of acted on."""
+    from itsm_tui.text import strip_control
+
+    return strip_control(text)
+
+
+def _local(instant: datetime | None, tz: str) -> str:
+    if instant is None:
+        return "-"
+    from zoneinfo import ZoneInfo
+
+    return instant.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: (v.astimezone(UTC).isoformat().replace("+00:00", "Z") if isinstance(v, datetime) else v)
+        for k, v in data.items()
+    }
+
+
+def _print_table(headers: list[str], rows: list[list[str]]) -> None:
+    if not rows:
+        print("(none)")
+        return
+    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows, strict=False)]
+    for row in [headers, *rows]:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,490 @@
+"""Configuration: where the database is, and the validated TOML files of the service desk.
+
+The shipped files live in the package's ``data`` folder; a directory named in ``ITSM_CONFIG_DIR`` overrides
+any of them file by file. Every file is validated when loaded: a bad file raises :class:`ConfigError`
+naming the file, the key and the rule, and start-up stops there.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cached_property
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from itsm_tui.services.access import ROLES
+
+CONFIG_FILES = ("priority.toml", "sla.toml", "calendars.toml", "raci.toml", "catalog.toml")
+LEVELS = ("high", "medium", "low")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+RACI_LETTERS = ("R", "A", "C", "I")
+KINDS = ("incident", "request")
+
+
+class ConfigError(Exception):
+    """A configuration file breaks a rule; the message names the file, the key and the rule."""
+
+    def __init__(self, path: Path | str, key: str, rule: str) -> None:
+        self.path, self.key, self.rule = str(path), key, rule
+        super().__init__(f"{path}: {key}: {rule}")
+
+
+# --------------------------------------------------------------------------- database location
+
+
+def default_database_url() -> str:
+    """The embedded SQLite file in the user's data directory."""
+    from platformdirs import user_data_path
+
+    return f"sqlite:///{user_data_path('itsm-tui', appauthor=False) / 'itsm.db'}"
+
+
+def resolve_database_url(cli_value: str | None = None) -> str:
+    """``--db`` wins, then ``ITSM_DB_URL``, then the default SQLite file.
+
+    A bare path (no ``://``) is taken as an SQLite file, so ``--db desk.db`` works.
+    """
+    url = cli_value or os.environ.get("ITSM_DB_URL") or default_database_url()
+    if "://" not in url:
+        url = f"sqlite:///{Path(url).expanduser().resolve()}"
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+# --------------------------------------------------------------------------- the files
+
+
+def shipped_config_dir() -> Path:
+    """The ``data`` folder shipped with the package (or the source tree's, when run from a checkout)."""
+    here = Path(__file__).resolve().parent
+    installed = here / "data"
+    if (installed / "catalog.toml").is_file():
+        return installed
+    return here.parent / "data"
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """A business calendar: time zone, working hours per weekday, holidays, or always open."""
+
+    name: str
+    timezone: str
+    always_open: bool = False
+    # weekday index (0 = Monday) -> (start, end) spans in minutes after local midnight (end may be 1440)
+    hours: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
+    holidays: frozenset[date] = frozenset()
+    country: str | None = None
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def is_holiday(self, day: date) -> bool:
+        if day in self.holidays:
+            return True
+        return self.country is not None and day in _country_holidays(self.country, day.year)
+
+
+_HOLIDAY_CACHE: dict[tuple[str, int], frozenset[date]] = {}
+
+
+def _country_holidays(country: str, year: int) -> frozenset[date]:
+    key = (country, year)
+    if key not in _HOLIDAY_CACHE:
+        import holidays
+
+        _HOLIDAY_CACHE[key] = frozenset(holidays.country_holidays(country, years=year).keys())
+    return _HOLIDAY_CACHE[key]
+
+
+@dataclass(frozen=True)
+class SlaPolicy:
+    priority: int
+    calendar: str
+    response_minutes: int
+    resolution_minutes: int
+
+
+@dataclass(frozen=True)
+class Group:
+    code: str
+    name: str
+    level: int
+
+
+@dataclass(frozen=True)
+class Service:
+    code: str
+    name: str
+    support_group: str
+    cis: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RaciActivity:
+    name: str
+    description: str
+    assignments: dict[str, str]  # role -> letter
+
+    def roles_with(self, letter: str) -> list[str]:
+        return [role for role, value in self.assignments.items() if value == letter]
+
+
+@dataclass(frozen=True)
+class DeskConfig:
+    """Everything the shipped (or overriding) TOML files say, validated."""
+
+    priority_matrix: dict[str, dict[str, int]]
+    policies: dict[int, SlaPolicy]
+    warning_ratio: float
+    scan_interval_seconds: int
+    auto_close_days: int
+    reopen_restarts_resolution: bool
+    calendars: dict[str, Calendar]
+    raci: dict[str, RaciActivity]
+    groups: dict[str, Group]
+    services: dict[str, Service]
+    categories: dict[str, tuple[str, ...]]
+    resolution_codes: tuple[str, ...]
+    sources: dict[str, Path]
+
+    def priority_for(self, impact: str, urgency: str) -> int:
+        return self.priority_matrix[impact][urgency]
+
+    def raci_roles(self, activity: str, letter: str) -> list[str]:
+        """Roles holding ``letter`` (R, A, C or I) for ``activity``."""
+        if letter not in RACI_LETTERS:
+            raise ValueError(f"RACI letter must be one of {', '.join(RACI_LETTERS)}, not {letter!r}")
+        try:
+            return self.raci[activity].roles_with(letter)
+        except KeyError:
+            known = ", ".join(sorted(self.raci))
+            raise KeyError(f"unknown RACI activity {activity!r}; known: {known}") from None
+
+    def service_for_ci(self, ci: str) -> Service | None:
+        for service in self.services.values():
+            if ci in service.cis:
+                return service
+        return None
+
+
+def config_paths(config_dir: str | os.PathLike[str] | None = None) -> dict[str, Path]:
+    """Which file each configuration comes from: the override directory's copy if it has one."""
+    override = Path(config_dir) if config_dir else None
+    if override is None and os.environ.get("ITSM_CONFIG_DIR"):
+        override = Path(os.environ["ITSM_CONFIG_DIR"])
+    if override is not None and not override.is_dir():
+        raise ConfigError(override, "ITSM_CONFIG_DIR", "must name an existing directory")
+    shipped = shipped_config_dir()
+    paths = {}
+    for name in CONFIG_FILES:
+        candidate = override / name if override is not None else None
+        paths[name] = candidate if candidate is not None and candidate.is_file() else shipped / name
+    return paths
+
+
+def load_config(config_dir: str | os.PathLike[str] | None = None) -> DeskConfig:
+    """Load and validate every configuration file; raise :class:`ConfigError` on the first broken rule."""
+    paths = config_paths(config_dir)
+    raw = {name: _read_toml(path) for name, path in paths.items()}
+
+    calendars = _parse_calendars(paths["calendars.toml"], raw["calendars.toml"])
+    catalog = _Catalog.parse(paths["catalog.toml"], raw["catalog.toml"])
+    matrix = _parse_priority(paths["priority.toml"], raw["priority.toml"])
+    sla = _parse_sla(paths["sla.toml"], raw["sla.toml"], calendars)
+    used = sorted({p for row in matrix.values() for p in row.values()})
+    for priority in used:
+        if priority not in sla["policies"]:
+            raise ConfigError(
+                paths["priority.toml"],
+                "matrix",
+                f"priority P{priority} is used but sla.toml has no [policies.P{priority}]",
+            )
+    raci = _parse_raci(paths["raci.toml"], raw["raci.toml"])
+    return DeskConfig(
+        priority_matrix=matrix,
+        policies=sla["policies"],
+        warning_ratio=sla["warning_ratio"],
+        scan_interval_seconds=sla["scan_interval_seconds"],
+        auto_close_days=sla["auto_close_days"],
+        reopen_restarts_resolution=sla["reopen_restarts_resolution"],
+        calendars=calendars,
+        raci=raci,
+        groups=catalog.groups,
+        services=catalog.services,
+        categories=catalog.categories,
+        resolution_codes=catalog.resolution_codes,
+        sources=paths,
+    )
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(path, "(file)", "file is missing") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, "(syntax)", f"not valid TOML: {exc}") from None
+
+
+def _table(path: Path, data: dict, key: str) -> dict:
+    value = data.get(key)
+    if not isinstance(value, dict) or not value:
+        raise ConfigError(path, key, "must be a non-empty table")
+    return value
+
+
+def _int(path: Path, key: str, value: object, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(path, key, f"must be a whole number, not {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ConfigError(path, key, f"must be {bound}, not {value}")
+    return value
+
+
+def _parse_priority(path: Path, data: dict) -> dict[str, dict[str, int]]:
+    matrix = _table(path, data, "matrix")
+    result: dict[str, dict[str, int]] = {}
+    for impact in matrix:
+        if impact not in LEVELS:
+            raise ConfigError(path, f"matrix.{impact}", f"unknown impact; use {', '.join(LEVELS)}")
+    for impact in LEVELS:
+        row = matrix.get(impact)
+        if not isinstance(row, dict):
+            raise ConfigError(path, f"matrix.{impact}", "missing: every impact needs a row")
+        for urgency in row:
+            if urgency not in LEVELS:
+                raise ConfigError(
+                    path, f"matrix.{impact}.{urgency}", f"unknown urgency; use {', '.join(LEVELS)}"
+                )
+        result[impact] = {}
+        for urgency in LEVELS:
+            if urgency not in row:
+                raise ConfigError(
+                    path, f"matrix.{impact}.{urgency}", "missing: every urgency needs a priority"
+                )
+            result[impact][urgency] = _int(path, f"matrix.{impact}.{urgency}", row[urgency], 1, 5)
+    return result
+
+
+def _parse_sla(path: Path, data: dict, calendars: dict[str, Calendar]) -> dict:
+    ratio = data.get("warning_ratio", 0.75)
+    if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 < ratio < 1:
+        raise ConfigError(
+            path, "warning_ratio", f"must be a number between 0 and 1 (exclusive), not {ratio!r}"
+        )
+    interval = _int(path, "scan_interval_seconds", data.get("scan_interval_seconds", 30), 1, 3600)
+    auto_close = _int(path, "auto_close_days", data.get("auto_close_days", 5), 0, 365)
+    restarts = data.get("reopen_restarts_resolution", False)
+    if not isinstance(restarts, bool):
+        raise ConfigError(path, "reopen_restarts_resolution", "must be true or false")
+    policies: dict[int, SlaPolicy] = {}
+    for name, body in _table(path, data, "policies").items():
+        match = re.fullmatch(r"P([1-5])", name)
+        if not match:
+            raise ConfigError(path, f"policies.{name}", "policy names are P1 to P5")
+        if not isinstance(body, dict):
+            raise ConfigError(path, f"policies.{name}", "must be a table")
+        calendar = body.get("calendar")
+        if calendar not in calendars:
+            known = ", ".join(sorted(calendars))
+            raise ConfigError(
+                path, f"policies.{name}.calendar", f"unknown calendar {calendar!r}; known: {known}"
+            )
+        response = _int(path, f"policies.{name}.response_minutes", body.get("response_minutes"), 1)
+        resolution = _int(path, f"policies.{name}.resolution_minutes", body.get("resolution_minutes"), 1)
+        if resolution < response:
+            raise ConfigError(
+                path, f"policies.{name}.resolution_minutes", "must not be shorter than response_minutes"
+            )
+        priority = int(match.group(1))
+        policies[priority] = SlaPolicy(priority, calendar, response, resolution)
+    return {
+        "policies": policies,
+        "warning_ratio": float(ratio),
+        "scan_interval_seconds": interval,
+        "auto_close_days": auto_close,
+        "reopen_restarts_resolution": restarts,
+    }
+
+
+_HOURS = re.compile(r"(\d\d):(\d\d)-(\d\d):(\d\d)")
+
+
+def _parse_calendars(path: Path, data: dict) -> dict[str, Calendar]:
+    result: dict[str, Calendar] = {}
+    for name, body in _table(path, data, "calendars").items():
+        key = f"calendars.{name}"
+        if not isinstance(body, dict):
+            raise ConfigError(path, key, "must be a table")
+        zone_name = body.get("timezone")
+        try:
+            ZoneInfo(str(zone_name))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                path, f"{key}.timezone", f"unknown time zone {zone_name!r} (e.g. Europe/Berlin)"
+            ) from None
+        always_open = body.get("always_open", False)
+        if not isinstance(always_open, bool):
+            raise ConfigError(path, f"{key}.always_open", "must be true or false")
+        hours: dict[int, tuple[tuple[int, int], ...]] = {}
+        raw_hours = body.get("hours", {})
+        if not isinstance(raw_hours, dict):
+            raise ConfigError(path, f"{key}.hours", "must be a table of weekdays")
+        for day, spans in raw_hours.items():
+            if day not in WEEKDAYS:
+                raise ConfigError(path, f"{key}.hours.{day}", f"unknown weekday; use {', '.join(WEEKDAYS)}")
+            if not isinstance(spans, list):
+                raise ConfigError(path, f"{key}.hours.{day}", 'must be a list like ["08:00-18:00"]')
+            parsed = []
+            for span in spans:
+                match = _HOURS.fullmatch(str(span))
+                if not match:
+                    raise ConfigError(path, f"{key}.hours.{day}", f'{span!r} is not "HH:MM-HH:MM"')
+                h1, m1, h2, m2 = map(int, match.groups())
+                if h1 > 23 or m1 > 59 or m2 > 59 or h2 > 24 or (h2 == 24 and m2 != 0):
+                    raise ConfigError(path, f"{key}.hours.{day}", f"{span!r} is not a time of day")
+                start, end = h1 * 60 + m1, h2 * 60 + m2
+                if end <= start:
+                    raise ConfigError(
+                        path, f"{key}.hours.{day}", f"{span!r}: the end must be after the start"
+                    )
+                parsed.append((start, end))
+            parsed.sort()
+            for (_, end_a), (start_b, _) in itertools.pairwise(parsed):
+                if start_b < end_a:
+                    raise ConfigError(path, f"{key}.hours.{day}", "working hours overlap")
+            hours[WEEKDAYS.index(day)] = tuple(parsed)
+        if not always_open and not any(hours.values()):
+            raise ConfigError(path, f"{key}.hours", "a calendar needs working hours or always_open = true")
+        holidays: set[date] = set()
+        raw_holidays = body.get("holidays", [])
+        if not isinstance(raw_holidays, list):
+            raise ConfigError(path, f"{key}.holidays", 'must be a list of dates like ["2026-12-24"]')
+        for item in raw_holidays:
+            if isinstance(item, date):
+                holidays.add(item)
+                continue
+            try:
+                holidays.add(date.fromisoformat(str(item)))
+            except ValueError:
+                raise ConfigError(path, f"{key}.holidays", f"{item!r} is not a date (YYYY-MM-DD)") from None
+        country = body.get("country")
+        if country is not None:
+            import holidays as holidays_pkg
+
+            if str(country).upper() not in holidays_pkg.list_supported_countries():
+                raise ConfigError(
+                    path, f"{key}.country", f"{country!r} is not a supported country code (e.g. DE)"
+                )
+            country = str(country).upper()
+        result[name] = Calendar(name, str(zone_name), always_open, hours, frozenset(holidays), country)
+    return result
+
+
+def _parse_raci(path: Path, data: dict) -> dict[str, RaciActivity]:
+    result: dict[str, RaciActivity] = {}
+    for name, body in _table(path, data, "activities").items():
+        key = f"activities.{name}"
+        if not isinstance(body, dict):
+            raise ConfigError(path, key, "must be a table of role = letter")
+        assignments: dict[str, str] = {}
+        description = ""
+        for role, letter in body.items():
+            if role == "description":
+                description = str(letter)
+                continue
+            if role not in ROLES:
+                raise ConfigError(path, f"{key}.{role}", f"unknown role; roles are {', '.join(ROLES)}")
+            if letter not in RACI_LETTERS:
+                raise ConfigError(path, f"{key}.{role}", f"{letter!r} is not one of R, A, C, I")
+            assignments[role] = letter
+        accountable = [r for r, v in assignments.items() if v == "A"]
+        if len(accountable) != 1:
+            found = ", ".join(accountable) if accountable else "none"
+            raise ConfigError(
+                path, key, f"needs exactly one Accountable (A); found {len(accountable)}: {found}"
+            )
+        if "R" not in assignments.values():
+            raise ConfigError(path, key, "needs at least one Responsible (R)")
+        result[name] = RaciActivity(name, description, assignments)
+    return result
+
+
+@dataclass
+class _Catalog:
+    groups: dict[str, Group]
+    services: dict[str, Service]
+    categories: dict[str, tuple[str, ...]]
+    resolution_codes: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, path: Path, data: dict) -> _Catalog:
+        groups: dict[str, Group] = {}
+        raw_groups = data.get("groups")
+        if not isinstance(raw_groups, list) or not raw_groups:
+            raise ConfigError(path, "groups", "must list at least one [[groups]] entry")
+        for index, body in enumerate(raw_groups):
+            key = f"groups[{index}]"
+            code = body.get("code") if isinstance(body, dict) else None
+            if not isinstance(code, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", code):
+                raise ConfigError(path, f"{key}.code", "needs a code of letters, digits, - or _ (1-32)")
+            if code in groups:
+                raise ConfigError(path, f"{key}.code", f"group {code!r} is defined twice")
+            name = body.get("name")
+            if not isinstance(name, str) or not name.strip():
+                raise ConfigError(path, f"{key}.name", "needs a name")
+            level = _int(path, f"{key}.level", body.get("level"), 1, 3)
+            groups[code] = Group(code, name, level)
+        if not any(g.level == 1 for g in groups.values()):
+            raise ConfigError(path, "groups", "needs a level-1 group (the service desk)")
+        services: dict[str, Service] = {}
+        seen_cis: dict[str, str] = {}
+        raw_services = data.get("services")
+        if not isinstance(raw_services, list) or not raw_services:
+            raise ConfigError(path, "services", "must list at least one [[services]] entry")
+        for index, body in enumerate(raw_services):
+            key = f"services[{index}]"
+            if not isinstance(body, dict):
+                raise ConfigError(path, key, "must be a table")
+            code = body.get("code")
+            if not isinstance(code, str) or not re.fullmatch(r"[a-z0-9_-]{1,32}", code):
+                raise ConfigError(path, f"{key}.code", "needs a lower-case code of letters, digits, - or _")
+            if code in services:
+                raise ConfigError(path, f"{key}.code", f"service {code!r} is defined twice")
+            group = body.get("support_group")
+            if group not in groups:
+                raise ConfigError(
+                    path, f"{key}.support_group", f"unknown group {group!r}; known: {', '.join(groups)}"
+                )
+            cis = body.get("cis", [])
+            if not isinstance(cis, list) or not all(isinstance(c, str) and c for c in cis):
+                raise ConfigError(path, f"{key}.cis", "must be a list of configuration-item names")
+            for ci in cis:
+                if ci in seen_cis:
+                    raise ConfigError(
+                        path, f"{key}.cis", f"{ci!r} already belongs to service {seen_cis[ci]!r}"
+                    )
+                seen_cis[ci] = code
+            services[code] = Service(code, str(body.get("name") or code), group, tuple(cis))
+        raw_categories = data.get("categories")
+        if not isinstance(raw_categories, dict):
+            raise ConfigError(path, "categories", "must be a table with incident and request lists")
+        categories: dict[str, tuple[str, ...]] = {}
+        for kind in KINDS:
+            values = raw_categories.get(kind)
+            if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+                raise ConfigError(path, f"categories.{kind}", "must be a non-empty list of names")
+            categories[kind] = tuple(values)
+        codes = (data.get("resolution_codes") or {}).get("codes")
+        if not isinstance(codes, list) or not codes or not all(isinstance(c, str) for c in codes):
+            raise ConfigError(path, "resolution_codes.codes", "must be a non-empty list of codes")
+        return cls(groups, services, categories, tuple(codes))

@@ -1,0 +1,197 @@
+"""Engine, sessions and migrations for the shared database (SQLite by default, PostgreSQL for many hosts).
+
+One :class:`Database` per process: it owns the engine and the session factories. Callers open a session
+per user action (``with db.session() as s:`` commits on success) and pass it to the services.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, inspect, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+# The newest migration in itsm_tui/migrations/versions (a test keeps the two in step).
+SCHEMA_REVISION = "0001"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+class DatabaseError(Exception):
+    """The database cannot be used as it is; the message says what to do."""
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def make_engine(url: str, **kwargs) -> Engine:
+    """Create an engine; SQLite gets WAL, foreign keys, a busy timeout and explicit transactions."""
+    if not is_sqlite(url):
+        return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        # Let SQLAlchemy emit BEGIN itself (the driver's implicit transactions defer locks badly).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection) -> None:
+        # Writers take the write lock up front so that two writers queue on the busy timeout instead of
+        # failing when one upgrades a read snapshot that went stale.
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+@dataclass
+class Database:
+    """The process's handle on the shared database."""
+
+    url: str
+    engine: Engine
+    _writer: sessionmaker[Session]
+    _reader: sessionmaker[Session]
+
+    @classmethod
+    def connect(cls, url: str) -> Database:
+        engine = make_engine(url)
+        writer_bind = engine.execution_options(sqlite_begin="IMMEDIATE") if is_sqlite(url) else engine
+        return cls(
+            url,
+            engine,
+            sessionmaker(writer_bind, expire_on_commit=False),
+            sessionmaker(engine, expire_on_commit=False),
+        )
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """A read-write session for one action: committed when the block ends, rolled back on error."""
+        with self._writer() as session, session.begin():
+            yield session
+
+    @contextlib.contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A read-only session that takes no write lock."""
+        with self._reader() as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # ----------------------------------------------------------------- schema
+
+    def current_revision(self) -> str | None:
+        """The schema revision stored in the database, or None if it has no schema yet."""
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+    def upgrade(self) -> None:
+        """Run every pending migration."""
+        from alembic import command
+
+        if is_sqlite(self.url):
+            _ensure_sqlite_directory(self.url)
+        command.upgrade(alembic_config(self.url), "head")
+
+    def check_schema(self, auto_create_sqlite: bool = True) -> None:
+        """Refuse a database whose schema is missing or older than this version of the program.
+
+        A brand-new SQLite file (no tables at all) is created and migrated on the spot.
+        """
+        try:
+            revision = self.current_revision()
+        except OperationalError as exc:
+            raise DatabaseError(f"cannot open the database {safe_url(self.url)}: {exc.orig}") from None
+        if revision == SCHEMA_REVISION:
+            return
+        if revision is None:
+            if auto_create_sqlite and is_sqlite(self.url) and not self._has_tables():
+                self.upgrade()
+                return
+            raise DatabaseError(
+                f"the database {safe_url(self.url)} has no itsm schema yet; create it with: "
+                f"itsm db upgrade --db '{safe_url(self.url)}'"
+            )
+        if revision > SCHEMA_REVISION:
+            raise DatabaseError(
+                f"the database {safe_url(self.url)} is at schema revision {revision}, newer than this "
+                f"program ({SCHEMA_REVISION}); install the newer itsm-tui"
+            )
+        raise DatabaseError(
+            f"the database {safe_url(self.url)} is at schema revision {revision} but this program needs "
+            f"{SCHEMA_REVISION}; upgrade it with: itsm db upgrade --db '{safe_url(self.url)}'"
+        )
+
+    def _has_tables(self) -> bool:
+        with self.engine.connect() as conn:
+            return bool(inspect(conn).get_table_names())
+
+    def sync_catalog(self, config) -> None:
+        """Make the groups table hold every group of catalog.toml (added or renamed, never deleted)."""
+        from itsm_tui.models import Group
+
+        with self.session() as session:
+            existing = {g.code: g for g in session.scalars(select(Group))}
+            for code, group in config.groups.items():
+                row = existing.get(code)
+                if row is None:
+                    session.add(Group(code=code, name=group.name, level=group.level))
+                elif (row.name, row.level) != (group.name, group.level):
+                    row.name, row.level = group.name, group.level
+
+
+def _ensure_sqlite_directory(url: str) -> None:
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password hidden, for messages."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def alembic_config(url: str):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def open_database(url: str, config=None, *, create: bool = True) -> Database:
+    """Connect, check (or create) the schema, and synchronise the catalog's groups."""
+    if is_sqlite(url):
+        _ensure_sqlite_directory(url)
+    db = Database.connect(url)
+    try:
+        db.check_schema(auto_create_sqlite=create)
+        if config is not None:
+            db.sync_catalog(config)
+    except Exception:
+        db.dispose()
+        raise
+    return db

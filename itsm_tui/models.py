@@ -1,0 +1,509 @@
+"""The database model: one typed SQLAlchemy class per record of the service desk.
+
+All instants are stored as UTC (naive in the database, timezone-aware in Python). The schema itself is
+created by the Alembic migrations in ``itsm_tui/migrations``; these classes must match them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+OPEN_STATUSES = ("new", "assigned", "in_progress", "pending")
+TICKET_STATUSES = (*OPEN_STATUSES, "resolved", "closed", "cancelled")
+CHANGE_STATES = (
+    "draft",
+    "submitted",
+    "assessed",
+    "approved",
+    "rejected",
+    "scheduled",
+    "implementing",
+    "implemented",
+    "failed",
+    "backed_out",
+    "review",
+    "closed",
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An instant stored as naive UTC and returned as an aware UTC datetime."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where a UTC instant is required")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+# --------------------------------------------------------------------------- people
+
+
+class Group(Base):
+    """A support group (Service Desk L1, L2 and L3 teams); synchronised from catalog.toml."""
+
+    __tablename__ = "groups"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    level: Mapped[int] = mapped_column(SmallInteger)
+
+
+class User(Base):
+    """A console user; ``login`` is the operating-system login."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    login: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    email: Mapped[str | None] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    roles: Mapped[list[RoleMembership]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+    groups: Mapped[list[GroupMembership]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+
+    @property
+    def role_names(self) -> list[str]:
+        return sorted(m.role for m in self.roles)
+
+
+class RoleMembership(Base):
+    __tablename__ = "role_memberships"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
+class GroupMembership(Base):
+    __tablename__ = "group_memberships"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
+    # The group's lead is told of SLA warnings on the group's tickets.
+    is_lead: Mapped[bool] = mapped_column(Boolean, default=False)
+    group: Mapped[Group] = relationship(lazy="joined")
+
+
+class Counter(Base):
+    """Per-prefix reference counters (INC, REQ, PRB, KE, KB, CHG)."""
+
+    __tablename__ = "counters"
+    name: Mapped[str] = mapped_column(String(8), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# --------------------------------------------------------------------------- tickets
+
+
+class Ticket(Base):
+    """An incident (INC) or a service request (REQ) with its SLA clocks."""
+
+    __tablename__ = "tickets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ref: Mapped[str] = mapped_column(String(16), unique=True)
+    kind: Mapped[str] = mapped_column(String(10))  # incident | request
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    requester: Mapped[str] = mapped_column(String(120))
+    category: Mapped[str | None] = mapped_column(String(40))
+    service: Mapped[str | None] = mapped_column(String(32))
+    ci: Mapped[str | None] = mapped_column(String(64))
+    impact: Mapped[str] = mapped_column(String(8))
+    urgency: Mapped[str] = mapped_column(String(8))
+    priority: Mapped[int] = mapped_column(SmallInteger)
+    status: Mapped[str] = mapped_column(String(12), default="new")
+    # 1 while the status is open (new, assigned, in_progress, pending): the partial indexes key on it.
+    is_open: Mapped[bool] = mapped_column(Boolean, default=True)
+    pending_reason: Mapped[str | None] = mapped_column(String(16))
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id"))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    resolution_code: Mapped[str | None] = mapped_column(String(40))
+    resolution_note: Mapped[str | None] = mapped_column(Text)
+
+    opened_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+    responded_at: Mapped[datetime | None] = mapped_column()
+    resolved_at: Mapped[datetime | None] = mapped_column()
+    closed_at: Mapped[datetime | None] = mapped_column()
+    cancelled_at: Mapped[datetime | None] = mapped_column()
+
+    # SLA clocks. Due and warning instants already include paused time; the scan reads them by index.
+    sla_calendar: Mapped[str | None] = mapped_column(String(32))
+    paused_at: Mapped[datetime | None] = mapped_column()
+    paused_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    response_warn_at: Mapped[datetime | None] = mapped_column()
+    response_due_at: Mapped[datetime | None] = mapped_column()
+    resolution_warn_at: Mapped[datetime | None] = mapped_column()
+    resolution_due_at: Mapped[datetime | None] = mapped_column()
+    response_warned_at: Mapped[datetime | None] = mapped_column()
+    response_breached_at: Mapped[datetime | None] = mapped_column()
+    resolution_warned_at: Mapped[datetime | None] = mapped_column()
+    resolution_breached_at: Mapped[datetime | None] = mapped_column()
+
+    reopen_count: Mapped[int] = mapped_column(SmallInteger, default=0)
+    escalation_count: Mapped[int] = mapped_column(SmallInteger, default=0)
+    reassignment_count: Mapped[int] = mapped_column(SmallInteger, default=0)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    group: Mapped[Group | None] = relationship(lazy="joined")
+    assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id], lazy="joined")
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (
+        # Queue: default sort (SLA time left) and the views, on open tickets only.
+        Index(
+            "ix_tickets_open_due",
+            "resolution_due_at",
+            "id",
+            sqlite_where=text("is_open = 1"),
+            postgresql_where=text("is_open"),
+        ),
+        Index(
+            "ix_tickets_open_priority",
+            "priority",
+            "resolution_due_at",
+            "id",
+            sqlite_where=text("is_open = 1"),
+            postgresql_where=text("is_open"),
+        ),
+        Index(
+            "ix_tickets_open_group",
+            "group_id",
+            "resolution_due_at",
+            "id",
+            sqlite_where=text("is_open = 1"),
+            postgresql_where=text("is_open"),
+        ),
+        Index(
+            "ix_tickets_open_assignee",
+            "assignee_id",
+            "resolution_due_at",
+            "id",
+            sqlite_where=text("is_open = 1"),
+            postgresql_where=text("is_open"),
+        ),
+        Index("ix_tickets_status", "status", "id"),
+        Index("ix_tickets_opened", "opened_at", "id"),
+        Index("ix_tickets_updated", "updated_at", "id"),
+        Index("ix_tickets_resolved", "resolved_at", "id"),
+        # SLA scan: what became due since the last run, among targets not yet flagged.
+        Index(
+            "ix_tickets_sla_response_warn",
+            "response_warn_at",
+            sqlite_where=text("is_open = 1 AND response_warned_at IS NULL AND responded_at IS NULL"),
+            postgresql_where=text("is_open AND response_warned_at IS NULL AND responded_at IS NULL"),
+        ),
+        Index(
+            "ix_tickets_sla_response_due",
+            "response_due_at",
+            sqlite_where=text("is_open = 1 AND response_breached_at IS NULL AND responded_at IS NULL"),
+            postgresql_where=text("is_open AND response_breached_at IS NULL AND responded_at IS NULL"),
+        ),
+        Index(
+            "ix_tickets_sla_resolution_warn",
+            "resolution_warn_at",
+            sqlite_where=text("is_open = 1 AND resolution_warned_at IS NULL AND paused_at IS NULL"),
+            postgresql_where=text("is_open AND resolution_warned_at IS NULL AND paused_at IS NULL"),
+        ),
+        Index(
+            "ix_tickets_sla_resolution_due",
+            "resolution_due_at",
+            sqlite_where=text("is_open = 1 AND resolution_breached_at IS NULL AND paused_at IS NULL"),
+            postgresql_where=text("is_open AND resolution_breached_at IS NULL AND paused_at IS NULL"),
+        ),
+    )
+
+
+class TicketEntry(Base):
+    """A public reply or an internal work note on a ticket."""
+
+    __tablename__ = "ticket_entries"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(String(8))  # reply | note
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column()
+    __table_args__ = (Index("ix_ticket_entries_ticket", "ticket_id", "created_at"),)
+
+
+class Attachment(Base):
+    """An attachment kept by reference (a path or URL), never stored in the database."""
+
+    __tablename__ = "attachments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    reference: Mapped[str] = mapped_column(String(500))
+    description: Mapped[str | None] = mapped_column(String(200))
+    added_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    added_at: Mapped[datetime] = mapped_column()
+
+
+class Link(Base):
+    """A link from a record to another: ticket -> problem / known_error / change / article, etc."""
+
+    __tablename__ = "links"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_type: Mapped[str] = mapped_column(String(16))
+    source_id: Mapped[int] = mapped_column(Integer)
+    target_type: Mapped[str] = mapped_column(String(16))
+    target_id: Mapped[int] = mapped_column(Integer)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column()
+    __table_args__ = (
+        UniqueConstraint("source_type", "source_id", "target_type", "target_id", name="uq_links_pair"),
+        Index("ix_links_target", "target_type", "target_id"),
+    )
+
+
+class SatisfactionRating(Base):
+    __tablename__ = "satisfaction_ratings"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), unique=True)
+    score: Mapped[int] = mapped_column(SmallInteger)  # 1..5
+    comment: Mapped[str | None] = mapped_column(Text)
+    rated_at: Mapped[datetime] = mapped_column()
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    __table_args__ = (Index("ix_ratings_rated", "rated_at"),)
+
+
+# --------------------------------------------------------------------------- problems and knowledge
+
+
+class Problem(Base):
+    __tablename__ = "problems"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ref: Mapped[str] = mapped_column(String(16), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(
+        String(16), default="new"
+    )  # new|investigating|known_error|resolved|closed
+    root_cause: Mapped[str | None] = mapped_column(Text)
+    service: Mapped[str | None] = mapped_column(String(32))
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id"))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    opened_at: Mapped[datetime] = mapped_column()
+    resolved_at: Mapped[datetime | None] = mapped_column()
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    __mapper_args__ = {"version_id_col": version}
+
+
+class KnownError(Base):
+    """An entry of the known-error database, published from a problem."""
+
+    __tablename__ = "known_errors"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ref: Mapped[str] = mapped_column(String(16), unique=True)
+    problem_id: Mapped[int | None] = mapped_column(ForeignKey("problems.id"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    symptom: Mapped[str] = mapped_column(Text)
+    cause: Mapped[str | None] = mapped_column(Text)
+    workaround: Mapped[str | None] = mapped_column(Text)
+    permanent_fix: Mapped[str | None] = mapped_column(Text)
+    service: Mapped[str | None] = mapped_column(String(32))
+    published_at: Mapped[datetime] = mapped_column()
+
+
+class KnowledgeArticle(Base):
+    __tablename__ = "knowledge_articles"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ref: Mapped[str] = mapped_column(String(16), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    service: Mapped[str | None] = mapped_column(String(32))
+    category: Mapped[str | None] = mapped_column(String(40))
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    published_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+
+
+# --------------------------------------------------------------------------- changes
+
+
+class Change(Base):
+    __tablename__ = "changes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ref: Mapped[str] = mapped_column(String(16), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    change_type: Mapped[str] = mapped_column(String(10))  # standard | normal | emergency
+    template: Mapped[str | None] = mapped_column(String(40))
+    state: Mapped[str] = mapped_column(String(14), default="draft")
+    risk: Mapped[str] = mapped_column(String(8), default="low")
+    planned_start: Mapped[datetime | None] = mapped_column()
+    planned_end: Mapped[datetime | None] = mapped_column()
+    actual_start: Mapped[datetime | None] = mapped_column()
+    actual_end: Mapped[datetime | None] = mapped_column()
+    implementation_plan: Mapped[str] = mapped_column(Text, default="")
+    backout_plan: Mapped[str] = mapped_column(Text, default="")
+    test_plan: Mapped[str] = mapped_column(Text, default="")
+    implementer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    override_reason: Mapped[str | None] = mapped_column(Text)
+    rejection_reason: Mapped[str | None] = mapped_column(Text)
+    review_notes: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str | None] = mapped_column(String(12))  # implemented | failed | backed_out
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    targets: Mapped[list[ChangeTarget]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+    approvals: Mapped[list[ChangeApproval]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (
+        Index("ix_changes_window", "planned_start", "planned_end"),
+        Index("ix_changes_state", "state"),
+    )
+
+
+class ChangeTarget(Base):
+    """A service, or one configuration item of it, affected by a change."""
+
+    __tablename__ = "change_targets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    change_id: Mapped[int] = mapped_column(ForeignKey("changes.id", ondelete="CASCADE"))
+    service: Mapped[str] = mapped_column(String(32))
+    ci: Mapped[str | None] = mapped_column(String(64))
+    __table_args__ = (Index("ix_change_targets_service", "service", "change_id"),)
+
+
+class ChangeApproval(Base):
+    __tablename__ = "change_approvals"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    change_id: Mapped[int] = mapped_column(ForeignKey("changes.id", ondelete="CASCADE"))
+    approver_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    decision: Mapped[str] = mapped_column(String(10), default="pending")  # pending | approved | rejected
+    reason: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[datetime | None] = mapped_column()
+    __table_args__ = (
+        UniqueConstraint("change_id", "approver_id", name="uq_change_approvals_pair"),
+        Index("ix_change_approvals_approver", "approver_id", "decision"),
+    )
+
+
+class MaintenanceWindow(Base):
+    """A recurring window (RFC 5545 RRULE, local start time, duration) in which a service may change."""
+
+    __tablename__ = "maintenance_windows"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    service: Mapped[str] = mapped_column(String(32), index=True)
+    timezone: Mapped[str] = mapped_column(String(64))
+    rrule: Mapped[str] = mapped_column(String(200))  # e.g. FREQ=WEEKLY;BYDAY=SA
+    start_local: Mapped[str] = mapped_column(String(5))  # HH:MM
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    valid_from: Mapped[datetime] = mapped_column()
+    valid_until: Mapped[datetime | None] = mapped_column()
+
+
+class Blackout(Base):
+    """A dated change freeze, for all services (service is NULL) or one."""
+
+    __tablename__ = "blackouts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    reason: Mapped[str | None] = mapped_column(Text)
+    service: Mapped[str | None] = mapped_column(String(32))
+    starts_at: Mapped[datetime] = mapped_column()
+    ends_at: Mapped[datetime] = mapped_column()
+    __table_args__ = (Index("ix_blackouts_window", "starts_at", "ends_at"),)
+
+
+# --------------------------------------------------------------------------- audit, notifications, presence
+
+
+class AuditEvent(Base):
+    """One change to one record: who, when, which field, old and new value."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entity_type: Mapped[str] = mapped_column(String(16))
+    entity_id: Mapped[int] = mapped_column(Integer)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[datetime] = mapped_column()
+    action: Mapped[str] = mapped_column(String(24))
+    field: Mapped[str | None] = mapped_column(String(40))
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (Index("ix_audit_entity", "entity_type", "entity_id", "at"),)
+
+
+class Notification(Base):
+    """A stored notification for one user; ``event_key`` makes each event reach each recipient once."""
+
+    __tablename__ = "notifications"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(24))
+    event_key: Mapped[str] = mapped_column(String(120))
+    entity_type: Mapped[str | None] = mapped_column(String(16))
+    entity_id: Mapped[int | None] = mapped_column(Integer)
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column()
+    read_at: Mapped[datetime | None] = mapped_column()
+    __table_args__ = (
+        UniqueConstraint("user_id", "event_key", name="uq_notifications_event"),
+        Index("ix_notifications_user", "user_id", "id"),
+    )
+
+
+class Presence(Base):
+    """Who has which record open in a console, refreshed by a heartbeat."""
+
+    __tablename__ = "presence"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    console_id: Mapped[str] = mapped_column(String(64))
+    entity_type: Mapped[str] = mapped_column(String(16))
+    entity_id: Mapped[int] = mapped_column(Integer)
+    heartbeat_at: Mapped[datetime] = mapped_column()
+    __table_args__ = (
+        UniqueConstraint("console_id", "entity_type", "entity_id", name="uq_presence_console"),
+        Index("ix_presence_entity", "entity_type", "entity_id"),
+    )

@@ -1,0 +1,86 @@
+"""Roles and permissions, enforced here rather than in the screens.
+
+A refused action raises :class:`PermissionDenied` whose message names the roles that may do it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+ROLES: tuple[str, ...] = (
+    "agent",
+    "support_l2",
+    "support_l3",
+    "shift_lead",
+    "problem_manager",
+    "change_manager",
+    "cab_member",
+    "process_manager",
+    "analyst",
+    "admin",
+)
+
+ROLE_TITLES = {
+    "agent": "Agent (L1)",
+    "support_l2": "Support L2",
+    "support_l3": "Support L3",
+    "shift_lead": "Shift lead",
+    "problem_manager": "Problem manager",
+    "change_manager": "Change manager",
+    "cab_member": "CAB member",
+    "process_manager": "Process manager",
+    "analyst": "Analyst",
+    "admin": "Admin",
+}
+
+_SUPPORT = ("agent", "support_l2", "support_l3", "shift_lead")
+
+# permission -> (roles that hold it, what the permission lets you do)
+PERMISSIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "ticket.create": ((*_SUPPORT, "problem_manager", "change_manager", "admin"), "create a ticket"),
+    "ticket.work": (_SUPPORT, "work on a ticket (status, reply, note, resolve)"),
+    "ticket.take": (_SUPPORT, "take a ticket"),
+    "ticket.assign_others": (("shift_lead",), "assign a ticket to someone else"),
+    "ticket.escalate": (_SUPPORT, "escalate a ticket"),
+    "ticket.cancel": (("agent", "support_l2", "support_l3", "shift_lead"), "cancel a ticket"),
+    "ticket.reopen": ((*_SUPPORT,), "reopen a ticket"),
+    "ticket.rate": ((*_SUPPORT,), "record a satisfaction rating"),
+    "ticket.link": ((*_SUPPORT, "problem_manager", "change_manager"), "link a ticket"),
+    "problem.manage": (("problem_manager", "support_l2", "support_l3"), "manage problems and known errors"),
+    "knowledge.publish": (("support_l2", "support_l3", "problem_manager", "shift_lead"), "publish knowledge"),
+    "change.create": (
+        ("change_manager", "support_l2", "support_l3", "shift_lead", "cab_member"),
+        "raise a change",
+    ),
+    "change.approve": (("cab_member", "change_manager"), "approve or reject a normal change"),
+    "change.approve_emergency": (("change_manager",), "approve an emergency change"),
+    "change.manage": (("change_manager",), "schedule, override and close changes"),
+    "report.read": (tuple(ROLES), "read reports and KPIs"),
+    "user.admin": (("admin",), "add users and change roles"),
+}
+
+
+class PermissionDenied(Exception):
+    """The acting user lacks a permission; the message names the role(s) that have it."""
+
+    def __init__(self, permission: str, user_roles: Iterable[str], detail: str | None = None) -> None:
+        roles, action = PERMISSIONS[permission]
+        self.permission = permission
+        self.needed_roles = roles
+        needed = " or ".join(roles) if len(roles) <= 4 else ", ".join(roles[:-1]) + " or " + roles[-1]
+        have = ", ".join(sorted(user_roles)) or "no role"
+        message = detail or f"You may not {action}: it needs the role {needed} (you have {have})."
+        super().__init__(message)
+
+
+def has_permission(roles: Iterable[str], permission: str) -> bool:
+    """Whether any of ``roles`` holds ``permission`` (admin holds user administration only)."""
+    allowed = PERMISSIONS[permission][0]
+    return any(role in allowed for role in roles)
+
+
+def require(roles: Iterable[str], permission: str) -> None:
+    """Raise :class:`PermissionDenied` unless one of ``roles`` holds ``permission``."""
+    roles = list(roles)
+    if not has_permission(roles, permission):
+        raise PermissionDenied(permission, roles)

@@ -1,0 +1,274 @@
+"""Identity: console users are operating-system logins, with roles and group memberships.
+
+Only admins add users or change roles, except the very first user of a database, who becomes admin.
+"""
+
+from __future__ import annotations
+
+import getpass
+import re
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from itsm_tui.models import Group, GroupMembership, RoleMembership, User, utcnow
+from itsm_tui.services import audit
+from itsm_tui.services.access import ROLES, PermissionDenied, require
+from itsm_tui.services.errors import NotFound, ValidationError
+
+LOGIN_PATTERN = re.compile(r"[a-z_][a-z0-9_.-]{0,63}", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The user doing something, as the services see them."""
+
+    id: int
+    login: str
+    name: str
+    roles: frozenset[str]
+    group_ids: frozenset[int] = field(default_factory=frozenset)
+    group_codes: frozenset[str] = field(default_factory=frozenset)
+    timezone: str = "UTC"
+
+    def has_role(self, *roles: str) -> bool:
+        return any(role in self.roles for role in roles)
+
+
+class UnknownUser(Exception):
+    """The operating-system login is not a user of this service desk."""
+
+    def __init__(self, login: str, first_user: bool) -> None:
+        self.login = login
+        if first_user:
+            message = (
+                f"This service desk has no users yet. Make yourself the first user (and admin) with:\n"
+                f"  itsm user add {login} --role shift_lead --group SD-L1\n"
+                f"or load the demonstration data with: itsm demo"
+            )
+        else:
+            message = (
+                f"The login {login!r} is not a user of this service desk. Ask an admin to run:\n"
+                f"  itsm user add {login} --role agent --group SD-L1\n"
+                f"(choose the role and group that fit; `itsm user list` shows the admins)"
+            )
+        super().__init__(message)
+
+
+def current_login() -> str:
+    """The operating-system login of the person running this process."""
+    return getpass.getuser()
+
+
+def actor_from_user(user: User) -> Actor:
+    return Actor(
+        id=user.id,
+        login=user.login,
+        name=user.name,
+        roles=frozenset(m.role for m in user.roles),
+        group_ids=frozenset(m.group_id for m in user.groups),
+        group_codes=frozenset(m.group.code for m in user.groups),
+        timezone=user.timezone,
+    )
+
+
+def resolve_actor(session: Session, login: str | None = None) -> Actor:
+    """The :class:`Actor` for a login (the OS login by default); :class:`UnknownUser` if there is none."""
+    login = login or current_login()
+    user = session.scalar(select(User).where(User.login == login, User.active.is_(True)))
+    if user is None:
+        first = session.scalar(select(func.count()).select_from(User)) == 0
+        raise UnknownUser(login, first)
+    return actor_from_user(user)
+
+
+def _groups_by_code(session: Session, codes: list[str]) -> list[Group]:
+    groups = {g.code.lower(): g for g in session.scalars(select(Group))}
+    result = []
+    for code in codes:
+        group = groups.get(code.lower())
+        if group is None:
+            known = ", ".join(sorted(g.code for g in groups.values()))
+            raise ValidationError("group", f"unknown group {code!r}; groups are: {known}")
+        result.append(group)
+    return result
+
+
+def _check_roles(roles: list[str]) -> None:
+    for role in roles:
+        if role not in ROLES:
+            raise ValidationError("role", f"unknown role {role!r}; roles are: {', '.join(ROLES)}")
+
+
+def _admin_actor(session: Session, actor_login: str) -> Actor:
+    actor = resolve_actor(session, actor_login)
+    try:
+        require(actor.roles, "user.admin")
+    except PermissionDenied as exc:
+        admins = ", ".join(admin_logins(session)) or "none"
+        raise PermissionDenied("user.admin", actor.roles, f"{exc} Admins: {admins}.") from None
+    return actor
+
+
+def admin_logins(session: Session) -> list[str]:
+    return list(
+        session.scalars(
+            select(User.login).join(RoleMembership).where(RoleMembership.role == "admin").order_by(User.login)
+        )
+    )
+
+
+def add_user(
+    session: Session,
+    *,
+    actor_login: str,
+    login: str,
+    roles: list[str],
+    groups: list[str],
+    name: str | None = None,
+    email: str | None = None,
+    timezone: str = "UTC",
+) -> User:
+    """Add a user. The first user of a database needs no admin and becomes admin themselves."""
+    if not LOGIN_PATTERN.fullmatch(login):
+        raise ValidationError("login", f"{login!r} is not a valid login name")
+    if not roles:
+        raise ValidationError("role", f"give at least one --role ({', '.join(ROLES)})")
+    _check_roles(roles)
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError("timezone", f"unknown time zone {timezone!r} (e.g. Europe/Berlin)") from None
+    first = session.scalar(select(func.count()).select_from(User)) == 0
+    actor_id = None
+    if first:
+        roles = sorted(set(roles) | {"admin"})
+    else:
+        actor_id = _admin_actor(session, actor_login).id
+    if session.scalar(select(User.id).where(User.login == login)) is not None:
+        raise ValidationError(
+            "login", f"user {login!r} already exists; change roles with `itsm user role {login}`"
+        )
+    group_rows = _groups_by_code(session, groups)
+    now = utcnow()
+    user = User(login=login, name=name or login, email=email, timezone=timezone, created_at=now)
+    user.roles = [RoleMembership(role=r) for r in sorted(set(roles))]
+    user.groups = [GroupMembership(group_id=g.id) for g in group_rows]
+    session.add(user)
+    session.flush()
+    audit.record(
+        session,
+        entity_type="user",
+        entity_id=user.id,
+        actor_id=actor_id or user.id,
+        at=now,
+        action="create",
+        field="roles",
+        new=",".join(sorted(set(roles))),
+    )
+    if group_rows:
+        audit.record(
+            session,
+            entity_type="user",
+            entity_id=user.id,
+            actor_id=actor_id or user.id,
+            at=now,
+            action="create",
+            field="groups",
+            new=",".join(g.code for g in group_rows),
+        )
+    return user
+
+
+def change_roles(
+    session: Session,
+    *,
+    actor_login: str,
+    login: str,
+    add: list[str] = (),
+    remove: list[str] = (),
+    add_groups: list[str] = (),
+    remove_groups: list[str] = (),
+    lead_of: list[str] = (),
+) -> User:
+    """Grant or withdraw roles and group memberships (admins only)."""
+    actor = _admin_actor(session, actor_login)
+    _check_roles([*add, *remove])
+    user = session.scalar(select(User).where(User.login == login))
+    if user is None:
+        raise NotFound(f"no user {login!r}; `itsm user list` shows the users")
+    now = utcnow()
+    old_roles = set(user.role_names)
+    new_roles = (old_roles | set(add)) - set(remove)
+    if not new_roles:
+        raise ValidationError("role", "a user keeps at least one role")
+    if "admin" in old_roles and "admin" not in new_roles and admin_logins(session) == [login]:
+        raise ValidationError("role", f"{login!r} is the last admin; make someone else admin first")
+    if new_roles != old_roles:
+        user.roles = [m for m in user.roles if m.role in new_roles] + [
+            RoleMembership(role=r) for r in sorted(new_roles - old_roles)
+        ]
+        audit.record(
+            session,
+            entity_type="user",
+            entity_id=user.id,
+            actor_id=actor.id,
+            at=now,
+            action="update",
+            field="roles",
+            old=",".join(sorted(old_roles)),
+            new=",".join(sorted(new_roles)),
+        )
+    old_groups = {m.group.code for m in user.groups}
+    leads = {g.code for g in _groups_by_code(session, list(lead_of))}
+    wanted = {g.code: g for g in _groups_by_code(session, [*old_groups, *add_groups, *lead_of])}
+    for g in _groups_by_code(session, list(remove_groups)):
+        wanted.pop(g.code, None)
+    if set(wanted) != old_groups or leads:
+        kept = {m.group.code: m for m in user.groups if m.group.code in wanted}
+        for code, group in wanted.items():
+            if code not in kept:
+                kept[code] = GroupMembership(group_id=group.id, group=group)
+            if code in leads:
+                kept[code].is_lead = True
+        user.groups = list(kept.values())
+        audit.record(
+            session,
+            entity_type="user",
+            entity_id=user.id,
+            actor_id=actor.id,
+            at=now,
+            action="update",
+            field="groups",
+            old=",".join(sorted(old_groups)),
+            new=",".join(sorted(wanted)) + (f" (lead of {','.join(sorted(leads))})" if leads else ""),
+        )
+    return user
+
+
+@dataclass(frozen=True)
+class UserRow:
+    login: str
+    name: str
+    roles: list[str]
+    groups: list[str]
+    lead_of: list[str]
+    active: bool
+
+
+def list_users(session: Session) -> list[UserRow]:
+    users = session.scalars(select(User).order_by(User.login))
+    return [
+        UserRow(
+            login=u.login,
+            name=u.name,
+            roles=u.role_names,
+            groups=sorted(m.group.code for m in u.groups),
+            lead_of=sorted(m.group.code for m in u.groups if m.is_lead),
+            active=u.active,
+        )
+        for u in users
+    ]

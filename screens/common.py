@@ -1,0 +1,87 @@
+"""Pieces every screen shares: the status line, the base screen and safe rendering of user text."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from itsm_tui.text import strip_control
+
+
+def literal(text: str | None, style: str = "") -> Text:
+    """User-supplied text as a renderable that is never markup and carries no control characters."""
+    return Text(strip_control(text, single_line=True), style=style, no_wrap=True, overflow="ellipsis")
+
+
+def local_time(instant: datetime | None, timezone: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    if instant is None:
+        return "-"
+    return instant.astimezone(ZoneInfo(timezone)).strftime(fmt)
+
+
+class StatusLine(Static):
+    """Top line: product, screen, user and role, database, unread notifications."""
+
+    DEFAULT_CSS = """
+    StatusLine { dock: top; height: 1; background: $primary; color: $text; padding: 0 1; }
+    """
+
+    def __init__(self, screen_title: str) -> None:
+        super().__init__()
+        self.screen_title = screen_title
+        self.unread: int | None = None
+        self.connected = True
+
+    def on_mount(self) -> None:
+        self.refresh_line()
+        self.poll_unread()
+        self.set_interval(5, self.poll_unread)
+
+    def refresh_line(self) -> None:
+        app = self.app
+        actor = app.actor
+        roles = ",".join(sorted(actor.roles))
+        line = Text()
+        line.append("itsm", style="bold")
+        line.append(f" | {self.screen_title} | ")
+        line.append(strip_control(actor.name, single_line=True))
+        line.append(f" ({roles}) | {app.db.backend}")
+        if not self.connected:
+            line.append(" | DATABASE UNREACHABLE - retrying", style="bold red")
+        elif self.unread:
+            line.append(f" | {self.unread} unread", style="bold")
+        self.update(line)
+
+    @work(thread=True, exclusive=True, group="unread")
+    def poll_unread(self) -> None:
+        from itsm_tui.services import notifications
+
+        try:
+            with self.app.db.read_session() as session:
+                count = notifications.unread_count(session, self.app.actor.id)
+            connected = True
+        except Exception:
+            count, connected = self.unread, False
+        self.app.call_from_thread(self._show_unread, count, connected)
+
+    def _show_unread(self, count: int | None, connected: bool) -> None:
+        self.unread, self.connected = count, connected
+        self.refresh_line()
+
+
+class DeskScreen(Screen):
+    """A top-level screen: status line on top, footer with the keys below."""
+
+    SCREEN_TITLE = ""
+
+    def compose_status(self) -> ComposeResult:
+        yield StatusLine(self.SCREEN_TITLE)
+
+    def compose_footer(self) -> ComposeResult:
+        yield Footer()

@@ -1,0 +1,41 @@
+"""The key help screen (``?``): every key of the app and of the screen underneath."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close", id="help.close")]
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll { width: 70; max-width: 100%; height: auto; max-height: 90%;
+                                  border: round $primary; background: $surface; padding: 0 1; }
+    """
+
+    def compose(self) -> ComposeResult:
+        table = Table(show_header=True, header_style="bold", box=None, expand=True)
+        table.add_column("Key", no_wrap=True)
+        table.add_column("Action")
+        underneath = self.app.screen_stack[-1] if self.app.screen_stack else None
+        seen = set()
+        for source in (underneath, self.app):
+            if source is None:
+                continue
+            for binding in source.BINDINGS:
+                if not isinstance(binding, Binding) or not binding.description:
+                    continue
+                key = binding.key_display or binding.key.replace("question_mark", "?")
+                if (key, binding.description) in seen:
+                    continue
+                seen.add((key, binding.description))
+                table.add_row(key, binding.description)
+        table.add_row("ctrl+p", "Command palette: every action and screen")
+        with VerticalScroll():
+            yield Static("[b]Keys[/b]  (Esc closes)")
+            yield Static(table)

@@ -1,0 +1,129 @@
+"""Shared fixtures: a fresh database per test on SQLite and, when ITSM_TEST_PG_URL is set, on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from itsm_tui.config import DeskConfig, load_config
+from itsm_tui.db import Database
+from itsm_tui.models import Base
+from itsm_tui.services import users as user_service
+
+PG_ENV = "ITSM_TEST_PG_URL"
+
+# login -> (roles, groups); the first one becomes admin too.
+STAFF = {
+    "admin1": (["admin"], []),
+    "lead": (["shift_lead"], ["SD-L1"]),
+    "agent1": (["agent"], ["SD-L1"]),
+    "agent2": (["agent"], ["SD-L1"]),
+    "net1": (["support_l2"], ["NET-L2"]),
+    "app1": (["support_l2"], ["APP-L2"]),
+    "eng1": (["support_l3"], ["ENG-L3"]),
+    "analyst1": (["analyst"], []),
+    "cab1": (["cab_member"], []),
+    "chm": (["change_manager"], []),
+    "prm": (["problem_manager"], []),
+}
+
+
+@pytest.fixture(scope="session")
+def config() -> DeskConfig:
+    return load_config()
+
+
+def _pg_admin_url() -> str | None:
+    url = os.environ.get(PG_ENV)
+    if not url:
+        return None
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A brand-new PostgreSQL database for this test session, migrated, dropped at the end."""
+    admin_url = _pg_admin_url()
+    if admin_url is None:
+        pytest.skip(f"PostgreSQL tests need {PG_ENV} (e.g. postgresql://postgres@127.0.0.1:5432/test)")
+    name = f"itsm_test_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # a set URL that cannot connect is a failure, not a skip
+        pytest.fail(f"{PG_ENV} is set but PostgreSQL cannot be used: {exc}")
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    Database.connect(url).upgrade()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """A migrated, empty SQLite file that each test copies (migrating once is faster)."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    db = Database.connect(f"sqlite:///{path}")
+    db.upgrade()
+    with db.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.dispose()
+    return path
+
+
+def _empty_pg(url: str) -> None:
+    engine = create_engine(url)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    """The URL of an empty, migrated database: one per test, on each backend."""
+    if request.param == "sqlite":
+        target = tmp_path / "desk.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), target)
+        return f"sqlite:///{target}"
+    url = request.getfixturevalue("pg_url")
+    _empty_pg(url)
+    return url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path, sqlite_template) -> str:
+    target = tmp_path / "desk.db"
+    shutil.copy(sqlite_template, target)
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture
+def db(db_url, config) -> Iterator[Database]:
+    database = Database.connect(db_url)
+    database.sync_catalog(config)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def staff(db) -> dict[str, user_service.Actor]:
+    """The standard cast of users, as actors, by login."""
+    with db.session() as session:
+        for login, (roles, groups) in STAFF.items():
+            user_service.add_user(session, actor_login="admin1", login=login, roles=roles, groups=groups,
+                                  name=login.title())
+        user_service.change_roles(session, actor_login="admin1", login="lead", lead_of=["SD-L1"])
+    with db.read_session() as session:
+        return {login: user_service.resolve_actor(session, login) for login in STAFF}
