@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the day the history ends (YYYY-MM-DD, default today); fix it for identical data",
     )
     demo.add_argument("--force", action="store_true", help="replace the records of a database that has some")
+    demo.add_argument(
+        "--if-empty",
+        action="store_true",
+        help="build only if the database holds no users or tickets yet (otherwise do nothing)",
+    )
 
     dbcmd = commands.add_parser("db", parents=[db], help="database schema").add_subparsers(
         dest="db_command", metavar="ACTION", required=True
@@ -295,7 +300,7 @@ def open_console(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from itsm_tui.config import load_config, resolve_database_url
     from itsm_tui.db import Database
-    from itsm_tui.demo import build_demo
+    from itsm_tui.demo import build_demo, is_empty
 
     config = load_config()
     url = resolve_database_url(args.db)
@@ -303,6 +308,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         db.upgrade()
         db.sync_catalog(config)
+        if args.if_empty and not args.force and not is_empty(db):
+            print("the database already holds data; left as it is")
+            return 0
         summary = build_demo(
             db,
             config,

@@ -365,8 +365,7 @@ def build_demo(
     """Fill the database with demonstration data and return a one-line summary."""
     end = _anchor_instant(anchor)
     with db.engine.begin() as conn:
-        existing = conn.execute(select(func.count()).select_from(Ticket)).scalar()
-        users = conn.exec_driver_sql("SELECT count(*) FROM users").scalar()
+        existing, users = _record_counts(conn)
         if (existing or users) and not force:
             raise DemoRefused(
                 f"the database already holds {existing} tickets and {users} users; "
@@ -403,6 +402,18 @@ def build_demo(
         f"{c.get('audit_events', 0)} audit events; history to {end:%Y-%m-%d %H:%M} UTC; "
         f"console login: {generator.os_login}"
     )
+
+
+def _record_counts(conn: Connection) -> tuple[int, int]:
+    tickets = conn.execute(select(func.count()).select_from(Ticket)).scalar() or 0
+    users = conn.exec_driver_sql("SELECT count(*) FROM users").scalar() or 0
+    return tickets, users
+
+
+def is_empty(db: Database) -> bool:
+    """Whether the database holds no tickets and no users."""
+    with db.engine.connect() as conn:
+        return _record_counts(conn) == (0, 0)
 
 
 class DemoRefused(ServiceError):

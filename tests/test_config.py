@@ -1,4 +1,4 @@
-"""Configuration loading: the shipped files load, and every broken rule names the file, the key and the rule."""
+"""Configuration loading: the shipped files load; every broken rule names the file, the key and the rule."""
 
 from __future__ import annotations
 
@@ -96,7 +96,8 @@ def test_raci_two_accountables(conf_dir: Path) -> None:
 
 
 def test_raci_no_accountable(conf_dir: Path) -> None:
-    edit(conf_dir, "raci.toml", 'analyst = "R"\nprocess_manager = "A"', 'analyst = "R"\nprocess_manager = "C"')
+    edit(conf_dir, "raci.toml", 'analyst = "R"\nprocess_manager = "A"',
+         'analyst = "R"\nprocess_manager = "C"')
     assert_config_error(conf_dir, "raci.toml", "activities.kpi_reporting", "exactly one Accountable", "none")
 
 
@@ -113,7 +114,8 @@ def test_raci_unknown_role(conf_dir: Path) -> None:
 
 
 def test_raci_bad_letter(conf_dir: Path) -> None:
-    edit(conf_dir, "raci.toml", 'analyst = "R"\nprocess_manager = "A"', 'analyst = "X"\nprocess_manager = "A"')
+    edit(conf_dir, "raci.toml", 'analyst = "R"\nprocess_manager = "A"',
+         'analyst = "X"\nprocess_manager = "A"')
     assert_config_error(conf_dir, "raci.toml", "activities.kpi_reporting.analyst", "'X'", "R, A, C, I")
 
 
@@ -121,8 +123,8 @@ def test_raci_bad_letter(conf_dir: Path) -> None:
 
 
 def test_priority_without_policy(conf_dir: Path) -> None:
-    edit(conf_dir, "sla.toml", '[policies.P5]\ncalendar = "office"\nresponse_minutes = 960\nresolution_minutes = 4800',
-         "")
+    edit(conf_dir, "sla.toml",
+         '[policies.P5]\ncalendar = "office"\nresponse_minutes = 960\nresolution_minutes = 4800', "")
     assert_config_error(conf_dir, "priority.toml", "matrix", "P5", "[policies.P5]", "sla.toml")
 
 
@@ -167,7 +169,8 @@ def test_hours_without_minutes(conf_dir: Path) -> None:
 
 def test_hours_end_before_start(conf_dir: Path) -> None:
     edit(conf_dir, "calendars.toml", 'wed = ["08:00-18:00"]', 'wed = ["18:00-08:00"]')
-    assert_config_error(conf_dir, "calendars.toml", "calendars.office.hours.wed", "end must be after the start")
+    assert_config_error(conf_dir, "calendars.toml", "calendars.office.hours.wed",
+                        "end must be after the start")
 
 
 def test_hours_not_a_time_of_day(conf_dir: Path) -> None:
@@ -182,7 +185,8 @@ def test_hours_overlap(conf_dir: Path) -> None:
 
 def test_unknown_weekday(conf_dir: Path) -> None:
     edit(conf_dir, "calendars.toml", 'thu = ["08:00-18:00"]', 'thursday = ["08:00-18:00"]')
-    error = assert_config_error(conf_dir, "calendars.toml", "calendars.office.hours.thursday", "unknown weekday")
+    error = assert_config_error(conf_dir, "calendars.toml", "calendars.office.hours.thursday",
+                                "unknown weekday")
     assert "mon" in error.rule and "sun" in error.rule
 
 
@@ -197,7 +201,8 @@ def test_bad_holiday(conf_dir: Path) -> None:
 def test_service_with_unknown_support_group(conf_dir: Path) -> None:
     edit(conf_dir, "catalog.toml", 'code = "crm"\nname = "CRM"\nsupport_group = "APP-L2"',
          'code = "crm"\nname = "CRM"\nsupport_group = "SALES-L2"')
-    error = assert_config_error(conf_dir, "catalog.toml", "services[4].support_group", "unknown group 'SALES-L2'")
+    error = assert_config_error(conf_dir, "catalog.toml", "services[4].support_group",
+                                "unknown group 'SALES-L2'")
     assert "SD-L1" in error.rule and "APP-L2" in error.rule
 
 
@@ -214,7 +219,8 @@ def test_duplicate_group(conf_dir: Path) -> None:
 # --------------------------------------------------------------------------- override directory
 
 
-def test_override_dir_with_one_file_uses_shipped_rest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_override_dir_with_one_file_uses_shipped_rest(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     override = tmp_path / "override"
     override.mkdir()
     text = (shipped_config_dir() / "sla.toml").read_text()

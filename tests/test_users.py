@@ -136,7 +136,8 @@ def test_change_roles_add_and_remove(db, staff) -> None:
 def test_group_lead_and_group_removal(db, staff) -> None:
     with db.session() as s:
         users.change_roles(s, actor_login="admin1", login="net1", lead_of=["NET-L2"])
-        users.change_roles(s, actor_login="admin1", login="agent2", remove_groups=["SD-L1"], add_groups=["APP-L2"])
+        users.change_roles(s, actor_login="admin1", login="agent2", remove_groups=["SD-L1"],
+                           add_groups=["APP-L2"])
     with db.read_session() as s:
         rows = {row.login: row for row in users.list_users(s)}
     assert rows["net1"].lead_of == ["NET-L2"] and rows["lead"].lead_of == ["SD-L1"]

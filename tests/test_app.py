@@ -1,0 +1,115 @@
+"""The console shell, driven with Pilot: screens switch by key, data shows literally, the inbox marks read."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+from textual.widgets import DataTable, Static
+
+from itsm_tui.app import ItsmApp
+from itsm_tui.models import Notification, utcnow
+from itsm_tui.services import tickets
+from screens.help import HelpScreen
+
+
+@pytest.fixture
+def sqlite_db(sqlite_url, config):
+    from itsm_tui.db import Database
+
+    db = Database.connect(sqlite_url)
+    db.sync_catalog(config)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def desk(sqlite_db, config):
+    from itsm_tui.services import users
+
+    with sqlite_db.session() as s:
+        users.add_user(s, actor_login="lead", login="lead", roles=["shift_lead"], groups=["SD-L1"], name="Lea Lead")
+    with sqlite_db.read_session() as s:
+        actor = users.resolve_actor(s, "lead")
+    return sqlite_db, actor
+
+
+async def wait_for(pilot, predicate, tries: int = 100):
+    for _ in range(tries):
+        await pilot.pause(0.02)
+        if predicate():
+            return
+    raise AssertionError("condition not reached")
+
+
+def table_text(table: DataTable) -> str:
+    return "\n".join(" ".join(str(cell) for cell in table.get_row_at(i)) for i in range(table.row_count))
+
+
+async def test_screens_switch_with_keys_and_help_lists_keys(desk, config):
+    db, actor = desk
+    app = ItsmApp(db, config, actor)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert app.current_mode == "queue"
+        for key, mode in (("f3", "calendar"), ("f4", "kpi"), ("f5", "inbox"), ("f2", "queue")):
+            await pilot.press(key)
+            assert app.current_mode == mode
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_queue_shows_user_text_literally(desk, config):
+    db, actor = desk
+    title = "[red]boom[/red] \x1b[31mred\x1b[0m [link=http://x]click[/link]"
+    with db.session() as s:
+        tickets.create_ticket(s, config, actor, title=title, requester="[b]Mallory[/b]", impact="high",
+                              urgency="high")
+    app = ItsmApp(db, config, actor)
+    async with app.run_test(size=(160, 40)) as pilot:
+        table = app.screen.query_one(DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1)
+        cell = table.get_row_at(0)[-1]
+        assert cell.plain == "[red]boom[/red] ^[[31mred^[[0m [link=http://x]click[/link]"
+        assert not cell.spans  # no markup interpreted
+        await pilot.pause()
+        rendered = "".join(segment.text for y in range(table.size.height) for segment in table.render_line(y))
+        assert "^[[31mred" in rendered and "[red]boom" in rendered
+        assert "\x1b" not in rendered
+
+
+async def test_inbox_marks_read_in_the_database(desk, config):
+    db, actor = desk
+    with db.session() as s:
+        for index in range(3):
+            s.add(Notification(user_id=actor.id, kind="assigned", event_key=f"t:{index}", entity_type="ticket",
+                               entity_id=index, message=f"INC{index} assigned to you", created_at=utcnow()))
+    app = ItsmApp(db, config, actor)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f5")
+        table = app.screen.query_one(DataTable)
+        await wait_for(pilot, lambda: table.row_count == 3)
+        await pilot.press("m")
+        await wait_for(pilot, lambda: "*" not in str(table.get_row_at(0)[0]))
+        with db.read_session() as s:
+            unread = s.scalars(select(Notification).where(Notification.read_at.is_(None))).all()
+        assert len(unread) == 2
+        await pilot.press("M")
+        await wait_for(pilot, lambda: all("*" not in str(table.get_row_at(i)[0]) for i in range(3)))
+        with db.read_session() as s:
+            assert s.scalars(select(Notification).where(Notification.read_at.is_(None))).all() == []
+
+
+async def test_status_line_shows_user_role_and_unread(desk, config):
+    db, actor = desk
+    with db.session() as s:
+        s.add(Notification(user_id=actor.id, kind="assigned", event_key="x", message="hello", created_at=utcnow()))
+    app = ItsmApp(db, config, actor)
+    async with app.run_test(size=(120, 24)) as pilot:
+        from screens.common import StatusLine
+
+        line = app.screen.query_one(StatusLine)
+        await wait_for(pilot, lambda: line.unread == 1)
+        text = str(line.render())
+        assert "Lea Lead" in text and "shift_lead" in text and "1 unread" in text
+        assert isinstance(line, Static)

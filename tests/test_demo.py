@@ -1,0 +1,144 @@
+"""Demo data: realistic content, deterministic for a seed and an anchor, refused over existing data."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+
+from itsm_tui.cli import main
+from itsm_tui.db import Database
+from itsm_tui.demo import DemoRefused, build_demo
+
+ANCHOR = datetime(2026, 11, 20, 12, tzinfo=UTC)
+
+
+def fingerprint(url: str) -> str:
+    db = Database.connect(url)
+    digest = hashlib.sha256()
+    with db.engine.connect() as conn:
+        for table in ("tickets", "audit_events", "ticket_entries", "satisfaction_ratings", "users", "changes",
+                      "problems", "known_errors", "links", "notifications"):
+            for row in conn.execute(text(f"SELECT * FROM {table} ORDER BY 1")):
+                digest.update(repr(tuple(row)).encode())
+    db.dispose()
+    return digest.hexdigest()
+
+
+@pytest.fixture
+def demo_db(db, config, monkeypatch):
+    monkeypatch.setattr("getpass.getuser", lambda: "deskuser")
+    build_demo(db, config, tickets=3000, seed=7, anchor=ANCHOR)
+    return db
+
+
+def q(db: Database, sql: str):
+    with db.engine.connect() as conn:
+        return conn.execute(text(sql)).scalar()
+
+
+def test_demo_content_is_realistic(demo_db):
+    db = demo_db
+    assert q(db, "SELECT count(*) FROM tickets") == 3000
+    assert q(db, "SELECT count(*) FROM groups") >= 4
+    assert 25 <= q(db, "SELECT count(*) FROM users") <= 35
+    # the OS login is a shift lead, so the demo opens without setup
+    assert q(db, "SELECT r.role FROM users u JOIN role_memberships r ON r.user_id = u.id "
+                 "WHERE u.login = 'deskuser'") == "shift_lead"
+    roles = {r for (r,) in db.engine.connect().execute(text("SELECT DISTINCT role FROM role_memberships"))}
+    assert roles == {"agent", "support_l2", "support_l3", "shift_lead", "problem_manager", "change_manager",
+                     "cab_member", "process_manager", "analyst", "admin"}
+    # 90 days of history
+    span = q(db, "SELECT julianday(max(opened_at)) - julianday(min(opened_at)) FROM tickets") if \
+        db.backend == "sqlite" else q(db, "SELECT extract(epoch FROM max(opened_at) - min(opened_at)) / 86400 "
+                                          "FROM tickets")
+    assert 85 <= float(span) <= 90
+    # a realistic priority mix: P3/P4 dominate, P1 rare
+    p1 = q(db, "SELECT count(*) FROM tickets WHERE priority = 1")
+    p4 = q(db, "SELECT count(*) FROM tickets WHERE priority = 4")
+    assert 0 < p1 < 150 and p4 > 800
+    assert q(db, "SELECT count(*) FROM tickets WHERE resolution_breached_at IS NOT NULL") > 0
+    assert q(db, "SELECT count(*) FROM tickets WHERE reopen_count > 0") > 0
+    assert q(db, "SELECT count(*) FROM tickets WHERE escalation_count > 0") > 0
+    assert q(db, "SELECT count(*) FROM satisfaction_ratings") > 100
+    assert q(db, "SELECT count(*) FROM tickets WHERE status IN ('new','assigned','in_progress','pending')") > 20
+    assert q(db, "SELECT count(*) FROM problems") > 0 and q(db, "SELECT count(*) FROM known_errors") > 0
+    assert q(db, "SELECT count(*) FROM knowledge_articles") > 0
+    assert q(db, "SELECT count(*) FROM maintenance_windows") > 0 and q(db, "SELECT count(*) FROM blackouts") > 0
+    assert q(db, "SELECT count(*) FROM audit_events") > 3000
+    # resolved tickets have plausible durations: all after opening, most within two weeks
+    assert q(db, "SELECT count(*) FROM tickets WHERE resolved_at < opened_at") == 0
+    # past and future changes
+    anchor = "'2026-11-20 12:00:00'"
+    assert q(db, f"SELECT count(*) FROM changes WHERE planned_start < {anchor}") > 10
+    assert q(db, f"SELECT count(*) FROM changes WHERE planned_start > {anchor}") > 5
+    # at least two changes on the same configuration item with overlapping windows
+    overlapping = q(db, """
+        SELECT count(*) FROM changes a JOIN change_targets ta ON ta.change_id = a.id
+        JOIN change_targets tb ON tb.ci = ta.ci AND tb.change_id > ta.change_id
+        JOIN changes b ON b.id = tb.change_id
+        WHERE a.planned_start < b.planned_end AND b.planned_start < a.planned_end""")
+    assert overlapping >= 1
+    # the reference counters continue after the demo
+    assert q(db, "SELECT value FROM counters WHERE name = 'INC'") == q(
+        db, "SELECT count(*) FROM tickets WHERE kind = 'incident'")
+
+
+def test_demo_is_deterministic_for_seed_and_anchor(tmp_path, config, monkeypatch):
+    monkeypatch.setattr("getpass.getuser", lambda: "deskuser")
+    prints = []
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        url = f"sqlite:///{tmp_path / name}.db"
+        db = Database.connect(url)
+        db.upgrade()
+        db.sync_catalog(config)
+        build_demo(db, config, tickets=1500, seed=seed, anchor=ANCHOR)
+        db.dispose()
+        prints.append(fingerprint(url))
+    assert prints[0] == prints[1]
+    assert prints[0] != prints[2]
+
+
+def test_demo_in_chunks_matches_across_worker_processes(tmp_path, config, monkeypatch):
+    """Above one chunk the tickets are made in a worker process; the data must not depend on that."""
+    monkeypatch.setattr("getpass.getuser", lambda: "deskuser")
+    monkeypatch.setattr("itsm_tui.demo.BATCH", 500)
+    url = f"sqlite:///{tmp_path / 'chunks.db'}"
+    db = Database.connect(url)
+    db.upgrade()
+    db.sync_catalog(config)
+    build_demo(db, config, tickets=1600, seed=5, anchor=ANCHOR)
+    db.dispose()
+    monkeypatch.setattr("itsm_tui.demo.BATCH", 500)
+    url2 = f"sqlite:///{tmp_path / 'chunks2.db'}"
+    db = Database.connect(url2)
+    db.upgrade()
+    db.sync_catalog(config)
+    build_demo(db, config, tickets=1600, seed=5, anchor=ANCHOR)
+    db.dispose()
+    assert fingerprint(url) == fingerprint(url2)
+    assert q(Database.connect(url), "SELECT count(*) FROM tickets") == 1600
+
+
+def test_demo_refuses_existing_data_unless_forced(demo_db, config):
+    with pytest.raises(DemoRefused) as exc:
+        build_demo(demo_db, config, tickets=100, seed=1, anchor=ANCHOR)
+    assert "--force" in str(exc.value)
+    build_demo(demo_db, config, tickets=100, seed=1, anchor=ANCHOR, force=True)
+    assert q(demo_db, "SELECT count(*) FROM tickets") == 100
+
+
+def test_demo_command_and_console_login(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("getpass.getuser", lambda: "deskuser")
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert main(["demo", "--db", url, "--tickets", "400", "--anchor", "2026-11-20"]) == 0
+    assert "console login: deskuser" in capsys.readouterr().out
+    assert main(["demo", "--db", url, "--tickets", "400"]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main(["demo", "--db", url, "--if-empty"]) == 0
+    assert "left as it is" in capsys.readouterr().out
+    # the demo user works with the ticket commands straight away
+    assert main(["ticket", "list", "--db", url, "--limit", "5"]) == 0
+    assert "REF" in capsys.readouterr().out
