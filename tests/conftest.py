@@ -122,8 +122,9 @@ def staff(db) -> dict[str, user_service.Actor]:
     """The standard cast of users, as actors, by login."""
     with db.session() as session:
         for login, (roles, groups) in STAFF.items():
-            user_service.add_user(session, actor_login="admin1", login=login, roles=roles, groups=groups,
-                                  name=login.title())
+            user_service.add_user(
+                session, actor_login="admin1", login=login, roles=roles, groups=groups, name=login.title()
+            )
         user_service.change_roles(session, actor_login="admin1", login="lead", lead_of=["SD-L1"])
     with db.read_session() as session:
         return {login: user_service.resolve_actor(session, login) for login in STAFF}

@@ -27,7 +27,9 @@ def desk(sqlite_db, config):
     from itsm_tui.services import users
 
     with sqlite_db.session() as s:
-        users.add_user(s, actor_login="lead", login="lead", roles=["shift_lead"], groups=["SD-L1"], name="Lea Lead")
+        users.add_user(
+            s, actor_login="lead", login="lead", roles=["shift_lead"], groups=["SD-L1"], name="Lea Lead"
+        )
     with sqlite_db.read_session() as s:
         actor = users.resolve_actor(s, "lead")
     return sqlite_db, actor
@@ -63,8 +65,9 @@ async def test_queue_shows_user_text_literally(desk, config):
     db, actor = desk
     title = "[red]boom[/red] \x1b[31mred\x1b[0m [link=http://x]click[/link]"
     with db.session() as s:
-        tickets.create_ticket(s, config, actor, title=title, requester="[b]Mallory[/b]", impact="high",
-                              urgency="high")
+        tickets.create_ticket(
+            s, config, actor, title=title, requester="[b]Mallory[/b]", impact="high", urgency="high"
+        )
     app = ItsmApp(db, config, actor)
     async with app.run_test(size=(160, 40)) as pilot:
         table = app.screen.query_one(DataTable)
@@ -82,8 +85,17 @@ async def test_inbox_marks_read_in_the_database(desk, config):
     db, actor = desk
     with db.session() as s:
         for index in range(3):
-            s.add(Notification(user_id=actor.id, kind="assigned", event_key=f"t:{index}", entity_type="ticket",
-                               entity_id=index, message=f"INC{index} assigned to you", created_at=utcnow()))
+            s.add(
+                Notification(
+                    user_id=actor.id,
+                    kind="assigned",
+                    event_key=f"t:{index}",
+                    entity_type="ticket",
+                    entity_id=index,
+                    message=f"INC{index} assigned to you",
+                    created_at=utcnow(),
+                )
+            )
     app = ItsmApp(db, config, actor)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("f5")
@@ -103,7 +115,11 @@ async def test_inbox_marks_read_in_the_database(desk, config):
 async def test_status_line_shows_user_role_and_unread(desk, config):
     db, actor = desk
     with db.session() as s:
-        s.add(Notification(user_id=actor.id, kind="assigned", event_key="x", message="hello", created_at=utcnow()))
+        s.add(
+            Notification(
+                user_id=actor.id, kind="assigned", event_key="x", message="hello", created_at=utcnow()
+            )
+        )
     app = ItsmApp(db, config, actor)
     async with app.run_test(size=(120, 24)) as pilot:
         from screens.common import StatusLine

@@ -164,8 +164,9 @@ def _shipped_office(config) -> BusinessClock:
     return BusinessClock(calendar)
 
 
-INSTANTS = st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2028, 12, 31),
-                        timezones=st.just(UTC))
+INSTANTS = st.datetimes(
+    min_value=datetime(2025, 1, 1), max_value=datetime(2028, 12, 31), timezones=st.just(UTC)
+)
 DURATIONS = st.floats(min_value=0, max_value=500 * HOUR, allow_nan=False, allow_infinity=False)
 CLOCKS = {
     "office-with-holidays": None,  # filled in from the shipped configuration
@@ -189,8 +190,9 @@ def test_property_elapsed_inverts_add(clock: BusinessClock, start: datetime, sec
 
 @settings(max_examples=200, deadline=None)
 @given(start=INSTANTS, first=DURATIONS, second=DURATIONS)
-def test_property_add_is_monotonic(clock: BusinessClock, start: datetime, first: float,
-                                   second: float) -> None:
+def test_property_add_is_monotonic(
+    clock: BusinessClock, start: datetime, first: float, second: float
+) -> None:
     low, high = sorted((first, second))
     assert clock.add(start, low) <= clock.add(start, high)
 

@@ -32,15 +32,34 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 def counts(url: str) -> tuple[int, int, int]:
     db = Database.connect(url)
     with db.read_session() as s:
-        result = tuple(s.scalar(select(func.count()).select_from(m)) for m in (Ticket, AuditEvent, TicketEntry))
+        result = tuple(
+            s.scalar(select(func.count()).select_from(m)) for m in (Ticket, AuditEvent, TicketEntry)
+        )
     db.dispose()
     return result
 
 
 def test_ticket_create_json_has_reference_priority_status_and_timestamps(db_url, staff, capsys, as_login):
     code, out, err = run(
-        capsys, "ticket", "create", "--db", db_url, "--title", "Mail server down", "--requester", "Anna (Sales)",
-        "--impact", "high", "--urgency", "high", "--service", "email", "--category", "outage", "--json")
+        capsys,
+        "ticket",
+        "create",
+        "--db",
+        db_url,
+        "--title",
+        "Mail server down",
+        "--requester",
+        "Anna (Sales)",
+        "--impact",
+        "high",
+        "--urgency",
+        "high",
+        "--service",
+        "email",
+        "--category",
+        "outage",
+        "--json",
+    )
     assert code == 0, err
     data = json.loads(out)
     assert data["ref"] == "INC0000001"
@@ -54,8 +73,21 @@ def test_ticket_create_json_has_reference_priority_status_and_timestamps(db_url,
 
 def test_ticket_create_with_opened_at_imports_history(db_url, staff, capsys, as_login):
     code, out, err = run(
-        capsys, "ticket", "create", "--db", db_url, "--title", "Old call", "--requester", "Ben",
-        "--kind", "request", "--opened-at", "2026-03-02T09:30:00+01:00", "--json")
+        capsys,
+        "ticket",
+        "create",
+        "--db",
+        db_url,
+        "--title",
+        "Old call",
+        "--requester",
+        "Ben",
+        "--kind",
+        "request",
+        "--opened-at",
+        "2026-03-02T09:30:00+01:00",
+        "--json",
+    )
     assert code == 0, err
     data = json.loads(out)
     assert data["ref"] == "REQ0000001"
@@ -79,8 +111,19 @@ def test_ticket_create_bad_arguments_exit_2(sqlite_url, capsys, as_login, args, 
 
 def test_service_refusal_goes_to_stderr_with_exit_2_and_writes_nothing(db_url, staff, capsys, as_login):
     before = counts(db_url)
-    code, out, err = run(capsys, "ticket", "create", "--db", db_url, "--title", "x", "--requester", "y",
-                         "--service", "teleportation")
+    code, out, err = run(
+        capsys,
+        "ticket",
+        "create",
+        "--db",
+        db_url,
+        "--title",
+        "x",
+        "--requester",
+        "y",
+        "--service",
+        "teleportation",
+    )
     assert code == 2
     assert out == ""
     assert "unknown service 'teleportation'" in err
@@ -88,23 +131,59 @@ def test_service_refusal_goes_to_stderr_with_exit_2_and_writes_nothing(db_url, s
 
 
 def test_list_show_update_round_trip(db_url, staff, capsys, as_login):
-    run(capsys, "ticket", "create", "--db", db_url, "--title", "VPN drops", "--requester", "Carl",
-        "--service", "vpn")
+    run(
+        capsys,
+        "ticket",
+        "create",
+        "--db",
+        db_url,
+        "--title",
+        "VPN drops",
+        "--requester",
+        "Carl",
+        "--service",
+        "vpn",
+    )
     code, out, _ = run(capsys, "ticket", "list", "--db", db_url, "--json")
     assert code == 0
     rows = json.loads(out)
     assert [r["ref"] for r in rows] == ["INC0000001"]
 
-    code, out, err = run(capsys, "ticket", "update", "INC0000001", "--db", db_url, "--take", "--reply",
-                         "Looking into it", "--status", "in_progress", "--json")
+    code, out, err = run(
+        capsys,
+        "ticket",
+        "update",
+        "INC0000001",
+        "--db",
+        db_url,
+        "--take",
+        "--reply",
+        "Looking into it",
+        "--status",
+        "in_progress",
+        "--json",
+    )
     assert code == 0, err
     data = json.loads(out)
     assert data["assignee"] == "agent1"
     assert data["status"] == "in_progress"
     assert data["responded_at"] is not None
 
-    code, out, err = run(capsys, "ticket", "update", "INC0000001", "--db", db_url, "--status", "resolved",
-                         "--code", "fixed", "--resolution-note", "Rebooted the gateway", "--json")
+    code, out, err = run(
+        capsys,
+        "ticket",
+        "update",
+        "INC0000001",
+        "--db",
+        db_url,
+        "--status",
+        "resolved",
+        "--code",
+        "fixed",
+        "--resolution-note",
+        "Rebooted the gateway",
+        "--json",
+    )
     assert code == 0, err
     assert json.loads(out)["status"] == "resolved"
 
@@ -122,8 +201,19 @@ def test_update_is_one_transaction(db_url, staff, capsys, as_login):
     run(capsys, "ticket", "create", "--db", db_url, "--title", "Printer", "--requester", "Dora")
     before = counts(db_url)
     # The take and the note are fine, the status change is illegal: nothing at all is written.
-    code, _, err = run(capsys, "ticket", "update", "INC0000001", "--db", db_url, "--take", "--note", "checking",
-                       "--status", "closed")
+    code, _, err = run(
+        capsys,
+        "ticket",
+        "update",
+        "INC0000001",
+        "--db",
+        db_url,
+        "--take",
+        "--note",
+        "checking",
+        "--status",
+        "closed",
+    )
     assert code == 2
     assert "cannot go from assigned to closed" in err
     assert "in_progress" in err
@@ -137,8 +227,18 @@ def test_stale_expected_version_is_refused(db_url, staff, capsys, as_login):
     as_login("lead")
     run(capsys, "ticket", "update", "INC0000001", "--db", db_url, "--assign", "agent2")
     as_login("agent1")
-    code, _, err = run(capsys, "ticket", "update", "INC0000001", "--db", db_url, "--expected-version", "1",
-                       "--urgency", "high")
+    code, _, err = run(
+        capsys,
+        "ticket",
+        "update",
+        "INC0000001",
+        "--db",
+        db_url,
+        "--expected-version",
+        "1",
+        "--urgency",
+        "high",
+    )
     assert code == 2
     assert "changed by Lead (lead)" in err
     assert "reload" in err
@@ -153,7 +253,7 @@ def test_permission_refusal_names_the_role(db_url, staff, capsys, as_login):
 
 def test_unknown_login_is_told_the_admin_command(db_url, staff, capsys, as_login):
     as_login("stranger")
-    code, out, err = run(capsys, "ticket", "list", "--db", db_url)
+    code, _, err = run(capsys, "ticket", "list", "--db", db_url)
     assert code == 2
     assert "itsm user add stranger" in err
 
@@ -161,7 +261,9 @@ def test_unknown_login_is_told_the_admin_command(db_url, staff, capsys, as_login
 def test_user_commands(db_url, capsys, as_login, config):
     Database.connect(db_url).sync_catalog(config)
     as_login("boss")
-    code, out, err = run(capsys, "user", "add", "boss", "--db", db_url, "--role", "shift_lead", "--group", "SD-L1")
+    code, out, err = run(
+        capsys, "user", "add", "boss", "--db", db_url, "--role", "shift_lead", "--group", "SD-L1"
+    )
     assert code == 0, err
     assert "admin" in out  # the first user becomes admin
     code, out, err = run(capsys, "user", "add", "kim", "--db", db_url, "--role", "agent", "--group", "SD-L1")
@@ -174,8 +276,9 @@ def test_user_commands(db_url, capsys, as_login, config):
     assert code == 2
     assert "admin" in err
     as_login("boss")
-    code, out, err = run(capsys, "user", "role", "kim", "--db", db_url, "--add", "support_l2",
-                         "--add-group", "NET-L2")
+    code, out, err = run(
+        capsys, "user", "role", "kim", "--db", db_url, "--add", "support_l2", "--add-group", "NET-L2"
+    )
     assert code == 0, err
     assert "support_l2" in out and "NET-L2" in out
 

@@ -88,22 +88,32 @@ def test_raci_roles_bad_letter(config) -> None:
 
 
 def test_raci_two_accountables(conf_dir: Path) -> None:
-    edit(conf_dir, "raci.toml", 'agent = "R"\nshift_lead = "A"\nsupport_l2 = "I"',
-         'agent = "R"\nshift_lead = "A"\nsupport_l2 = "A"')
-    error = assert_config_error(conf_dir, "raci.toml", "activities.log_and_classify",
-                                "exactly one Accountable", "found 2")
+    edit(
+        conf_dir,
+        "raci.toml",
+        'agent = "R"\nshift_lead = "A"\nsupport_l2 = "I"',
+        'agent = "R"\nshift_lead = "A"\nsupport_l2 = "A"',
+    )
+    error = assert_config_error(
+        conf_dir, "raci.toml", "activities.log_and_classify", "exactly one Accountable", "found 2"
+    )
     assert "shift_lead" in error.rule and "support_l2" in error.rule
 
 
 def test_raci_no_accountable(conf_dir: Path) -> None:
-    edit(conf_dir, "raci.toml", 'analyst = "R"\nprocess_manager = "A"',
-         'analyst = "R"\nprocess_manager = "C"')
+    edit(
+        conf_dir, "raci.toml", 'analyst = "R"\nprocess_manager = "A"', 'analyst = "R"\nprocess_manager = "C"'
+    )
     assert_config_error(conf_dir, "raci.toml", "activities.kpi_reporting", "exactly one Accountable", "none")
 
 
 def test_raci_no_responsible(conf_dir: Path) -> None:
-    edit(conf_dir, "raci.toml", 'agent = "R"\nsupport_l2 = "R"\nshift_lead = "A"\n\n[activities.sla_breach]',
-         'agent = "C"\nsupport_l2 = "I"\nshift_lead = "A"\n\n[activities.sla_breach]')
+    edit(
+        conf_dir,
+        "raci.toml",
+        'agent = "R"\nsupport_l2 = "R"\nshift_lead = "A"\n\n[activities.sla_breach]',
+        'agent = "C"\nsupport_l2 = "I"\nshift_lead = "A"\n\n[activities.sla_breach]',
+    )
     assert_config_error(conf_dir, "raci.toml", "activities.sla_warning", "at least one Responsible")
 
 
@@ -114,8 +124,9 @@ def test_raci_unknown_role(conf_dir: Path) -> None:
 
 
 def test_raci_bad_letter(conf_dir: Path) -> None:
-    edit(conf_dir, "raci.toml", 'analyst = "R"\nprocess_manager = "A"',
-         'analyst = "X"\nprocess_manager = "A"')
+    edit(
+        conf_dir, "raci.toml", 'analyst = "R"\nprocess_manager = "A"', 'analyst = "X"\nprocess_manager = "A"'
+    )
     assert_config_error(conf_dir, "raci.toml", "activities.kpi_reporting.analyst", "'X'", "R, A, C, I")
 
 
@@ -123,8 +134,12 @@ def test_raci_bad_letter(conf_dir: Path) -> None:
 
 
 def test_priority_without_policy(conf_dir: Path) -> None:
-    edit(conf_dir, "sla.toml",
-         '[policies.P5]\ncalendar = "office"\nresponse_minutes = 960\nresolution_minutes = 4800', "")
+    edit(
+        conf_dir,
+        "sla.toml",
+        '[policies.P5]\ncalendar = "office"\nresponse_minutes = 960\nresolution_minutes = 4800',
+        "",
+    )
     assert_config_error(conf_dir, "priority.toml", "matrix", "P5", "[policies.P5]", "sla.toml")
 
 
@@ -135,8 +150,12 @@ def test_policy_with_unknown_calendar(conf_dir: Path) -> None:
 
 
 def test_matrix_missing_urgency(conf_dir: Path) -> None:
-    edit(conf_dir, "priority.toml", "[matrix.medium]\nhigh = 2\nmedium = 3\nlow = 4",
-         "[matrix.medium]\nhigh = 2\nmedium = 3")
+    edit(
+        conf_dir,
+        "priority.toml",
+        "[matrix.medium]\nhigh = 2\nmedium = 3\nlow = 4",
+        "[matrix.medium]\nhigh = 2\nmedium = 3",
+    )
     assert_config_error(conf_dir, "priority.toml", "matrix.medium.low", "missing", "every urgency")
 
 
@@ -158,8 +177,9 @@ def test_bad_toml_syntax(conf_dir: Path, name: str) -> None:
 
 def test_unknown_time_zone(conf_dir: Path) -> None:
     edit(conf_dir, "calendars.toml", 'timezone = "Europe/Berlin"', 'timezone = "Mars/Olympus_Mons"')
-    assert_config_error(conf_dir, "calendars.toml", "calendars.office.timezone", "unknown time zone",
-                        "Mars/Olympus_Mons")
+    assert_config_error(
+        conf_dir, "calendars.toml", "calendars.office.timezone", "unknown time zone", "Mars/Olympus_Mons"
+    )
 
 
 def test_hours_without_minutes(conf_dir: Path) -> None:
@@ -169,8 +189,9 @@ def test_hours_without_minutes(conf_dir: Path) -> None:
 
 def test_hours_end_before_start(conf_dir: Path) -> None:
     edit(conf_dir, "calendars.toml", 'wed = ["08:00-18:00"]', 'wed = ["18:00-08:00"]')
-    assert_config_error(conf_dir, "calendars.toml", "calendars.office.hours.wed",
-                        "end must be after the start")
+    assert_config_error(
+        conf_dir, "calendars.toml", "calendars.office.hours.wed", "end must be after the start"
+    )
 
 
 def test_hours_not_a_time_of_day(conf_dir: Path) -> None:
@@ -185,8 +206,9 @@ def test_hours_overlap(conf_dir: Path) -> None:
 
 def test_unknown_weekday(conf_dir: Path) -> None:
     edit(conf_dir, "calendars.toml", 'thu = ["08:00-18:00"]', 'thursday = ["08:00-18:00"]')
-    error = assert_config_error(conf_dir, "calendars.toml", "calendars.office.hours.thursday",
-                                "unknown weekday")
+    error = assert_config_error(
+        conf_dir, "calendars.toml", "calendars.office.hours.thursday", "unknown weekday"
+    )
     assert "mon" in error.rule and "sun" in error.rule
 
 
@@ -199,10 +221,15 @@ def test_bad_holiday(conf_dir: Path) -> None:
 
 
 def test_service_with_unknown_support_group(conf_dir: Path) -> None:
-    edit(conf_dir, "catalog.toml", 'code = "crm"\nname = "CRM"\nsupport_group = "APP-L2"',
-         'code = "crm"\nname = "CRM"\nsupport_group = "SALES-L2"')
-    error = assert_config_error(conf_dir, "catalog.toml", "services[4].support_group",
-                                "unknown group 'SALES-L2'")
+    edit(
+        conf_dir,
+        "catalog.toml",
+        'code = "crm"\nname = "CRM"\nsupport_group = "APP-L2"',
+        'code = "crm"\nname = "CRM"\nsupport_group = "SALES-L2"',
+    )
+    error = assert_config_error(
+        conf_dir, "catalog.toml", "services[4].support_group", "unknown group 'SALES-L2'"
+    )
     assert "SD-L1" in error.rule and "APP-L2" in error.rule
 
 
@@ -219,8 +246,9 @@ def test_duplicate_group(conf_dir: Path) -> None:
 # --------------------------------------------------------------------------- override directory
 
 
-def test_override_dir_with_one_file_uses_shipped_rest(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_override_dir_with_one_file_uses_shipped_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     override = tmp_path / "override"
     override.mkdir()
     text = (shipped_config_dir() / "sla.toml").read_text()
@@ -258,12 +286,17 @@ def test_override_dir_must_exist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 # --------------------------------------------------------------------------- command line
 
 
-def test_cli_stops_on_broken_config(conf_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_stops_on_broken_config(
+    conf_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from itsm_tui.cli import main
 
-    edit(conf_dir, "raci.toml", 'agent = "R"\nshift_lead = "A"\nsupport_l2 = "I"',
-         'agent = "R"\nshift_lead = "A"\nsupport_l2 = "A"')
+    edit(
+        conf_dir,
+        "raci.toml",
+        'agent = "R"\nshift_lead = "A"\nsupport_l2 = "I"',
+        'agent = "R"\nshift_lead = "A"\nsupport_l2 = "A"',
+    )
     monkeypatch.setenv("ITSM_CONFIG_DIR", str(conf_dir))
     database = tmp_path / "cli.db"
     code = main(["ticket", "list", "--db", f"sqlite:///{database}"])

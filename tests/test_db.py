@@ -7,7 +7,14 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 
 from itsm_tui.cli import main
-from itsm_tui.db import MIGRATIONS_DIR, SCHEMA_REVISION, Database, DatabaseError, alembic_config, open_database
+from itsm_tui.db import (
+    MIGRATIONS_DIR,
+    SCHEMA_REVISION,
+    Database,
+    DatabaseError,
+    alembic_config,
+    open_database,
+)
 
 
 def test_schema_revision_constant_is_the_newest_migration():
@@ -123,9 +130,9 @@ def test_urgent_queue_reads_the_open_due_index(sqlite_url):
         tickets.most_urgent(session, limit=20)
         statement, parameters = captured[-1]
         plan = " ".join(
-            str(row[-1]) for row in session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + statement,
-                                                                          parameters))
+            str(row[-1])
+            for row in session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+        )
     db.dispose()
     assert "tickets USING INDEX ix_tickets_open_due" in plan, plan
     assert "USE TEMP B-TREE" not in plan, plan  # rows come in index order: no sort
-

@@ -19,8 +19,18 @@ def fingerprint(url: str) -> str:
     db = Database.connect(url)
     digest = hashlib.sha256()
     with db.engine.connect() as conn:
-        for table in ("tickets", "audit_events", "ticket_entries", "satisfaction_ratings", "users", "changes",
-                      "problems", "known_errors", "links", "notifications"):
+        for table in (
+            "tickets",
+            "audit_events",
+            "ticket_entries",
+            "satisfaction_ratings",
+            "users",
+            "changes",
+            "problems",
+            "known_errors",
+            "links",
+            "notifications",
+        ):
             for row in conn.execute(text(f"SELECT * FROM {table} ORDER BY 1")):
                 digest.update(repr(tuple(row)).encode())
     db.dispose()
@@ -45,15 +55,33 @@ def test_demo_content_is_realistic(demo_db):
     assert q(db, "SELECT count(*) FROM groups") >= 4
     assert 25 <= q(db, "SELECT count(*) FROM users") <= 35
     # the OS login is a shift lead, so the demo opens without setup
-    assert q(db, "SELECT r.role FROM users u JOIN role_memberships r ON r.user_id = u.id "
-                 "WHERE u.login = 'deskuser'") == "shift_lead"
+    assert (
+        q(
+            db,
+            "SELECT r.role FROM users u JOIN role_memberships r ON r.user_id = u.id "
+            "WHERE u.login = 'deskuser'",
+        )
+        == "shift_lead"
+    )
     roles = {r for (r,) in db.engine.connect().execute(text("SELECT DISTINCT role FROM role_memberships"))}
-    assert roles == {"agent", "support_l2", "support_l3", "shift_lead", "problem_manager", "change_manager",
-                     "cab_member", "process_manager", "analyst", "admin"}
+    assert roles == {
+        "agent",
+        "support_l2",
+        "support_l3",
+        "shift_lead",
+        "problem_manager",
+        "change_manager",
+        "cab_member",
+        "process_manager",
+        "analyst",
+        "admin",
+    }
     # 90 days of history
-    span = q(db, "SELECT julianday(max(opened_at)) - julianday(min(opened_at)) FROM tickets") if \
-        db.backend == "sqlite" else q(db, "SELECT extract(epoch FROM max(opened_at) - min(opened_at)) / 86400 "
-                                          "FROM tickets")
+    span = (
+        q(db, "SELECT julianday(max(opened_at)) - julianday(min(opened_at)) FROM tickets")
+        if db.backend == "sqlite"
+        else q(db, "SELECT extract(epoch FROM max(opened_at) - min(opened_at)) / 86400 FROM tickets")
+    )
     assert 85 <= float(span) <= 90
     # a realistic priority mix: P3/P4 dominate, P1 rare
     p1 = q(db, "SELECT count(*) FROM tickets WHERE priority = 1")
@@ -63,10 +91,14 @@ def test_demo_content_is_realistic(demo_db):
     assert q(db, "SELECT count(*) FROM tickets WHERE reopen_count > 0") > 0
     assert q(db, "SELECT count(*) FROM tickets WHERE escalation_count > 0") > 0
     assert q(db, "SELECT count(*) FROM satisfaction_ratings") > 100
-    assert q(db, "SELECT count(*) FROM tickets WHERE status IN ('new','assigned','in_progress','pending')") > 20
+    assert (
+        q(db, "SELECT count(*) FROM tickets WHERE status IN ('new','assigned','in_progress','pending')") > 20
+    )
     assert q(db, "SELECT count(*) FROM problems") > 0 and q(db, "SELECT count(*) FROM known_errors") > 0
     assert q(db, "SELECT count(*) FROM knowledge_articles") > 0
-    assert q(db, "SELECT count(*) FROM maintenance_windows") > 0 and q(db, "SELECT count(*) FROM blackouts") > 0
+    assert (
+        q(db, "SELECT count(*) FROM maintenance_windows") > 0 and q(db, "SELECT count(*) FROM blackouts") > 0
+    )
     assert q(db, "SELECT count(*) FROM audit_events") > 3000
     # resolved tickets have plausible durations: all after opening, most within two weeks
     assert q(db, "SELECT count(*) FROM tickets WHERE resolved_at < opened_at") == 0
@@ -75,15 +107,19 @@ def test_demo_content_is_realistic(demo_db):
     assert q(db, f"SELECT count(*) FROM changes WHERE planned_start < {anchor}") > 10
     assert q(db, f"SELECT count(*) FROM changes WHERE planned_start > {anchor}") > 5
     # at least two changes on the same configuration item with overlapping windows
-    overlapping = q(db, """
+    overlapping = q(
+        db,
+        """
         SELECT count(*) FROM changes a JOIN change_targets ta ON ta.change_id = a.id
         JOIN change_targets tb ON tb.ci = ta.ci AND tb.change_id > ta.change_id
         JOIN changes b ON b.id = tb.change_id
-        WHERE a.planned_start < b.planned_end AND b.planned_start < a.planned_end""")
+        WHERE a.planned_start < b.planned_end AND b.planned_start < a.planned_end""",
+    )
     assert overlapping >= 1
     # the reference counters continue after the demo
     assert q(db, "SELECT value FROM counters WHERE name = 'INC'") == q(
-        db, "SELECT count(*) FROM tickets WHERE kind = 'incident'")
+        db, "SELECT count(*) FROM tickets WHERE kind = 'incident'"
+    )
 
 
 def test_demo_is_deterministic_for_seed_and_anchor(tmp_path, config, monkeypatch):

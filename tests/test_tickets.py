@@ -10,7 +10,6 @@ from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, inspect, select, text
-from sqlalchemy.exc import IntegrityError, InvalidRequestError
 
 from itsm_tui.config import LEVELS
 from itsm_tui.models import TICKET_STATUSES, AuditEvent, Ticket, TicketEntry
@@ -100,9 +99,17 @@ def drive(db, config, actor, state: str, **fields) -> str:
 
 def events_after(db, ticket_id: int, after_id: int) -> list[AuditEvent]:
     with db.read_session() as s:
-        rows = list(s.scalars(select(AuditEvent).where(
-            AuditEvent.entity_type == "ticket", AuditEvent.entity_id == ticket_id, AuditEvent.id > after_id)
-            .order_by(AuditEvent.id)))
+        rows = list(
+            s.scalars(
+                select(AuditEvent)
+                .where(
+                    AuditEvent.entity_type == "ticket",
+                    AuditEvent.entity_id == ticket_id,
+                    AuditEvent.id > after_id,
+                )
+                .order_by(AuditEvent.id)
+            )
+        )
         s.expunge_all()
     return rows
 
@@ -117,8 +124,10 @@ def last_event_id(db) -> int:
 
 def test_references_are_numbered_per_kind(db, config, staff) -> None:
     agent = staff["agent1"]
-    refs = [new_ticket(db, config, agent, kind=kind)
-            for kind in ("incident", "incident", "request", "incident", "request")]
+    refs = [
+        new_ticket(db, config, agent, kind=kind)
+        for kind in ("incident", "incident", "request", "incident", "request")
+    ]
     assert refs == ["INC0000001", "INC0000002", "REQ0000001", "INC0000003", "REQ0000002"]
     assert snapshot(db, "REQ0000002").kind == "request"
 
@@ -282,8 +291,12 @@ def test_pending_needs_a_known_reason(db, config, staff) -> None:
 def test_resolve_needs_code_and_note(db, config, staff) -> None:
     agent = staff["agent1"]
     ref = drive(db, config, agent, "in_progress")
-    cases = [({"code": None, "note": "done"}, "code"), ({"code": "magic", "note": "done"}, "code"),
-             ({"code": "fixed", "note": None}, "note"), ({"code": "fixed", "note": "   "}, "note")]
+    cases = [
+        ({"code": None, "note": "done"}, "code"),
+        ({"code": "magic", "note": "done"}, "code"),
+        ({"code": "fixed", "note": None}, "note"),
+        ({"code": "fixed", "note": "   "}, "note"),
+    ]
     for kwargs, field in cases:
         with pytest.raises(ValidationError) as info, db.session() as s:
             tickets.resolve(s, config, agent, ref, now=at(20), **kwargs)
@@ -294,7 +307,10 @@ def test_resolve_needs_code_and_note(db, config, staff) -> None:
         tickets.resolve(s, config, agent, ref, code="workaround", note="Restarted the spooler", now=at(20))
     ticket = snapshot(db, ref)
     assert (ticket.status, ticket.resolution_code, ticket.resolution_note) == (
-        "resolved", "workaround", "Restarted the spooler")
+        "resolved",
+        "workaround",
+        "Restarted the spooler",
+    )
     assert ticket.resolved_at == at(20) and not ticket.is_open
 
 
@@ -320,7 +336,11 @@ def test_reopen_needs_reason_and_counts(db, config, staff) -> None:
     ticket = snapshot(db, ref)
     assert (ticket.status, ticket.reopen_count, ticket.is_open) == ("in_progress", 1, True)
     assert (ticket.resolved_at, ticket.resolution_code, ticket.resolution_note, ticket.paused_at) == (
-        None, None, None, None)
+        None,
+        None,
+        None,
+        None,
+    )
     with db.session() as s:
         tickets.resolve(s, config, agent, ref, code="fixed", note="new fuser", now=at(50))
         tickets.reopen(s, config, agent, ref, reason="again", now=at(60))
@@ -375,17 +395,32 @@ def test_every_mutation_is_audited(db, config, staff) -> None:
         assert all(e.at == now for e in events if now is not None)
         mark = max(e.id for e in events)
 
-    step(agent, ("create", "status", None, "new"), ("create", "priority", None, "3"),
-         ("create", "group", None, "SD-L1"), now=T0)
+    step(
+        agent,
+        ("create", "status", None, "new"),
+        ("create", "priority", None, "3"),
+        ("create", "group", None, "SD-L1"),
+        now=T0,
+    )
 
     with db.session() as s:
         tickets.update_fields(s, config, agent, ref, title="Printer smoking", impact="high", now=at(1))
-    step(agent, ("update", "title", "Printer on fire", "Printer smoking"),
-         ("update", "impact", "medium", "high"), ("update", "priority", "3", "2"), now=at(1))
+    step(
+        agent,
+        ("update", "title", "Printer on fire", "Printer smoking"),
+        ("update", "impact", "medium", "high"),
+        ("update", "priority", "3", "2"),
+        now=at(1),
+    )
 
     take(db, config, agent, ref, now=at(2))
-    step(agent, ("assign", "assignee", None, "agent1"), ("transition", "status", "new", "assigned"),
-         ("sla", "responded_at", None, at(2).isoformat()), now=at(2))
+    step(
+        agent,
+        ("assign", "assignee", None, "agent1"),
+        ("transition", "status", "new", "assigned"),
+        ("sla", "responded_at", None, at(2).isoformat()),
+        now=at(2),
+    )
 
     with db.session() as s:
         reply = tickets.add_entry(s, config, agent, ref, body="We are on it", public=True, now=at(3))
@@ -403,30 +438,41 @@ def test_every_mutation_is_audited(db, config, staff) -> None:
 
     with db.session() as s:
         tickets.escalate(s, config, agent, ref, group="NET-L2", reason="network printer", now=at(7))
-    step(agent, ("escalate", "group", "SD-L1", "NET-L2"), ("escalate", "assignee", "agent1", None),
-         ("escalate", "status", "in_progress", "new"))
+    step(
+        agent,
+        ("escalate", "group", "SD-L1", "NET-L2"),
+        ("escalate", "assignee", "agent1", None),
+        ("escalate", "status", "in_progress", "new"),
+    )
 
     take(db, config, net, ref, now=at(8))
     step(net, ("assign", "assignee", None, "net1"), ("transition", "status", "new", "assigned"))
     move(db, config, net, ref, "in_progress", now=at(9))
     step(net, ("transition", "status", "assigned", "in_progress"))
     move(db, config, net, ref, "pending", now=at(10), reason="vendor")
-    step(net, ("transition", "pending_reason", None, "vendor"),
-         ("transition", "status", "in_progress", "pending"))
+    step(
+        net,
+        ("transition", "pending_reason", None, "vendor"),
+        ("transition", "status", "in_progress", "pending"),
+    )
     move(db, config, net, ref, "resolved", now=at(11), code="vendor-fix", note="Vendor patched firmware")
-    step(net, ("resolve", "resolution_code", None, "vendor-fix"),
-         ("resolve", "resolution_note", None, "Vendor patched firmware"),
-         ("resolve", "resolved_at", None, at(11).isoformat()),
-         ("transition", "pending_reason", "vendor", None),
-         ("transition", "status", "pending", "resolved"))
+    step(
+        net,
+        ("resolve", "resolution_code", None, "vendor-fix"),
+        ("resolve", "resolution_note", None, "Vendor patched firmware"),
+        ("resolve", "resolved_at", None, at(11).isoformat()),
+        ("transition", "pending_reason", "vendor", None),
+        ("transition", "status", "pending", "resolved"),
+    )
 
     with db.session() as s:
         tickets.rate(s, net, ref, score=5, now=at(12))
     step(net, ("rate", "rating", None, "5"))
 
     move(db, config, net, ref, "closed", now=at(13))
-    step(net, ("close", "closed_at", None, at(13).isoformat()),
-         ("transition", "status", "resolved", "closed"))
+    step(
+        net, ("close", "closed_at", None, at(13).isoformat()), ("transition", "status", "resolved", "closed")
+    )
 
 
 def test_cancel_and_reopen_are_audited(db, config, staff) -> None:
@@ -435,12 +481,20 @@ def test_cancel_and_reopen_are_audited(db, config, staff) -> None:
     ticket_id = snapshot(db, ref).id
     mark = last_event_id(db)
     move(db, config, agent, ref, "in_progress", now=at(20), reason="not fixed")
-    _check(events_after(db, ticket_id, mark), agent.id, ("reopen", "resolution_code", "fixed", None),
-           ("transition", "status", "resolved", "in_progress"))
+    _check(
+        events_after(db, ticket_id, mark),
+        agent.id,
+        ("reopen", "resolution_code", "fixed", None),
+        ("transition", "status", "resolved", "in_progress"),
+    )
     mark = last_event_id(db)
     move(db, config, agent, ref, "cancelled", now=at(21), reason="user left")
-    _check(events_after(db, ticket_id, mark), agent.id, ("cancel", "cancelled_at", None, at(21).isoformat()),
-           ("transition", "status", "in_progress", "cancelled"))
+    _check(
+        events_after(db, ticket_id, mark),
+        agent.id,
+        ("cancel", "cancelled_at", None, at(21).isoformat()),
+        ("transition", "status", "in_progress", "cancelled"),
+    )
 
 
 # --------------------------------------------------------------------------- stale saves and races
@@ -451,16 +505,26 @@ def test_stale_save_is_refused_naming_who_changed_it(db, config, staff) -> None:
     with db.read_session() as s:
         opened_version = tickets.get_ticket(s, ref).version
     with db.session() as s:
-        tickets.update_fields(s, config, staff["agent2"], ref, title="Printer is smoking", now=at(5),
-                              expected_version=opened_version)
+        tickets.update_fields(
+            s,
+            config,
+            staff["agent2"],
+            ref,
+            title="Printer is smoking",
+            now=at(5),
+            expected_version=opened_version,
+        )
     for action in (
-        lambda s: tickets.update_fields(s, config, staff["agent1"], ref, title="Mine",
-                                        expected_version=opened_version),
+        lambda s: tickets.update_fields(
+            s, config, staff["agent1"], ref, title="Mine", expected_version=opened_version
+        ),
         lambda s: tickets.assign(s, config, staff["agent1"], ref, expected_version=opened_version),
-        lambda s: tickets.transition(s, config, staff["agent1"], ref, "cancelled", reason="dup",
-                                     expected_version=opened_version),
-        lambda s: tickets.escalate(s, config, staff["agent1"], ref, group="NET-L2", reason="x",
-                                   expected_version=opened_version),
+        lambda s: tickets.transition(
+            s, config, staff["agent1"], ref, "cancelled", reason="dup", expected_version=opened_version
+        ),
+        lambda s: tickets.escalate(
+            s, config, staff["agent1"], ref, group="NET-L2", reason="x", expected_version=opened_version
+        ),
     ):
         with pytest.raises(StaleEdit) as info, db.session() as s:
             action(s)
@@ -475,29 +539,17 @@ def test_save_with_current_version_succeeds(db, config, staff) -> None:
     ref = new_ticket(db, config, staff["agent1"])
     version = snapshot(db, ref).version
     with db.session() as s:
-        ticket = tickets.update_fields(s, config, staff["agent1"], ref, title="Better",
-                                       expected_version=version)
+        ticket = tickets.update_fields(
+            s, config, staff["agent1"], ref, title="Better", expected_version=version
+        )
         version = ticket.version
     with db.session() as s:
         tickets.assign(s, config, staff["agent1"], ref, expected_version=version)
     assert snapshot(db, ref).assignee == "agent1"
 
 
-RACE_BUG = (
-    "tickets._flush reads ticket.id/ref/version after a failed flush (StaleDataError) has closed the "
-    "transaction, so a lost race on PostgreSQL raises InvalidRequestError instead of StaleEdit"
-)
-
-
-def expect_race_bug(request, db) -> None:
-    """On PostgreSQL the lost race reaches tickets._flush's StaleDataError branch, which is broken."""
-    if db.backend == "postgresql":
-        request.node.add_marker(pytest.mark.xfail(reason=RACE_BUG, raises=InvalidRequestError, strict=True))
-
-
 def test_interleaved_sessions(request, db, config, staff) -> None:
     """Both consoles loaded version v; the later save is refused, naming the one who saved first."""
-    expect_race_bug(request, db)
     ref = new_ticket(db, config, staff["agent1"])
     version = snapshot(db, ref).version
     if db.backend == "postgresql":
@@ -506,18 +558,22 @@ def test_interleaved_sessions(request, db, config, staff) -> None:
             loaded = tickets.get_ticket(session_b, ref)
             assert loaded.version == version
             with db.session() as session_a:
-                tickets.update_fields(session_a, config, staff["agent2"], ref, title="A first",
-                                      expected_version=version)
-            tickets.update_fields(session_b, config, staff["agent1"], ref, title="B second",
-                                  expected_version=loaded.version)
+                tickets.update_fields(
+                    session_a, config, staff["agent2"], ref, title="A first", expected_version=version
+                )
+            tickets.update_fields(
+                session_b, config, staff["agent1"], ref, title="B second", expected_version=loaded.version
+            )
     else:
         # SQLite writers take the write lock at BEGIN, so the sessions queue: B's check sees A's commit.
         with db.session() as session_a:
-            tickets.update_fields(session_a, config, staff["agent2"], ref, title="A first",
-                                  expected_version=version)
+            tickets.update_fields(
+                session_a, config, staff["agent2"], ref, title="A first", expected_version=version
+            )
         with pytest.raises(StaleEdit) as info, db.session() as session_b:
-            tickets.update_fields(session_b, config, staff["agent1"], ref, title="B second",
-                                  expected_version=version)
+            tickets.update_fields(
+                session_b, config, staff["agent1"], ref, title="B second", expected_version=version
+            )
     assert "agent2" in str(info.value)
     assert (info.value.expected, info.value.current) == (version, version + 1)
     ticket = snapshot(db, ref)
@@ -528,7 +584,6 @@ def test_interleaved_save_without_expected_version(request, db, config, staff) -
     """Even a save that names no version cannot overwrite a change made after it loaded the row."""
     if db.backend != "postgresql":
         pytest.skip("SQLite writer sessions cannot overlap (BEGIN IMMEDIATE)")
-    expect_race_bug(request, db)
     ref = new_ticket(db, config, staff["agent1"])
     with pytest.raises(StaleEdit) as info, db.session() as session_b:
         loaded = tickets.get_ticket(session_b, ref)  # held, as a screen holds its record
@@ -542,7 +597,6 @@ def test_interleaved_save_without_expected_version(request, db, config, staff) -
 
 def test_two_threads_race_one_wins(request, db, config, staff) -> None:
     """Two consoles that opened version v save at once: exactly one wins, the other gets StaleEdit."""
-    expect_race_bug(request, db)
     ref = new_ticket(db, config, staff["agent1"])
     version = snapshot(db, ref).version
     barrier = threading.Barrier(2)
@@ -558,8 +612,9 @@ def test_two_threads_race_one_wins(request, db, config, staff) -> None:
                 if overlap:
                     barrier.wait(timeout=10)  # both hold version v in their transaction before either writes
                     assert loaded.version == version
-                tickets.update_fields(s, config, staff[login], ref, title=f"by {login}",
-                                      expected_version=version)
+                tickets.update_fields(
+                    s, config, staff[login], ref, title=f"by {login}", expected_version=version
+                )
             outcome[login] = "saved"
         except Exception as exc:  # recorded and checked below
             outcome[login] = exc
@@ -623,7 +678,11 @@ def test_l2_takes_its_groups_ticket(db, config, staff) -> None:
     take(db, config, staff["net1"], ref, now=at(4))
     ticket = snapshot(db, ref)
     assert (ticket.assignee, ticket.status, ticket.group, ticket.responded_at) == (
-        "net1", "assigned", "NET-L2", at(4))
+        "net1",
+        "assigned",
+        "NET-L2",
+        at(4),
+    )
 
 
 def test_agent_cannot_take_a_ticket_assigned_to_someone_else(db, config, staff) -> None:
@@ -709,8 +768,9 @@ def test_escalate_defaults_to_the_services_support_group(db, config, staff) -> N
     assert "Escalated to NET-L2: switch port dead" in bodies
     take(db, config, staff["net1"], ref, now=at(6))
     with db.session() as s:
-        tickets.escalate(s, config, staff["net1"], ref, group="ENG-L3", reason="needs platform team",
-                         now=at(7))
+        tickets.escalate(
+            s, config, staff["net1"], ref, group="ENG-L3", reason="needs platform team", now=at(7)
+        )
     ticket = snapshot(db, ref)
     assert (ticket.group, ticket.escalation_count) == ("ENG-L3", 2)
 
@@ -787,15 +847,9 @@ def test_unchanged_fields_do_not_bump_the_version(db, config, staff) -> None:
     assert events_after(db, before.id, mark) == []
 
 
-PARTIAL_WRITE_BUG = (
-    "tickets.transition clears pending_reason (and audits it) before validating the resolution code or the "
-    "cancel reason, so a caller that catches the refusal inside its session commits half a transition"
+@pytest.mark.parametrize(
+    "target, kwargs", [("resolved", {"code": "bogus", "note": "x"}), ("cancelled", {"reason": ""})]
 )
-
-
-@pytest.mark.xfail(reason=PARTIAL_WRITE_BUG, strict=True)
-@pytest.mark.parametrize("target, kwargs", [("resolved", {"code": "bogus", "note": "x"}),
-                                            ("cancelled", {"reason": ""})])
 def test_refused_transition_leaves_the_session_clean(db, config, staff, target: str, kwargs: dict) -> None:
     """A refused action writes nothing, even when the caller catches the error and its session commits."""
     agent = staff["agent1"]
@@ -809,24 +863,21 @@ def test_refused_transition_leaves_the_session_clean(db, config, staff, target: 
     assert events_after(db, before.id, mark) == []
 
 
-COUNTER_BUG = (
-    "tickets.next_reference inserts the counter row when its UPDATE finds none; on PostgreSQL two consoles "
-    "creating the first ticket of a kind at once both insert it and one fails with a unique violation"
-)
-
-
 def test_concurrent_first_tickets_get_distinct_references(request, db, config, staff) -> None:
     """Two consoles log the very first incident at the same moment: both succeed, numbered 1 and 2."""
-    if db.backend == "postgresql":
-        request.node.add_marker(pytest.mark.xfail(reason=COUNTER_BUG, raises=IntegrityError, strict=True))
     first_written = threading.Event()
     outcome: dict[str, object] = {}
 
     def other_is_waiting() -> bool:
         with db.engine.connect() as conn:
-            return bool(conn.execute(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock'")).scalar())
+            return bool(
+                conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND wait_event_type = 'Lock'"
+                    )
+                ).scalar()
+            )
 
     def first() -> None:
         try:

@@ -62,13 +62,23 @@ def test_non_admin_cannot_add_users(db, staff) -> None:
 
 def test_admin_adds_a_user_and_it_is_audited(db, staff) -> None:
     with db.session() as s:
-        user = users.add_user(s, actor_login="admin1", login="newbie", roles=["agent"], groups=["SD-L1"],
-                              name="New Bie", timezone="Europe/Berlin")
+        user = users.add_user(
+            s,
+            actor_login="admin1",
+            login="newbie",
+            roles=["agent"],
+            groups=["SD-L1"],
+            name="New Bie",
+            timezone="Europe/Berlin",
+        )
         user_id = user.id
     with db.read_session() as s:
         actor = users.resolve_actor(s, "newbie")
-        events = s.execute(select(AuditEvent.field, AuditEvent.new_value, AuditEvent.actor_id).where(
-            AuditEvent.entity_type == "user", AuditEvent.entity_id == user_id)).all()
+        events = s.execute(
+            select(AuditEvent.field, AuditEvent.new_value, AuditEvent.actor_id).where(
+                AuditEvent.entity_type == "user", AuditEvent.entity_id == user_id
+            )
+        ).all()
     assert (actor.name, actor.roles, actor.timezone) == ("New Bie", {"agent"}, "Europe/Berlin")
     assert {(field, new) for field, new, _ in events} == {("roles", "agent"), ("groups", "SD-L1")}
     assert {actor_id for _, _, actor_id in events} == {staff["admin1"].id}
@@ -120,9 +130,13 @@ def test_change_roles_add_and_remove(db, staff) -> None:
         actor = users.resolve_actor(s, "agent1")
         events = s.execute(
             select(AuditEvent.field, AuditEvent.old_value, AuditEvent.new_value, AuditEvent.actor_id)
-            .where(AuditEvent.entity_type == "user", AuditEvent.entity_id == actor.id,
-                   AuditEvent.action == "update")
-            .order_by(AuditEvent.id)).all()
+            .where(
+                AuditEvent.entity_type == "user",
+                AuditEvent.entity_id == actor.id,
+                AuditEvent.action == "update",
+            )
+            .order_by(AuditEvent.id)
+        ).all()
     assert actor.roles == {"problem_manager"}
     assert actor.group_codes == {"SD-L1", "NET-L2"}
     assert [tuple(row[:3]) for row in events] == [
@@ -136,8 +150,9 @@ def test_change_roles_add_and_remove(db, staff) -> None:
 def test_group_lead_and_group_removal(db, staff) -> None:
     with db.session() as s:
         users.change_roles(s, actor_login="admin1", login="net1", lead_of=["NET-L2"])
-        users.change_roles(s, actor_login="admin1", login="agent2", remove_groups=["SD-L1"],
-                           add_groups=["APP-L2"])
+        users.change_roles(
+            s, actor_login="admin1", login="agent2", remove_groups=["SD-L1"], add_groups=["APP-L2"]
+        )
     with db.read_session() as s:
         rows = {row.login: row for row in users.list_users(s)}
     assert rows["net1"].lead_of == ["NET-L2"] and rows["lead"].lead_of == ["SD-L1"]
@@ -221,8 +236,9 @@ def cli(db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixt
 
 
 def test_cli_first_user_then_list(cli) -> None:
-    code, out, err = cli("boss", "user", "add", "boss", "--role", "shift_lead", "--group", "SD-L1",
-                         "--name", "Big Boss")
+    code, out, err = cli(
+        "boss", "user", "add", "boss", "--role", "shift_lead", "--group", "SD-L1", "--name", "Big Boss"
+    )
     assert (code, err) == (0, "")
     assert "boss" in out and "admin" in out
     code, out, _ = cli("boss", "user", "add", "ann", "--role", "agent", "--group", "SD-L1")

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, true, update
+from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -65,13 +65,14 @@ LINK_TARGETS = {
 
 def next_reference(session: Session, prefix: str) -> str:
     """Allocate the next reference (INC0000001 ...) inside the caller's transaction."""
-    value = session.execute(
-        update(Counter).where(Counter.name == prefix).values(value=Counter.value + 1).returning(Counter.value)
-    ).scalar()
-    if value is None:
-        session.add(Counter(name=prefix, value=1))
-        session.flush()
-        value = 1
+    # One upsert, so two first tickets of a kind created at once cannot both insert the counter row.
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(Counter).values(name=prefix, value=1)
+    stmt = stmt.on_conflict_do_update(index_elements=[Counter.name], set_={"value": Counter.value + 1})
+    value = session.execute(stmt.returning(Counter.value)).scalar_one()
     return f"{prefix}{value:07d}"
 
 
@@ -278,15 +279,18 @@ def _check_version(session: Session, ticket: Ticket, expected_version: int | Non
 
 def _flush(session: Session, ticket: Ticket, expected_version: int | None) -> None:
     """Write the changes now; a concurrent save that won the race turns into :class:`StaleEdit`."""
+    ticket_id, ref, loaded_version = ticket.id, ticket.ref, ticket.version  # expired once the flush fails
     try:
         session.flush()
     except StaleDataError:
-        # This session must be rolled back by its owner; read who won the race through a fresh one.
-        with Session(bind=session.get_bind()) as fresh:
-            current = fresh.scalar(select(Ticket.version).where(Ticket.id == ticket.id)) or 0
-            last = audit.last_change(fresh, "ticket", ticket.id)
+        # This session must be rolled back by its owner; read who won the race through a fresh one
+        # (a reader: on SQLite the writer's BEGIN IMMEDIATE would wait for this very transaction).
+        reader = session.get_bind().execution_options(sqlite_begin="DEFERRED")
+        with Session(bind=reader) as fresh:
+            current = fresh.scalar(select(Ticket.version).where(Ticket.id == ticket_id)) or 0
+            last = audit.last_change(fresh, "ticket", ticket_id)
         who, when = last if last else (None, None)
-        raise StaleEdit(ticket.ref, expected_version or ticket.version, current, who, when) from None
+        raise StaleEdit(ref, expected_version or loaded_version, current, who, when) from None
 
 
 def _set(
@@ -746,19 +750,14 @@ def transition(
     elif current == "resolved" and to_status == "in_progress":
         require(actor.roles, "ticket.reopen")
     _require_worker(actor, ticket, "change the status of")
+    reopening = current == "resolved" and to_status == "in_progress"
+    code, note, reason = _transition_inputs(ticket, config, to_status, reopening, code, note, reason)
 
-    if to_status == "assigned":
-        if ticket.assignee_id is None:
-            raise ValidationError("assignee", f"assign {ticket.ref} to someone first (take it or assign it)")
-    elif to_status == "in_progress" and current != "resolved" and ticket.assignee_id is None:
-        if not actor.has_role("agent", "support_l2", "support_l3", "shift_lead"):
-            raise ValidationError("assignee", f"assign {ticket.ref} to someone first")
+    # Everything is checked; from here on the changes are made.
+    if to_status == "in_progress" and not reopening and ticket.assignee_id is None:
         _set(session, ticket, "assignee_id", actor.id, actor, now, action="assign")
         _mark_responded(session, ticket, actor, now)
     if to_status == "pending":
-        reason = (reason or "").strip().lower()
-        if reason not in PENDING_REASONS:
-            raise ValidationError("reason", f"pending needs a reason: {', '.join(PENDING_REASONS)}")
         _set(session, ticket, "pending_reason", reason, actor, now, action="transition")
         sla.pause(ticket, now)
     elif current == "pending":
@@ -766,21 +765,12 @@ def transition(
         if to_status == "in_progress":
             sla.resume(ticket, config, now)
     if to_status == "resolved":
-        code = (code or "").strip().lower()
-        if code not in config.resolution_codes:
-            raise ValidationError(
-                "code", f"resolving needs a resolution code: {', '.join(config.resolution_codes)}"
-            )
-        if not (note or "").strip():
-            raise ValidationError("note", "resolving needs a resolution note saying what was done")
         _set(session, ticket, "resolution_code", code, actor, now, action="resolve")
-        _set(session, ticket, "resolution_note", note.strip(), actor, now, action="resolve")
+        _set(session, ticket, "resolution_note", note, actor, now, action="resolve")
         _set(session, ticket, "resolved_at", now, actor, now, action="resolve")
         _mark_responded(session, ticket, actor, now)
         sla.pause(ticket, now)
     elif to_status == "cancelled":
-        if not (reason or "").strip():
-            raise ValidationError("reason", "cancelling needs a reason (e.g. duplicate of INC0000123)")
         _set(session, ticket, "cancelled_at", now, actor, now, action="cancel")
         session.add(
             TicketEntry(
@@ -793,9 +783,7 @@ def transition(
         )
     elif to_status == "closed":
         _set(session, ticket, "closed_at", now, actor, now, action="close")
-    elif current == "resolved" and to_status == "in_progress":
-        if not (reason or "").strip():
-            raise ValidationError("reason", "reopening needs a reason (what is still wrong)")
+    elif reopening:
         ticket.reopen_count += 1
         for field in ("resolved_at", "resolution_code", "resolution_note"):
             _set(session, ticket, field, None, actor, now, action="reopen")
@@ -815,6 +803,39 @@ def transition(
     _touch(ticket, now)
     _flush(session, ticket, expected_version)
     return ticket
+
+
+def _transition_inputs(
+    ticket: Ticket,
+    config: DeskConfig,
+    to_status: str,
+    reopening: bool,
+    code: str | None,
+    note: str | None,
+    reason: str | None,
+) -> tuple[str | None, str | None, str | None]:
+    """Check what a transition needs before anything changes; return the cleaned code, note and reason."""
+    reason = (reason or "").strip() or None
+    if to_status == "assigned" and ticket.assignee_id is None:
+        raise ValidationError("assignee", f"assign {ticket.ref} to someone first (take it or assign it)")
+    if to_status == "pending":
+        reason = (reason or "").lower()
+        if reason not in PENDING_REASONS:
+            raise ValidationError("reason", f"pending needs a reason: {', '.join(PENDING_REASONS)}")
+    elif to_status == "resolved":
+        code = (code or "").strip().lower()
+        if code not in config.resolution_codes:
+            raise ValidationError(
+                "code", f"resolving needs a resolution code: {', '.join(config.resolution_codes)}"
+            )
+        note = (note or "").strip()
+        if not note:
+            raise ValidationError("note", "resolving needs a resolution note saying what was done")
+    elif to_status == "cancelled" and not reason:
+        raise ValidationError("reason", "cancelling needs a reason (e.g. duplicate of INC0000123)")
+    elif reopening and not reason:
+        raise ValidationError("reason", "reopening needs a reason (what is still wrong)")
+    return code, note, reason
 
 
 def resolve(

@@ -272,3 +272,31 @@ def list_users(session: Session) -> list[UserRow]:
         )
         for u in users
     ]
+
+
+def raci_users(
+    session: Session, config, activity: str, letter: str, *, group_ids: list[int] | None = None
+) -> list[str]:
+    """Logins of the active users who are ``letter`` (R, A, C or I) for ``activity`` in the RACI matrix.
+
+    With ``group_ids`` only members of those groups count (e.g. the shift lead of the ticket's group);
+    if no member of them holds the role, every holder of the role does.
+    """
+    roles = config.raci_roles(activity, letter)
+    if not roles:
+        return []
+    stmt = (
+        select(User.login)
+        .join(RoleMembership, RoleMembership.user_id == User.id)
+        .where(RoleMembership.role.in_(roles), User.active.is_(True))
+        .distinct()
+        .order_by(User.login)
+    )
+    if group_ids:
+        scoped = stmt.join(GroupMembership, GroupMembership.user_id == User.id).where(
+            GroupMembership.group_id.in_(group_ids)
+        )
+        logins = list(session.scalars(scoped))
+        if logins:
+            return logins
+    return list(session.scalars(stmt))
