@@ -59,4 +59,4 @@ class ItsmApp(App[None]):
         self.actor = actor
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        self.push_screen(HelpScreen(self.screen))

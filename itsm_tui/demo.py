@@ -1001,6 +1001,7 @@ class _Generator:
             ),
             {"yes": True, "me": self.os_user.id},
         ).all()
+        rows = list(reversed(rows))  # oldest first, so ids follow creation time
         notes = [
             (
                 index,
@@ -1010,7 +1011,7 @@ class _Generator:
                 "ticket",
                 row.id,
                 f"{row.ref} assigned to you: {row.title}",
-                w.instant(self.end_ts - index * 600),
+                w.instant(self.end_ts - (len(rows) - index + 1) * 600),
                 None,
             )
             for index, row in enumerate(rows, start=1)

@@ -14,7 +14,7 @@ from screens.common import DeskScreen, literal, local_time
 
 
 class CalendarScreen(DeskScreen):
-    SCREEN_TITLE = "Change calendar: next 14 days"
+    SCREEN_TITLE = "Changes, next 14 days"
     BINDINGS = [Binding("r", "reload", "Reload", id="calendar.reload")]
 
     def compose(self) -> ComposeResult:

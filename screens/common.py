@@ -47,15 +47,16 @@ class StatusLine(Static):
         app = self.app
         actor = app.actor
         roles = ",".join(sorted(actor.roles))
+        # Most important first, so that an 80-column terminal cuts only the least useful part.
         line = Text()
-        line.append("itsm", style="bold")
-        line.append(f" | {self.screen_title} | ")
-        line.append(strip_control(actor.name, single_line=True))
-        line.append(f" ({roles}) | {app.db.backend}")
+        line.append(self.screen_title, style="bold")
         if not self.connected:
             line.append(" | DATABASE UNREACHABLE - retrying", style="bold red")
         elif self.unread:
             line.append(f" | {self.unread} unread", style="bold")
+        line.append(" | ")
+        line.append(strip_control(actor.name, single_line=True))
+        line.append(f" ({roles}) | {app.db.backend}")
         self.update(line)
 
     @work(thread=True, exclusive=True, group="unread")

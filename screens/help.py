@@ -18,13 +18,16 @@ class HelpScreen(ModalScreen[None]):
                                   border: round $primary; background: $surface; padding: 0 1; }
     """
 
+    def __init__(self, underneath: object | None = None) -> None:
+        super().__init__()
+        self.underneath = underneath
+
     def compose(self) -> ComposeResult:
         table = Table(show_header=True, header_style="bold", box=None, expand=True)
         table.add_column("Key", no_wrap=True)
         table.add_column("Action")
-        underneath = self.app.screen_stack[-1] if self.app.screen_stack else None
         seen = set()
-        for source in (underneath, self.app):
+        for source in (self.underneath, self.app):
             if source is None:
                 continue
             for binding in source.BINDINGS:

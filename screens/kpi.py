@@ -15,7 +15,7 @@ from screens.common import DeskScreen
 
 
 class KpiScreen(DeskScreen):
-    SCREEN_TITLE = "KPI board: operational"
+    SCREEN_TITLE = "KPI: operational"
     BINDINGS = [Binding("r", "reload", "Reload", id="kpi.reload")]
 
     def compose(self) -> ComposeResult:

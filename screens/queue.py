@@ -31,7 +31,7 @@ def format_left(due: datetime | None, now: datetime) -> Text:
 
 
 class QueueScreen(DeskScreen):
-    SCREEN_TITLE = "Queue: all open, most urgent first"
+    SCREEN_TITLE = "Queue"
     BINDINGS = [Binding("r", "reload", "Reload", id="queue.reload")]
 
     def compose(self) -> ComposeResult:
@@ -73,5 +73,5 @@ class QueueScreen(DeskScreen):
                 key=row.ref,
             )
         self.query_one("#queue-summary", Static).update(
-            Text(f"{len(rows)} most urgent open tickets (of the whole desk)")
+            Text(f"All open, most urgent first: the {len(rows)} due soonest (overdue on top)")
         )

@@ -43,6 +43,15 @@ async def wait_for(pilot, predicate, tries: int = 100):
     raise AssertionError("condition not reached")
 
 
+def _screen_text(app) -> str:
+    """What the terminal shows, as plain text (from the screenshot Textual renders)."""
+    import html
+    import re
+
+    svg = app.export_screenshot()
+    return html.unescape(" ".join(re.findall(r">([^<>]+)</text>", svg))).replace("\xa0", " ")
+
+
 def table_text(table: DataTable) -> str:
     return "\n".join(" ".join(str(cell) for cell in table.get_row_at(i)) for i in range(table.row_count))
 
@@ -57,6 +66,8 @@ async def test_screens_switch_with_keys_and_help_lists_keys(desk, config):
             assert app.current_mode == mode
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
+        help_text = _screen_text(app)
+        assert "Reload" in help_text and "Inbox" in help_text and "Close" not in help_text
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
 
