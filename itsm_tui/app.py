@@ -6,12 +6,15 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
+from textual.reactive import reactive
 
 from itsm_tui.config import DeskConfig
 from itsm_tui.db import Database
+from itsm_tui.services.notifications import NotificationRow
 from itsm_tui.services.users import Actor
 from screens import MODE_TITLES, mode_screens
 from screens.help import HelpScreen
@@ -52,11 +55,75 @@ class ItsmApp(App[None]):
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
     ]
 
-    def __init__(self, db: Database, config: DeskConfig, actor: Actor) -> None:
+    unread: reactive[int] = reactive(0)
+    connected: reactive[bool] = reactive(True)
+
+    def __init__(self, db: Database, config: DeskConfig, actor: Actor, *, run_scheduler: bool = True) -> None:
         super().__init__()
         self.db = db
         self.config = config
         self.actor = actor
+        self.run_scheduler = run_scheduler
+        self.scheduler = None
+        self.watcher = None
+
+    def on_mount(self) -> None:
+        from itsm_tui.push import NotificationWatcher
+
+        self.refresh_unread()
+        self.watcher = NotificationWatcher(
+            self.db,
+            self.actor.id,
+            on_new=lambda rows, unread: self.call_from_thread(self.show_notifications, rows, unread),
+            on_connection=lambda ok: self.call_from_thread(setattr, self, "connected", ok),
+        )
+        self.watcher.start()
+        if self.run_scheduler:
+            from itsm_tui.scheduler import make_scheduler
+
+            # On the app's own loop; the scan itself runs in a thread.
+            self.scheduler = make_scheduler(self.db, self.config)
+            self.scheduler.start()
+
+    def on_unmount(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        if self.watcher is not None:
+            self.watcher.stop()
+
+    def show_notifications(self, rows: list[NotificationRow], unread: int) -> None:
+        """Toast each new notification (user text shown literally) and update the unread count."""
+        for row in rows[-5:]:
+            severity = (
+                "error"
+                if row.kind == "sla_breach"
+                else "warning"
+                if row.kind == "sla_warning"
+                else "information"
+            )
+            self.notify(
+                row.message, title=row.kind.replace("_", " "), severity=severity, markup=False, timeout=8
+            )
+        if len(rows) > 5:
+            self.notify(f"... and {len(rows) - 5} more in the inbox (F5)", markup=False)
+        self.unread = unread
+
+    @work(thread=True, exclusive=True, group="unread")
+    def refresh_unread(self) -> None:
+        from itsm_tui.services import notifications
+
+        try:
+            with self.db.read_session() as session:
+                count = notifications.unread_count(session, self.actor.id)
+        except Exception:
+            self.call_from_thread(setattr, self, "connected", False)
+            return
+        self.call_from_thread(setattr, self, "unread", count)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.screen))
+
+    def open_ticket(self, ticket_id: int) -> None:
+        from screens.ticket import TicketScreen
+
+        self.push_screen(TicketScreen(ticket_id))

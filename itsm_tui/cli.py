@@ -92,6 +92,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="make the user lead of a group (joins it)",
     )
 
+    sla = commands.add_parser("sla", parents=[db], help="SLA clocks").add_subparsers(
+        dest="sla_command", metavar="ACTION", required=True
+    )
+    scan = sla.add_parser(
+        "scan", parents=[db], help="run the SLA job once: flag warnings and breaches, notify"
+    )
+    scan.add_argument("--now", type=_iso_instant, help="the instant to scan at (ISO, default now)")
+    scan.add_argument("--json", action="store_true")
+    commands.add_parser(
+        "scheduler", parents=[db], help="run the SLA job headless (for hosts where no console is open)"
+    )
+
     ticket = commands.add_parser(
         "ticket", parents=[db], help="incidents and service requests"
     ).add_subparsers(dest="ticket_command", metavar="ACTION", required=True)
@@ -507,39 +519,14 @@ def cmd_ticket_list(desk: Desk, args: argparse.Namespace) -> int:
 
 @_with_desk
 def cmd_ticket_show(desk: Desk, args: argparse.Namespace) -> int:
-    from itsm_tui.models import User
-    from itsm_tui.services import audit, tickets
+    from itsm_tui.services import tickets
 
     with desk.db.read_session() as session:
         actor = desk.actor(session)
         ticket = tickets.get_ticket(session, args.ref)
         view = tickets.view(session, ticket)
         links = tickets.links_of(session, ticket)
-        names = {}
-
-        def who(user_id):
-            if user_id is None:
-                return "system"
-            if user_id not in names:
-                user = session.get(User, user_id)
-                names[user_id] = user.login if user else f"#{user_id}"
-            return names[user_id]
-
-        timeline = [
-            {"at": e.created_at, "kind": e.kind, "by": who(e.author_id), "text": e.body}
-            for e in tickets.entries(session, ticket)
-        ] + [
-            {
-                "at": a.at,
-                "kind": "audit",
-                "by": who(a.actor_id),
-                "text": f"{a.action} {a.field or ''}: {a.old_value or ''} -> {a.new_value or ''}".replace(
-                    "  ", " "
-                ),
-            }
-            for a in audit.history(session, "ticket", ticket.id)
-        ]
-    timeline.sort(key=lambda item: item["at"], reverse=True)
+        timeline = [item.__dict__ for item in tickets.timeline(session, ticket)]
     if args.json:
         data = view.as_json()
         data["links"] = links
@@ -680,7 +667,32 @@ def cmd_ticket_update(desk: Desk, args: argparse.Namespace) -> int:
     return 0
 
 
+@_with_desk
+def cmd_sla_scan(desk: Desk, args: argparse.Namespace) -> int:
+    from itsm_tui.services import sla
+
+    result = sla.scan(desk.db, desk.config, args.now)
+    if args.json:
+        print(json.dumps(result.as_json(), indent=2))
+    else:
+        print(
+            f"{result.warnings} warnings, {result.breaches} breaches, {result.escalations} escalations, "
+            f"{result.notifications} notifications, {result.closed} closed ({result.seconds * 1000:.0f} ms)"
+        )
+    return 0
+
+
+@_with_desk
+def cmd_scheduler(desk: Desk, args: argparse.Namespace) -> int:
+    from itsm_tui.scheduler import run_headless
+
+    run_headless(desk.db, desk.config, lambda text: print(text, flush=True))
+    return 0
+
+
 _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "sla scan": cmd_sla_scan,
+    "scheduler": cmd_scheduler,
     "demo": cmd_demo,
     "db upgrade": cmd_db_upgrade,
     "db status": cmd_db_status,

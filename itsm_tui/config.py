@@ -112,6 +112,17 @@ class SlaPolicy:
 
 
 @dataclass(frozen=True)
+class EscalationRule:
+    """On an SLA event, hand tickets of some priorities from a support level to another group."""
+
+    event: str  # warning | breach
+    target: str  # response | resolution
+    priorities: frozenset[int]
+    from_level: int
+    to: str  # "service" (the service's support group) or a group code
+
+
+@dataclass(frozen=True)
 class Group:
     code: str
     name: str
@@ -146,6 +157,7 @@ class DeskConfig:
     scan_interval_seconds: int
     auto_close_days: int
     reopen_restarts_resolution: bool
+    escalations: tuple[EscalationRule, ...]
     calendars: dict[str, Calendar]
     raci: dict[str, RaciActivity]
     groups: dict[str, Group]
@@ -207,6 +219,7 @@ def load_config(config_dir: str | os.PathLike[str] | None = None) -> DeskConfig:
                 f"priority P{priority} is used but sla.toml has no [policies.P{priority}]",
             )
     raci = _parse_raci(paths["raci.toml"], raw["raci.toml"])
+    escalations = _parse_escalations(paths["sla.toml"], raw["sla.toml"], catalog.groups)
     return DeskConfig(
         priority_matrix=matrix,
         policies=sla["policies"],
@@ -214,6 +227,7 @@ def load_config(config_dir: str | os.PathLike[str] | None = None) -> DeskConfig:
         scan_interval_seconds=sla["scan_interval_seconds"],
         auto_close_days=sla["auto_close_days"],
         reopen_restarts_resolution=sla["reopen_restarts_resolution"],
+        escalations=escalations,
         calendars=calendars,
         raci=raci,
         groups=catalog.groups,
@@ -314,6 +328,36 @@ def _parse_sla(path: Path, data: dict, calendars: dict[str, Calendar]) -> dict:
         "auto_close_days": auto_close,
         "reopen_restarts_resolution": restarts,
     }
+
+
+def _parse_escalations(path: Path, data: dict, groups: dict[str, Group]) -> tuple[EscalationRule, ...]:
+    raw = data.get("escalations", [])
+    if not isinstance(raw, list):
+        raise ConfigError(path, "escalations", "must be a list of [[escalations]] tables")
+    rules = []
+    for index, body in enumerate(raw):
+        key = f"escalations[{index}]"
+        if not isinstance(body, dict):
+            raise ConfigError(path, key, "must be a table")
+        event = body.get("event")
+        if event not in ("warning", "breach"):
+            raise ConfigError(path, f"{key}.event", f"must be warning or breach, not {event!r}")
+        target = body.get("target", "resolution")
+        if target not in ("response", "resolution"):
+            raise ConfigError(path, f"{key}.target", f"must be response or resolution, not {target!r}")
+        priorities = body.get("priorities")
+        if not isinstance(priorities, list) or not priorities:
+            raise ConfigError(path, f"{key}.priorities", "must list priorities, e.g. [1, 2]")
+        for p in priorities:
+            _int(path, f"{key}.priorities", p, 1, 5)
+        from_level = _int(path, f"{key}.from_level", body.get("from_level", 1), 1, 3)
+        to = body.get("to", "service")
+        if to != "service" and to not in groups:
+            raise ConfigError(
+                path, f"{key}.to", f'must be "service" or a group code ({", ".join(groups)}), not {to!r}'
+            )
+        rules.append(EscalationRule(event, target, frozenset(priorities), from_level, to))
+    return tuple(rules)
 
 
 _HOURS = re.compile(r"(\d\d):(\d\d)-(\d\d):(\d\d)")

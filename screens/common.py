@@ -6,7 +6,6 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer, Static
@@ -35,13 +34,15 @@ class StatusLine(Static):
     def __init__(self, screen_title: str) -> None:
         super().__init__()
         self.screen_title = screen_title
-        self.unread: int | None = None
-        self.connected = True
 
     def on_mount(self) -> None:
+        self.watch(self.app, "unread", lambda _: self.refresh_line(), init=False)
+        self.watch(self.app, "connected", lambda _: self.refresh_line(), init=False)
         self.refresh_line()
-        self.poll_unread()
-        self.set_interval(5, self.poll_unread)
+
+    @property
+    def unread(self) -> int:
+        return self.app.unread
 
     def refresh_line(self) -> None:
         app = self.app
@@ -50,7 +51,7 @@ class StatusLine(Static):
         # Most important first, so that an 80-column terminal cuts only the least useful part.
         line = Text()
         line.append(self.screen_title, style="bold")
-        if not self.connected:
+        if not app.connected:
             line.append(" | DATABASE UNREACHABLE - retrying", style="bold red")
         elif self.unread:
             line.append(f" | {self.unread} unread", style="bold")
@@ -58,22 +59,6 @@ class StatusLine(Static):
         line.append(strip_control(actor.name, single_line=True))
         line.append(f" ({roles}) | {app.db.backend}")
         self.update(line)
-
-    @work(thread=True, exclusive=True, group="unread")
-    def poll_unread(self) -> None:
-        from itsm_tui.services import notifications
-
-        try:
-            with self.app.db.read_session() as session:
-                count = notifications.unread_count(session, self.app.actor.id)
-            connected = True
-        except Exception:
-            count, connected = self.unread, False
-        self.app.call_from_thread(self._show_unread, count, connected)
-
-    def _show_unread(self, count: int | None, connected: bool) -> None:
-        self.unread, self.connected = count, connected
-        self.refresh_line()
 
 
 class DeskScreen(Screen):

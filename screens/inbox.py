@@ -15,6 +15,7 @@ from screens.common import DeskScreen, literal, local_time
 class InboxScreen(DeskScreen):
     SCREEN_TITLE = "Inbox"
     BINDINGS = [
+        Binding("enter", "open", "Open", id="inbox.open"),
         Binding("m", "mark_read", "Mark read", id="inbox.mark_read"),
         Binding("M", "mark_all_read", "Mark all read", id="inbox.mark_all_read"),
         Binding("r", "reload", "Reload", id="inbox.reload"),
@@ -41,7 +42,11 @@ class InboxScreen(DeskScreen):
             rows = notifications.list_for(session, self.app.actor.id)
         self.app.call_from_thread(self.show, rows)
 
+    def on_screen_resume(self) -> None:
+        self.action_reload()
+
     def show(self, rows: list[NotificationRow]) -> None:
+        self.rows = {str(row.id): row for row in rows}
         tz = self.app.actor.timezone
         table = self.query_one(DataTable)
         table.clear()
@@ -54,11 +59,32 @@ class InboxScreen(DeskScreen):
                 key=str(row.id),
             )
 
-    def action_mark_read(self) -> None:
+    def _selected(self) -> NotificationRow | None:
         table = self.query_one(DataTable)
-        if table.row_count:
-            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-            self.mark(int(key))
+        if not table.row_count:
+            return None
+        return self.rows.get(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open()
+
+    def action_open(self) -> None:
+        """Open the record the notification is about (and mark it read)."""
+        row = self._selected()
+        if row is None:
+            return
+        if not row.read:
+            self.mark(row.id)
+        if row.entity_type == "ticket" and row.entity_id is not None:
+            self.app.open_ticket(row.entity_id)
+        else:
+            self.app.notify("This notification has no record to open.", markup=False)
+
+    def action_mark_read(self) -> None:
+        row = self._selected()
+        if row is not None:
+            self.mark(row.id)
 
     def action_mark_all_read(self) -> None:
         self.mark(None)
@@ -70,4 +96,6 @@ class InboxScreen(DeskScreen):
         with self.app.db.session() as session:
             notifications.mark_read(session, self.app.actor.id, notification_id)
             rows = notifications.list_for(session, self.app.actor.id)
+            unread = notifications.unread_count(session, self.app.actor.id)
         self.app.call_from_thread(self.show, rows)
+        self.app.call_from_thread(setattr, self.app, "unread", unread)

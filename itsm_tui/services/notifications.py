@@ -1,14 +1,158 @@
-"""Stored notifications: listing, counting unread, marking read."""
+"""Stored notifications: writing them once per recipient and event, listing, counting unread, marking read.
+
+A notification is written in the transaction of the event it reports. ``(user_id, event_key)`` is unique, so
+however many processes report the same event, each recipient gets it once. On PostgreSQL each write also
+signals ``pg_notify`` so that open consoles hear of it at commit without polling.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
-from itsm_tui.models import Notification, utcnow
+from itsm_tui.models import GroupMembership, Notification, RoleMembership, User, utcnow
+
+PG_CHANNEL = "itsm_notifications"
+KINDS = (
+    "assigned",
+    "sla_warning",
+    "sla_breach",
+    "escalated",
+    "change_approval",
+    "change_conflict",
+    "change_starting",
+)
+
+
+def _insert(session: Session):
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(Notification)
+
+
+def notify_many(session: Session, rows: list[dict]) -> int:
+    """Write notifications (dicts of Notification columns); an existing (user, event) is skipped.
+
+    Returns how many were new.
+    """
+    if not rows:
+        return 0
+    stmt = _insert(session).on_conflict_do_nothing(index_elements=["user_id", "event_key"])
+    inserted = session.execute(stmt.returning(Notification.user_id), rows).scalars().all()
+    if inserted and session.get_bind().dialect.name == "postgresql":
+        for user_id in sorted(set(inserted)):
+            session.execute(
+                text("SELECT pg_notify(:channel, :payload)"), {"channel": PG_CHANNEL, "payload": str(user_id)}
+            )
+    return len(inserted)
+
+
+def notify(
+    session: Session,
+    user_ids: Iterable[int],
+    *,
+    kind: str,
+    event_key: str,
+    entity: tuple[str, int] | None,
+    message: str,
+    now: datetime | None = None,
+    exclude: int | None = None,
+) -> int:
+    """Tell each of ``user_ids`` (but not ``exclude``, the one who did it) about one event."""
+    now = now or utcnow()
+    entity_type, entity_id = entity if entity else (None, None)
+    rows = [
+        {
+            "user_id": uid,
+            "kind": kind,
+            "event_key": event_key,
+            "entity_type": entity_type,
+            "entity_id": entity_id,
+            "message": message,
+            "created_at": now,
+        }
+        for uid in sorted(set(user_ids))
+        if uid is not None and uid != exclude
+    ]
+    return notify_many(session, rows)
+
+
+def group_leads(session: Session, group_ids: Iterable[int]) -> list[int]:
+    """Users who lead any of the groups."""
+    return list(
+        session.scalars(
+            select(GroupMembership.user_id)
+            .join(User, User.id == GroupMembership.user_id)
+            .where(
+                GroupMembership.group_id.in_(list(group_ids)),
+                GroupMembership.is_lead.is_(True),
+                User.active.is_(True),
+            )
+            .distinct()
+        )
+    )
+
+
+def group_members(session: Session, group_ids: Iterable[int]) -> list[int]:
+    return list(
+        session.scalars(
+            select(GroupMembership.user_id)
+            .join(User, User.id == GroupMembership.user_id)
+            .where(GroupMembership.group_id.in_(list(group_ids)), User.active.is_(True))
+            .distinct()
+        )
+    )
+
+
+def users_with_roles(
+    session: Session, roles: Iterable[str], group_ids: Iterable[int] | None = None
+) -> list[int]:
+    """Active users holding any of ``roles``; with ``group_ids``, those of the groups if there are any."""
+    stmt = (
+        select(User.id)
+        .join(RoleMembership, RoleMembership.user_id == User.id)
+        .where(RoleMembership.role.in_(list(roles)), User.active.is_(True))
+        .distinct()
+    )
+    if group_ids:
+        scoped = list(
+            session.scalars(
+                stmt.join(GroupMembership, GroupMembership.user_id == User.id).where(
+                    GroupMembership.group_id.in_(list(group_ids))
+                )
+            )
+        )
+        if scoped:
+            return scoped
+    return list(session.scalars(stmt))
+
+
+def newest_id(session: Session, user_id: int) -> int:
+    """The id of the user's newest notification (0 if none): a cheap, indexed change check."""
+    return session.scalar(select(func.max(Notification.id)).where(Notification.user_id == user_id)) or 0
+
+
+def since(session: Session, user_id: int, after_id: int, limit: int = 20) -> list[NotificationRow]:
+    """The user's notifications newer than ``after_id``, oldest first (bounded)."""
+    stmt = (
+        select(Notification)
+        .where(Notification.user_id == user_id, Notification.id > after_id)
+        .order_by(Notification.id)
+        .limit(limit)
+    )
+    return [_row(n) for n in session.scalars(stmt)]
+
+
+def _row(n: Notification) -> NotificationRow:
+    return NotificationRow(
+        n.id, n.kind, n.message, n.entity_type, n.entity_id, n.created_at, n.read_at is not None
+    )
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from itsm_tui.models import (
     User,
     utcnow,
 )
-from itsm_tui.services import audit, sla
+from itsm_tui.services import audit, notifications, sla
 from itsm_tui.services.access import PermissionDenied, require
 from itsm_tui.services.errors import InvalidTransition, NotFound, StaleEdit, ValidationError
 from itsm_tui.services.users import Actor
@@ -294,11 +294,18 @@ def _flush(session: Session, ticket: Ticket, expected_version: int | None) -> No
 
 
 def _set(
-    session: Session, ticket: Ticket, field: str, value, actor: Actor, now: datetime, action: str = "update"
+    session: Session,
+    ticket: Ticket,
+    field: str,
+    value,
+    actor: Actor | None,
+    now: datetime,
+    action: str = "update",
 ) -> bool:
-    """Set a field and audit it; assignee and group are audited by login and code, not by id."""
+    """Set a field and audit it (``actor`` None: the system); assignee and group are audited by name."""
+    actor_id = actor.id if actor is not None else None
     if field not in ("assignee_id", "group_id"):
-        return audit.set_field(session, ticket, "ticket", field, value, actor.id, now, action)
+        return audit.set_field(session, ticket, "ticket", field, value, actor_id, now, action)
     old = getattr(ticket, field)
     if old == value:
         return False
@@ -312,7 +319,7 @@ def _set(
         session,
         entity_type="ticket",
         entity_id=ticket.id,
-        actor_id=actor.id,
+        actor_id=actor_id,
         at=now,
         action=action,
         field=field.removesuffix("_id"),
@@ -618,7 +625,17 @@ def assign(
     if group_id != ticket.group_id:
         _set(session, ticket, "group_id", group_id, actor, now, action="assign")
         ticket.reassignment_count += 1
-    _set(session, ticket, "assignee_id", target_user.id, actor, now, action="assign")
+    if _set(session, ticket, "assignee_id", target_user.id, actor, now, action="assign"):
+        notifications.notify(
+            session,
+            [target_user.id],
+            kind="assigned",
+            event_key=f"assigned:{ticket.id}:{ticket.reassignment_count}:{now.isoformat()}",
+            entity=("ticket", ticket.id),
+            message=f"{ticket.ref} (P{ticket.priority}) assigned to you by {actor.name}: {ticket.title}",
+            now=now,
+            exclude=actor.id,
+        )
     if ticket.status == "new":
         _set(session, ticket, "status", "assigned", actor, now, action="transition")
     _mark_responded(session, ticket, actor, now)
@@ -657,6 +674,24 @@ def escalate(
     target = _group_by_code(session, group)
     if target.id == ticket.group_id:
         raise ValidationError("group", f"{ticket.ref} is already with {target.code}")
+    move_to_group(session, config, ticket, target, actor, reason.strip(), now)
+    _flush(session, ticket, expected_version)
+    return ticket
+
+
+def move_to_group(
+    session: Session,
+    config: DeskConfig,
+    ticket: Ticket,
+    target: Group,
+    actor: Actor | None,
+    reason: str,
+    now: datetime,
+) -> None:
+    """Hand a ticket to another group's queue (unassigned, status new), audited, noted and notified.
+
+    Used by a person's escalation and by the SLA job's functional escalation (``actor`` None).
+    """
     if ticket.paused_at is not None and ticket.status == "pending":
         sla.resume(ticket, config, now)
     _set(session, ticket, "group_id", target.id, actor, now, action="escalate")
@@ -668,15 +703,24 @@ def escalate(
     session.add(
         TicketEntry(
             ticket_id=ticket.id,
-            author_id=actor.id,
+            author_id=actor.id if actor else None,
             kind="note",
-            body=f"Escalated to {target.code}: {reason.strip()}",
+            body=f"Escalated to {target.code}: {reason}",
             created_at=now,
         )
     )
     _touch(ticket, now)
-    _flush(session, ticket, expected_version)
-    return ticket
+    by = f" by {actor.name}" if actor else ""
+    notifications.notify(
+        session,
+        notifications.group_leads(session, [target.id]) or notifications.group_members(session, [target.id]),
+        kind="escalated",
+        event_key=f"escalated:{ticket.id}:{ticket.escalation_count}",
+        entity=("ticket", ticket.id),
+        message=f"{ticket.ref} (P{ticket.priority}) escalated to {target.code}{by}: {ticket.title}",
+        now=now,
+        exclude=actor.id if actor else None,
+    )
 
 
 def add_entry(
@@ -784,7 +828,8 @@ def transition(
     elif to_status == "closed":
         _set(session, ticket, "closed_at", now, actor, now, action="close")
     elif reopening:
-        ticket.reopen_count += 1
+        ticket.reopen_count += 1  # a new resolution cycle: its warning and breach are new events
+        ticket.resolution_warned_at = ticket.resolution_breached_at = None
         for field in ("resolved_at", "resolution_code", "resolution_note"):
             _set(session, ticket, field, None, actor, now, action="reopen")
         sla.resume(ticket, config, now, restart=config.reopen_restarts_resolution)
@@ -1012,3 +1057,43 @@ def entries(session: Session, ticket: Ticket, limit: int = 200) -> Sequence[Tick
         .order_by(TicketEntry.created_at.desc(), TicketEntry.id.desc())
         .limit(limit)
     ).all()
+
+
+@dataclass(frozen=True)
+class TimelineItem:
+    """One line of a ticket's history: a reply, a work note or an audit event."""
+
+    at: datetime
+    kind: str  # reply | note | audit
+    by: str
+    text: str
+
+
+def timeline(session: Session, ticket: Ticket, limit: int = 200) -> list[TimelineItem]:
+    """Replies, work notes and audit events of a ticket, newest first (the newest ``limit`` of each)."""
+    names: dict[int | None, str] = {None: "system"}
+
+    def who(user_id: int | None) -> str:
+        if user_id not in names:
+            names[user_id] = session.scalar(select(User.login).where(User.id == user_id)) or f"#{user_id}"
+        return names[user_id]
+
+    items = [
+        TimelineItem(e.created_at, e.kind, who(e.author_id), e.body) for e in entries(session, ticket, limit)
+    ]
+    for event in audit.history(session, "ticket", ticket.id, limit):
+        change = f"{event.old_value or '-'} -> {event.new_value or '-'}"
+        items.append(
+            TimelineItem(
+                event.at, "audit", who(event.actor_id), f"{event.action} {event.field or ''}: {change}"
+            )
+        )
+    items.sort(key=lambda item: item.at, reverse=True)
+    return items
+
+
+def find_ticket_by_id(session: Session, ticket_id: int) -> Ticket:
+    ticket = session.get(Ticket, ticket_id)
+    if ticket is None:
+        raise NotFound(f"no ticket with id {ticket_id}")
+    return ticket

@@ -1,0 +1,76 @@
+"""The SLA job on APScheduler: inside every console (on the app's event loop) and headless.
+
+The job's database work runs in a thread; the loop only waits for it. Runs never overlap
+(``max_instances=1``) and missed runs collapse into one (``coalesce``): a scan catches up on everything
+that became due since the last one anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from itsm_tui.config import DeskConfig
+from itsm_tui.db import Database
+from itsm_tui.services import sla
+
+log = logging.getLogger("itsm.scheduler")
+JOB_ID = "sla-scan"
+
+
+def make_scheduler(
+    db: Database,
+    config: DeskConfig,
+    on_result: Callable[[sla.ScanResult], None] | None = None,
+    on_error: Callable[[Exception], None] | None = None,
+) -> AsyncIOScheduler:
+    """The SLA job on an ``AsyncIOScheduler``, first run at once; ``start()`` it inside the running loop."""
+    scheduler = AsyncIOScheduler(
+        timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+    )
+
+    async def run_scan() -> None:
+        try:
+            result = await asyncio.to_thread(sla.scan, db, config)
+        except Exception as exc:  # a lost database must not stop the schedule
+            log.warning("SLA scan failed: %s", exc)
+            if on_error is not None:
+                on_error(exc)
+            return
+        if on_result is not None:
+            on_result(result)
+
+    scheduler.add_job(
+        run_scan, "interval", seconds=config.scan_interval_seconds, id=JOB_ID, next_run_time=datetime.now(UTC)
+    )
+    return scheduler
+
+
+def run_headless(db: Database, config: DeskConfig, echo: Callable[[str], None]) -> None:
+    """Run the SLA job until interrupted (SIGINT or SIGTERM), for hosts with no open console."""
+
+    def report(result: sla.ScanResult) -> None:
+        if result.warnings or result.breaches or result.escalations or result.notifications or result.closed:
+            echo(
+                f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S}Z scan: {result.warnings} warnings, {result.breaches} "
+                f"breaches, {result.escalations} escalations, {result.notifications} notifications, "
+                f"{result.closed} closed ({result.seconds * 1000:.0f} ms)"
+            )
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        scheduler = make_scheduler(db, config, report, lambda exc: echo(f"scan failed: {exc} (will retry)"))
+        scheduler.start()
+        echo(f"SLA scheduler running every {config.scan_interval_seconds} s; Ctrl+C stops it")
+        await stop.wait()
+        scheduler.shutdown(wait=False)
+
+    asyncio.run(main())
