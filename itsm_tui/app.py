@@ -93,6 +93,8 @@ class ItsmApp(App[None]):
 
     def show_notifications(self, rows: list[NotificationRow], unread: int) -> None:
         """Toast each new notification (user text shown literally) and update the unread count."""
+        from itsm_tui.text import strip_control
+
         for row in rows[-5:]:
             severity = (
                 "error"
@@ -102,7 +104,11 @@ class ItsmApp(App[None]):
                 else "information"
             )
             self.notify(
-                row.message, title=row.kind.replace("_", " "), severity=severity, markup=False, timeout=8
+                strip_control(row.message),
+                title=row.kind.replace("_", " "),
+                severity=severity,
+                markup=False,
+                timeout=8,
             )
         if len(rows) > 5:
             self.notify(f"... and {len(rows) - 5} more in the inbox (F5)", markup=False)

@@ -128,3 +128,20 @@ def staff(db) -> dict[str, user_service.Actor]:
         user_service.change_roles(session, actor_login="admin1", login="lead", lead_of=["SD-L1"])
     with db.read_session() as session:
         return {login: user_service.resolve_actor(session, login) for login in STAFF}
+
+
+@pytest.fixture
+def staff_sqlite(sqlite_url, config):
+    """The standard cast on an SQLite database only (for console tests)."""
+    database = Database.connect(sqlite_url)
+    database.sync_catalog(config)
+    with database.session() as session:
+        for login, (roles, groups) in STAFF.items():
+            user_service.add_user(
+                session, actor_login="admin1", login=login, roles=roles, groups=groups, name=login.title()
+            )
+        user_service.change_roles(session, actor_login="admin1", login="lead", lead_of=["SD-L1"])
+    with database.read_session() as session:
+        actors = {login: user_service.resolve_actor(session, login) for login in STAFF}
+    yield database, actors
+    database.dispose()

@@ -1,0 +1,125 @@
+"""Notifications reach open consoles: another process's event shows as a toast and in the unread count."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+
+from sqlalchemy import text
+
+from itsm_tui.app import ItsmApp
+from itsm_tui.push import NotificationWatcher
+from itsm_tui.services import tickets
+
+
+def other_process_assigns(db_url: str, ref: str, assignee: str, as_login: str = "lead") -> None:
+    """Run `itsm ticket update REF --assign LOGIN` as another console user, in another process."""
+    code = (
+        "import getpass, sys; getpass.getuser = lambda: sys.argv[1]; from itsm_tui.cli import main; "
+        "sys.exit(main(sys.argv[2:]))"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, as_login, "ticket", "update", ref, "--db", db_url, "--assign", assignee],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+    )
+
+
+def new_ticket(db, config, actor, title="Printer jammed") -> str:
+    with db.session() as s:
+        return tickets.create_ticket(s, config, actor, title=title, requester="Rita").ref
+
+
+def wait_until(predicate, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_watcher_hears_another_process(db, db_url, config, staff):
+    ref = new_ticket(db, config, staff["agent1"])
+    heard: list = []
+    watcher = NotificationWatcher(
+        db, staff["agent2"].id, on_new=lambda rows, unread: heard.append((rows, unread))
+    )
+    watcher.start()
+    try:
+        assert wait_until(lambda: watcher.last_id == 0 and (db.backend == "sqlite" or watcher.listening))
+        other_process_assigns(db_url, ref, "agent2")
+        assert wait_until(lambda: heard)
+    finally:
+        watcher.stop()
+    rows, unread = heard[0]
+    assert unread == 1
+    assert rows[0].kind == "assigned" and ref in rows[0].message and "Lead" in rows[0].message
+
+
+def test_postgres_listener_falls_back_to_polling_when_its_connection_drops(pg_url, db, config, staff):
+    if db.backend != "postgresql":
+        return
+    refs = [new_ticket(db, config, staff["agent1"], f"T{i}") for i in range(2)]
+    heard: list = []
+    watcher = NotificationWatcher(
+        db, staff["agent2"].id, on_new=lambda rows, unread: heard.extend(rows), poll_seconds=0.2
+    )
+    watcher.start()
+    try:
+        assert wait_until(lambda: watcher.listening)
+        with db.engine.connect() as conn:
+            killed = (
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE query LIKE 'LISTEN itsm_notifications%' AND pid <> pg_backend_pid()"
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            conn.commit()
+        assert killed
+        assert wait_until(lambda: not watcher.listening)
+        other_process_assigns(db.url, refs[0], "agent2")
+        assert wait_until(lambda: len(heard) == 1)  # delivered by the poll
+        assert wait_until(lambda: watcher.listening)  # and it listens again
+        other_process_assigns(db.url, refs[1], "agent2")
+        assert wait_until(lambda: len(heard) == 2)
+    finally:
+        watcher.stop()
+
+
+def screen_text(app) -> str:
+    svg = app.export_screenshot()
+    return html.unescape(" ".join(re.findall(r">([^<>]+)</text>", svg))).replace("\xa0", " ")
+
+
+async def test_console_shows_toast_and_count_for_another_process(db, db_url, config, staff):
+    title = "[red]VPN[/red] \x1b[2Jdown"
+    ref = new_ticket(db, config, staff["agent1"], title)
+    app = ItsmApp(db, config, staff["agent2"], run_scheduler=False)
+    async with app.run_test(size=(120, 30), notifications=True) as pilot:
+        await pilot.pause(0.3)
+        assert app.unread == 0
+        worker = threading.Thread(target=other_process_assigns, args=(db_url, ref, "agent2"))
+        worker.start()
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if app.unread == 1:
+                break
+        worker.join()
+        assert app.unread == 1
+        await pilot.pause(0.2)
+        shown = screen_text(app)
+        assert f"{ref} (P3) assigned to you by Lead" in shown
+        assert "[red]VPN[/red] ^[[2Jdown" in shown  # the title as typed, not as markup or a control sequence
+        assert "1 unread" in shown

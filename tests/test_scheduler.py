@@ -1,0 +1,85 @@
+"""The SLA job on APScheduler: in the console at start-up (catching up) and headless."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from itsm_tui.app import ItsmApp
+from itsm_tui.models import Ticket
+from itsm_tui.scheduler import JOB_ID, make_scheduler
+from itsm_tui.services import tickets
+
+
+def breached_ticket(db, config, actor) -> str:
+    """A P1 opened yesterday and never touched: both targets passed while no scheduler ran."""
+    with db.session() as s:
+        return tickets.create_ticket(
+            s,
+            config,
+            actor,
+            title="Core switch down",
+            requester="NOC",
+            impact="high",
+            urgency="high",
+            service="workplace",
+            opened_at=datetime.now(UTC) - timedelta(days=1),
+        ).ref
+
+
+def breaches(db) -> int:
+    with db.read_session() as s:
+        return s.scalar(select(func.count()).where(Ticket.resolution_breached_at.is_not(None))) or 0
+
+
+async def test_job_settings(db, config):
+    scheduler = make_scheduler(db, config)
+    scheduler.start(paused=True)
+    try:
+        job = scheduler.get_job(JOB_ID)
+        assert job.max_instances == 1 and job.coalesce is True
+        assert job.trigger.interval == timedelta(seconds=config.scan_interval_seconds)
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+async def test_console_catches_up_when_it_starts_and_tells_the_shift_lead(sqlite_url, config, staff_sqlite):
+    db, staff = staff_sqlite
+    ref = breached_ticket(db, config, staff["agent1"])
+    app = ItsmApp(db, config, staff["lead"])
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if app.unread >= 1:
+                break
+        assert breaches(db) == 1
+        assert app.unread >= 1
+    assert ref
+
+
+def test_headless_scheduler_flags_and_stops_on_signal(db, db_url, config, staff):
+    breached_ticket(db, config, staff["agent1"])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "itsm_tui.cli", "scheduler", "--db", db_url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and breaches(db) == 0:
+            time.sleep(0.2)
+        assert breaches(db) == 1
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "SLA scheduler running" in out
+    assert "1 breaches" in out or "2 breaches" in out
