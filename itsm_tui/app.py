@@ -129,7 +129,16 @@ class ItsmApp(App[None]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.screen))
 
-    def open_ticket(self, ticket_id: int) -> None:
+    def open_ticket(self, ticket_id: int, action: str | None = None) -> None:
+        """Open a ticket's screen; ``action`` (e.g. "assign") starts one of its actions at once."""
         from screens.ticket import TicketScreen
 
-        self.push_screen(TicketScreen(ticket_id))
+        screen = TicketScreen(ticket_id)
+        self.push_screen(screen)
+        if action:
+            screen.call_after_refresh(screen.run_action, action)
+
+    def new_ticket(self) -> None:
+        from screens.forms import NewTicketForm
+
+        self.push_screen(NewTicketForm())

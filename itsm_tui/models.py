@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -226,6 +227,25 @@ class Ticket(Base):
             sqlite_where=text("is_open = 1"),
             postgresql_where=text("is_open"),
         ),
+        # Queue sorts other than SLA, on open tickets only (small: the backlog, not the history).
+        *[
+            Index(
+                f"ix_tickets_open_by_{name}",
+                *columns,
+                sqlite_where=text("is_open = 1"),
+                postgresql_where=text("is_open"),
+            )
+            for name, columns in (
+                ("id", ("id",)),
+                ("status", ("status", "resolution_due_at", "id")),
+                ("title", ("title", "id")),
+                ("requester", ("requester", "id")),
+                ("service", (func.coalesce(text("service"), ""), "resolution_due_at", "id")),
+                ("assignee", (func.coalesce(text("assignee_id"), 0), "resolution_due_at", "id")),
+                ("opened", ("opened_at", "id")),
+                ("updated", ("updated_at", "id")),
+            )
+        ],
         Index("ix_tickets_status", "status", "id"),
         Index("ix_tickets_opened", "opened_at", "id"),
         Index("ix_tickets_updated", "updated_at", "id"),

@@ -121,7 +121,7 @@ class NotificationWatcher:
             wanted = str(self.user_id)
             while not self._stop.is_set():
                 heard = False
-                for note in conn.notifies(timeout=0.25):
+                for note in conn.notifies(timeout=0.25, stop_after=1):
                     if note.payload == wanted:
                         heard = True
                 if heard or time.monotonic() - last_check > self.listen_recheck_seconds:

@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer, Static
+from textual.worker import Worker, WorkerState
 
 from itsm_tui.text import strip_control
 
@@ -63,6 +64,16 @@ class StatusLine(Static):
 
 class DeskScreen(Screen):
     """A top-level screen: status line on top, footer with the keys below."""
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A failed database read is shown, and the status line says the database is unreachable."""
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            from sqlalchemy.exc import OperationalError
+
+            if isinstance(error, OperationalError):
+                self.app.connected = False
+            self.app.notify(f"Could not load: {error}", severity="error", markup=False, timeout=6)
 
     SCREEN_TITLE = ""
 

@@ -1,77 +1,551 @@
-"""Queue screen: open tickets, most urgent first (SLA time left on the resolution target)."""
+"""Queue screen: saved views, filter as you type, sort by any column, over a table that draws only what shows.
+
+The table asks the database only for the pages on screen (and the next ones), so a million tickets open
+and scroll at once. Every second a cheap check notices other people's work and re-reads the visible rows,
+keeping the cursor on the same ticket.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Static
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.widgets import Input, Static
 
-from itsm_tui.services.tickets import TicketRow
-from screens.common import DeskScreen, literal
+from itsm_tui.services.queue import (
+    SORTS,
+    VIEWS,
+    Filter,
+    FilterError,
+    QueueQuery,
+    QueueRow,
+    QueueWindow,
+    parse_filter,
+    query_for,
+)
+from itsm_tui.text import strip_control
+from screens.common import DeskScreen
 
-QUEUE_LIMIT = 200
+REFRESH_SECONDS = 1.0
+SLA_STYLES = {"ok": "green", "warning": "yellow", "breached": "bold red", "met": "green", "stopped": "dim"}
+PRIORITY_STYLES = {1: "bold red", 2: "red", 3: "yellow", 4: "", 5: "dim"}
 
 
-def format_left(due: datetime | None, now: datetime) -> Text:
-    """Wall time left until ``due``, red when overdue."""
-    if due is None:
-        return Text("-")
-    seconds = (due - now).total_seconds()
+@dataclass(frozen=True)
+class Column:
+    key: str  # a key of SORTS
+    title: str
+    width: int  # 0: takes the rest
+
+
+def columns_for(width: int, view: str) -> list[Column]:
+    """The columns that fit: at 80 columns ref, priority, SLA left, status and title."""
+    cols = [
+        Column("ref", "Ref", 10),
+        Column("priority", "P", 2),
+        Column("sla", "SLA left", 8),
+        Column("status", "Status", 11),
+    ]
+    if view == "resolved":
+        cols[2] = Column("resolved", "Resolved", 11)
+    if width >= 110:
+        cols += [Column("group", "Group", 7), Column("assignee", "Assignee", 11)]
+    if width >= 140:
+        cols += [Column("requester", "Requester", 22), Column("service", "Service", 9)]
+    if width >= 170:
+        cols.append(Column("opened", "Opened", 11))
+    cols.append(Column("title", "Title", 0))
+    return cols
+
+
+def format_duration(seconds: float) -> str:
     sign = "-" if seconds < 0 else ""
     minutes = int(abs(seconds) // 60)
     days, rest = divmod(minutes, 1440)
     hours, mins = divmod(rest, 60)
-    text = f"{sign}{days}d{hours:02d}h" if days else f"{sign}{hours}h{mins:02d}m"
-    style = "bold red" if seconds < 0 else ("yellow" if seconds < 3600 else "green")
-    return Text(text, style=style)
+    return f"{sign}{days}d{hours:02d}h" if days else f"{sign}{hours}h{mins:02d}m"
+
+
+class QueueTable(ScrollView, can_focus=True):
+    """A table of queue rows drawn line by line from a :class:`QueueWindow`; it holds only read pages."""
+
+    BINDINGS = [
+        Binding("up,k", "cursor(-1)", "Up", show=False, id="queue.up"),
+        Binding("down,j", "cursor(1)", "Down", show=False, id="queue.down"),
+        Binding("pageup", "page(-1)", "Page up", show=False, id="queue.page_up"),
+        Binding("pagedown,space", "page(1)", "Page down", show=False, id="queue.page_down"),
+        Binding("home", "jump(0)", "First", show=False, id="queue.first"),
+        Binding("end", "jump(-1)", "Last", show=False, id="queue.last"),
+    ]
+    DEFAULT_CSS = "QueueTable { height: 1fr; } QueueTable:focus { background-tint: $foreground 3%; }"
+
+    cursor = reactive(0, always_update=True)
+
+    class NeedRows(Message):
+        """Rows between two indexes are to be shown but not read yet."""
+
+        def __init__(self, first: int, last: int) -> None:
+            super().__init__()
+            self.first, self.last = first, last
+
+    def __init__(self, config, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.config = config
+        self.window: QueueWindow | None = None
+        self.total = 0
+        self.columns: list[Column] = columns_for(80, "all_open")
+        self.now = datetime.now(UTC)
+
+    # ------------------------------------------------------------------ data
+
+    def show_window(self, window: QueueWindow, total: int, cursor: int | None = None) -> None:
+        self.window = window
+        self.total = total
+        self.virtual_size = Size(self.size.width, total)
+        self.now = datetime.now(UTC)
+        self.cursor = min(max(0, self.cursor if cursor is None else cursor), max(0, total - 1))
+        self.refresh()
+        self._request_visible()
+
+    def set_total(self, total: int) -> None:
+        self.total = total
+        self.virtual_size = Size(self.size.width, total)
+        self.cursor = min(self.cursor, max(0, total - 1))
+        self.refresh()
+
+    @property
+    def current(self) -> QueueRow | None:
+        return self.window.row(self.cursor) if self.window and self.total else None
+
+    def _request_visible(self) -> None:
+        if self.window is None or not self.total:
+            return
+        top = int(self.scroll_offset.y)
+        height = max(1, self.size.height)
+        first, last = max(0, top - height), min(self.total - 1, top + 2 * height)
+        if self.window.missing_pages(first, last):
+            self.post_message(self.NeedRows(first, last))
+
+    def on_resize(self) -> None:
+        self.virtual_size = Size(self.size.width, self.total)
+        self._request_visible()
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        self._request_visible()
+
+    # ------------------------------------------------------------------ moving
+
+    def watch_cursor(self, cursor: int) -> None:
+        height = max(1, self.size.height)
+        top = int(self.scroll_offset.y)
+        if cursor < top:
+            self.scroll_to(y=cursor, animate=False, immediate=True)
+        elif cursor >= top + height:
+            self.scroll_to(y=cursor - height + 1, animate=False, immediate=True)
+        self.refresh()
+        self._request_visible()
+
+    def action_cursor(self, delta: int) -> None:
+        if self.total:
+            self.cursor = min(max(0, self.cursor + delta), self.total - 1)
+
+    def action_page(self, direction: int) -> None:
+        self.action_cursor(direction * max(1, self.size.height - 1))
+
+    def action_jump(self, where: int) -> None:
+        if self.total:
+            self.cursor = 0 if where == 0 else self.total - 1
+
+    # ------------------------------------------------------------------ drawing
+
+    def render_line(self, y: int) -> Strip:
+        index = int(self.scroll_offset.y) + y
+        width = self.size.width
+        if index >= self.total or self.window is None:
+            return Strip.blank(width, self.rich_style)
+        row = self.window.row(index)
+        selected = index == self.cursor
+        base = (
+            Style(reverse=True)
+            if selected and self.has_focus
+            else (Style(bgcolor="grey23") if selected else Style())
+        )
+        if row is None:
+            return Strip([Segment(" ...".ljust(width), base)], width)
+        segments = []
+        used = 0
+        for column in self.columns:
+            cell_width = column.width or max(1, width - used)
+            text = self._cell(row, column.key)
+            text.truncate(cell_width, overflow="ellipsis", pad=True)
+            text.stylize(base)
+            segments += list(text.render(self.app.console))
+            used += cell_width
+            if used >= width:
+                break
+            segments.append(Segment(" ", base))
+            used += 1
+        return Strip(segments).crop(0, width).extend_cell_length(width, base)
+
+    def _cell(self, row: QueueRow, key: str) -> Text:
+        if key == "ref":
+            return Text(row.ref)
+        if key == "priority":
+            return Text(f"P{row.priority}", style=PRIORITY_STYLES.get(row.priority, ""))
+        if key == "sla":
+            left = row.sla_left(self.config, self.now)
+            if left is None:
+                return Text("-")
+            style = SLA_STYLES[row.sla_state(self.now)]
+            return Text(format_duration(left) + ("=" if row.paused_at else ""), style=style)
+        if key == "status":
+            return Text(row.status)
+        if key == "resolved":
+            return Text(f"{row.resolved_at:%m-%d %H:%M}" if row.resolved_at else "-")
+        if key == "opened":
+            return Text(f"{row.opened_at:%m-%d %H:%M}")
+        value = {
+            "title": row.title,
+            "requester": row.requester,
+            "group": row.group,
+            "assignee": row.assignee,
+            "service": row.service,
+        }.get(key)
+        return Text(strip_control(value or "", single_line=True))
+
+
+class QueueHeader(Static):
+    """The column titles, with the sort marked."""
+
+    DEFAULT_CSS = "QueueHeader { height: 1; text-style: bold; background: $boost; }"
 
 
 class QueueScreen(DeskScreen):
     SCREEN_TITLE = "Queue"
-    BINDINGS = [Binding("r", "reload", "Reload", id="queue.reload")]
+    BINDINGS = [
+        Binding("enter,o", "open", "Open", id="queue.open"),
+        Binding("t", "take", "Take", id="queue.take"),
+        Binding("a", "assign", "Assign", id="queue.assign"),
+        Binding("e", "escalate", "Escalate", id="queue.escalate"),
+        Binding("s", "status", "Status", id="queue.status"),
+        Binding("n", "new_ticket", "New", id="queue.new"),
+        Binding("slash", "filter", "Filter", id="queue.filter"),
+        Binding("v", "next_view", "View", id="queue.next_view"),
+        Binding("1", "view('my_work')", "My work", show=False, id="queue.view.my_work"),
+        Binding("2", "view('unassigned')", "Unassigned in my groups", show=False, id="queue.view.unassigned"),
+        Binding("3", "view('breaching')", "Breaching soon", show=False, id="queue.view.breaching"),
+        Binding("4", "view('all_open')", "All open", show=False, id="queue.view.all_open"),
+        Binding("5", "view('major')", "Major (P1/P2)", show=False, id="queue.view.major"),
+        Binding("6", "view('resolved')", "Recently resolved", show=False, id="queue.view.resolved"),
+        Binding("right_square_bracket", "sort(1)", "Sort", id="queue.sort_next"),
+        Binding("left_square_bracket", "sort(-1)", "Sort back", show=False, id="queue.sort_previous"),
+        Binding("minus", "reverse", "Reverse", show=False, id="queue.reverse"),
+    ]
+    DEFAULT_CSS = """
+    #queue-bar { height: 1; padding: 0 1; background: $panel; }
+    #queue-filter { height: 1; border: none; padding: 0 1; }
+    #queue-filter:focus { border: none; }
+    #queue-error { height: auto; padding: 0 1; color: $error; display: none; }
+    #queue-error.shown { display: block; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.view_key = "all_open"
+        self.sort: str | None = None
+        self.descending: bool | None = None
+        self.filter = Filter()
+        self.query_state: QueueQuery | None = None
+        self.generation = 0
+        self.counted_generation = -1  # the generation whose rows and count are shown
+        self.fingerprint: tuple | None = None
+        self.last_full_refresh = 0.0
 
     def compose(self) -> ComposeResult:
         yield from self.compose_status()
-        yield Static("", id="queue-summary")
-        table = DataTable(id="queue-table", cursor_type="row", zebra_stripes=True)
-        table.add_columns("Ref", "P", "SLA left", "Status", "Group", "Assignee", "Title")
-        yield table
+        yield Static("", id="queue-bar")
+        yield Input(
+            placeholder="/ filter: words, p:1 status:pending group:net assignee:me svc:email",
+            id="queue-filter",
+        )
+        yield Static("", id="queue-error")
+        yield QueueHeader("")
+        yield QueueTable(self.app.config, id="queue-table")
         yield from self.compose_footer()
 
     def on_mount(self) -> None:
-        self.action_reload()
+        actor = self.app.actor
+        if not actor.has_role("agent", "support_l2", "support_l3") or not actor.group_ids:
+            self.view_key = "all_open"
+        else:
+            self.view_key = "my_work"
+        self.query_one(QueueTable).focus()
+        self.reload()
+        self.set_interval(REFRESH_SECONDS, self.check_for_changes)
 
-    def action_reload(self) -> None:
-        self.query_one("#queue-summary", Static).update("Loading ...")
-        self.load()
+    # ------------------------------------------------------------------ the query
 
-    @work(thread=True, exclusive=True, group="queue")
-    def load(self) -> None:
-        from itsm_tui.services import tickets
+    @property
+    def table(self) -> QueueTable:
+        return self.query_one(QueueTable)
+
+    def current_query(self) -> QueueQuery:
+        return query_for(
+            self.app.actor, self.view_key, self.filter, self.sort, self.descending, datetime.now(UTC)
+        )
+
+    def reload(self, keep_cursor: bool = False) -> None:
+        """Read the first rows of the current query (then the count), replacing what is shown."""
+        self.generation += 1
+        query = self.current_query()
+        self.query_state = query
+        self._show_header(query)
+        keep = self.table.current if keep_cursor else None
+        self.load_query(self.generation, query, keep)
+
+    def _show_header(self, query: QueueQuery) -> None:
+        table = self.table
+        table.columns = columns_for(self.size.width or 80, query.view)
+        titles = Text()
+        for index, column in enumerate(table.columns):
+            title = column.title
+            width = column.width or max(1, (self.size.width or 80) - titles.cell_len)
+            titles.append(title[:width].ljust(width) if column.width else title)
+            if index < len(table.columns) - 1:
+                titles.append(" ")
+        self.query_one(QueueHeader).update(titles)
+
+    def _show_bar(self, total: int | None) -> None:
+        query = self.query_state
+        if query is None:
+            return
+        view = VIEWS[query.view].title
+        count = "..." if total is None else f"{total:,}"
+        sort = SORTS[query.sort][0] + (" desc" if query.descending else "")
+        bar = Text()
+        bar.append(f"{view}", style="bold")
+        bar.append(f" ({count})  sort: {sort}  [1-6/v] views  [/] filter  []/-] sort")
+        self.query_one("#queue-bar", Static).update(bar)
+
+    @work(thread=True, exclusive=True, group="queue-query", exit_on_error=False)
+    def load_query(self, generation: int, query: QueueQuery, keep: QueueRow | None) -> None:
+        from itsm_tui.services import queue
+
+        window = QueueWindow(query)
+        with self.app.db.read_session() as session:
+            # Taken before the rows are read: a change made after it is noticed by the next poll.
+            fingerprint = queue.newest_change(session)
+            self.app.call_from_thread(setattr, self, "fingerprint", fingerprint)
+            first = queue.fetch_page(session, query, **window.plan(0))
+            window.store(0, first)
+            cursor = None
+            if keep is not None:  # the same ticket stays under the cursor, wherever it moved
+                cursor = queue.position_of(session, query, keep.id)
+                if cursor is not None:
+                    page = cursor // window.page_size
+                    if page not in window.pages:
+                        window.store(page, queue.fetch_page(session, query, offset=page * window.page_size))
+            known = len(first) < window.page_size
+            if known:
+                window.total = len(first)
+                self.app.call_from_thread(self._apply, generation, window, len(first), cursor, True)
+                return
+            # Rows first; the count follows in the same worker.
+            self.app.call_from_thread(
+                self._apply, generation, window, max(len(first), (cursor or 0) + 1), cursor, False
+            )
+            total = queue.count(session, query)
+        window.total = total
+        self.app.call_from_thread(self._apply_total, generation, total)
+
+    def _apply(
+        self, generation: int, window: QueueWindow, total: int, cursor: int | None, final: bool
+    ) -> None:
+        if generation != self.generation:
+            return
+        self.table.show_window(window, total, cursor)
+        self._show_bar(total if final else None)
+        if final:
+            self.counted_generation = generation
+
+    def _apply_total(self, generation: int, total: int) -> None:
+        if generation != self.generation:
+            return
+        self.table.set_total(total)
+        self._show_bar(total)
+        self.counted_generation = generation
+
+    @property
+    def up_to_date(self) -> bool:
+        """Whether the rows and count of the latest query are shown."""
+        return self.counted_generation == self.generation
+
+    @on(QueueTable.NeedRows)
+    def need_rows(self, event: QueueTable.NeedRows) -> None:
+        window = self.table.window
+        if window is None:
+            return
+        for page in window.missing_pages(event.first, event.last)[:4]:
+            self.load_page(self.generation, window, page, window.plan(page))
+
+    @work(thread=True, group="queue-pages", exit_on_error=False)
+    def load_page(self, generation: int, window: QueueWindow, page: int, plan: dict) -> None:
+        from itsm_tui.services import queue
 
         with self.app.db.read_session() as session:
-            rows = tickets.most_urgent(session, limit=QUEUE_LIMIT)
-        self.app.call_from_thread(self.show, rows)
+            rows = queue.fetch_page(session, window.query, **plan)
+        self.app.call_from_thread(self._store_page, generation, window, page, rows)
 
-    def show(self, rows: list[TicketRow]) -> None:
-        now = datetime.now(UTC)
-        table = self.query_one(DataTable)
-        table.clear()
-        for row in rows:
-            table.add_row(
-                row.ref,
-                f"P{row.priority}",
-                format_left(row.resolution_due_at, now),
-                row.status,
-                row.group or "",
-                literal(row.assignee or ""),
-                literal(row.title),
-                key=row.ref,
+    def _store_page(self, generation: int, window: QueueWindow, page: int, rows: list[QueueRow]) -> None:
+        if generation != self.generation or window is not self.table.window:
+            return
+        window.store(page, rows)
+        self.table.refresh()
+        self.table._request_visible()
+
+    # ------------------------------------------------------------------ live
+
+    def check_for_changes(self) -> None:
+        if self.app.screen is not self or (not self.app.connected and self.fingerprint is None):
+            return
+        self.poll_changes(self.fingerprint)
+
+    @work(thread=True, exclusive=True, group="queue-poll", exit_on_error=False)
+    def poll_changes(self, previous: tuple | None) -> None:
+        from itsm_tui.services import queue
+
+        with self.app.db.read_session() as session:
+            fingerprint = queue.newest_change(session)
+        self.app.call_from_thread(self._changed, previous, fingerprint)
+
+    def _changed(self, previous: tuple | None, fingerprint: tuple) -> None:
+        self.fingerprint = fingerprint
+        now = datetime.now(UTC).timestamp()
+        if previous is not None and fingerprint != previous:
+            self.reload(keep_cursor=True)
+            self.last_full_refresh = now
+        elif now - self.last_full_refresh > 30:  # SLA time left moves on by itself
+            self.last_full_refresh = now
+            self.table.now = datetime.now(UTC)
+            self.table.refresh()
+
+    # ------------------------------------------------------------------ keys
+
+    def action_view(self, view: str) -> None:
+        self.view_key = view
+        self.sort = self.descending = None
+        self.reload()
+
+    def action_next_view(self) -> None:
+        keys = list(VIEWS)
+        self.action_view(keys[(keys.index(self.view_key) + 1) % len(keys)])
+
+    def action_sort(self, step: int) -> None:
+        keys = [c.key for c in self.table.columns]
+        current = self.query_state.sort if self.query_state else "sla"
+        position = keys.index(current) if current in keys else -1
+        self.sort = keys[(position + step) % len(keys)]
+        self.descending = False
+        self.reload(keep_cursor=True)
+
+    def action_reverse(self) -> None:
+        query = self.query_state
+        self.sort = query.sort if query else None
+        self.descending = not (query.descending if query else False)
+        self.reload(keep_cursor=True)
+
+    def action_filter(self) -> None:
+        self.query_one("#queue-filter", Input).focus()
+
+    @on(Input.Changed, "#queue-filter")
+    def filter_changed(self, event: Input.Changed) -> None:
+        error = self.query_one("#queue-error", Static)
+        try:
+            self.filter = parse_filter(event.value, self.app.actor)
+        except FilterError as exc:
+            error.update(Text(str(exc)))
+            error.add_class("shown")
+            return
+        error.remove_class("shown")
+        self.reload()
+
+    @on(Input.Submitted, "#queue-filter")
+    def filter_done(self) -> None:
+        self.table.focus()
+
+    def key_escape(self) -> None:
+        if self.query_one("#queue-filter", Input).has_focus:
+            self.table.focus()
+
+    def on_resize(self) -> None:
+        if self.query_state is not None:
+            self._show_header(self.query_state)
+            self.table.refresh()
+
+    # ------------------------------------------------------------------ actions on the selected ticket
+
+    def _selected(self) -> QueueRow | None:
+        row = self.table.current
+        if row is None:
+            self.app.notify("No ticket selected.", markup=False)
+        return row
+
+    def action_open(self) -> None:
+        if self.query_one("#queue-filter", Input).has_focus:
+            return
+        row = self._selected()
+        if row is not None:
+            self.app.open_ticket(row.id)
+
+    def action_take(self) -> None:
+        row = self._selected()
+        if row is not None:
+            self.take(row.ref)
+
+    @work(thread=True, group="queue-action", exit_on_error=False)
+    def take(self, ref: str) -> None:
+        from itsm_tui.services import tickets
+
+        try:
+            with self.app.db.session() as session:
+                tickets.assign(session, self.app.config, self.app.actor, ref)
+        except Exception as exc:  # refused: say why, change nothing
+            self.app.call_from_thread(
+                self.app.notify, str(exc), title="Not taken", severity="error", markup=False
             )
-        self.query_one("#queue-summary", Static).update(
-            Text(f"All open, most urgent first: the {len(rows)} due soonest (overdue on top)")
-        )
+            return
+        self.app.call_from_thread(self.app.notify, f"{ref} is yours.", markup=False)
+        self.app.call_from_thread(self.reload, True)
+
+    def action_assign(self) -> None:
+        self._open_with("assign")
+
+    def action_escalate(self) -> None:
+        self._open_with("escalate")
+
+    def action_status(self) -> None:
+        self._open_with("status")
+
+    def _open_with(self, action: str) -> None:
+        row = self._selected()
+        if row is not None:
+            self.app.open_ticket(row.id, action=action)
+
+    def action_new_ticket(self) -> None:
+        self.app.new_ticket()
+
+    def on_screen_resume(self) -> None:
+        if self.query_state is not None:
+            self.reload(keep_cursor=True)

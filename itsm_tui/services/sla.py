@@ -262,6 +262,15 @@ def _columns(target: str, kind: str):
     return instant, flag, running
 
 
+def anything_due(session, target: str, kind: str, now: datetime) -> bool:
+    """Whether any target of this kind became due and is not flagged yet (one probe of the index)."""
+    instant, flag, running = _columns(target, kind)
+    probe = (
+        select(Ticket.id).where(Ticket.is_open == true(), flag.is_(None), running, instant <= now).limit(1)
+    )
+    return session.execute(probe).first() is not None
+
+
 def flag_due(session, target: str, kind: str, now: datetime, limit: int = SCAN_BATCH) -> list:
     """Mark targets that became due (warning or breach) and are not marked yet; return the marked tickets.
 
@@ -313,7 +322,9 @@ def scan(db, config: DeskConfig, now: datetime | None = None, *, batch: int = SC
     started = time.perf_counter()
     now = (now or datetime.now(UTC)).astimezone(UTC)
     result = ScanResult()
-    for target, kind in _SCAN_ORDER:
+    with db.read_session() as session:  # most runs find nothing: look before taking the write lock
+        pending = [(t, k) for t, k in _SCAN_ORDER if anything_due(session, t, k, now)]
+    for target, kind in pending:
         while True:
             with db.session() as session:
                 rows = flag_due(session, target, kind, now, batch)
@@ -352,7 +363,7 @@ def _report(session, config: DeskConfig, rows: list, target: str, kind: str, now
             for r in rows
         ],
     )
-    group_ids = {r.group_id for r in rows if r.group_id is not None}
+    group_ids = {r.group_id for r in rows if r.group_id is not None} if kind == "warning" else set()
     leads: dict[int, list[int]] = {gid: notifications.group_leads(session, [gid]) for gid in group_ids}
     accountable_roles = config.raci_roles("sla_breach", "A") if kind == "breach" else []
     accountable: dict[int | None, list[int]] = {}
@@ -424,6 +435,10 @@ def _report(session, config: DeskConfig, rows: list, target: str, kind: str, now
 def close_resolved(db, config: DeskConfig, now: datetime, batch: int = 1000) -> int:
     """Close tickets resolved more than ``auto_close_days`` ago (audited as the system)."""
     cutoff = now - timedelta(days=config.auto_close_days)
+    due = select(Ticket.id).where(Ticket.status == "resolved", Ticket.resolved_at <= cutoff).limit(1)
+    with db.read_session() as session:
+        if session.execute(due).first() is None:
+            return 0
     closed = 0
     while True:
         with db.session() as session:

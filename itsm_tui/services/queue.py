@@ -1,0 +1,435 @@
+"""The ticket queue: saved views, filters and sorts, read a page at a time.
+
+Pages are read by keyset on the current sort (``(sort key, id) > (last key, last id)``), served by the
+partial indexes on open tickets, so a page costs the same at any depth. :class:`QueueWindow` keeps a few
+pages and finds a page from its neighbour's key; only a jump far from anything read falls back to OFFSET.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, literal, or_, select, text, true, tuple_
+from sqlalchemy.orm import Session
+
+from itsm_tui.config import DeskConfig
+from itsm_tui.models import TICKET_STATUSES, Group, Ticket, User
+from itsm_tui.services import sla
+from itsm_tui.services.users import Actor
+
+PAGE_SIZE = 50
+BREACHING_WINDOW = timedelta(hours=2)
+RECENTLY_RESOLVED = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class View:
+    key: str
+    title: str
+    default_sort: str = "sla"
+    descending: bool = False
+
+
+VIEWS: dict[str, View] = {
+    v.key: v
+    for v in (
+        View("my_work", "My work"),
+        View("unassigned", "Unassigned in my groups"),
+        View("breaching", "Breaching soon"),
+        View("all_open", "All open"),
+        View("major", "Major (P1/P2)"),
+        View("resolved", "Recently resolved", "resolved", True),
+    )
+}
+
+# sort key -> (column title, expressions in order; the ticket id is always appended as a tie-break)
+SORTS: dict[str, tuple[str, tuple]] = {
+    "sla": ("SLA left", (Ticket.resolution_due_at,)),
+    "priority": ("Priority", (Ticket.priority, Ticket.resolution_due_at)),
+    "ref": ("Ref", ()),
+    "status": ("Status", (Ticket.status, Ticket.resolution_due_at)),
+    "title": ("Title", (Ticket.title,)),
+    "requester": ("Requester", (Ticket.requester,)),
+    # Group and assignee sorts bring each one's tickets together (by id, so the partial indexes serve them).
+    "group": ("Group", (Ticket.group_id, Ticket.resolution_due_at)),
+    # Nullable keys are coalesced: a keyset comparison with NULL would skip those rows.
+    # Written as in the expression indexes (literal defaults, not parameters) so that SQLite uses them.
+    "assignee": ("Assignee", (func.coalesce(Ticket.assignee_id, text("0")), Ticket.resolution_due_at)),
+    "service": ("Service", (func.coalesce(Ticket.service, text("''")), Ticket.resolution_due_at)),
+    "opened": ("Opened", (Ticket.opened_at,)),
+    "updated": ("Updated", (Ticket.updated_at,)),
+    "resolved": ("Resolved", (Ticket.resolved_at,)),
+}
+
+TOKENS = ("p", "status", "group", "assignee", "svc")
+
+
+class FilterError(ValueError):
+    """A filter token the queue does not understand; the message says what would work."""
+
+
+@dataclass(frozen=True)
+class Filter:
+    words: tuple[str, ...] = ()
+    priorities: tuple[int, ...] = ()
+    statuses: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    assignees: tuple[str, ...] = ()  # logins; "me" resolved by the caller; "none" for unassigned
+    services: tuple[str, ...] = ()
+
+
+def parse_filter(text: str, actor: Actor | None = None) -> Filter:
+    """Free words match reference, title or requester; tokens narrow: ``p:1,2 status:pending group:network
+    assignee:me svc:email``. Raises :class:`FilterError` naming the bad token and the valid ones."""
+    result = Filter()
+    for part in text.split():
+        if ":" not in part:
+            result = replace(result, words=(*result.words, part))
+            continue
+        name, _, value = part.partition(":")
+        name = name.lower()
+        values = [v for v in value.split(",") if v]
+        if name not in TOKENS:
+            raise FilterError(
+                f"unknown filter {name + ':'!r}; use {', '.join(t + ':' for t in TOKENS)} or plain words"
+            )
+        if not values:
+            raise FilterError(f"{name}: needs a value, e.g. {_EXAMPLES[name]}")
+        if name == "p":
+            try:
+                priorities = tuple(int(v.lstrip("pP")) for v in values)
+            except ValueError:
+                raise FilterError(f"p: takes priorities 1 to 5, e.g. p:1 or p:1,2 (not {value!r})") from None
+            if not all(1 <= p <= 5 for p in priorities):
+                raise FilterError(f"p: takes priorities 1 to 5, not {value!r}")
+            result = replace(result, priorities=result.priorities + priorities)
+        elif name == "status":
+            statuses = tuple(v.lower() for v in values)
+            for status in statuses:
+                if status not in TICKET_STATUSES:
+                    raise FilterError(f"status: {status!r} is not a status; use {', '.join(TICKET_STATUSES)}")
+            result = replace(result, statuses=result.statuses + statuses)
+        elif name == "group":
+            result = replace(result, groups=result.groups + tuple(v.lower() for v in values))
+        elif name == "assignee":
+            logins = tuple((actor.login if actor and v.lower() == "me" else v) for v in values)
+            result = replace(result, assignees=result.assignees + logins)
+        elif name == "svc":
+            result = replace(result, services=result.services + tuple(v.lower() for v in values))
+    return result
+
+
+_EXAMPLES = {
+    "p": "p:1",
+    "status": "status:pending",
+    "group": "group:network",
+    "assignee": "assignee:me",
+    "svc": "svc:email",
+}
+
+
+@dataclass(frozen=True)
+class QueueQuery:
+    """What the queue shows: a view, a filter and a sort, for one user at one instant."""
+
+    view: str = "all_open"
+    filter: Filter = field(default_factory=Filter)
+    sort: str = "sla"
+    descending: bool = False
+    actor_id: int = 0
+    actor_group_ids: tuple[int, ...] = ()
+    now: datetime | None = None
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    id: int
+    ref: str
+    priority: int
+    status: str
+    title: str
+    requester: str
+    group: str | None
+    assignee: str | None
+    service: str | None
+    opened_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None
+    resolution_warn_at: datetime | None
+    resolution_due_at: datetime | None
+    paused_at: datetime | None
+    key: tuple = ()
+
+    def sla_state(self, now: datetime) -> str:
+        if self.resolution_due_at is None:
+            return "stopped"
+        if self.resolved_at is not None:
+            return "met" if self.resolved_at <= self.resolution_due_at else "breached"
+        moment = self.paused_at or now
+        if moment >= self.resolution_due_at:
+            return "breached"
+        if self.resolution_warn_at is not None and moment >= self.resolution_warn_at:
+            return "warning"
+        return "ok"
+
+    def sla_left(self, config: DeskConfig, now: datetime) -> float | None:
+        """Business seconds to the resolution target (negative when overdue); None once it stopped."""
+        if self.resolution_due_at is None or self.resolved_at is not None:
+            return None
+        clock = sla.policy_clock(config, self.priority)
+        moment = self.paused_at or now
+        if moment <= self.resolution_due_at:
+            return clock.elapsed(moment, self.resolution_due_at)
+        return -clock.elapsed(self.resolution_due_at, moment)
+
+
+def _conditions(query: QueueQuery) -> list:
+    """The WHERE terms of a view and filter, on the tickets table alone (so counts need no join)."""
+    now = query.now
+    view = query.view
+    terms: list = []
+    if view == "resolved":
+        terms += [Ticket.resolved_at >= now - RECENTLY_RESOLVED]
+    else:
+        terms += [Ticket.is_open == true()]
+    if view == "my_work":
+        terms.append(Ticket.assignee_id == query.actor_id)
+    elif view == "unassigned":
+        terms += [Ticket.assignee_id.is_(None), Ticket.group_id.in_(query.actor_group_ids or (-1,))]
+    elif view == "breaching":
+        terms += [Ticket.paused_at.is_(None), Ticket.resolution_due_at <= now + BREACHING_WINDOW]
+    elif view == "major":
+        terms.append(Ticket.priority.in_((1, 2)))
+    flt = query.filter
+    for word in flt.words:
+        escaped = _escape_like(word)
+        terms.append(
+            or_(
+                Ticket.ref.ilike(f"{escaped}%", escape="\\"),
+                Ticket.title.ilike(f"%{escaped}%", escape="\\"),
+                Ticket.requester.ilike(f"%{escaped}%", escape="\\"),
+            )
+        )
+    if flt.priorities:
+        terms.append(Ticket.priority.in_(flt.priorities))
+    if flt.statuses:
+        terms.append(Ticket.status.in_(flt.statuses))
+    if flt.groups:
+        matching = select(Group.id).where(
+            or_(
+                *[
+                    or_(
+                        func.lower(Group.code).contains(g, autoescape=True),
+                        func.lower(Group.name).contains(g, autoescape=True),
+                    )
+                    for g in flt.groups
+                ]
+            )
+        )
+        terms.append(Ticket.group_id.in_(matching))
+    if flt.assignees:
+        wanted = [a for a in flt.assignees if a.lower() != "none"]
+        either = [Ticket.assignee_id.in_(select(User.id).where(User.login.in_(wanted)))] if wanted else []
+        if len(wanted) != len(flt.assignees):
+            either.append(Ticket.assignee_id.is_(None))
+        terms.append(or_(*either))
+    if flt.services:
+        terms.append(Ticket.service.in_(flt.services))
+    return terms
+
+
+# For these narrow views SQLite's planner would rather walk a sort index and filter (tens of thousands of
+# rows) than read the few matching rows by the view's own index and sort them. Sorting on a copy of the
+# key (coalesce(x, x) is x) keeps the sort indexes out of its reach. PostgreSQL chooses well by itself.
+_NARROW_VIEWS = ("major", "breaching")
+
+
+def _sort_columns(query: QueueQuery, dialect: str) -> list:
+    columns = list(SORTS[query.sort][1])
+    if dialect == "sqlite" and query.view in _NARROW_VIEWS:
+        columns = [func.coalesce(c, c) for c in columns]
+    return columns
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def fetch_page(
+    session: Session,
+    query: QueueQuery,
+    *,
+    after: tuple | None = None,
+    before: tuple | None = None,
+    offset: int | None = None,
+    from_end: int | None = None,
+    limit: int = PAGE_SIZE,
+) -> list[QueueRow]:
+    """One page in display order: the first, the one after/before a row's key, at an offset, or the last
+    ``from_end`` rows.
+
+    The page's ids are chosen on the tickets table alone (where an index hint can apply); the names of
+    groups and assignees are joined to those few rows only.
+    """
+    sort_columns = _sort_columns(query, session.get_bind().dialect.name)
+    keys = [*sort_columns, Ticket.id]
+    key = tuple_(*keys)
+    reverse = before is not None or from_end is not None
+    descending = query.descending != reverse
+    page = select(Ticket.id.label("page_id"), *[c.label(f"k{i}") for i, c in enumerate(sort_columns)]).where(
+        *_conditions(query)
+    )
+    if after is not None:
+        bound = tuple_(*map(literal, after))
+        page = page.where(key < bound if query.descending else key > bound)
+    if before is not None:
+        bound = tuple_(*map(literal, before))
+        page = page.where(key > bound if query.descending else key < bound)
+    page = page.order_by(*[c.desc() if descending else c.asc() for c in keys])
+    page = page.limit(from_end if from_end is not None else limit)
+    if offset:
+        page = page.offset(offset)
+    page = page.subquery()
+    page_keys = [*[page.c[f"k{i}"] for i in range(len(sort_columns))], page.c.page_id]
+    stmt = (
+        select(
+            Ticket.id,
+            Ticket.ref,
+            Ticket.priority,
+            Ticket.status,
+            Ticket.title,
+            Ticket.requester,
+            Group.code.label("group"),
+            User.login.label("assignee"),
+            Ticket.service,
+            Ticket.opened_at,
+            Ticket.updated_at,
+            Ticket.resolved_at,
+            Ticket.resolution_warn_at,
+            Ticket.resolution_due_at,
+            Ticket.paused_at,
+            *page_keys[:-1],
+        )
+        .join(page, page.c.page_id == Ticket.id)
+        .outerjoin(Group, Group.id == Ticket.group_id)
+        .outerjoin(User, User.id == Ticket.assignee_id)
+        .order_by(*[c.desc() if descending else c.asc() for c in page_keys])
+    )
+    width = len(sort_columns)
+    rows = []
+    for row in session.execute(stmt):
+        data = row._mapping
+        rows.append(
+            QueueRow(
+                **{name: data[name] for name in QueueRow.__dataclass_fields__ if name != "key"},
+                key=(*(data[f"k{i}"] for i in range(width)), data["id"]),
+            )
+        )
+    return rows[::-1] if reverse else rows
+
+
+def count(session: Session, query: QueueQuery) -> int:
+    return session.scalar(select(func.count()).select_from(Ticket).where(*_conditions(query))) or 0
+
+
+def position_of(session: Session, query: QueueQuery, ticket_id: int) -> int | None:
+    """Where a ticket now stands in the queue (rows before it), or None if it is no longer in it."""
+    dialect = session.get_bind().dialect.name
+    sort_columns = _sort_columns(query, dialect)
+    found = session.execute(
+        select(*sort_columns, Ticket.id).where(Ticket.id == ticket_id, *_conditions(query))
+    ).first()
+    if found is None:
+        return None
+    key = tuple_(*sort_columns, Ticket.id)
+    bound = tuple_(*map(literal, tuple(found)))
+    before = key > bound if query.descending else key < bound
+    return session.scalar(select(func.count()).select_from(Ticket).where(*_conditions(query), before)) or 0
+
+
+def newest_change(session: Session) -> tuple:
+    """A cheap fingerprint of the ticket table: it changes when any ticket is created or saved."""
+    return tuple(session.execute(select(func.max(Ticket.updated_at), func.max(Ticket.id))).one())
+
+
+# --------------------------------------------------------------------------- the window of read pages
+
+
+class QueueWindow:
+    """The pages of one query read so far, and how to read any other page cheaply.
+
+    A page next to one already read is read by keyset from its neighbour's edge; the last page is read
+    backwards from the end; only a page far from both falls back to OFFSET. Holds at most ``max_pages``.
+    """
+
+    def __init__(
+        self, query: QueueQuery, total: int | None = None, page_size: int = PAGE_SIZE, max_pages: int = 24
+    ) -> None:
+        self.query, self.total, self.page_size, self.max_pages = query, total, page_size, max_pages
+        self.pages: OrderedDict[int, list[QueueRow]] = OrderedDict()
+
+    def row(self, index: int) -> QueueRow | None:
+        page = self.pages.get(index // self.page_size)
+        if page is None:
+            return None
+        offset = index % self.page_size
+        return page[offset] if offset < len(page) else None
+
+    def missing_pages(self, first_index: int, last_index: int) -> list[int]:
+        last = last_index if self.total is None else min(last_index, self.total - 1)
+        return [
+            p
+            for p in range(max(0, first_index) // self.page_size, max(0, last) // self.page_size + 1)
+            if p not in self.pages
+        ]
+
+    def plan(self, page: int) -> dict:
+        """How to read ``page``: the arguments of :func:`fetch_page` (from a neighbour's key if read)."""
+        size = self.page_size
+        if page == 0:
+            return {"limit": size}
+        previous, following = self.pages.get(page - 1), self.pages.get(page + 1)
+        if previous is not None and len(previous) == size:
+            return {"after": previous[-1].key, "limit": size}
+        if following:
+            return {"before": following[0].key, "limit": size}
+        if self.total is not None and page == (self.total - 1) // size:
+            return {"from_end": self.total - page * size}
+        return {"offset": page * size, "limit": size}
+
+    def store(self, page: int, rows: list[QueueRow]) -> None:
+        self.pages[page] = rows
+        self.pages.move_to_end(page)
+        while len(self.pages) > self.max_pages:
+            self.pages.popitem(last=False)
+
+    def load(self, session: Session, page: int) -> list[QueueRow]:
+        """Read a page now (plan, fetch and store in one go)."""
+        rows = fetch_page(session, self.query, **self.plan(page))
+        self.store(page, rows)
+        return rows
+
+    def index_of(self, ticket_id: int) -> int | None:
+        for page, rows in self.pages.items():
+            for offset, row in enumerate(rows):
+                if row.id == ticket_id:
+                    return page * self.page_size + offset
+        return None
+
+
+def query_for(
+    actor: Actor, view: str, flt: Filter, sort: str | None, descending: bool | None, now: datetime
+) -> QueueQuery:
+    """The query of a view for an actor; the view's default sort unless one is given."""
+    v = VIEWS[view]
+    return QueueQuery(
+        view=view,
+        filter=flt,
+        sort=sort or v.default_sort,
+        descending=v.descending if descending is None else descending,
+        actor_id=actor.id,
+        actor_group_ids=tuple(sorted(actor.group_ids)),
+        now=now,
+    )

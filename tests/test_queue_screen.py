@@ -1,0 +1,196 @@
+"""The queue screen, driven with Pilot on a demo database: views, filters, sorts, paging, take, live rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from itsm_tui.app import ItsmApp
+from itsm_tui.db import Database
+from itsm_tui.demo import build_demo
+from itsm_tui.models import Ticket, User
+from itsm_tui.services import queue, tickets
+from itsm_tui.services.users import resolve_actor
+from screens.queue import QueueScreen, QueueTable
+
+ANCHOR = datetime(2026, 11, 20, 12, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def demo_template(tmp_path_factory, sqlite_template, config):
+    import shutil
+
+    path = tmp_path_factory.mktemp("queue") / "demo.db"
+    shutil.copy(sqlite_template, path)
+    db = Database.connect(f"sqlite:///{path}")
+    db.sync_catalog(config)
+    mp = pytest.MonkeyPatch()
+    mp.setattr("getpass.getuser", lambda: "deskuser")
+    build_demo(db, config, tickets=4000, seed=11, anchor=ANCHOR)
+    mp.undo()
+    db.dispose()
+    return path
+
+
+@pytest.fixture
+def demo(demo_template, tmp_path, config):
+    import shutil
+
+    path = tmp_path / "demo.db"
+    shutil.copy(demo_template, path)
+    db = Database.connect(f"sqlite:///{path}")
+    with db.read_session() as s:
+        actor = resolve_actor(s, "deskuser")
+    yield db, actor
+    db.dispose()
+
+
+async def settle(pilot, screen: QueueScreen, predicate=None, tries: int = 100) -> None:
+    """Wait until the rows and count of what was last asked for are shown."""
+    await pilot.pause(0.05)  # let the input's change reach the screen
+    for _ in range(tries):
+        await pilot.pause(0.03)
+        table = screen.table
+        ready = table.window is not None and screen.up_to_date and (predicate is None or predicate())
+        if ready:
+            return
+    raise AssertionError("the queue did not settle")
+
+
+def bar(screen: QueueScreen) -> str:
+    return str(screen.query_one("#queue-bar").render())
+
+
+def shown_refs(screen: QueueScreen, n: int = 5) -> list[str]:
+    table = screen.table
+    return [table.window.row(i).ref for i in range(min(n, table.total))]
+
+
+def open_count(db, **where) -> int:
+    with db.read_session() as s:
+        stmt = select(func.count()).select_from(Ticket).where(Ticket.is_open.is_(True))
+        for name, value in where.items():
+            stmt = stmt.where(getattr(Ticket, name) == value)
+        return s.scalar(stmt)
+
+
+async def test_views_filters_sorts_and_paging(demo, config):
+    db, actor = demo
+    app = ItsmApp(db, config, actor, run_scheduler=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, QueueScreen)
+        await settle(pilot, screen)
+        assert "All open" in bar(screen)
+        total_open = open_count(db)
+        assert f"({total_open:,})" in bar(screen)
+
+        # the default order is SLA time left, overdue first
+        rows = [screen.table.window.row(i) for i in range(10)]
+        assert [r.resolution_due_at for r in rows] == sorted(r.resolution_due_at for r in rows)
+
+        await pilot.press("5")  # Major (P1/P2)
+        await settle(pilot, screen)
+        assert "Major" in bar(screen)
+        assert all(screen.table.window.row(i).priority in (1, 2) for i in range(screen.table.total))
+
+        await pilot.press("4")
+        await settle(pilot, screen)
+        await pilot.press("slash")
+        await pilot.press(*"p:4 status:new")
+        await settle(pilot, screen)
+        expected = open_count(db, priority=4, status="new")
+        assert f"({expected:,})" in bar(screen)
+        assert {screen.table.window.row(i).status for i in range(min(50, screen.table.total))} == {"new"}
+
+        await pilot.press(*" foo:bar")
+        await pilot.pause(0.2)
+        error = str(screen.query_one("#queue-error").render())
+        assert "unknown filter 'foo:'" in error and "p:, status:" in error
+        for _ in range(8):
+            await pilot.press("backspace")
+        await pilot.press("enter")
+        await settle(pilot, screen)
+        assert not screen.query_one("#queue-error").has_class("shown")
+
+        # free text matches the title
+        await pilot.press("slash", "end", "ctrl+u")  # clear the filter
+        await pilot.press(*"printer", "enter")
+        await settle(pilot, screen)
+        assert all("printer" in screen.table.window.row(i).title.lower() for i in range(min(20, screen.table.total)))
+
+        # sort by the next column (status), then reverse
+        await pilot.press("slash", "end", "ctrl+u", "enter")
+        await settle(pilot, screen)
+        await pilot.press("right_square_bracket")
+        await settle(pilot, screen)
+        assert "sort: Status" in bar(screen)
+        statuses = [screen.table.window.row(i).status for i in range(screen.table.total if screen.table.total < 50 else 50)]
+        assert statuses == sorted(statuses)
+        await pilot.press("minus")
+        await settle(pilot, screen)
+        assert "sort: Status desc" in bar(screen)
+
+        # page to the very end of the queue: the last row is the last ticket by that order
+        await pilot.press("end")
+        await settle(pilot, screen, lambda: screen.table.current is not None)
+        last = screen.table.current
+        with db.read_session() as s:
+            q = screen.query_state
+            first_of_reverse = queue.fetch_page(s, q.__class__(**{**q.__dict__, "descending": not q.descending}),
+                                                limit=1)[0]
+        assert last.id == first_of_reverse.id
+        await pilot.press("pageup", "pageup")
+        await settle(pilot, screen, lambda: screen.table.current is not None)
+        assert screen.table.cursor == screen.table.total - 1 - 2 * (screen.table.size.height - 1)
+
+
+async def test_take_from_the_queue(demo, config):
+    db, actor = demo
+    app = ItsmApp(db, config, actor, run_scheduler=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await settle(pilot, screen)
+        await pilot.press("2")  # unassigned in my groups
+        await settle(pilot, screen)
+        row = screen.table.current
+        assert row is not None and row.assignee is None
+        await pilot.press("t")
+        for _ in range(100):
+            await pilot.pause(0.03)
+            with db.read_session() as s:
+                login = s.scalar(select(User.login).join(Ticket, Ticket.assignee_id == User.id)
+                                 .where(Ticket.id == row.id))
+            if login:
+                break
+        assert login == actor.login
+
+
+async def test_rows_follow_other_peoples_work_and_the_cursor_stays(demo, config):
+    db, actor = demo
+    app = ItsmApp(db, config, actor, run_scheduler=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = app.screen
+        await settle(pilot, screen)
+        await pilot.press("down", "down", "down")
+        chosen = screen.table.current
+        above = screen.table.window.row(0)
+        # someone else resolves the ticket at the top: rows move up, the cursor stays on the chosen ticket
+        with db.session() as s:
+            lead = resolve_actor(s, "mlopez")
+            t = tickets.get_ticket(s, above.ref)
+            if t.assignee_id is None:
+                tickets.assign(s, config, lead, above.ref)
+            if t.status in ("new", "assigned", "pending"):
+                tickets.transition(s, config, lead, above.ref, "in_progress")
+            tickets.resolve(s, config, lead, above.ref, code="fixed", note="done elsewhere")
+        for _ in range(100):
+            await pilot.pause(0.05)
+            first = screen.table.window.row(0)
+            if first and first.id != above.id and screen.up_to_date:
+                break
+        assert screen.table.window.row(0).id != above.id
+        assert screen.table.current.id == chosen.id
+        assert screen.table.cursor == 2
