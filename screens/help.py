@@ -33,7 +33,9 @@ class HelpScreen(ModalScreen[None]):
             for binding in source.BINDINGS:
                 if not isinstance(binding, Binding) or not binding.description:
                     continue
-                key = binding.key_display or binding.key.replace("question_mark", "?")
+                key = binding.key_display or ",".join(
+                    self.app.get_key_display(Binding(k.strip(), "")) for k in binding.key.split(",")
+                )
                 if (key, binding.description) in seen:
                     continue
                 seen.add((key, binding.description))

@@ -119,7 +119,9 @@ async def test_views_filters_sorts_and_paging(demo, config):
         await pilot.press("slash", "end", "ctrl+u")  # clear the filter
         await pilot.press(*"printer", "enter")
         await settle(pilot, screen)
-        assert all("printer" in screen.table.window.row(i).title.lower() for i in range(min(20, screen.table.total)))
+        assert all(
+            "printer" in screen.table.window.row(i).title.lower() for i in range(min(20, screen.table.total))
+        )
 
         # sort by the next column (status), then reverse
         await pilot.press("slash", "end", "ctrl+u", "enter")
@@ -127,7 +129,10 @@ async def test_views_filters_sorts_and_paging(demo, config):
         await pilot.press("right_square_bracket")
         await settle(pilot, screen)
         assert "sort: Status" in bar(screen)
-        statuses = [screen.table.window.row(i).status for i in range(screen.table.total if screen.table.total < 50 else 50)]
+        statuses = [
+            screen.table.window.row(i).status
+            for i in range(screen.table.total if screen.table.total < 50 else 50)
+        ]
         assert statuses == sorted(statuses)
         await pilot.press("minus")
         await settle(pilot, screen)
@@ -139,8 +144,9 @@ async def test_views_filters_sorts_and_paging(demo, config):
         last = screen.table.current
         with db.read_session() as s:
             q = screen.query_state
-            first_of_reverse = queue.fetch_page(s, q.__class__(**{**q.__dict__, "descending": not q.descending}),
-                                                limit=1)[0]
+            first_of_reverse = queue.fetch_page(
+                s, q.__class__(**{**q.__dict__, "descending": not q.descending}), limit=1
+            )[0]
         assert last.id == first_of_reverse.id
         await pilot.press("pageup", "pageup")
         await settle(pilot, screen, lambda: screen.table.current is not None)
@@ -161,8 +167,9 @@ async def test_take_from_the_queue(demo, config):
         for _ in range(100):
             await pilot.pause(0.03)
             with db.read_session() as s:
-                login = s.scalar(select(User.login).join(Ticket, Ticket.assignee_id == User.id)
-                                 .where(Ticket.id == row.id))
+                login = s.scalar(
+                    select(User.login).join(Ticket, Ticket.assignee_id == User.id).where(Ticket.id == row.id)
+                )
             if login:
                 break
         assert login == actor.login
