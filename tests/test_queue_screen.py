@@ -13,7 +13,7 @@ from itsm_tui.demo import build_demo
 from itsm_tui.models import Ticket, User
 from itsm_tui.services import queue, tickets
 from itsm_tui.services.users import resolve_actor
-from screens.queue import QueueScreen, QueueTable
+from screens.queue import QueueScreen
 
 ANCHOR = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
