@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "scheduler", parents=[db], help="run the SLA job headless (for hosts where no console is open)"
     )
+    serve = commands.add_parser("serve", parents=[db], help="serve the console to a web browser")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=_positive_int, default=8000, help="port (default 8000)")
 
     ticket = commands.add_parser(
         "ticket", parents=[db], help="incidents and service requests"
@@ -690,7 +693,26 @@ def cmd_scheduler(desk: Desk, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Each browser tab runs its own console process, as the user running this command."""
+    import shlex
+
+    from textual_serve.server import Server
+
+    from itsm_tui.config import load_config, resolve_database_url
+    from itsm_tui.db import open_database
+
+    load_config()  # a bad configuration stops here, not in every browser tab
+    url = resolve_database_url(args.db)
+    open_database(url).dispose()  # so is a database that cannot be used
+    command = shlex.join([sys.executable, "-m", "itsm_tui.cli", "--db", url])
+    print(f"serving the console on http://{args.host}:{args.port} (Ctrl+C stops)", flush=True)
+    Server(command, host=args.host, port=args.port, title="itsm").serve()
+    return 0
+
+
 _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "serve": cmd_serve,
     "sla scan": cmd_sla_scan,
     "scheduler": cmd_scheduler,
     "demo": cmd_demo,
