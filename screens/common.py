@@ -72,7 +72,8 @@ class DeskScreen(Screen):
             from sqlalchemy.exc import OperationalError
 
             if isinstance(error, OperationalError):
-                self.app.connected = False
+                self.app.connected = False  # the status line says so; the watcher notices the way back
+                return
             self.app.notify(f"Could not load: {error}", severity="error", markup=False, timeout=6)
 
     SCREEN_TITLE = ""

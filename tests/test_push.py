@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 
+import pytest
 from sqlalchemy import text
 
 from itsm_tui.app import ItsmApp
@@ -66,7 +67,7 @@ def test_watcher_hears_another_process(db, db_url, config, staff):
 
 def test_postgres_listener_falls_back_to_polling_when_its_connection_drops(pg_url, db, config, staff):
     if db.backend != "postgresql":
-        return
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
     refs = [new_ticket(db, config, staff["agent1"], f"T{i}") for i in range(2)]
     heard: list = []
     watcher = NotificationWatcher(
