@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -32,6 +33,12 @@ class ScreenSwitcher(Provider):
             for mode, title in MODE_TITLES.items()
         ]
         commands.append(("Help: keys", app.action_help, "list every key"))
+        screen = app.screen
+        for binding in getattr(screen, "BINDINGS", []):
+            if isinstance(binding, Binding) and binding.description and binding.id:
+                commands.append(
+                    (binding.description, partial(screen.run_action, binding.action), f"key {binding.key}")
+                )
         for name, callback, help_text in commands:
             score = matcher.match(name)
             if score > 0:
@@ -58,8 +65,17 @@ class ItsmApp(App[None]):
     unread: reactive[int] = reactive(0)
     connected: reactive[bool] = reactive(True)
 
-    def __init__(self, db: Database, config: DeskConfig, actor: Actor, *, run_scheduler: bool = True) -> None:
+    def __init__(
+        self,
+        db: Database,
+        config: DeskConfig,
+        actor: Actor,
+        *,
+        run_scheduler: bool = True,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         super().__init__()
+        self.clock = clock or (lambda: datetime.now(UTC))  # fixed in snapshot tests
         self.db = db
         self.config = config
         self.actor = actor

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -35,7 +33,7 @@ class CalendarScreen(DeskScreen):
         from itsm_tui.services import changes
 
         with self.app.db.read_session() as session:
-            rows = changes.upcoming(session, datetime.now(UTC), days=14)
+            rows = changes.upcoming(session, self.app.clock(), days=14)
         self.app.call_from_thread(self.show, rows)
 
     def show(self, rows: list[ChangeRow]) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from rich.table import Table
 from textual import work
 from textual.app import ComposeResult
@@ -35,7 +33,7 @@ class KpiScreen(DeskScreen):
         from itsm_tui.services import kpi
 
         with self.app.db.read_session() as session:
-            snapshot = kpi.operational_snapshot(session, datetime.now(UTC))
+            snapshot = kpi.operational_snapshot(session, self.app.clock())
         self.app.call_from_thread(self.show, snapshot)
 
     def show(self, snapshot: OperationalSnapshot) -> None:

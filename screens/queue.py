@@ -105,7 +105,7 @@ class QueueTable(ScrollView, can_focus=True):
         self.window: QueueWindow | None = None
         self.total = 0
         self.columns: list[Column] = columns_for(80, "all_open")
-        self.now = datetime.now(UTC)
+        self.now = datetime.now(UTC)  # set from the app's clock whenever rows arrive
 
     # ------------------------------------------------------------------ data
 
@@ -113,7 +113,7 @@ class QueueTable(ScrollView, can_focus=True):
         self.window = window
         self.total = total
         self.virtual_size = Size(self.size.width, total)
-        self.now = datetime.now(UTC)
+        self.now = self.app.clock()
         self.cursor = min(max(0, self.cursor if cursor is None else cursor), max(0, total - 1))
         self.refresh()
         self._request_visible()
@@ -303,7 +303,7 @@ class QueueScreen(DeskScreen):
 
     def current_query(self) -> QueueQuery:
         return query_for(
-            self.app.actor, self.view_key, self.filter, self.sort, self.descending, datetime.now(UTC)
+            self.app.actor, self.view_key, self.filter, self.sort, self.descending, self.app.clock()
         )
 
     def reload(self, keep_cursor: bool = False) -> None:
@@ -432,13 +432,13 @@ class QueueScreen(DeskScreen):
 
     def _changed(self, previous: tuple | None, fingerprint: tuple) -> None:
         self.fingerprint = fingerprint
-        now = datetime.now(UTC).timestamp()
+        now = self.app.clock().timestamp()
         if previous is not None and fingerprint != previous:
             self.reload(keep_cursor=True)
             self.last_full_refresh = now
         elif now - self.last_full_refresh > 30:  # SLA time left moves on by itself
             self.last_full_refresh = now
-            self.table.now = datetime.now(UTC)
+            self.table.now = self.app.clock()
             self.table.refresh()
 
     # ------------------------------------------------------------------ keys
