@@ -19,7 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from itsm_tui.services.access import ROLES
 
-CONFIG_FILES = ("priority.toml", "sla.toml", "calendars.toml", "raci.toml", "catalog.toml")
+CONFIG_FILES = ("priority.toml", "sla.toml", "calendars.toml", "raci.toml", "catalog.toml", "kpi.toml")
+KPI_NAMES = ("sla_resolution", "sla_response", "fcr", "csat", "mttr_hours", "reopen_rate", "change_success")
 LEVELS = ("high", "medium", "low")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 RACI_LETTERS = ("R", "A", "C", "I")
@@ -112,6 +113,26 @@ class SlaPolicy:
 
 
 @dataclass(frozen=True)
+class KpiTarget:
+    """A KPI's target and amber threshold; ``better`` says which way is good."""
+
+    name: str
+    label: str
+    unit: str
+    target: float
+    amber: float
+    better: str  # higher | lower
+
+    def status(self, value: float | None) -> str:
+        """green, amber or red for a value (grey when there is no value)."""
+        if value is None:
+            return "grey"
+        if self.better == "higher":
+            return "green" if value >= self.target else "amber" if value >= self.amber else "red"
+        return "green" if value <= self.target else "amber" if value <= self.amber else "red"
+
+
+@dataclass(frozen=True)
 class EscalationRule:
     """On an SLA event, hand tickets of some priorities from a support level to another group."""
 
@@ -164,6 +185,7 @@ class DeskConfig:
     services: dict[str, Service]
     categories: dict[str, tuple[str, ...]]
     resolution_codes: tuple[str, ...]
+    kpi_targets: dict[str, KpiTarget]
     sources: dict[str, Path]
 
     def priority_for(self, impact: str, urgency: str) -> int:
@@ -234,6 +256,7 @@ def load_config(config_dir: str | os.PathLike[str] | None = None) -> DeskConfig:
         services=catalog.services,
         categories=catalog.categories,
         resolution_codes=catalog.resolution_codes,
+        kpi_targets=_parse_kpi(paths["kpi.toml"], raw["kpi.toml"]),
         sources=paths,
     )
 
@@ -358,6 +381,42 @@ def _parse_escalations(path: Path, data: dict, groups: dict[str, Group]) -> tupl
             )
         rules.append(EscalationRule(event, target, frozenset(priorities), from_level, to))
     return tuple(rules)
+
+
+def _parse_kpi(path: Path, data: dict) -> dict[str, KpiTarget]:
+    targets: dict[str, KpiTarget] = {}
+    for name, body in _table(path, data, "targets").items():
+        key = f"targets.{name}"
+        if name not in KPI_NAMES:
+            raise ConfigError(path, key, f"unknown KPI; KPIs with targets are {', '.join(KPI_NAMES)}")
+        if not isinstance(body, dict):
+            raise ConfigError(path, key, "must be a table")
+        better = body.get("better", "higher")
+        if better not in ("higher", "lower"):
+            raise ConfigError(path, f"{key}.better", f'must be "higher" or "lower", not {better!r}')
+        values = {}
+        for field_name in ("target", "amber"):
+            value = body.get(field_name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(path, f"{key}.{field_name}", f"must be a number, not {value!r}")
+            values[field_name] = float(value)
+        if (better == "higher" and values["amber"] > values["target"]) or (
+            better == "lower" and values["amber"] < values["target"]
+        ):
+            raise ConfigError(
+                path,
+                f"{key}.amber",
+                f"with better = {better!r} the amber threshold must lie beyond the target",
+            )
+        targets[name] = KpiTarget(
+            name,
+            str(body.get("label", name)),
+            str(body.get("unit", "")),
+            values["target"],
+            values["amber"],
+            better,
+        )
+    return targets
 
 
 _HOURS = re.compile(r"(\d\d):(\d\d)-(\d\d):(\d\d)")

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Connection, func, select, text
+from sqlalchemy.orm import Session
 
 from itsm_tui.config import DeskConfig
 from itsm_tui.db import Database
 from itsm_tui.models import Base, Group, Ticket
 from itsm_tui.services.errors import ServiceError
+from itsm_tui.services.kpi import rebuild_days
 from itsm_tui.services.sla import SpanClock, clock_for
 from itsm_tui.services.users import current_login
 
@@ -342,6 +344,7 @@ TICKET_COLUMNS = (
     "response_breached_at",
     "resolution_warned_at",
     "resolution_breached_at",
+    "resolution_business_seconds",
     "reopen_count",
     "escalation_count",
     "reassignment_count",
@@ -381,6 +384,9 @@ def build_demo(
                 _restore_groups(conn, config)
                 generator = _Generator(conn, config, random.Random(seed), end, tickets, progress)
                 generator.run()
+                progress("computing the KPI roll-up ...")
+                with Session(bind=conn) as session:
+                    rebuild_days(session, (end - timedelta(days=HISTORY_DAYS + 1)).date(), end.date())
                 if not sqlite:
                     _reset_sequences(conn)
         finally:
@@ -1310,6 +1316,7 @@ class _TicketFactory:
                     w.instant(response_breached_at),
                     w.instant(resolution_warned_at),
                     w.instant(resolution_breached_at),
+                    int(clock.elapsed(opened, resolved_at)) if resolved_at is not None else None,
                     1 if reopened and resolved_at else 0,
                     1 if escalated else 0,
                     1 if escalated else 0,

@@ -6,11 +6,13 @@ created by the Alembic migrations in ``itsm_tui/migrations``; these classes must
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     Boolean,
+    Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -185,6 +187,8 @@ class Ticket(Base):
     resolution_warned_at: Mapped[datetime | None] = mapped_column()
     resolution_breached_at: Mapped[datetime | None] = mapped_column()
 
+    # Business seconds from opening to resolution on the ticket's SLA calendar, set at resolve (for MTTR).
+    resolution_business_seconds: Mapped[int | None] = mapped_column(Integer)
     reopen_count: Mapped[int] = mapped_column(SmallInteger, default=0)
     escalation_count: Mapped[int] = mapped_column(SmallInteger, default=0)
     reassignment_count: Mapped[int] = mapped_column(SmallInteger, default=0)
@@ -527,3 +531,38 @@ class Presence(Base):
         UniqueConstraint("console_id", "entity_type", "entity_id", name="uq_presence_console"),
         Index("ix_presence_entity", "entity_type", "entity_id"),
     )
+
+
+# --------------------------------------------------------------------------- KPI roll-up
+
+
+class KpiDaily(Base):
+    """Per day, group and priority: the sums the KPIs are computed from (kept correct by recomputing the
+    days that ``KpiDirtyDay`` marks whenever a ticket of that day changes)."""
+
+    __tablename__ = "kpi_daily"
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    group_id: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0: no group
+    priority: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    opened: Mapped[int] = mapped_column(Integer, default=0)
+    responded: Mapped[int] = mapped_column(Integer, default=0)
+    response_seconds: Mapped[float] = mapped_column(Float, default=0)
+    response_decided: Mapped[int] = mapped_column(Integer, default=0)
+    response_met: Mapped[int] = mapped_column(Integer, default=0)
+    resolved: Mapped[int] = mapped_column(Integer, default=0)
+    resolve_seconds: Mapped[float] = mapped_column(Float, default=0)
+    resolve_business_seconds: Mapped[float] = mapped_column(Float, default=0)
+    resolution_met: Mapped[int] = mapped_column(Integer, default=0)
+    incidents_resolved: Mapped[int] = mapped_column(Integer, default=0)
+    first_contact: Mapped[int] = mapped_column(Integer, default=0)
+    reopened: Mapped[int] = mapped_column(Integer, default=0)
+    escalated: Mapped[int] = mapped_column(Integer, default=0)
+    rated: Mapped[int] = mapped_column(Integer, default=0)
+    satisfied: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class KpiDirtyDay(Base):
+    """A day whose roll-up must be recomputed (written in the transaction that changed a ticket)."""
+
+    __tablename__ = "kpi_dirty_days"
+    day: Mapped[date] = mapped_column(Date, primary_key=True)

@@ -1,14 +1,478 @@
-"""Service-desk figures. The operational snapshot counts open work through the open-ticket indexes."""
+"""Service-desk KPIs, as SPEC defines them, for a period and optionally a group.
+
+Past days are read from a daily roll-up (``kpi_daily``: sums per day, group and priority); today is
+aggregated live from the tickets. The roll-up stays correct because every transaction that changes a
+ticket marks the days it touches (``kpi_dirty_days``), and those days are recomputed from the tickets
+before the roll-up is read. Days are UTC days.
+
+Definitions (the screen, the report and the tests share them):
+
+- MTTA: mean hours from opening to response (first ownership or public reply), tickets opened in the period.
+- MTTR: mean hours from opening to resolution, tickets resolved in the period (wall clock; business clock
+  of the ticket's SLA calendar beside it).
+- SLA compliance, response: of tickets opened in the period whose response target is decided (responded, or
+  breached without a response), the share responded by the due instant; per priority and overall.
+- SLA compliance, resolution: of tickets resolved in the period, the share resolved by the due instant.
+- First-contact resolution: of incidents resolved in the period, the share resolved by a level-1 group,
+  never escalated or reassigned to another group, and not reopened.
+- Reopen rate / escalation rate: of tickets resolved in the period, the share reopened / escalated.
+- CSAT: of ratings given in the period, the share scoring 4 or 5 out of 5.
+- Backlog: open tickets now, by age (<1 day, 1-3, 3-7, >7 days).
+- Change success rate: of changes finished in the period (implemented, failed or backed out), the share
+  implemented. Emergency-change share: of changes planned to start in the period, the share of emergencies.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import func, select, true
+from sqlalchemy import case, delete, func, insert, select, true
 from sqlalchemy.orm import Session
 
-from itsm_tui.models import Ticket
+from itsm_tui.config import DeskConfig
+from itsm_tui.models import (
+    Change,
+    Group,
+    KpiDaily,
+    KpiDirtyDay,
+    SatisfactionRating,
+    Ticket,
+    User,
+)
+
+PERIODS = ("today", "7d", "30d", "quarter")
+PERIOD_TITLES = {"today": "Today", "7d": "Last 7 days", "30d": "Last 30 days", "quarter": "This quarter"}
+AGE_BUCKETS = (("<1d", 0, 1), ("1-3d", 1, 3), ("3-7d", 3, 7), (">7d", 7, None))
+SUMS = (
+    "opened",
+    "responded",
+    "response_seconds",
+    "response_decided",
+    "response_met",
+    "resolved",
+    "resolve_seconds",
+    "resolve_business_seconds",
+    "resolution_met",
+    "incidents_resolved",
+    "first_contact",
+    "reopened",
+    "escalated",
+    "rated",
+    "satisfied",
+)
+
+
+# --------------------------------------------------------------------------- periods
+
+
+@dataclass(frozen=True)
+class Period:
+    """A reporting period [start, end), start at a UTC midnight."""
+
+    start: datetime
+    end: datetime
+    label: str
+
+    @property
+    def days(self) -> list[date]:
+        first, last = self.start.date(), (self.end - timedelta(microseconds=1)).date()
+        return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+    def previous(self) -> Period:
+        length = self.end - self.start
+        return Period(self.start - length, self.start, f"before {self.label.lower()}")
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=UTC)
+
+
+def period_for(name: str, now: datetime) -> Period:
+    """today, 7d, 30d or quarter (this calendar quarter so far), each ending now."""
+    today = now.astimezone(UTC).date()
+    if name == "today":
+        start = today
+    elif name in ("7d", "30d"):
+        start = today - timedelta(days=int(name[:-1]) - 1)
+    elif name == "quarter":
+        start = date(today.year, 3 * ((today.month - 1) // 3) + 1, 1)
+    else:
+        raise ValueError(f"unknown period {name!r}; use {', '.join(PERIODS)} or custom dates")
+    return Period(_midnight(start), now, PERIOD_TITLES[name])
+
+
+def custom_period(first: date, last: date, now: datetime) -> Period:
+    """The days ``first`` to ``last`` inclusive (not beyond now)."""
+    if last < first:
+        raise ValueError("the period ends before it starts")
+    end = min(_midnight(last + timedelta(days=1)), now)
+    return Period(_midnight(first), end, f"{first:%Y-%m-%d} to {last:%Y-%m-%d}")
+
+
+# --------------------------------------------------------------------------- the roll-up
+
+
+def mark_dirty(session: Session, *instants: datetime | None) -> None:
+    """Note the (UTC) days of these instants for recomputation; called in the changing transaction."""
+    days = sorted({i.astimezone(UTC).date() for i in instants if i is not None})
+    if not days:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as upsert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as upsert
+    session.execute(
+        upsert(KpiDirtyDay).on_conflict_do_nothing(index_elements=["day"]), [{"day": d} for d in days]
+    )
+
+
+def _day_rows(session: Session, first: datetime, end: datetime) -> dict[tuple, dict[str, float]]:
+    """The roll-up sums of tickets opened / resolved / rated in [first, end), by (day, group, priority)."""
+    level_one = select(Group.id).where(Group.level == 1)
+    rows: dict[tuple, dict[str, float]] = defaultdict(lambda: dict.fromkeys(SUMS, 0))
+    group_key = func.coalesce(Ticket.group_id, 0)
+    dialect = session.get_bind().dialect.name
+
+    def day_of(column):
+        return func.date(column) if dialect == "sqlite" else func.date_trunc("day", column)
+
+    def seconds(later, earlier):
+        if dialect == "sqlite":
+            return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+        return func.extract("epoch", later - earlier)
+
+    opened_day = day_of(Ticket.opened_at)
+    for r in session.execute(
+        select(
+            opened_day.label("day"),
+            group_key.label("g"),
+            Ticket.priority,
+            func.count().label("opened"),
+            func.count(Ticket.responded_at).label("responded"),
+            func.coalesce(func.sum(seconds(Ticket.responded_at, Ticket.opened_at)), 0).label(
+                "response_seconds"
+            ),
+            func.sum(
+                case(
+                    (Ticket.responded_at.is_not(None) | Ticket.response_breached_at.is_not(None), 1), else_=0
+                )
+            ).label("response_decided"),
+            func.sum(case((Ticket.responded_at <= Ticket.response_due_at, 1), else_=0)).label("response_met"),
+        )
+        .where(Ticket.opened_at >= first, Ticket.opened_at < end)
+        .group_by(opened_day, group_key, Ticket.priority)
+    ):
+        target = rows[(_as_date(r.day), r.g, r.priority)]
+        for name in ("opened", "responded", "response_seconds", "response_decided", "response_met"):
+            target[name] += getattr(r, name) or 0
+    resolved_day = day_of(Ticket.resolved_at)
+    first_contact = case(
+        (
+            (Ticket.kind == "incident")
+            & Ticket.group_id.in_(level_one)
+            & (Ticket.escalation_count == 0)
+            & (Ticket.reassignment_count == 0)
+            & (Ticket.reopen_count == 0),
+            1,
+        ),
+        else_=0,
+    )
+    for r in session.execute(
+        select(
+            resolved_day.label("day"),
+            group_key.label("g"),
+            Ticket.priority,
+            func.count().label("resolved"),
+            func.sum(seconds(Ticket.resolved_at, Ticket.opened_at)).label("resolve_seconds"),
+            func.coalesce(func.sum(Ticket.resolution_business_seconds), 0).label("resolve_business_seconds"),
+            func.sum(case((Ticket.resolved_at <= Ticket.resolution_due_at, 1), else_=0)).label(
+                "resolution_met"
+            ),
+            func.sum(case((Ticket.kind == "incident", 1), else_=0)).label("incidents_resolved"),
+            func.sum(first_contact).label("first_contact"),
+            func.sum(case((Ticket.reopen_count > 0, 1), else_=0)).label("reopened"),
+            func.sum(case((Ticket.escalation_count > 0, 1), else_=0)).label("escalated"),
+        )
+        .where(Ticket.resolved_at >= first, Ticket.resolved_at < end)
+        .group_by(resolved_day, group_key, Ticket.priority)
+    ):
+        target = rows[(_as_date(r.day), r.g, r.priority)]
+        for name in (
+            "resolved",
+            "resolve_seconds",
+            "resolve_business_seconds",
+            "resolution_met",
+            "incidents_resolved",
+            "first_contact",
+            "reopened",
+            "escalated",
+        ):
+            target[name] += getattr(r, name) or 0
+    rated_day = day_of(SatisfactionRating.rated_at)
+    for r in session.execute(
+        select(
+            rated_day.label("day"),
+            func.coalesce(Ticket.group_id, 0).label("g"),
+            Ticket.priority,
+            func.count().label("rated"),
+            func.sum(case((SatisfactionRating.score >= 4, 1), else_=0)).label("satisfied"),
+        )
+        .join(Ticket, Ticket.id == SatisfactionRating.ticket_id)
+        .where(SatisfactionRating.rated_at >= first, SatisfactionRating.rated_at < end)
+        .group_by(rated_day, func.coalesce(Ticket.group_id, 0), Ticket.priority)
+    ):
+        target = rows[(_as_date(r.day), r.g, r.priority)]
+        target["rated"] += r.rated or 0
+        target["satisfied"] += r.satisfied or 0
+    return rows
+
+
+def _as_date(value) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def rebuild_days(session: Session, first: date, last: date) -> int:
+    """Recompute the roll-up for the days ``first`` to ``last`` (inclusive); returns rows written."""
+    session.execute(delete(KpiDaily).where(KpiDaily.day >= first, KpiDaily.day <= last))
+    rows = _day_rows(session, _midnight(first), _midnight(last + timedelta(days=1)))
+    values = [{"day": d, "group_id": g, "priority": p, **sums} for (d, g, p), sums in rows.items()]
+    if values:
+        session.execute(insert(KpiDaily), values)
+    return len(values)
+
+
+def refresh_rollup(session: Session, today: date) -> int:
+    """Recompute the marked days before ``today`` (today is always read live); returns days recomputed."""
+    dirty = session.scalars(
+        select(KpiDirtyDay.day).where(KpiDirtyDay.day < today).order_by(KpiDirtyDay.day).with_for_update()
+    ).all()
+    for day in dirty:
+        rebuild_days(session, day, day)
+    if dirty:
+        session.execute(delete(KpiDirtyDay).where(KpiDirtyDay.day.in_(dirty)))
+    return len(dirty)
+
+
+# --------------------------------------------------------------------------- the report
+
+
+@dataclass
+class Figure:
+    """One KPI value with its target status."""
+
+    name: str
+    label: str
+    value: float | None
+    unit: str
+    status: str = "grey"
+    previous: float | None = None
+    target: float | None = None
+
+    @property
+    def change(self) -> float | None:
+        if self.value is None or self.previous is None:
+            return None
+        return self.value - self.previous
+
+
+@dataclass
+class KpiReport:
+    period: Period
+    group: str | None
+    opened: int = 0
+    resolved: int = 0
+    mtta_hours: float | None = None
+    mttr_hours: float | None = None
+    mttr_business_hours: float | None = None
+    sla_response_pct: float | None = None
+    sla_resolution_pct: float | None = None
+    sla_response_by_priority: dict[int, float | None] = field(default_factory=dict)
+    sla_resolution_by_priority: dict[int, float | None] = field(default_factory=dict)
+    fcr_pct: float | None = None
+    reopen_rate_pct: float | None = None
+    escalation_rate_pct: float | None = None
+    csat_pct: float | None = None
+    ratings: int = 0
+    backlog: int = 0
+    backlog_by_age: dict[str, int] = field(default_factory=dict)
+    opened_per_day: dict[str, int] = field(default_factory=dict)
+    resolved_per_day: dict[str, int] = field(default_factory=dict)
+    mttr_per_day: dict[str, float | None] = field(default_factory=dict)
+    change_success_pct: float | None = None
+    changes_finished: int = 0
+    emergency_share_pct: float | None = None
+    changes_planned: int = 0
+    workload: dict[str, int] = field(default_factory=dict)
+    headline: list[Figure] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        data = asdict(self)
+        data["period"] = {
+            "start": self.period.start.isoformat(),
+            "end": self.period.end.isoformat(),
+            "label": self.period.label,
+        }
+        data["headline"] = [asdict(f) | {"change": f.change} for f in self.headline]
+        return data
+
+
+def _pct(part: float, whole: float) -> float | None:
+    return round(100.0 * part / whole, 1) if whole else None
+
+
+def _hours(seconds: float, count: int) -> float | None:
+    return round(seconds / count / 3600.0, 2) if count else None
+
+
+def _group_id(session: Session, code: str | None) -> int | None:
+    if code is None:
+        return None
+    group_id = session.scalar(select(Group.id).where(func.lower(Group.code) == code.lower()))
+    if group_id is None:
+        known = ", ".join(session.scalars(select(Group.code).order_by(Group.code)))
+        raise ValueError(f"unknown group {code!r}; groups are: {known}")
+    return group_id
+
+
+def _sums(session: Session, period: Period, group_id: int | None) -> dict[tuple, dict[str, float]]:
+    """(day, priority) -> sums over the period: past days from the roll-up, today live."""
+    today = period.end.astimezone(UTC).date()
+    first_day = period.start.date()
+    by_key: dict[tuple, dict[str, float]] = defaultdict(lambda: dict.fromkeys(SUMS, 0))
+    if first_day < today:
+        stmt = select(KpiDaily).where(KpiDaily.day >= first_day, KpiDaily.day < today)
+        if group_id is not None:
+            stmt = stmt.where(KpiDaily.group_id == group_id)
+        for row in session.scalars(stmt):
+            target = by_key[(row.day, row.priority)]
+            for name in SUMS:
+                target[name] += getattr(row, name)
+    if period.end > _midnight(today):
+        for (day, g, priority), sums in _day_rows(
+            session, max(period.start, _midnight(today)), period.end
+        ).items():
+            if group_id is None or g == group_id:
+                target = by_key[(day, priority)]
+                for name in SUMS:
+                    target[name] += sums[name]
+    return by_key
+
+
+def report(
+    session: Session,
+    config: DeskConfig,
+    period: Period,
+    group: str | None = None,
+    *,
+    with_previous: bool = True,
+) -> KpiReport:
+    """Every KPI of the period (and, for the headline tiles, the previous period of the same length)."""
+    refresh_rollup(session, period.end.astimezone(UTC).date())
+    group_id = _group_id(session, group)
+    result = KpiReport(period=period, group=group)
+    by_key = _sums(session, period, group_id)
+    totals = dict.fromkeys(SUMS, 0.0)
+    by_priority: dict[int, dict[str, float]] = defaultdict(lambda: dict.fromkeys(SUMS, 0.0))
+    per_day: dict[date, dict[str, float]] = defaultdict(lambda: dict.fromkeys(SUMS, 0.0))
+    for (day, priority), sums in by_key.items():
+        for name in SUMS:
+            totals[name] += sums[name]
+            by_priority[priority][name] += sums[name]
+            per_day[day][name] += sums[name]
+    result.opened, result.resolved = int(totals["opened"]), int(totals["resolved"])
+    result.mtta_hours = _hours(totals["response_seconds"], int(totals["responded"]))
+    result.mttr_hours = _hours(totals["resolve_seconds"], result.resolved)
+    result.mttr_business_hours = _hours(totals["resolve_business_seconds"], result.resolved)
+    result.sla_response_pct = _pct(totals["response_met"], totals["response_decided"])
+    result.sla_resolution_pct = _pct(totals["resolution_met"], totals["resolved"])
+    for priority in sorted(config.policies):
+        sums = by_priority.get(priority, dict.fromkeys(SUMS, 0.0))
+        result.sla_response_by_priority[priority] = _pct(sums["response_met"], sums["response_decided"])
+        result.sla_resolution_by_priority[priority] = _pct(sums["resolution_met"], sums["resolved"])
+    result.fcr_pct = _pct(totals["first_contact"], totals["incidents_resolved"])
+    result.reopen_rate_pct = _pct(totals["reopened"], totals["resolved"])
+    result.escalation_rate_pct = _pct(totals["escalated"], totals["resolved"])
+    result.csat_pct = _pct(totals["satisfied"], totals["rated"])
+    result.ratings = int(totals["rated"])
+    for day in period.days:
+        sums = per_day.get(day, dict.fromkeys(SUMS, 0.0))
+        key = day.isoformat()
+        result.opened_per_day[key] = int(sums["opened"])
+        result.resolved_per_day[key] = int(sums["resolved"])
+        result.mttr_per_day[key] = _hours(sums["resolve_seconds"], int(sums["resolved"]))
+    _changes(session, period, result)
+    snapshot = operational_snapshot(session, period.end, group=group)
+    result.backlog, result.backlog_by_age = snapshot.open, snapshot.by_age
+    result.workload = snapshot.workload
+    values = {
+        "sla_resolution": result.sla_resolution_pct,
+        "sla_response": result.sla_response_pct,
+        "fcr": result.fcr_pct,
+        "csat": result.csat_pct,
+        "mttr_hours": result.mttr_hours,
+        "reopen_rate": result.reopen_rate_pct,
+        "change_success": result.change_success_pct,
+    }
+    previous = None
+    if with_previous:
+        previous = report(session, config, period.previous(), group, with_previous=False)
+        previous_values = {
+            "sla_resolution": previous.sla_resolution_pct,
+            "sla_response": previous.sla_response_pct,
+            "fcr": previous.fcr_pct,
+            "csat": previous.csat_pct,
+            "mttr_hours": previous.mttr_hours,
+            "reopen_rate": previous.reopen_rate_pct,
+            "change_success": previous.change_success_pct,
+        }
+    for name, target in config.kpi_targets.items():
+        value = values[name]
+        result.headline.append(
+            Figure(
+                name,
+                target.label,
+                value,
+                target.unit,
+                target.status(value),
+                previous_values[name] if previous else None,
+                target.target,
+            )
+        )
+    return result
+
+
+def _changes(session: Session, period: Period, result: KpiReport) -> None:
+    finished_at = func.coalesce(Change.actual_end, Change.planned_end)
+    outcome = (
+        select(Change.outcome, func.count())
+        .where(
+            Change.outcome.in_(("implemented", "failed", "backed_out")),
+            finished_at >= period.start,
+            finished_at < period.end,
+        )
+        .group_by(Change.outcome)
+    )
+    counts = dict(session.execute(outcome).all())
+    result.changes_finished = sum(counts.values())
+    result.change_success_pct = _pct(counts.get("implemented", 0), result.changes_finished)
+    planned = dict(
+        session.execute(
+            select(Change.change_type, func.count())
+            .where(Change.planned_start >= period.start, Change.planned_start < period.end)
+            .group_by(Change.change_type)
+        ).all()
+    )
+    result.changes_planned = sum(planned.values())
+    result.emergency_share_pct = _pct(planned.get("emergency", 0), result.changes_planned)
+
+
+# --------------------------------------------------------------------------- live figures
 
 
 @dataclass(frozen=True)
@@ -17,19 +481,149 @@ class OperationalSnapshot:
     unassigned: int
     breached: int
     by_priority: dict[int, int]
+    breaching_within_hour: int = 0
+    by_age: dict[str, int] = field(default_factory=dict)
+    workload: dict[str, int] = field(default_factory=dict)
+    oldest: list[tuple[str, str, datetime]] = field(default_factory=list)  # ref, title, opened_at
 
 
-def operational_snapshot(session: Session, now: datetime) -> OperationalSnapshot:
-    """Open, unassigned and breached-now ticket counts, and open tickets per priority."""
-    is_open = Ticket.is_open == true()
+def operational_snapshot(session: Session, now: datetime, group: str | None = None) -> OperationalSnapshot:
+    """The live picture: open, unassigned, breached and breaching within the hour, age buckets, workload per
+    agent and the oldest open tickets (all through the open-ticket indexes)."""
+    is_open = [Ticket.is_open == true()]
+    group_id = _group_id(session, group)
+    if group_id is not None:
+        is_open.append(Ticket.group_id == group_id)
     by_priority = dict(
-        session.execute(select(Ticket.priority, func.count()).where(is_open).group_by(Ticket.priority)).all()
+        session.execute(select(Ticket.priority, func.count()).where(*is_open).group_by(Ticket.priority)).all()
     )
-    unassigned = session.scalar(select(func.count()).where(is_open, Ticket.assignee_id.is_(None))) or 0
-    breached = (
+    unassigned = session.scalar(select(func.count()).where(*is_open, Ticket.assignee_id.is_(None))) or 0
+    running = [*is_open, Ticket.paused_at.is_(None)]
+    breached = session.scalar(select(func.count()).where(*running, Ticket.resolution_due_at < now)) or 0
+    soon = (
         session.scalar(
-            select(func.count()).where(is_open, Ticket.paused_at.is_(None), Ticket.resolution_due_at < now)
+            select(func.count()).where(
+                *running, Ticket.resolution_due_at >= now, Ticket.resolution_due_at < now + timedelta(hours=1)
+            )
         )
         or 0
     )
-    return OperationalSnapshot(sum(by_priority.values()), unassigned, breached, by_priority)
+    by_age = {}
+    for label, low, high in AGE_BUCKETS:
+        terms = [*is_open, Ticket.opened_at <= now - timedelta(days=low)]
+        if high is not None:
+            terms.append(Ticket.opened_at > now - timedelta(days=high))
+        by_age[label] = session.scalar(select(func.count()).where(*terms)) or 0
+    workload = dict(
+        session.execute(
+            select(User.login, func.count())
+            .select_from(Ticket)
+            .join(User, User.id == Ticket.assignee_id)
+            .where(*is_open)
+            .group_by(User.login)
+            .order_by(func.count().desc(), User.login)
+        ).all()
+    )
+    oldest = [
+        tuple(r)
+        for r in session.execute(
+            select(Ticket.ref, Ticket.title, Ticket.opened_at)
+            .where(*is_open)
+            .order_by(Ticket.opened_at)
+            .limit(5)
+        )
+    ]
+    return OperationalSnapshot(
+        sum(by_priority.values()), unassigned, breached, by_priority, soon, by_age, workload, oldest
+    )
+
+
+# --------------------------------------------------------------------------- shift handover
+
+
+@dataclass
+class Handover:
+    now: datetime
+    shift_hours: int
+    major_open: list[dict] = field(default_factory=list)
+    breaches: list[dict] = field(default_factory=list)
+    pending_on_others: list[dict] = field(default_factory=list)
+    changes_next: list[dict] = field(default_factory=list)
+
+
+def handover(
+    session: Session, now: datetime, *, shift_hours: int = 8, ahead_hours: int = 12, limit: int = 50
+) -> Handover:
+    """What the next shift must know: open P1/P2, breaches in the last shift, tickets waiting on customers,
+    vendors or changes, and changes starting in the next hours (each list bounded)."""
+    from itsm_tui.models import ChangeTarget
+
+    result = Handover(now, shift_hours)
+    assignee = User.login.label("assignee")
+    base = (
+        select(
+            Ticket.ref,
+            Ticket.priority,
+            Ticket.status,
+            Ticket.title,
+            Group.code.label("group"),
+            assignee,
+            Ticket.pending_reason,
+            Ticket.resolution_due_at,
+        )
+        .outerjoin(Group, Group.id == Ticket.group_id)
+        .outerjoin(User, User.id == Ticket.assignee_id)
+    )
+    for row in session.execute(
+        base.where(Ticket.is_open == true(), Ticket.priority.in_((1, 2)))
+        .order_by(Ticket.priority, Ticket.resolution_due_at)
+        .limit(limit)
+    ):
+        result.major_open.append(dict(row._mapping))
+    since = now - timedelta(hours=shift_hours)
+    breached = Ticket.resolution_breached_at.between(since, now) | Ticket.response_breached_at.between(
+        since, now
+    )
+    for row in session.execute(
+        base.add_columns(Ticket.response_breached_at, Ticket.resolution_breached_at)
+        .where(breached)
+        .order_by(Ticket.priority, Ticket.ref)
+        .limit(limit)
+    ):
+        result.breaches.append(dict(row._mapping))
+    for row in session.execute(
+        base.where(Ticket.status == "pending").order_by(Ticket.pending_reason, Ticket.priority).limit(limit)
+    ):
+        result.pending_on_others.append(dict(row._mapping))
+    changes = session.execute(
+        select(
+            Change.id,
+            Change.ref,
+            Change.title,
+            Change.change_type,
+            Change.state,
+            Change.planned_start,
+            Change.planned_end,
+        )
+        .where(
+            Change.planned_start >= now,
+            Change.planned_start < now + timedelta(hours=ahead_hours),
+            Change.state.not_in(("draft", "rejected", "closed")),
+        )
+        .order_by(Change.planned_start)
+        .limit(limit)
+    ).all()
+    services: dict[int, list[str]] = defaultdict(list)
+    if changes:
+        for change_id, service in session.execute(
+            select(ChangeTarget.change_id, ChangeTarget.service).where(
+                ChangeTarget.change_id.in_([c.id for c in changes])
+            )
+        ):
+            services[change_id].append(service)
+    for c in changes:
+        row = dict(c._mapping)
+        row["services"] = ",".join(sorted(set(services[c.id])))
+        del row["id"]
+        result.changes_next.append(row)
+    return result

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, true, update
 
 from itsm_tui.config import Calendar, DeskConfig
 from itsm_tui.models import AuditEvent, Group, Ticket
-from itsm_tui.services import notifications
+from itsm_tui.services import kpi, notifications
 
 _MAX_DAYS = 3 * 366  # a target further than this on a calendar means the calendar has (almost) no hours
 
@@ -304,6 +304,7 @@ def flag_due(session, target: str, kind: str, now: datetime, limit: int = SCAN_B
             Ticket.assignee_id,
             Ticket.service,
             Ticket.reopen_count,
+            Ticket.opened_at,
             instant.label("instant"),
         )
         .execution_options(synchronize_session=False)
@@ -342,6 +343,8 @@ def _report(session, config: DeskConfig, rows: list, target: str, kind: str, now
     from itsm_tui.services import tickets  # tickets imports this module
 
     result = ScanResult()
+    if target == "response" and kind == "breach":  # "response decided" of the opening day changes
+        kpi.mark_dirty(session, *(r.opened_at for r in rows))
     if kind == "breach":
         result.breaches = len(rows)
     else:

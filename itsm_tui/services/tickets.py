@@ -31,8 +31,8 @@ from itsm_tui.models import (
     User,
     utcnow,
 )
-from itsm_tui.services import audit, notifications, sla
-from itsm_tui.services.access import PermissionDenied, require
+from itsm_tui.services import audit, kpi, notifications, sla
+from itsm_tui.services.access import PERMISSIONS, PermissionDenied, has_permission, require
 from itsm_tui.services.errors import InvalidTransition, NotFound, StaleEdit, ValidationError
 from itsm_tui.services.users import Actor
 
@@ -280,6 +280,7 @@ def _check_version(session: Session, ticket: Ticket, expected_version: int | Non
 def _flush(session: Session, ticket: Ticket, expected_version: int | None) -> None:
     """Write the changes now; a concurrent save that won the race turns into :class:`StaleEdit`."""
     ticket_id, ref, loaded_version = ticket.id, ticket.ref, ticket.version  # expired once the flush fails
+    kpi.mark_dirty(session, ticket.opened_at, ticket.resolved_at)
     try:
         session.flush()
     except StaleDataError:
@@ -475,6 +476,7 @@ def create_ticket(
     sla.retarget(ticket, config)
     session.add(ticket)
     session.flush()
+    kpi.mark_dirty(session, ticket.opened_at)
     audit.record(
         session,
         entity_type="ticket",
@@ -812,6 +814,9 @@ def transition(
         _set(session, ticket, "resolution_code", code, actor, now, action="resolve")
         _set(session, ticket, "resolution_note", note, actor, now, action="resolve")
         _set(session, ticket, "resolved_at", now, actor, now, action="resolve")
+        ticket.resolution_business_seconds = int(
+            sla.policy_clock(config, ticket.priority).elapsed(ticket.opened_at, now)
+        )
         _mark_responded(session, ticket, actor, now)
         sla.pause(ticket, now)
     elif to_status == "cancelled":
@@ -830,6 +835,8 @@ def transition(
     elif reopening:
         ticket.reopen_count += 1  # a new resolution cycle: its warning and breach are new events
         ticket.resolution_warned_at = ticket.resolution_breached_at = None
+        kpi.mark_dirty(session, ticket.resolved_at)  # the day it had been resolved loses it
+        ticket.resolution_business_seconds = None
         for field in ("resolved_at", "resolution_code", "resolution_note"):
             _set(session, ticket, field, None, actor, now, action="reopen")
         sla.resume(ticket, config, now, restart=config.reopen_restarts_resolution)
@@ -1097,3 +1104,133 @@ def find_ticket_by_id(session: Session, ticket_id: int) -> Ticket:
     if ticket is None:
         raise NotFound(f"no ticket with id {ticket_id}")
     return ticket
+
+
+# --------------------------------------------------------------------------- what a user may do
+
+
+ACTIONS = (
+    "take",
+    "assign",
+    "escalate",
+    "reply",
+    "note",
+    "transition",
+    "edit",
+    "link",
+    "apply_workaround",
+    "resolve",
+    "reopen",
+    "cancel",
+    "rate",
+)
+
+
+def _needs(permission: str) -> str:
+    roles = PERMISSIONS[permission][0]
+    names = " or ".join(roles) if len(roles) <= 2 else ", ".join(roles[:-1]) + " or " + roles[-1]
+    return f"needs the role {names}"
+
+
+def allowed_transitions(ticket: Ticket | TicketView) -> tuple[str, ...]:
+    """The statuses a ticket may move to from its current one (``assigned`` only once it has an assignee)."""
+    unassigned = (
+        ticket.assignee_id is None
+        if isinstance(ticket, Ticket)
+        else getattr(ticket, "assignee", None) is None
+    )
+    return tuple(
+        status for status in TRANSITIONS.get(ticket.status, ()) if not (status == "assigned" and unassigned)
+    )
+
+
+def available_actions(actor: Actor, ticket: Ticket | TicketView) -> dict[str, str | None]:
+    """For each action of :data:`ACTIONS`: None if ``actor`` may do it on ``ticket`` now, else why not.
+
+    The same rules as the functions above (which still enforce them); the reason names the role that may,
+    or the status that would allow it. Accepts a live :class:`Ticket` or a :class:`TicketView`.
+    """
+    if isinstance(ticket, Ticket):
+        mine = ticket.assignee_id == actor.id
+        unassigned = ticket.assignee_id is None
+        in_my_groups = ticket.group_id in actor.group_ids
+        rated = False
+    else:
+        mine = ticket.assignee is not None and ticket.assignee == actor.login
+        unassigned = ticket.assignee is None
+        in_my_groups = ticket.group is not None and ticket.group in actor.group_codes
+        rated = ticket.rating is not None
+    status = ticket.status
+    is_open = status in OPEN_STATUSES
+    lead = actor.has_role("shift_lead")
+    closed_reason = f"the ticket is {status}"
+
+    def worker() -> str | None:
+        if not has_permission(actor.roles, "ticket.work"):
+            return _needs("ticket.work")
+        if lead or mine or in_my_groups:
+            return None
+        return "queued for another group and not yours; a shift_lead may"
+
+    work = worker()
+    result: dict[str, str | None] = {}
+
+    if not has_permission(actor.roles, "ticket.take"):
+        result["take"] = _needs("ticket.take")
+    elif not is_open:
+        result["take"] = closed_reason
+    elif mine:
+        result["take"] = "it is already yours"
+    elif not lead and not unassigned:
+        result["take"] = "assigned to someone else; a shift_lead may reassign it"
+    elif not lead and not in_my_groups:
+        result["take"] = "queued for another group; a shift_lead may assign it to you"
+    else:
+        result["take"] = None
+
+    if not has_permission(actor.roles, "ticket.assign_others"):
+        result["assign"] = _needs("ticket.assign_others")
+    else:
+        result["assign"] = None if is_open else closed_reason
+
+    if not has_permission(actor.roles, "ticket.escalate"):
+        result["escalate"] = _needs("ticket.escalate")
+    else:
+        result["escalate"] = work or (None if is_open else closed_reason)
+
+    result["reply"] = work
+    result["note"] = work
+    targets = allowed_transitions(ticket)
+    result["transition"] = work or (None if targets else f"no status change from {status}")
+    result["edit"] = work or (None if is_open else f"{closed_reason}; reopen it before editing")
+    result["link"] = None if has_permission(actor.roles, "ticket.link") else _needs("ticket.link")
+    result["apply_workaround"] = result["link"] or work
+
+    if "resolved" not in TRANSITIONS.get(status, ()):
+        result["resolve"] = "only in_progress or pending tickets are resolved" if is_open else closed_reason
+    else:
+        result["resolve"] = work
+
+    if not has_permission(actor.roles, "ticket.reopen"):
+        result["reopen"] = _needs("ticket.reopen")
+    elif status != "resolved":
+        result["reopen"] = "only resolved tickets are reopened"
+    else:
+        result["reopen"] = work
+
+    if not has_permission(actor.roles, "ticket.cancel"):
+        result["cancel"] = _needs("ticket.cancel")
+    elif "cancelled" not in TRANSITIONS.get(status, ()):
+        result["cancel"] = closed_reason
+    else:
+        result["cancel"] = work
+
+    if not has_permission(actor.roles, "ticket.rate"):
+        result["rate"] = _needs("ticket.rate")
+    elif status not in ("resolved", "closed"):
+        result["rate"] = "ratings are for resolved tickets"
+    elif rated:
+        result["rate"] = "it already has a rating"
+    else:
+        result["rate"] = None
+    return result
