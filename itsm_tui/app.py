@@ -20,6 +20,9 @@ from itsm_tui.services.users import Actor
 from screens import MODE_TITLES, mode_screens
 from screens.help import HelpScreen
 
+SEVERITIES = {"sla_breach": "error", "sla_warning": "warning"}
+SEVERITY_ORDER = {"sla_breach": 3, "escalated": 2, "sla_warning": 1}
+
 
 class ScreenSwitcher(Provider):
     """Command-palette entries for switching screens and for the app's own actions."""
@@ -111,14 +114,10 @@ class ItsmApp(App[None]):
         """Toast each new notification (user text shown literally) and update the unread count."""
         from itsm_tui.text import strip_control
 
-        for row in rows[-5:]:
-            severity = (
-                "error"
-                if row.kind == "sla_breach"
-                else "warning"
-                if row.kind == "sla_warning"
-                else "information"
-            )
+        # A few arrive one by one; a burst (a console catching up) is summed up instead of flooding.
+        shown = rows if len(rows) <= 3 else [max(rows, key=lambda r: SEVERITY_ORDER.get(r.kind, 0))]
+        for row in shown:
+            severity = SEVERITIES.get(row.kind, "information")
             self.notify(
                 strip_control(row.message),
                 title=row.kind.replace("_", " "),
@@ -126,8 +125,8 @@ class ItsmApp(App[None]):
                 markup=False,
                 timeout=8,
             )
-        if len(rows) > 5:
-            self.notify(f"... and {len(rows) - 5} more in the inbox (F5)", markup=False)
+        if len(rows) > 3:
+            self.notify(f"{len(rows) - 1} more new notifications in the inbox (F5)", markup=False)
         self.unread = unread
 
     @work(thread=True, exclusive=True, group="unread")
@@ -153,6 +152,15 @@ class ItsmApp(App[None]):
         self.push_screen(screen)
         if action:
             screen.call_after_refresh(screen.run_action, action)
+
+    def open_queue(self, view: str, filter_text: str = "") -> None:
+        """Switch to the queue showing a view with a filter (e.g. the tickets behind a KPI figure)."""
+        self.switch_mode("queue")
+        from screens.queue import QueueScreen
+
+        screen = self.screen
+        if isinstance(screen, QueueScreen):
+            screen.show_filtered(view, filter_text)
 
     def new_ticket(self) -> None:
         from screens.forms import NewTicketForm

@@ -443,6 +443,14 @@ class QueueScreen(DeskScreen):
 
     # ------------------------------------------------------------------ keys
 
+    def show_filtered(self, view: str, text: str) -> None:
+        """Show a view with a filter typed in (used by other screens, e.g. a KPI figure)."""
+        self.view_key = view
+        self.sort = self.descending = None
+        self.query_one("#queue-filter", Input).value = text  # the change event applies it
+        if self.query_state is not None and text == "" and self.filter == Filter():
+            self.reload()
+
     def action_view(self, view: str) -> None:
         self.view_key = view
         self.sort = self.descending = None

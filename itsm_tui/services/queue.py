@@ -63,7 +63,8 @@ SORTS: dict[str, tuple[str, tuple]] = {
     "resolved": ("Resolved", (Ticket.resolved_at,)),
 }
 
-TOKENS = ("p", "status", "group", "assignee", "svc")
+TOKENS = ("p", "status", "group", "assignee", "svc", "sla")
+SLA_TOKENS = ("breached", "1h", "warning")
 
 
 class FilterError(ValueError):
@@ -78,6 +79,7 @@ class Filter:
     groups: tuple[str, ...] = ()
     assignees: tuple[str, ...] = ()  # logins; "me" resolved by the caller; "none" for unassigned
     services: tuple[str, ...] = ()
+    sla: tuple[str, ...] = ()  # breached (overdue now), 1h (due within the hour), warning (past the warning)
 
 
 def parse_filter(text: str, actor: Actor | None = None) -> Filter:
@@ -118,6 +120,12 @@ def parse_filter(text: str, actor: Actor | None = None) -> Filter:
             result = replace(result, assignees=result.assignees + logins)
         elif name == "svc":
             result = replace(result, services=result.services + tuple(v.lower() for v in values))
+        elif name == "sla":
+            states = tuple(v.lower() for v in values)
+            for state in states:
+                if state not in SLA_TOKENS:
+                    raise FilterError(f"sla: takes {', '.join(SLA_TOKENS)}, not {state!r}")
+            result = replace(result, sla=result.sla + states)
     return result
 
 
@@ -127,6 +135,7 @@ _EXAMPLES = {
     "group": "group:network",
     "assignee": "assignee:me",
     "svc": "svc:email",
+    "sla": "sla:breached",
 }
 
 
@@ -237,6 +246,16 @@ def _conditions(query: QueueQuery) -> list:
         terms.append(or_(*either))
     if flt.services:
         terms.append(Ticket.service.in_(flt.services))
+    if flt.sla:
+        running = [Ticket.paused_at.is_(None), Ticket.resolved_at.is_(None)]
+        either = []
+        if "breached" in flt.sla:
+            either.append(Ticket.resolution_due_at < now)
+        if "1h" in flt.sla:
+            either.append(Ticket.resolution_due_at.between(now, now + timedelta(hours=1)))
+        if "warning" in flt.sla:
+            either.append((Ticket.resolution_warn_at <= now) & (Ticket.resolution_due_at >= now))
+        terms += [*running, or_(*either)]
     return terms
 
 
