@@ -28,7 +28,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import case, delete, func, insert, select, true
+from sqlalchemy import case, delete, func, insert, literal_column, select, true
 from sqlalchemy.orm import Session
 
 from itsm_tui.config import DeskConfig
@@ -132,11 +132,11 @@ def _day_rows(session: Session, first: datetime, end: datetime) -> dict[tuple, d
     """The roll-up sums of tickets opened / resolved / rated in [first, end), by (day, group, priority)."""
     level_one = select(Group.id).where(Group.level == 1)
     rows: dict[tuple, dict[str, float]] = defaultdict(lambda: dict.fromkeys(SUMS, 0))
-    group_key = func.coalesce(Ticket.group_id, 0)
+    group_key = func.coalesce(Ticket.group_id, literal_column("0"))  # literals: PostgreSQL matches GROUP BY
     dialect = session.get_bind().dialect.name
 
     def day_of(column):
-        return func.date(column) if dialect == "sqlite" else func.date_trunc("day", column)
+        return func.date(column) if dialect == "sqlite" else func.date_trunc(literal_column("'day'"), column)
 
     def seconds(later, earlier):
         if dialect == "sqlite":
@@ -214,14 +214,14 @@ def _day_rows(session: Session, first: datetime, end: datetime) -> dict[tuple, d
     for r in session.execute(
         select(
             rated_day.label("day"),
-            func.coalesce(Ticket.group_id, 0).label("g"),
+            group_key.label("g"),
             Ticket.priority,
             func.count().label("rated"),
             func.sum(case((SatisfactionRating.score >= 4, 1), else_=0)).label("satisfied"),
         )
         .join(Ticket, Ticket.id == SatisfactionRating.ticket_id)
         .where(SatisfactionRating.rated_at >= first, SatisfactionRating.rated_at < end)
-        .group_by(rated_day, func.coalesce(Ticket.group_id, 0), Ticket.priority)
+        .group_by(rated_day, group_key, Ticket.priority)
     ):
         target = rows[(_as_date(r.day), r.g, r.priority)]
         target["rated"] += r.rated or 0
