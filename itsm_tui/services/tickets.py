@@ -280,9 +280,10 @@ def _check_version(session: Session, ticket: Ticket, expected_version: int | Non
 def _flush(session: Session, ticket: Ticket, expected_version: int | None) -> None:
     """Write the changes now; a concurrent save that won the race turns into :class:`StaleEdit`."""
     ticket_id, ref, loaded_version = ticket.id, ticket.ref, ticket.version  # expired once the flush fails
-    kpi.mark_dirty(session, ticket.opened_at, ticket.resolved_at)
+    days = (ticket.opened_at, ticket.resolved_at)
     try:
-        session.flush()
+        session.flush()  # first, so that a lost race is caught here and nowhere else
+        kpi.mark_dirty(session, *days)
     except StaleDataError:
         # This session must be rolled back by its owner; read who won the race through a fresh one
         # (a reader: on SQLite the writer's BEGIN IMMEDIATE would wait for this very transaction).
