@@ -235,30 +235,6 @@ def list_tickets(
     return [TicketRow(**row._mapping) for row in session.execute(stmt)]
 
 
-def most_urgent(session: Session, *, limit: int = 100) -> list[TicketRow]:
-    """Open tickets by resolution due instant, overdue first (reads the open-ticket due index)."""
-    stmt = (
-        select(
-            Ticket.id,
-            Ticket.ref,
-            Ticket.priority,
-            Ticket.status,
-            Ticket.title,
-            Ticket.requester,
-            Group.code.label("group"),
-            User.login.label("assignee"),
-            Ticket.opened_at,
-            Ticket.resolution_due_at,
-        )
-        .outerjoin(Group, Group.id == Ticket.group_id)
-        .outerjoin(User, User.id == Ticket.assignee_id)
-        .where(Ticket.is_open == true())
-        .order_by(Ticket.resolution_due_at, Ticket.id)
-        .limit(max(1, min(limit, 1000)))
-    )
-    return [TicketRow(**row._mapping) for row in session.execute(stmt)]
-
-
 # --------------------------------------------------------------------------- helpers
 
 
