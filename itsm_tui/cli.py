@@ -203,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     upd.add_argument("--rate", type=int, metavar="1-5", help="record the requester's satisfaction")
     upd.add_argument("--json", action="store_true")
+    _add_change_commands(commands, db)
     return parser
 
 
@@ -748,7 +749,7 @@ def cmd_report_kpi(desk: Desk, args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     with desk.db.session() as session:  # refreshing the roll-up writes
         try:
-            result = kpi.report(session, desk.config, period, args.group)
+            result = kpi.report(session, desk.config, period, args.group, now=now)
         except ValueError as exc:
             raise CliError(str(exc)) from None
     rows = kpi_rows(result)
@@ -889,6 +890,493 @@ def cmd_report_handover(desk: Desk, args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- changes
+
+
+def _add_change_commands(commands, db: argparse.ArgumentParser) -> None:
+    """``itsm change ...``: the change lifecycle, the conflict check and the iCalendar export."""
+    change = commands.add_parser(
+        "change", parents=[db], help="changes: raise, approve, schedule, conflicts, calendar export"
+    ).add_subparsers(dest="change_command", metavar="ACTION", required=True)
+
+    def span(parser: argparse.ArgumentParser, what: str) -> None:
+        parser.add_argument(
+            "--from", dest="date_from", type=_iso_date, help=f"first day {what} (YYYY-MM-DD, UTC)"
+        )
+        parser.add_argument(
+            "--to", dest="date_to", type=_iso_date, help="last day, inclusive (YYYY-MM-DD, UTC)"
+        )
+
+    clist = change.add_parser("list", parents=[db], help="changes by planned start")
+    span(clist, "(default: a week ago; --to default: 60 days on)")
+    clist.add_argument("--state", action="append", default=[], help="only this state (repeatable)")
+    clist.add_argument("--type", dest="change_type", choices=["standard", "normal", "emergency"])
+    clist.add_argument("--service")
+    clist.add_argument("--limit", type=_positive_int, default=200)
+    clist.add_argument("--json", action="store_true")
+
+    show = change.add_parser("show", parents=[db], help="one change: fields, approvals, conflicts, history")
+    show.add_argument("ref")
+    show.add_argument("--json", action="store_true")
+
+    create = change.add_parser("create", parents=[db], help="raise a change (a draft; --submit submits it)")
+    create.add_argument(
+        "--type", dest="change_type", required=True, choices=["standard", "normal", "emergency"]
+    )
+    create.add_argument("--template", help="standard changes: the pre-approved template (changes.toml)")
+    create.add_argument("--title", help="what changes (standard changes: the template's title by default)")
+    create.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="SERVICE[:CI]",
+        help="an affected service or configuration item (repeatable, or comma-separated)",
+    )
+    create.add_argument("--service", action="append", default=[], help="an affected service (repeatable)")
+    create.add_argument(
+        "--ci", action="append", default=[], help="an affected configuration item (repeatable)"
+    )
+    create.add_argument("--start", type=_iso_instant, required=True, help="planned start (ISO instant)")
+    create.add_argument("--end", type=_iso_instant, help="planned end (ISO instant)")
+    create.add_argument("--minutes", type=_positive_int, help="planned length instead of --end")
+    create.add_argument("--risk", choices=["low", "medium", "high"])
+    create.add_argument("--description", default="")
+    create.add_argument("--implementation-plan")
+    create.add_argument("--backout-plan")
+    create.add_argument("--test-plan")
+    create.add_argument("--implementer", metavar="LOGIN")
+    create.add_argument("--submit", action="store_true", help="submit it at once")
+    create.add_argument(
+        "--override-reason", help="with --submit: an emergency change's reason to enter a blackout"
+    )
+    create.add_argument("--json", action="store_true")
+
+    def step(name: str, help_text: str) -> argparse.ArgumentParser:
+        parser = change.add_parser(name, parents=[db], help=help_text)
+        parser.add_argument("ref")
+        parser.add_argument(
+            "--expected-version",
+            type=int,
+            help="refuse if the change moved on from this version (show --json)",
+        )
+        parser.add_argument("--json", action="store_true")
+        return parser
+
+    submit = step("submit", "submit a draft (blackouts block it; conflicts are reported)")
+    submit.add_argument("--override-reason", help="emergency changes: the reason to enter a blackout")
+    assess = step("assess", "assess a submitted normal change and ask the CAB (change managers)")
+    assess.add_argument("--risk", choices=["low", "medium", "high"])
+    approve = step("approve", "approve as a CAB member asked, or an emergency change as change manager")
+    approve.add_argument("--reason")
+    reject = step("reject", "reject, saying why")
+    reject.add_argument("--reason", required=True)
+    sched = step("schedule", "schedule an approved change, or move a change to a new window")
+    sched.add_argument("--start", type=_iso_instant, help="new planned start (ISO instant)")
+    sched.add_argument("--end", type=_iso_instant, help="new planned end (default: keep the length)")
+    sched.add_argument("--override-reason", help="emergency changes: the reason to enter a blackout")
+    step("start", "start implementing a scheduled change")
+    complete = step("complete", "record the outcome of an implementation")
+    complete.add_argument("--outcome", required=True, choices=["implemented", "failed", "backed_out"])
+    complete.add_argument("--note", help="what happened (required unless implemented)")
+    review = step("review", "start the post-implementation review")
+    review.add_argument("--notes", help="the review's findings")
+    close = step("close", "close a change (a reviewed one needs review notes)")
+    close.add_argument("--review-notes", help="the post-implementation review's findings")
+
+    check = change.add_parser("conflicts", parents=[db], help="every conflict of the planned changes")
+    span(check, "(default today; --to default: the reminder horizon of changes.toml)")
+    check.add_argument("--json", action="store_true")
+
+    export = change.add_parser("export", parents=[db], help="write the change calendar as an .ics file")
+    export.add_argument(
+        "--ics", required=True, metavar="FILE", help="the iCalendar file to write (- for stdout)"
+    )
+    span(export, "(default: 30 days ago; --to default: 180 days on)")
+
+    windows = change.add_parser("windows", parents=[db], help="list maintenance windows and blackouts")
+    windows.add_argument("--json", action="store_true")
+    window = change.add_parser("add-window", parents=[db], help="add a recurring maintenance window")
+    window.add_argument("--name", required=True)
+    window.add_argument("--service", required=True)
+    window.add_argument("--rrule", required=True, help="RFC 5545 rule, e.g. FREQ=WEEKLY;BYDAY=SA")
+    window.add_argument("--start", required=True, metavar="HH:MM", help="local start time")
+    window.add_argument("--minutes", type=_positive_int, required=True, help="length in minutes")
+    window.add_argument("--timezone", required=True, help="the window's time zone (e.g. Europe/Berlin)")
+    blackout = change.add_parser("add-blackout", parents=[db], help="add a change freeze")
+    blackout.add_argument("--name", required=True)
+    blackout.add_argument("--start", type=_iso_instant, required=True)
+    blackout.add_argument("--end", type=_iso_instant, required=True)
+    blackout.add_argument("--service", help="only this service (default: every service)")
+    blackout.add_argument("--reason")
+
+
+def _day_range(args: argparse.Namespace, before_days: int, after_days: int) -> tuple[datetime, datetime]:
+    """[--from 00:00 UTC, the day after --to) with defaults around today."""
+    from datetime import timedelta
+
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = (
+        datetime.combine(args.date_from, datetime.min.time(), UTC)
+        if args.date_from
+        else today - timedelta(days=before_days)
+    )
+    end = (
+        datetime.combine(args.date_to, datetime.min.time(), UTC) + timedelta(days=1)
+        if args.date_to
+        else max(start, today) + timedelta(days=after_days)
+    )
+    if end <= start:
+        raise CliError("--to lies before --from")
+    return start, end
+
+
+def _print_conflicts(found, tz: str) -> None:
+    for conflict in found:
+        mark = {"blocked": "BLOCKED", "conflict": "CONFLICT", "warning": "warning", "overridden": "override"}
+        print(f"  {mark[conflict.severity]:<8} {_plain(conflict.message)}")
+
+
+def _print_change(view, tz: str) -> None:
+    print(f"{view.ref}  {view.change_type}  {view.state}  {view.risk} risk  v{view.version}")
+    print(f"  {_plain(view.title)}")
+    rows = [
+        ("Planned", f"{_local(view.planned_start, tz)} to {_local(view.planned_end, tz)}"),
+        ("Targets", ", ".join(view.targets) or "-"),
+        ("Implementer", view.implementer or "-"),
+        ("Requested by", view.requested_by or "-"),
+        ("Approval", view.approval_rule),
+    ]
+    if view.template:
+        rows.append(("Template", view.template))
+    if view.actual_start:
+        rows.append(("Actual", f"{_local(view.actual_start, tz)} to {_local(view.actual_end, tz)}"))
+    if view.outcome:
+        rows.append(("Outcome", view.outcome + (" (review required)" if view.review_required else "")))
+    for label, text in (
+        ("Override", view.override_reason),
+        ("Rejected", view.rejection_reason),
+        ("Review", view.review_notes),
+    ):
+        if text:
+            rows.append((label, _plain(text)))
+    for label, value in rows:
+        print(f"  {label + ':':<14}{value}")
+    if view.approvals:
+        print("\nApprovals:")
+        for a in view.approvals:
+            when = _local(a.decided_at, tz) if a.decided_at else ""
+            print(f"  {a.login:<12} {a.decision:<9} {when}  {_plain(a.reason or '')}".rstrip())
+    for label, text in (
+        ("Description", view.description),
+        ("Implementation plan", view.implementation_plan),
+        ("Back-out plan", view.backout_plan),
+        ("Test plan", view.test_plan),
+    ):
+        if text:
+            print(f"\n{label}:\n{_plain(text)}")
+    if view.conflicts:
+        print("\nConflicts:")
+        _print_conflicts(view.conflicts, tz)
+    if view.history:
+        print("\nHistory (newest first):")
+        for item in view.history[:30]:
+            change = (
+                f"{item.field}: {item.old or ''} -> {item.new or ''}"
+                if item.old
+                else f"{item.field}: {item.new}"
+            )
+            print(f"  {_local(item.at, tz)}  {item.by:<10} {item.action:<10} {_plain(change)}")
+
+
+def _change_result(desk: Desk, session, actor, ref: str, args: argparse.Namespace) -> int:
+    """Print a changed change (one line and its conflicts, or --json)."""
+    from itsm_tui.services import changes
+
+    view = changes.view(session, desk.config, changes.get_change(session, ref), actor)
+    if getattr(args, "json", False):
+        print(json.dumps(view.as_json(), indent=2))
+        return 0
+    print(f"{view.ref} {view.change_type} {view.state} v{view.version}: {_plain(view.title)}")
+    _print_conflicts(view.conflicts, actor.timezone)
+    return 0
+
+
+@_with_desk
+def cmd_change_list(desk: Desk, args: argparse.Namespace) -> int:
+    from itsm_tui.services import changes
+
+    start, end = _day_range(args, 7, 60)
+    with desk.db.read_session() as session:
+        actor = desk.actor(session)
+        rows = changes.list_changes(
+            session,
+            start=start,
+            end=end,
+            states=args.state or None,
+            change_type=args.change_type,
+            service=args.service,
+            limit=args.limit,
+        )
+    if args.json:
+        print(json.dumps([r.as_json() for r in rows], indent=2))
+        return 0
+    _print_table(
+        ["REF", "TYPE", "STATE", "START", "END", "SERVICES", "TITLE"],
+        [
+            [
+                r.ref,
+                r.change_type,
+                r.state,
+                _local(r.planned_start, actor.timezone),
+                _local(r.planned_end, actor.timezone),
+                ",".join(r.services),
+                _plain(r.title)[:50],
+            ]
+            for r in rows
+        ],
+    )
+    return 0
+
+
+@_with_desk
+def cmd_change_show(desk: Desk, args: argparse.Namespace) -> int:
+    from itsm_tui.services import changes
+
+    with desk.db.read_session() as session:
+        actor = desk.actor(session)
+        view = changes.view(session, desk.config, changes.get_change(session, args.ref), actor)
+    if args.json:
+        print(json.dumps(view.as_json(), indent=2))
+    else:
+        _print_change(view, actor.timezone)
+    return 0
+
+
+@_with_desk
+def cmd_change_create(desk: Desk, args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from itsm_tui.services import changes
+
+    if args.end and args.minutes:
+        raise CliError("give either --end or --minutes, not both")
+    if args.override_reason and not args.submit:
+        raise CliError("--override-reason goes with --submit (or use `itsm change submit`)")
+    end = args.start + timedelta(minutes=args.minutes) if args.minutes else args.end
+    with desk.db.session() as session:
+        actor = desk.actor(session)
+        change = changes.create_change(
+            session,
+            desk.config,
+            actor,
+            change_type=args.change_type,
+            template=args.template,
+            title=args.title,
+            targets=[*args.target, *args.service, *args.ci],
+            start=args.start,
+            end=end,
+            risk=args.risk,
+            description=args.description,
+            implementation_plan=args.implementation_plan,
+            backout_plan=args.backout_plan,
+            test_plan=args.test_plan,
+            implementer=args.implementer,
+        )
+        ref = change.ref
+        if args.submit:
+            changes.submit(session, desk.config, actor, ref, override_reason=args.override_reason)
+        return _change_result(desk, session, actor, ref, args)
+
+
+def _change_step(fn_name: str, **fixed):
+    """A handler that runs one lifecycle step on ``args.ref`` in one transaction and prints the result."""
+
+    @_with_desk
+    def run(desk: Desk, args: argparse.Namespace) -> int:
+        from itsm_tui.services import changes
+
+        options = {name: getattr(args, attr) for name, attr in fixed.items()}
+        with desk.db.session() as session:
+            actor = desk.actor(session)
+            ref = changes.get_change(session, args.ref).ref
+            fn = getattr(changes, fn_name)
+            if fn_name == "schedule" and changes.get_change(session, ref).state != "approved":
+                if options.get("start") is None:
+                    raise CliError(f"{ref} is not approved; to move it give --start (and --end)")
+                fn = changes.reschedule
+            fn(session, desk.config, actor, ref, expected_version=args.expected_version, **options)
+            return _change_result(desk, session, actor, ref, args)
+
+    return run
+
+
+@_with_desk
+def cmd_change_conflicts(desk: Desk, args: argparse.Namespace) -> int:
+    from itsm_tui.services import conflicts
+
+    start, end = _day_range(args, 0, desk.config.changes.conflict_horizon_days)
+    with desk.db.read_session() as session:
+        actor = desk.actor(session)
+        found = conflicts.between(session, start, end)
+    if args.json:
+        print(json.dumps([c.as_json() for c in found], indent=2))
+        return 0
+    print(f"Conflicts of the planned changes, {start:%Y-%m-%d} to {end:%Y-%m-%d} (UTC days): {len(found)}")
+    _print_conflicts(found, actor.timezone)
+    return 0
+
+
+@_with_desk
+def cmd_change_export(desk: Desk, args: argparse.Namespace) -> int:
+    from itsm_tui.services import ical
+
+    start, end = _day_range(args, 30, 180)
+    with desk.db.read_session() as session:
+        desk.actor(session)
+        text, summary = ical.export(session, start, end)
+    if args.ics == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return 0
+    try:
+        with open(args.ics, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise CliError(f"cannot write {args.ics}: {exc.strerror}") from None
+    print(
+        f"wrote {args.ics}: {summary.changes} changes, {summary.blackouts} blackouts, "
+        f"{summary.windows} maintenance-window occurrences ({start:%Y-%m-%d} to {end:%Y-%m-%d})"
+    )
+    return 0
+
+
+@_with_desk
+def cmd_change_windows(desk: Desk, args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from itsm_tui.models import Blackout, MaintenanceWindow
+
+    with desk.db.read_session() as session:
+        actor = desk.actor(session)
+        windows = list(session.scalars(select(MaintenanceWindow).order_by(MaintenanceWindow.service)))
+        blackouts = list(session.scalars(select(Blackout).order_by(Blackout.starts_at)))
+        if args.json:
+            data = {
+                "windows": [
+                    _jsonable(
+                        {
+                            c: getattr(w, c)
+                            for c in (
+                                "id",
+                                "name",
+                                "service",
+                                "timezone",
+                                "rrule",
+                                "start_local",
+                                "duration_minutes",
+                                "valid_from",
+                                "valid_until",
+                            )
+                        }
+                    )
+                    for w in windows
+                ],
+                "blackouts": [
+                    _jsonable(
+                        {
+                            c: getattr(b, c)
+                            for c in ("id", "name", "service", "reason", "starts_at", "ends_at")
+                        }
+                    )
+                    for b in blackouts
+                ],
+            }
+            print(json.dumps(data, indent=2))
+            return 0
+        print("Maintenance windows:")
+        _print_table(
+            ["SERVICE", "RULE", "START", "MINUTES", "ZONE", "NAME"],
+            [
+                [w.service, w.rrule, w.start_local, str(w.duration_minutes), w.timezone, _plain(w.name)]
+                for w in windows
+            ],
+        )
+        print("\nBlackouts:")
+        _print_table(
+            ["FROM", "TO", "SERVICE", "NAME"],
+            [
+                [
+                    _local(b.starts_at, actor.timezone),
+                    _local(b.ends_at, actor.timezone),
+                    b.service or "all",
+                    _plain(b.name),
+                ]
+                for b in blackouts
+            ],
+        )
+    return 0
+
+
+@_with_desk
+def cmd_change_add_window(desk: Desk, args: argparse.Namespace) -> int:
+    from itsm_tui.services import changes
+
+    with desk.db.session() as session:
+        window = changes.add_window(
+            session,
+            desk.actor(session),
+            name=args.name,
+            service=args.service,
+            rrule=args.rrule,
+            start_local=args.start,
+            duration_minutes=args.minutes,
+            timezone=args.timezone,
+            config=desk.config,
+        )
+        where = f"{window.service} {window.rrule} at {window.start_local} {window.timezone}"
+        print(f"window {window.id} added: {where}")
+    return 0
+
+
+@_with_desk
+def cmd_change_add_blackout(desk: Desk, args: argparse.Namespace) -> int:
+    from itsm_tui.services import changes
+
+    with desk.db.session() as session:
+        blackout = changes.add_blackout(
+            session,
+            desk.actor(session),
+            name=args.name,
+            start=args.start,
+            end=args.end,
+            service=args.service,
+            reason=args.reason,
+            config=desk.config,
+        )
+        print(f"blackout {blackout.id} added: {_plain(blackout.name)} ({blackout.service or 'all services'})")
+    return 0
+
+
+CHANGE_HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "change list": cmd_change_list,
+    "change show": cmd_change_show,
+    "change create": cmd_change_create,
+    "change submit": _change_step("submit", override_reason="override_reason"),
+    "change assess": _change_step("assess", risk="risk"),
+    "change approve": _change_step("approve", reason="reason"),
+    "change reject": _change_step("reject", reason="reason"),
+    "change schedule": _change_step("schedule", start="start", end="end", override_reason="override_reason"),
+    "change start": _change_step("start_implementation"),
+    "change complete": _change_step("complete", outcome="outcome", note="note"),
+    "change review": _change_step("start_review", notes="notes"),
+    "change close": _change_step("close", review_notes="review_notes"),
+    "change conflicts": cmd_change_conflicts,
+    "change export": cmd_change_export,
+    "change windows": cmd_change_windows,
+    "change add-window": cmd_change_add_window,
+    "change add-blackout": cmd_change_add_blackout,
+}
+
 _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "report kpi": cmd_report_kpi,
     "report handover": cmd_report_handover,
@@ -906,6 +1394,7 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "ticket show": cmd_ticket_show,
     "ticket update": cmd_ticket_update,
 }
+_HANDLERS.update(CHANGE_HANDLERS)
 
 
 # --------------------------------------------------------------------------- output helpers

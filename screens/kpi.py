@@ -168,7 +168,7 @@ class KpiScreen(DeskScreen):
         from itsm_tui.services import kpi
 
         with self.app.db.session() as session:  # refreshing the roll-up writes
-            report = kpi.report(session, self.app.config, period, group)
+            report = kpi.report(session, self.app.config, period, group, now=self.app.clock())
             live = kpi.operational_snapshot(session, self.app.clock(), group)
             groups = list(session.scalars(select(Group.code).order_by(Group.level, Group.code)))
         self.app.call_from_thread(self.show, BoardData(report, live, groups))

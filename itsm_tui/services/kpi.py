@@ -28,7 +28,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import case, delete, func, insert, literal_column, select, true
+from sqlalchemy import Float, case, cast, delete, func, insert, literal_column, select, true
 from sqlalchemy.orm import Session
 
 from itsm_tui.config import DeskConfig
@@ -141,7 +141,7 @@ def _day_rows(session: Session, first: datetime, end: datetime) -> dict[tuple, d
     def seconds(later, earlier):
         if dialect == "sqlite":
             return (func.julianday(later) - func.julianday(earlier)) * 86400.0
-        return func.extract("epoch", later - earlier)
+        return cast(func.extract("epoch", later - earlier), Float)  # numeric otherwise
 
     opened_day = day_of(Ticket.opened_at)
     for r in session.execute(
@@ -371,8 +371,12 @@ def report(
     group: str | None = None,
     *,
     with_previous: bool = True,
+    now: datetime | None = None,
 ) -> KpiReport:
-    """Every KPI of the period (and, for the headline tiles, the previous period of the same length)."""
+    """Every KPI of the period (and, for the headline tiles, the previous period of the same length).
+
+    The backlog, its ages and the workload are live figures, taken at ``now`` (default: the real time).
+    """
     refresh_rollup(session, period.end.astimezone(UTC).date())
     group_id = _group_id(session, group)
     result = KpiReport(period=period, group=group)
@@ -407,7 +411,7 @@ def report(
         result.resolved_per_day[key] = int(sums["resolved"])
         result.mttr_per_day[key] = _hours(sums["resolve_seconds"], int(sums["resolved"]))
     _changes(session, period, result)
-    snapshot = operational_snapshot(session, period.end, group=group)
+    snapshot = operational_snapshot(session, now or datetime.now(UTC), group=group)
     result.backlog, result.backlog_by_age = snapshot.open, snapshot.by_age
     result.workload = snapshot.workload
     values = {
@@ -421,7 +425,7 @@ def report(
     }
     previous = None
     if with_previous:
-        previous = report(session, config, period.previous(), group, with_previous=False)
+        previous = report(session, config, period.previous(), group, with_previous=False, now=now)
         previous_values = {
             "sla_resolution": previous.sla_resolution_pct,
             "sla_response": previous.sla_response_pct,

@@ -785,7 +785,7 @@ def transition(
         sla.pause(ticket, now)
     elif current == "pending":
         _set(session, ticket, "pending_reason", None, actor, now, action="transition")
-        if to_status == "in_progress":
+        if to_status in ("in_progress", "resolved"):  # the pause ends: its time moves the due instants
             sla.resume(ticket, config, now)
     if to_status == "resolved":
         _set(session, ticket, "resolution_code", code, actor, now, action="resolve")
@@ -1030,6 +1030,7 @@ def rate(
         new=score,
     )
     _touch(ticket, now)
+    kpi.mark_dirty(session, now)  # the rating counts on the day it was given
     _flush(session, ticket, None)
     return rating
 

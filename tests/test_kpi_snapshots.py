@@ -1,0 +1,80 @@
+"""Snapshots of the KPI board's three tabs at 120x40 on a fixed demo data set and a fixed clock.
+
+Update with ``pytest tests/test_kpi_snapshots.py --snapshot-update`` after an intended change of the board,
+and look at the new SVG files under ``tests/__snapshots__/`` before committing them.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+
+import pytest
+
+from itsm_tui.app import ItsmApp
+from itsm_tui.db import Database
+from itsm_tui.demo import build_demo
+from itsm_tui.services import notifications
+from itsm_tui.services.users import resolve_actor
+from screens.kpi import KpiScreen
+
+FIXED = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+SIZE = (120, 40)
+
+
+@pytest.fixture(scope="module")
+def demo_template(tmp_path_factory, sqlite_template, config):
+    path = tmp_path_factory.mktemp("kpi-snapshots") / "demo.db"
+    shutil.copy(sqlite_template, path)
+    db = Database.connect(f"sqlite:///{path}")
+    db.sync_catalog(config)
+    mp = pytest.MonkeyPatch()
+    mp.setattr("getpass.getuser", lambda: "deskuser")
+    build_demo(db, config, tickets=1500, seed=3, anchor=FIXED)
+    mp.undo()
+    db.dispose()
+    return path
+
+
+@pytest.fixture
+def app(demo_template, tmp_path, config):
+    path = tmp_path / "demo.db"
+    shutil.copy(demo_template, path)
+    db = Database.connect(f"sqlite:///{path}")
+    with db.read_session() as s:
+        actor = resolve_actor(s, "deskuser")
+    yield ItsmApp(db, config, actor, run_scheduler=False, clock=lambda: FIXED)
+    db.dispose()
+
+
+def board_on(tab_key: str):
+    """A ``run_before`` that opens the board, waits for its first load and the unread count, shows a tab."""
+
+    async def run_before(pilot) -> None:
+        app = pilot.app
+        with app.db.read_session() as s:
+            unread = notifications.unread_count(s, app.actor.id)
+        await pilot.press("f4")
+        for _ in range(400):
+            await pilot.pause(0.03)
+            screen = app.screen
+            if isinstance(screen, KpiScreen) and screen.loads >= 1 and app.unread == unread:
+                break
+        else:
+            raise AssertionError("the KPI board did not load")
+        await pilot.press(tab_key)
+        await pilot.pause(0.1)
+
+    return run_before
+
+
+def test_operational_tab(snap_compare, app):
+    assert snap_compare(app, terminal_size=SIZE, run_before=board_on("o"))
+
+
+def test_management_tab(snap_compare, app):
+    assert snap_compare(app, terminal_size=SIZE, run_before=board_on("n"))
+
+
+def test_strategic_tab(snap_compare, app):
+    assert snap_compare(app, terminal_size=SIZE, run_before=board_on("s"))
