@@ -1,118 +1,809 @@
-"""Ticket screen: the fields, both SLA clocks and the timeline of one ticket (read-only)."""
+"""Ticket detail screen: every field, both SLA clocks, the timeline, and the actions as keys and forms.
+
+Actions the user may not do are shown disabled (footer and the actions line, with the reason naming the role
+that may) and refuse with that reason when their key is pressed. Saves carry the version shown, so a save
+over someone else's newer change is refused; the form keeps what was typed and this screen reloads and marks
+what changed. Presence: a heartbeat every 10 s says who else has the ticket open.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from typing import Any
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Static
+from textual.worker import Worker, WorkerState
 
+from itsm_tui.services.errors import StaleEdit
 from itsm_tui.services.tickets import TicketView, TimelineItem
 from itsm_tui.text import strip_control
-from screens.common import StatusLine, local_time
+from screens.common import StatusLine, literal, local_time
+from screens.forms import (
+    AssignForm,
+    AssignValues,
+    EscalateForm,
+    EscalateValues,
+    ImpactUrgencyForm,
+    ImpactUrgencyValues,
+    KedbChoice,
+    KedbForm,
+    LinkForm,
+    LinkValues,
+    RateForm,
+    RateValues,
+    ResolveForm,
+    ResolveValues,
+    TextForm,
+    TextValues,
+    TransitionForm,
+    TransitionValues,
+    stale_summary,
+)
 
-SLA_STYLE = {"ok": "green", "met": "green", "warning": "yellow", "breached": "bold red", "stopped": "dim"}
+SLA_STYLE = {
+    "ok": "green",
+    "met": "green",
+    "warning": "bold yellow",
+    "breached": "bold red",
+    "stopped": "dim",
+}
+ENTRY_STYLE = {"reply": "cyan", "note": "magenta", "audit": "dim"}
+
+# action method -> (rule of tickets.available_actions or None for always, label for the actions line)
+ACTIONS: dict[str, tuple[str | None, str]] = {
+    "take": ("take", "take"),
+    "assign": ("assign", "assign"),
+    "escalate": ("escalate", "escalate"),
+    "status": ("transition", "status"),
+    "reply": ("reply", "reply"),
+    "note": ("note", "note"),
+    "impact": ("edit", "impact"),
+    "link": ("link", "link"),
+    "kedb": (None, "KEDB"),
+    "resolve": ("resolve", "resolve"),
+    "reopen": ("reopen", "reopen"),
+    "cancel_ticket": ("cancel", "cancel"),
+    "rate": ("rate", "rate"),
+}
 
 
 @dataclass
 class TicketDetail:
+    """Everything the screen shows, as plain data read in one worker."""
+
     view: TicketView
     links: list[str]
     timeline: list[TimelineItem]
+    actions: dict[str, str | None]
+    transitions: tuple[str, ...]
+    left: dict[str, float | None]
+
+
+def format_duration(seconds: float) -> str:
+    minutes = int(abs(seconds) // 60)
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    return f"{hours}h{mins:02d}m" if hours else f"{mins}m"
+
+
+def _item_key(item: TimelineItem) -> tuple:
+    return (item.at, item.kind, item.by, item.text)
 
 
 class TicketScreen(Screen):
     """One ticket. Escape goes back to where it was opened from."""
 
+    HEARTBEAT_SECONDS = 10.0
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back", id="ticket.back"),
-        Binding("r", "reload", "Reload", id="ticket.reload"),
+        Binding("t", "take", "Take", id="ticket.take"),
+        Binding("a", "assign", "Assign", id="ticket.assign"),
+        Binding("e", "escalate", "Escalate", id="ticket.escalate"),
+        Binding("s", "status", "Status", id="ticket.status"),
+        Binding("r", "reply", "Reply", id="ticket.reply"),
+        Binding("n", "note", "Note", id="ticket.note"),
+        Binding("i", "impact", "Impact/urgency", id="ticket.impact"),
+        Binding("l", "link", "Link", id="ticket.link"),
+        Binding("k", "kedb", "KEDB search", id="ticket.kedb"),
+        Binding("x", "resolve", "Resolve", id="ticket.resolve"),
+        Binding("o", "reopen", "Reopen", id="ticket.reopen"),
+        Binding("c", "cancel_ticket", "Cancel ticket", id="ticket.cancel"),
+        Binding("asterisk", "rate", "Rate", id="ticket.rate", key_display="*"),
+        Binding("f5,ctrl+r", "reload", "Reload", id="ticket.reload", key_display="F5"),
+        Binding("escape", "back", "Back", id="ticket.back"),
     ]
+    DEFAULT_CSS = """
+    TicketScreen #ticket-presence { height: auto; background: $warning 30%; padding: 0 1; display: none; }
+    TicketScreen #ticket-notice {
+        height: auto; max-height: 3; background: $error 25%; padding: 0 1; display: none;
+    }
+    TicketScreen #ticket-presence.-shown, TicketScreen #ticket-notice.-shown { display: block; }
+    TicketScreen #ticket-body { height: 1fr; padding: 0 1; }
+    TicketScreen #ticket-actions { height: auto; max-height: 4; padding: 0 1; background: $panel; }
+    """
 
     def __init__(self, ticket_id: int) -> None:
         super().__init__()
         self.ticket_id = ticket_id
+        self.detail: TicketDetail | None = None
+        self.console_id = ""  # set on mount: the app's console id, or one per process
+        self.others: list[str] = []
+        self._form_version: int | None = None  # the version shown when the open form started
+        self._pending_action: str | None = None
+        self._seen: set[tuple] | None = None
+        self._fresh: set[tuple] = set()
+        self._catching_up = False
+
+    # ----------------------------------------------------------------- layout
 
     def compose(self) -> ComposeResult:
         yield StatusLine("Ticket")
-        with VerticalScroll():
+        yield Static("", id="ticket-presence")
+        yield Static("", id="ticket-notice")
+        with VerticalScroll(id="ticket-body"):
             yield Static("Loading ...", id="ticket-fields")
             yield Static("", id="ticket-timeline")
-        yield Footer()
+        yield Static("", id="ticket-actions")
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.action_reload()
+        from itsm_tui.services import presence
+
+        self.console_id = getattr(self.app, "console_id", None) or _process_console_id(
+            presence.new_console_id
+        )
+        self.query_one("#ticket-body").focus()
+        self.load()
+        self.beat()
+        self.set_interval(self.HEARTBEAT_SECONDS, self.beat)
+
+    def on_unmount(self) -> None:
+        from itsm_tui.services import presence
+
+        db, console_id, ticket_id = self.app.db, self.console_id, self.ticket_id
+
+        def leave() -> None:
+            try:
+                with db.session() as session:
+                    presence.leave(session, console_id, "ticket", ticket_id)
+            except Exception:
+                pass  # the row goes stale by itself
+
+        self.app.run_worker(leave, thread=True, exit_on_error=False, group="presence-leave")
+
+    # ----------------------------------------------------------------- loading
+
+    def _now(self):
+        """The app's clock (fixed in snapshot tests), else the wall clock."""
+        from itsm_tui.models import utcnow
+
+        clock = getattr(self.app, "clock", None)
+        return clock() if clock is not None else utcnow()
+
+    @property
+    def ref(self) -> str:
+        return self.detail.view.ref if self.detail else "?"
 
     def action_reload(self) -> None:
         self.load()
+        self.beat()
 
-    @work(thread=True, exclusive=True, group="ticket")
-    def load(self) -> None:
-        from itsm_tui.services import tickets
+    def action_back(self) -> None:
+        self.app.pop_screen()
 
-        with self.app.db.read_session() as session:
+    @work(thread=True, exclusive=True, exit_on_error=False, group="ticket-load")
+    def load(self, stale: StaleEdit | None = None, changed: bool = False) -> None:
+        from itsm_tui.services import sla, tickets
+
+        app = self.app
+        with app.db.read_session() as session:
             ticket = tickets.find_ticket_by_id(session, self.ticket_id)
+            now = self._now()
+            view = tickets.view(session, ticket, now)
             detail = TicketDetail(
-                tickets.view(session, ticket),
-                tickets.links_of(session, ticket),
-                tickets.timeline(session, ticket),
+                view=view,
+                links=tickets.links_of(session, ticket),
+                timeline=tickets.timeline(session, ticket),
+                actions=tickets.available_actions(app.actor, view),
+                transitions=tickets.allowed_transitions(view),
+                left={t: sla.time_left(ticket, app.config, now, t) for t in ("response", "resolution")},
             )
-        self.app.call_from_thread(self.show, detail)
+        app.call_from_thread(self.show, detail, stale, changed)
 
-    def show(self, detail: TicketDetail) -> None:
-        view, tz = detail.view, self.app.actor.timezone
-        now = datetime.now(UTC)
-        fields = Table.grid(padding=(0, 2))
-        fields.add_column(style="bold", no_wrap=True)
-        fields.add_column()
-        title = Text(f"{view.ref}  P{view.priority}  {view.status}", style="bold")
-        if view.pending_reason:
-            title.append(f" ({view.pending_reason})")
-        fields.add_row("", title)
-        fields.add_row("Title", Text(strip_control(view.title)))
-        fields.add_row("Requester", Text(strip_control(view.requester)))
-        fields.add_row("Kind / impact / urgency", f"{view.kind} / {view.impact} / {view.urgency}")
-        fields.add_row(
-            "Category / service / CI", f"{view.category or '-'} / {view.service or '-'} / {view.ci or '-'}"
+    @work(thread=True, exclusive=True, exit_on_error=False, group="ticket-presence")
+    def beat(self) -> None:
+        from itsm_tui.services import presence, tickets
+
+        app = self.app
+        now = self._now()
+        with app.db.session() as session:
+            presence.heartbeat(session, app.actor.id, self.console_id, "ticket", self.ticket_id, now)
+            others = presence.others_viewing(session, "ticket", self.ticket_id, self.console_id, now)
+            version = tickets.find_ticket_by_id(session, self.ticket_id).version
+        app.call_from_thread(self.show_presence, others, version)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        if event.worker.group == "ticket-presence":
+            return  # presence is best effort; the next heartbeat tries again
+        if event.worker.group == "ticket-load":
+            self._catching_up = False  # the next heartbeat may try again
+        if event.worker.group == "ticket-load" and self.detail is None:
+            self.query_one("#ticket-fields", Static).update(
+                Text(
+                    f"Could not load this ticket: {strip_control(str(error))}. F5 tries again, Esc goes back."
+                )
+            )
+        self.app.notify(
+            strip_control(str(error)) or type(error).__name__,
+            title="Could not load the ticket" if event.worker.group == "ticket-load" else "Failed",
+            severity="error",
+            markup=False,
         )
-        fields.add_row("Group / assignee", f"{view.group or '-'} / {view.assignee or '-'}")
-        fields.add_row("Opened", local_time(view.opened_at, tz))
-        for label, state, due in (
-            ("Response SLA", view.response_state, view.response_due_at),
-            ("Resolution SLA", view.resolution_state, view.resolution_due_at),
+
+    def show_presence(self, others: list[str], version: int) -> None:
+        line = self.query_one("#ticket-presence", Static)
+        if others:
+            line.update(literal("Also open by: " + ", ".join(others), style="bold"))
+        line.set_class(bool(others), "-shown")
+        self.others = others
+        if self.detail is None or version == self.detail.view.version or self._catching_up:
+            return
+        if self.app.screen is self:
+            self._catching_up = True  # one reload per change, however many heartbeats see it
+            self.load(changed=True)
+        else:
+            self.set_notice(
+                Text(
+                    f"{self.ref} was changed by someone else (version {version}, you see "
+                    f"{self.detail.view.version}); a save now is refused. F5 reloads.",
+                )
+            )
+
+    def set_notice(self, text: Text | None) -> None:
+        notice = self.query_one("#ticket-notice", Static)
+        notice.update(text or "")
+        notice.set_class(text is not None, "-shown")
+
+    # ----------------------------------------------------------------- rendering
+
+    def show(self, detail: TicketDetail, stale: StaleEdit | None = None, changed: bool = False) -> None:
+        self._catching_up = False
+        keys = {_item_key(item) for item in detail.timeline}
+        new = keys - self._seen if self._seen is not None else set()
+        self._seen = keys
+        keep_notice = False
+        if stale is None and changed:
+            if not new:
+                keep_notice = True  # a second reload for the same change: keep what is marked
+            elif all(item.by == self.app.actor.login for item in detail.timeline if _item_key(item) in new):
+                changed, self._fresh = False, set()  # this user's own save, seen by the heartbeat first
+            else:
+                self._fresh = new
+        elif stale is not None:
+            self._fresh = new or self._fresh
+        else:
+            self._fresh = set()
+        self.detail = detail
+        status_line = self.query_one(StatusLine)
+        status_line.screen_title = f"Ticket {detail.view.ref}"
+        status_line.refresh_line()
+        if stale is not None:
+            # The user has now been shown the newer version: a second save applies over it.
+            self._form_version = detail.view.version
+            summary = stale_summary(stale, self.app.actor.timezone)
+            self.set_notice(literal(f"Not saved: {summary}; what changed is marked >.", style="bold"))
+            if self.app.screen is self:  # else the open form says it
+                self.app.notify(f"Not saved: {summary}.", title="Not saved", severity="warning", markup=False)
+        elif changed and not keep_notice:
+            last = next((item for item in detail.timeline if _item_key(item) in self._fresh), None)
+            who = f" by {last.by}" if last else ""
+            self.set_notice(literal(f"Updated{who} while you were here; changes are marked > below."))
+        elif not changed:
+            self.set_notice(None)
+        self.query_one("#ticket-fields", Static).update(self.render_fields(detail))
+        self.query_one("#ticket-timeline", Static).update(self.render_timeline(detail))
+        self.query_one("#ticket-actions", Static).update(self.render_actions(detail))
+        self.refresh_bindings()
+        if self._pending_action is not None:
+            action, self._pending_action = self._pending_action, None
+            self.invoke(action)
+
+    def render_fields(self, detail: TicketDetail) -> Group:
+        view, tz = detail.view, self.app.actor.timezone
+        head = Text(view.ref, style="bold")
+        head.append(f"  {view.kind}  ")
+        head.append(f"P{view.priority}", style="bold reverse" if view.priority <= 2 else "bold")
+        head.append(f"  {view.status}", style="bold")
+        if view.pending_reason:
+            head.append(f" (waiting for {view.pending_reason})")
+        head.append(f"  v{view.version}", style="dim")
+        if view.reopen_count or view.escalation_count:
+            head.append(f"  reopened {view.reopen_count}x, escalated {view.escalation_count}x", style="dim")
+
+        full = Table.grid(padding=(0, 1))
+        full.add_column(style="bold", no_wrap=True, width=11)
+        full.add_column(ratio=1)
+        full.add_row("Title", Text(strip_control(view.title)))
+
+        # Two label/value pairs per row, kept close together on wide terminals.
+        pairs = Table.grid(padding=(0, 1))
+        pairs.add_column(style="bold", no_wrap=True, width=11)
+        pairs.add_column(min_width=26, max_width=48)
+        pairs.add_column(style="bold", no_wrap=True, width=9)
+        pairs.add_column(min_width=16, max_width=48)
+        pairs.add_row("Requester", literal(view.requester), "Opened", local_time(view.opened_at, tz))
+        pairs.add_row("Group", literal(view.group or "-"), "Assignee", literal(view.assignee or "-"))
+        pairs.add_row("Impact", view.impact, "Urgency", view.urgency)
+        service = (view.service or "-") + (f" / {view.ci}" if view.ci else "")
+        pairs.add_row("Category", literal(view.category or "-"), "Service", literal(service))
+        if view.resolved_at or view.closed_at or view.cancelled_at:
+            done = view.closed_at or view.cancelled_at or view.resolved_at
+            label = "Closed" if view.closed_at else "Cancelled" if view.cancelled_at else "Resolved"
+            pairs.add_row(label, local_time(done, tz), "Rating", str(view.rating or "-"))
+
+        clocks = Table.grid(padding=(0, 1))
+        clocks.add_column(style="bold", no_wrap=True, width=11)
+        clocks.add_column(ratio=1)
+        for target, state, due, done in (
+            ("response", view.response_state, view.response_due_at, view.responded_at),
+            ("resolution", view.resolution_state, view.resolution_due_at, view.resolved_at),
         ):
             line = Text(state, style=SLA_STYLE.get(state, ""))
-            line.append(f"  due {local_time(due, tz)}")
-            if due and state in ("ok", "warning"):
-                minutes = int((due - now).total_seconds() // 60)
-                line.append(f"  ({minutes // 60}h{minutes % 60:02d}m wall clock left)")
-            fields.add_row(label, line)
-        if view.resolution_code:
-            fields.add_row(
-                "Resolution", Text(f"{view.resolution_code}: {strip_control(view.resolution_note)}")
-            )
+            line.append(f"  due {local_time(due, tz, '%m-%d %H:%M')}")
+            left = detail.left.get(target)
+            if done is not None:
+                line.append(f"  done {local_time(done, tz, '%m-%d %H:%M')}")
+            elif left is not None and view.status == "pending":
+                line.append(f"  paused, {format_duration(left)} left", style="dim")
+            elif left is not None and left >= 0:
+                line.append(f"  {format_duration(left)} left", style=SLA_STYLE.get(state, ""))
+            elif left is not None:
+                line.append(f"  {format_duration(left)} overdue", style="bold red")
+            clocks.add_row("Respond" if target == "response" else "Resolve", line)
+
+        extra = Table.grid(padding=(0, 1))
+        extra.add_column(style="bold", no_wrap=True, width=11)
+        extra.add_column(ratio=1)
         if detail.links:
-            fields.add_row("Links", ", ".join(detail.links))
-        if view.description:
-            fields.add_row("Description", Text(strip_control(view.description)))
-        self.query_one("#ticket-fields", Static).update(fields)
-        timeline = Table(title="Timeline (newest first)", title_justify="left", box=None, expand=True)
-        timeline.add_column("When", no_wrap=True)
-        timeline.add_column("What", no_wrap=True)
-        timeline.add_column("Who", no_wrap=True)
-        timeline.add_column("")
+            extra.add_row("Links", Text(", ".join(detail.links)))
+        if view.resolution_code:
+            resolution = Text(f"{view.resolution_code}: ", style="bold")
+            resolution.append(strip_control(view.resolution_note))
+            extra.add_row("Resolution", resolution)
+        extra.add_row("Description", Text(strip_control(view.description) or "-"))
+        return Group(head, full, pairs, clocks, extra, Text(""))
+
+    def render_timeline(self, detail: TicketDetail) -> Table:
+        tz = self.app.actor.timezone
+        table = Table(
+            title=f"Timeline, newest first ({len(detail.timeline)})",
+            title_justify="left",
+            title_style="bold",
+            box=None,
+            expand=True,
+            show_header=False,
+            padding=(0, 1, 0, 0),
+        )
+        table.add_column("", no_wrap=True, width=1)
+        table.add_column("When", no_wrap=True)
+        table.add_column("What", no_wrap=True)
+        table.add_column("Who", no_wrap=True, max_width=12)
+        table.add_column("Text", ratio=1)
         for item in detail.timeline:
-            timeline.add_row(
-                local_time(item.at, tz),
-                item.kind,
-                Text(strip_control(item.by)),
+            fresh = _item_key(item) in self._fresh
+            table.add_row(
+                Text(">", style="bold yellow") if fresh else "",
+                local_time(item.at, tz, "%m-%d %H:%M"),
+                Text(item.kind, style=ENTRY_STYLE.get(item.kind, "")),
+                literal(item.by),
                 Text(strip_control(item.text)),
+                style="bold" if fresh else None,
             )
-        self.query_one("#ticket-timeline", Static).update(timeline)
+        return table
+
+    def render_actions(self, detail: TicketDetail) -> Text:
+        """The action keys (disabled ones struck through), then why the disabled ones are not available."""
+        keys = {b.action: (b.key_display or b.key) for b in self.BINDINGS if isinstance(b, Binding)}
+        width = max(20, self.query_one("#ticket-actions").content_size.width or 78)
+        line = Text()
+        column = 0
+        refused: dict[str, list[str]] = {}
+        for action, (_rule, label) in ACTIONS.items():
+            reason = self.refusal(action)
+            piece = Text()
+            if reason:
+                piece.append(f"{keys[action]} {label}", style="dim strike")
+                refused.setdefault(reason, []).append(label)
+            else:
+                piece.append(keys[action], style="bold")
+                piece.append(f" {label}")
+            # Wrap between actions, never between a key and its label.
+            if column and column + 2 + len(piece) > width:
+                line.append("\n")
+                column = 0
+            elif column:
+                line.append("  ")
+                column += 2
+            line.append_text(piece)
+            column += len(piece)
+        if refused:
+            line.append("\n")
+        for index, (reason, labels) in enumerate(refused.items()):
+            if index:
+                line.append(" · ", style="dim")
+            line.append(", ".join(labels), style="bold")
+            line.append(f": {reason}")
+        return line
+
+    def on_resize(self) -> None:
+        if self.detail is not None:
+            self.query_one("#ticket-actions", Static).update(self.render_actions(self.detail))
+
+    # ----------------------------------------------------------------- availability
+
+    def refusal(self, action: str) -> str | None:
+        """Why ``action`` is not available now (None: it is, or it is not a ticket action)."""
+        if action not in ACTIONS or self.detail is None:
+            return None
+        rule = ACTIONS[action][0]
+        return self.detail.actions.get(rule) if rule else None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ACTIONS and self.detail is not None and self.refusal(action):
+            return None  # shown disabled in the footer
+        return True
+
+    def on_key(self, event) -> None:
+        """A disabled action's key says why instead of doing nothing."""
+        active = self.active_bindings.get(event.key)
+        if active is None or active.enabled or active.node is not self:
+            return
+        action = active.binding.action
+        if action in ACTIONS:
+            event.stop()
+            event.prevent_default()
+            self.invoke(action)
+
+    def invoke(self, action: str) -> None:
+        """Run an action, or say why it is not available (a disabled key, an action started by the queue)."""
+        reason = self.refusal(action)
+        if reason:
+            label = ACTIONS[action][1]
+            self.app.notify(
+                f"You cannot {label} {self.ref}: {reason}.",
+                title="Not available",
+                severity="warning",
+                markup=False,
+            )
+            return
+        getattr(self, f"action_{action}")()
+
+    def _ready(self, action: str) -> bool:
+        """True when the action may run now; before the ticket is loaded it runs once it is."""
+        if self.detail is None:
+            self._pending_action = action
+            return False
+        reason = self.refusal(action)
+        if reason:
+            self.invoke(action)
+            return False
+        return True
+
+    # ----------------------------------------------------------------- forms
+
+    def _open_form(
+        self,
+        form_factory: Callable[..., ModalScreen],
+        save: Callable[[Any], str],
+        **form_kwargs: Any,
+    ) -> None:
+        """Open a form whose save runs ``save(values)`` (a service call) against the version shown now."""
+        self._form_version = self.detail.view.version if self.detail else None
+
+        def done(result: Any) -> None:
+            if result is not None:
+                self.app.notify(strip_control(str(result)), markup=False)
+                self.load()
+
+        form = form_factory(save=save, on_refused=self._refused, **form_kwargs)
+        self.app.push_screen(form, done)
+
+    def _refused(self, exc: Exception) -> None:
+        if isinstance(exc, StaleEdit):
+            self.load(stale=exc)
+
+    def _session(self):
+        return self.app.db.session()
+
+    def action_take(self) -> None:
+        if self._ready("take"):
+            self.take()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="ticket-action")
+    def take(self) -> None:
+        from itsm_tui.services import tickets
+
+        app, ref, version = self.app, self.ref, self.detail.view.version
+        try:
+            with self._session() as session:
+                tickets.assign(session, app.config, app.actor, ref, expected_version=version)
+        except StaleEdit as exc:
+            app.call_from_thread(self.load, exc)
+            return
+        except Exception as exc:
+            app.call_from_thread(
+                app.notify, strip_control(str(exc)), title="Not taken", severity="error", markup=False
+            )
+            return
+        app.call_from_thread(app.notify, f"{ref} is yours.", markup=False)
+        app.call_from_thread(self.load)
+
+    def action_assign(self) -> None:
+        if not self._ready("assign"):
+            return
+        app, ref = self.app, self.ref
+
+        def save(values: AssignValues) -> str:
+            from itsm_tui.services import tickets
+
+            with self._session() as session:
+                tickets.assign(
+                    session,
+                    app.config,
+                    app.actor,
+                    ref,
+                    assignee=values.login,
+                    group=values.group,
+                    expected_version=self._form_version,
+                )
+            return f"{ref} assigned to {values.login}."
+
+        self._open_form(AssignForm, save, title=f"Assign {ref}", groups=list(app.config.groups))
+
+    def action_escalate(self) -> None:
+        if not self._ready("escalate"):
+            return
+        app, ref = self.app, self.ref
+
+        def save(values: EscalateValues) -> str:
+            from itsm_tui.services import tickets
+
+            with self._session() as session:
+                ticket = tickets.escalate(
+                    session,
+                    app.config,
+                    app.actor,
+                    ref,
+                    group=values.group,
+                    reason=values.reason,
+                    expected_version=self._form_version,
+                )
+                group = ticket.group.code if ticket.group else "?"
+            return f"{ref} escalated to {group}."
+
+        self._open_form(
+            EscalateForm,
+            save,
+            title=f"Escalate {ref}",
+            groups=list(app.config.groups),
+            current_group=self.detail.view.group,
+        )
+
+    def action_status(self, target: str | None = None) -> None:
+        if not self._ready("status"):
+            return
+        app, ref = self.app, self.ref
+
+        def save(values: TransitionValues) -> str:
+            from itsm_tui.services import tickets
+
+            with self._session() as session:
+                tickets.transition(
+                    session,
+                    app.config,
+                    app.actor,
+                    ref,
+                    values.to_status,
+                    reason=values.reason,
+                    code=values.code,
+                    note=values.note,
+                    expected_version=self._form_version,
+                )
+            return f"{ref} is now {values.to_status}."
+
+        self._open_form(
+            TransitionForm,
+            save,
+            title=f"Status of {ref}",
+            current=self.detail.view.status,
+            targets=self.detail.transitions,
+            resolution_codes=app.config.resolution_codes,
+            target=target,
+        )
+
+    def _entry(self, public: bool) -> None:
+        app, ref = self.app, self.ref
+
+        def save(values: TextValues) -> str:
+            from itsm_tui.services import tickets
+
+            with self._session() as session:
+                tickets.add_entry(session, app.config, app.actor, ref, body=values.text, public=values.public)
+            return "Reply sent." if values.public else "Work note added."
+
+        self._open_form(
+            TextForm, save, public=public, title=("Reply on " if public else "Work note on ") + ref
+        )
+
+    def action_reply(self) -> None:
+        if self._ready("reply"):
+            self._entry(True)
+
+    def action_note(self) -> None:
+        if self._ready("note"):
+            self._entry(False)
+
+    def action_impact(self) -> None:
+        if not self._ready("impact"):
+            return
+        app, ref, view = self.app, self.ref, self.detail.view
+
+        def save(values: ImpactUrgencyValues) -> str:
+            from itsm_tui.services import tickets
+
+            with self._session() as session:
+                ticket = tickets.update_fields(
+                    session,
+                    app.config,
+                    app.actor,
+                    ref,
+                    impact=values.impact,
+                    urgency=values.urgency,
+                    expected_version=self._form_version,
+                )
+                priority = ticket.priority
+            return f"{ref}: impact {values.impact}, urgency {values.urgency}, priority P{priority}."
+
+        self._open_form(
+            ImpactUrgencyForm,
+            save,
+            title=f"Impact and urgency of {ref}",
+            impact=view.impact,
+            urgency=view.urgency,
+            config=app.config,
+        )
+
+    def action_link(self) -> None:
+        if not self._ready("link"):
+            return
+        app, ref = self.app, self.ref
+
+        def save(values: LinkValues) -> str:
+            from itsm_tui.services import tickets
+
+            with self._session() as session:
+                tickets.link(session, app.actor, ref, values.target)
+            return f"{ref} linked to {values.target}."
+
+        self._open_form(LinkForm, save, title=f"Link {ref} to")
+
+    def action_kedb(self) -> None:
+        if not self._ready("kedb"):
+            return
+        app, ref = self.app, self.ref
+        refusal = self.detail.actions.get("apply_workaround")
+
+        def save(choice: KedbChoice) -> str:
+            from itsm_tui.services import knowledge, tickets
+
+            with self._session() as session:
+                if choice.kind == "known_error" and choice.has_workaround:
+                    knowledge.apply_workaround(session, app.config, app.actor, ref, choice.ref)
+                    return f"Workaround of {choice.ref} noted on {ref}, and linked."
+                tickets.link(session, app.actor, ref, choice.ref)
+            return f"{ref} linked to {choice.ref}."
+
+        title = f"KEDB and knowledge for {ref}"
+        if refusal:
+            title += f" (read only: {refusal})"
+        self._open_form(KedbForm, save, title=title, words=_search_words(self.detail.view.title))
+
+    def action_resolve(self) -> None:
+        if not self._ready("resolve"):
+            return
+        app, ref = self.app, self.ref
+
+        def save(values: ResolveValues) -> str:
+            from itsm_tui.services import tickets
+
+            with self._session() as session:
+                tickets.resolve(
+                    session,
+                    app.config,
+                    app.actor,
+                    ref,
+                    code=values.code or "",
+                    note=values.note,
+                    expected_version=self._form_version,
+                )
+            return f"{ref} resolved ({values.code})."
+
+        self._open_form(
+            ResolveForm, save, title=f"Resolve {ref}", resolution_codes=app.config.resolution_codes
+        )
+
+    def action_reopen(self) -> None:
+        if self._ready("reopen"):
+            self.action_status("in_progress")
+
+    def action_cancel_ticket(self) -> None:
+        if not self._ready("cancel_ticket"):
+            return
+        app, ref = self.app, self.ref
+
+        def save(values: TransitionValues) -> str:
+            from itsm_tui.services import tickets
+
+            with self._session() as session:
+                tickets.cancel(
+                    session,
+                    app.config,
+                    app.actor,
+                    ref,
+                    reason=values.reason or "",
+                    expected_version=self._form_version,
+                )
+            return f"{ref} cancelled."
+
+        self._open_form(
+            TransitionForm,
+            save,
+            title=f"Cancel {ref}",
+            current=self.detail.view.status,
+            targets=("cancelled",),
+            target="cancelled",
+        )
+
+    def action_rate(self) -> None:
+        if not self._ready("rate"):
+            return
+        app, ref = self.app, self.ref
+
+        def save(values: RateValues) -> str:
+            from itsm_tui.services import tickets
+
+            with self._session() as session:
+                tickets.rate(session, app.actor, ref, score=values.score, comment=values.comment)
+            return f"Rating {values.score} recorded on {ref}."
+
+        self._open_form(RateForm, save, title=f"Rate {ref}")
+
+
+def _search_words(title: str, count: int = 3) -> str:
+    """A few long words of the title, as a first KEDB search."""
+    words = [w.strip(".,:;!?()[]\"'").lower() for w in strip_control(title, single_line=True).split()]
+    longest = sorted({w for w in words if len(w) >= 4 and w.isalnum()}, key=lambda w: (-len(w), w))
+    return " ".join(longest[:count])
+
+
+_CONSOLE_ID: list[str] = []
+
+
+def _process_console_id(make: Callable[[], str]) -> str:
+    """One console id per process when the app does not provide one."""
+    if not _CONSOLE_ID:
+        _CONSOLE_ID.append(make())
+    return _CONSOLE_ID[0]

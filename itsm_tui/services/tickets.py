@@ -1185,14 +1185,14 @@ def available_actions(actor: Actor, ticket: Ticket | TicketView) -> dict[str, st
     result["apply_workaround"] = result["link"] or work
 
     if "resolved" not in TRANSITIONS.get(status, ()):
-        result["resolve"] = "only in_progress or pending tickets are resolved" if is_open else closed_reason
+        result["resolve"] = "not in progress yet" if is_open else closed_reason
     else:
         result["resolve"] = work
 
     if not has_permission(actor.roles, "ticket.reopen"):
         result["reopen"] = _needs("ticket.reopen")
     elif status != "resolved":
-        result["reopen"] = "only resolved tickets are reopened"
+        result["reopen"] = "not resolved"
     else:
         result["reopen"] = work
 
@@ -1206,7 +1206,7 @@ def available_actions(actor: Actor, ticket: Ticket | TicketView) -> dict[str, st
     if not has_permission(actor.roles, "ticket.rate"):
         result["rate"] = _needs("ticket.rate")
     elif status not in ("resolved", "closed"):
-        result["rate"] = "ratings are for resolved tickets"
+        result["rate"] = "not resolved"
     elif rated:
         result["rate"] = "it already has a rating"
     else:

@@ -1,0 +1,566 @@
+"""The ticket detail screen and its forms, driven with the keyboard through Pilot (SQLite)."""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+from textual.geometry import Region
+from textual.widgets import Input, Select, TextArea
+
+from itsm_tui.app import ItsmApp
+from itsm_tui.models import KnownError, Presence, Ticket, TicketEntry, utcnow
+from itsm_tui.services import presence, tickets
+from screens.forms import (
+    AssignForm,
+    EscalateForm,
+    FormScreen,
+    ImpactUrgencyForm,
+    KedbForm,
+    LinkForm,
+    NewTicketForm,
+    RateForm,
+    ResolveForm,
+    TextForm,
+    TransitionForm,
+)
+from screens.ticket import TicketScreen
+
+SIZE = (80, 24)
+
+
+async def wait_for(pilot, predicate, tries: int = 200, what: str = "condition"):
+    for _ in range(tries):
+        await pilot.pause(0.02)
+        if predicate():
+            return
+    raise AssertionError(f"{what} not reached")
+
+
+def screen_text(app) -> str:
+    """What the terminal shows, as plain text (from the screenshot Textual renders)."""
+    svg = app.export_screenshot()
+    return html.unescape(" ".join(re.findall(r">([^<>]+)</text>", svg))).replace("\xa0", " ")
+
+
+def squash(text: str) -> str:
+    """Text without spaces (the screenshot splits differently styled runs with spaces)."""
+    return re.sub(r"\s+", "", text)
+
+
+def messages(app) -> str:
+    return "\n".join(str(n.message) for n in app._notifications)
+
+
+async def shows(pilot, app, text: str) -> None:
+    """Wait until the terminal shows ``text`` (spaces ignored)."""
+    await wait_for(pilot, lambda: squash(text) in squash(screen_text(app)), what=f"{text!r} shown")
+
+
+async def type_text(pilot, text: str) -> None:
+    for char in text:
+        await pilot.press("enter" if char == "\n" else char)
+
+
+def new_ticket(db, config, actor, **fields) -> tuple[int, str]:
+    fields.setdefault("title", "Printer jammed")
+    fields.setdefault("requester", "Rita")
+    with db.session() as s:
+        ticket = tickets.create_ticket(s, config, actor, **fields)
+        return ticket.id, ticket.ref
+
+
+def row(db, ref) -> tickets.TicketView:
+    with db.read_session() as s:
+        return tickets.view(s, tickets.get_ticket(s, ref))
+
+
+async def open_ticket(app, pilot, ticket_id: int) -> TicketScreen:
+    app.open_ticket(ticket_id)
+    await wait_for(pilot, lambda: isinstance(app.screen, TicketScreen) and app.screen.detail is not None)
+    await pilot.pause(0.05)  # let the layout catch up with the content
+    return app.screen
+
+
+async def reloaded(pilot, screen: TicketScreen, check) -> None:
+    await wait_for(pilot, lambda: screen.detail is not None and check(screen.detail.view), what="reload")
+
+
+async def choose(pilot, select: Select, value) -> None:
+    """Pick an option of a focused Select with the keyboard: open it, move to the value, Enter."""
+    assert select.has_focus
+    options = [v for _, v in select._options]
+    await pilot.press("enter")
+    await pilot.pause()
+    current = options.index(select.value) if not select.is_blank() else 0
+    target = options.index(value)
+    for _ in range(abs(target - current)):
+        await pilot.press("down" if target > current else "up")
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: select.value == value, what=f"select {value}")
+
+
+# --------------------------------------------------------------------------- the working day
+
+
+async def test_incident_from_new_to_resolved_with_the_keyboard_only(staff_sqlite, config):
+    db, staff = staff_sqlite
+    ticket_id, ref = new_ticket(db, config, staff["lead"], title="Mail down", impact="high", urgency="high")
+    app = ItsmApp(db, config, staff["agent1"], run_scheduler=False)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        screen = await open_ticket(app, pilot, ticket_id)
+        assert screen.detail.view.status == "new"
+
+        await pilot.press("t")  # take
+        await reloaded(pilot, screen, lambda v: v.status == "assigned" and v.assignee == "agent1")
+
+        await pilot.press("s")  # status: the allowed targets only
+        await wait_for(pilot, lambda: isinstance(app.screen, TransitionForm))
+        form = app.screen
+        assert [v for _, v in form.field("to_status")._options] == ["in_progress", "cancelled"]
+        assert form.field("to_status").value == "in_progress"
+        await pilot.press("ctrl+s")
+        await reloaded(pilot, screen, lambda v: v.status == "in_progress")
+        assert app.screen is screen
+
+        await pilot.press("r")  # public reply
+        await wait_for(pilot, lambda: isinstance(app.screen, TextForm))
+        await type_text(pilot, "On it.\nRestarting the gateway.")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.screen is screen)
+        await wait_for(pilot, lambda: any(i.kind == "reply" for i in screen.detail.timeline))
+
+        await pilot.press("x")  # resolve with a code and a note
+        await wait_for(pilot, lambda: isinstance(app.screen, ResolveForm))
+        form = app.screen
+        await choose(pilot, form.field("code"), "fixed")
+        await pilot.press("tab")
+        assert form.field("note").has_focus
+        await type_text(pilot, "Gateway restarted; mail flows again.")
+        await pilot.press("ctrl+s")
+        await reloaded(pilot, screen, lambda v: v.status == "resolved")
+        assert "resolved" in messages(app)
+        await shows(pilot, app, "fixed: Gateway restarted; mail flows again.")
+
+    ticket = row(db, ref)
+    assert (ticket.status, ticket.resolution_code) == ("resolved", "fixed")
+    assert ticket.resolution_note == "Gateway restarted; mail flows again."
+    assert ticket.assignee == "agent1" and ticket.responded_at is not None
+    assert ticket.resolved_at is not None
+    with db.read_session() as s:
+        replies = s.scalars(
+            select(TicketEntry.body).where(TicketEntry.ticket_id == ticket_id, TicketEntry.kind == "reply")
+        ).all()
+    assert replies == ["On it.\nRestarting the gateway."]
+
+
+async def test_a_refused_form_save_stays_open_with_the_error_beside_the_field(staff_sqlite, config):
+    db, staff = staff_sqlite
+    ticket_id, ref = new_ticket(db, config, staff["lead"])
+    with db.session() as s:
+        tickets.transition(s, config, staff["agent1"], ref, "in_progress")
+    app = ItsmApp(db, config, staff["agent1"], run_scheduler=False)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        screen = await open_ticket(app, pilot, ticket_id)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: isinstance(app.screen, TransitionForm))
+        form = app.screen
+        assert form.field("to_status").value == "pending"
+        await pilot.press("ctrl+s")  # pending without saying what it waits for
+        await wait_for(pilot, lambda: form.error_shown is not None)
+        assert form.error_shown[0] == "pending_reason"
+        assert "pending needs a reason" in form.error_shown[1]
+        assert app.screen is form
+        await shows(pilot, app, "pending needs a reason")
+        await choose(pilot, form.field("pending_reason"), "vendor")
+        await pilot.press("ctrl+s")
+        await reloaded(pilot, screen, lambda v: v.status == "pending" and v.pending_reason == "vendor")
+    assert row(db, ref).status == "pending"
+
+
+async def test_actions_not_allowed_here_are_disabled_and_say_why(staff_sqlite, config):
+    db, staff = staff_sqlite
+    ticket_id, ref = new_ticket(db, config, staff["lead"])
+    app = ItsmApp(db, config, staff["agent1"], run_scheduler=False)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        screen = await open_ticket(app, pilot, ticket_id)
+        bindings = screen.active_bindings
+        assert bindings["a"].enabled is False  # assign to someone else: shift leads
+        assert bindings["x"].enabled is False  # a new ticket is not resolved
+        assert bindings["t"].enabled is True
+        await shows(pilot, app, "assign: needs the role shift_lead")
+        await pilot.press("a")
+        await pilot.pause(0.1)
+        assert app.screen is screen  # no form opened
+        assert "needs the role shift_lead" in messages(app)
+        await pilot.press("x")
+        await pilot.pause(0.1)
+        assert app.screen is screen
+        assert "not in progress yet" in messages(app)
+    assert row(db, ref).status == "new"
+
+
+async def test_an_analyst_cannot_take(staff_sqlite, config):
+    db, staff = staff_sqlite
+    ticket_id, ref = new_ticket(db, config, staff["lead"])
+    app = ItsmApp(db, config, staff["analyst1"], run_scheduler=False)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        screen = await open_ticket(app, pilot, ticket_id)
+        assert screen.active_bindings["t"].enabled is False
+        await pilot.press("t")
+        await pilot.pause(0.2)
+        assert "You cannot take" in messages(app)
+        assert "agent, support_l2, support_l3 or shift_lead" in messages(app)
+        # Searching the KEDB stays open to everyone; applying says it is read only.
+        assert screen.active_bindings["k"].enabled is True
+    assert row(db, ref).assignee is None
+
+
+async def test_a_shift_lead_assigns_through_the_form(staff_sqlite, config):
+    db, staff = staff_sqlite
+    ticket_id, ref = new_ticket(db, config, staff["agent1"])
+    app = ItsmApp(db, config, staff["lead"], run_scheduler=False)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        screen = await open_ticket(app, pilot, ticket_id)
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, AssignForm))
+        form = app.screen
+        await type_text(pilot, "net1")
+        await pilot.press("enter")  # net1 is not in SD-L1: refused beside the login
+        await wait_for(pilot, lambda: form.error_shown is not None)
+        assert form.error_shown[0] == "login" and "not a member of group SD-L1" in form.error_shown[1]
+        assert form.field("login").value == "net1"
+        await pilot.press("ctrl+u", *"agent2", "enter")
+        await reloaded(pilot, screen, lambda v: v.assignee == "agent2")
+    assert row(db, ref).assignee == "agent2"
+
+
+# --------------------------------------------------------------------------- concurrent work
+
+
+async def test_a_stale_save_is_refused_keeps_the_typed_text_and_shows_what_changed(staff_sqlite, config):
+    db, staff = staff_sqlite
+    ticket_id, ref = new_ticket(db, config, staff["lead"])
+    with db.session() as s:
+        tickets.transition(s, config, staff["agent1"], ref, "in_progress")
+    app = ItsmApp(db, config, staff["agent1"], run_scheduler=False)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        screen = await open_ticket(app, pilot, ticket_id)
+        shown_version = screen.detail.view.version
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ResolveForm))
+        form = app.screen
+        await choose(pilot, form.field("code"), "workaround")
+        await pilot.press("tab")
+        await type_text(pilot, "Cleared the spooler")
+
+        # Meanwhile the shift lead raises the impact from another console.
+        with db.session() as s:
+            tickets.update_fields(s, config, staff["lead"], ref, impact="high", urgency="high")
+
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: form.error_shown is not None, what="refusal")
+        assert app.screen is form  # still open ...
+        assert form.field("note").text == "Cleared the spooler"  # ... with what was typed
+        assert form.field("code").value == "workaround"
+        assert form.error_shown[0] is None  # at the top
+        assert "was changed by Lead (lead)" in form.error_shown[1]
+        # The screen underneath reloaded and marks what changed.
+        await reloaded(pilot, screen, lambda v: v.version > shown_version and v.priority == 1)
+        fresh = [i.text for i in screen.detail.timeline if (i.at, i.kind, i.by, i.text) in screen._fresh]
+        assert any("impact" in text for text in fresh) and any("priority" in text for text in fresh)
+        notice = screen.query_one("#ticket-notice")
+        assert notice.has_class("-shown") and "Not saved: " in str(notice.render())
+        assert "was changed by Lead" in str(notice.render())
+        assert row(db, ref).status == "in_progress"
+
+        # Saving again (having seen the change) applies on top of it.
+        await pilot.press("ctrl+s")
+        await reloaded(pilot, screen, lambda v: v.status == "resolved")
+        assert app.screen is screen
+    ticket = row(db, ref)
+    assert (ticket.status, ticket.resolution_note, ticket.impact) == (
+        "resolved",
+        "Cleared the spooler",
+        "high",
+    )
+
+
+async def test_also_open_by_shows_another_console(staff_sqlite, config, monkeypatch):
+    monkeypatch.setattr(TicketScreen, "HEARTBEAT_SECONDS", 0.2)
+    db, staff = staff_sqlite
+    ticket_id, _ = new_ticket(db, config, staff["lead"])
+    app = ItsmApp(db, config, staff["agent1"], run_scheduler=False)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        screen = await open_ticket(app, pilot, ticket_id)
+        await pilot.pause(0.3)
+        assert "Also open by" not in screen_text(app)
+        with db.read_session() as s:  # this console's own heartbeat is there
+            mine = s.scalars(select(Presence.console_id).where(Presence.entity_id == ticket_id)).all()
+        assert mine == [screen.console_id]
+
+        with db.session() as s:  # another console opens the ticket
+            presence.heartbeat(s, staff["agent2"].id, "other-console", "ticket", ticket_id, utcnow())
+        await shows(pilot, app, "Also open by: Agent2")
+        assert screen.others == ["Agent2"]
+
+        await pilot.press("escape")  # leaving forgets this console's row
+        await wait_for(pilot, lambda: not isinstance(app.screen, TicketScreen))
+        for _ in range(100):
+            await pilot.pause(0.02)
+            with db.read_session() as s:
+                left = s.scalars(select(Presence.console_id).where(Presence.entity_id == ticket_id)).all()
+            if left == ["other-console"]:
+                break
+        assert left == ["other-console"]
+
+
+async def test_a_change_by_someone_else_reloads_the_screen_and_is_marked(staff_sqlite, config, monkeypatch):
+    monkeypatch.setattr(TicketScreen, "HEARTBEAT_SECONDS", 0.2)
+    db, staff = staff_sqlite
+    ticket_id, ref = new_ticket(db, config, staff["lead"])
+    app = ItsmApp(db, config, staff["agent1"], run_scheduler=False)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        screen = await open_ticket(app, pilot, ticket_id)
+        with db.session() as s:
+            tickets.assign(s, config, staff["lead"], ref, assignee="agent2")
+        await reloaded(pilot, screen, lambda v: v.assignee == "agent2")
+        await shows(pilot, app, "Updated by lead while you were here")
+        assert screen._fresh
+
+
+# --------------------------------------------------------------------------- KEDB
+
+
+async def test_kedb_search_and_apply_workaround_adds_a_note_and_a_link(staff_sqlite, config):
+    db, staff = staff_sqlite
+    with db.session() as s:
+        s.add(
+            KnownError(
+                ref="KE0000001",
+                title="Spooler hangs after driver update",
+                symptom="Print jobs stay queued forever",
+                workaround="Restart the spooler service and clear C:\\spool",
+                published_at=datetime(2025, 1, 1, tzinfo=UTC),
+            )
+        )
+    ticket_id, ref = new_ticket(db, config, staff["lead"], title="Jobs stuck in queue")
+    with db.session() as s:
+        tickets.assign(s, config, staff["agent1"], ref)
+    app = ItsmApp(db, config, staff["agent1"], run_scheduler=False)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        screen = await open_ticket(app, pilot, ticket_id)
+        await pilot.press("k")
+        await wait_for(pilot, lambda: isinstance(app.screen, KedbForm))
+        form = app.screen
+        assert form.field("words").has_focus
+        await pilot.press("ctrl+u", *"SPOOLER queued")
+        await wait_for(pilot, lambda: [h.ref for h in form.hits] == ["KE0000001"], what="results")
+        await shows(pilot, app, "Restart the spooler service")
+        await pilot.press("down", "enter")
+        await wait_for(pilot, lambda: app.screen is screen)
+        await wait_for(pilot, lambda: screen.detail.links == ["KE0000001"], what="link shown")
+    with db.read_session() as s:
+        ticket = tickets.get_ticket(s, ref)
+        notes = s.scalars(select(TicketEntry.body).where(TicketEntry.ticket_id == ticket.id)).all()
+        assert tickets.links_of(s, ticket) == ["KE0000001"]
+    assert len(notes) == 1 and "Restart the spooler service and clear C:\\spool" in notes[0]
+
+
+# --------------------------------------------------------------------------- new ticket
+
+
+async def test_new_ticket_form_keeps_typed_fields_on_refusal_then_creates_with_the_previewed_priority(
+    staff_sqlite, config
+):
+    db, staff = staff_sqlite
+    app = ItsmApp(db, config, staff["agent1"], run_scheduler=False)
+    created = []
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        app.push_screen(NewTicketForm(), created.append)
+        await wait_for(pilot, lambda: isinstance(app.screen, NewTicketForm))
+        form = app.screen
+        assert form.field("title").has_focus
+        await pilot.press("tab", *"Rita Requester", "tab")  # requester; the title stays empty
+        assert form.field("kind").has_focus
+        await pilot.press("tab")
+        await choose(pilot, form.field("impact"), "high")
+        assert "P2" in str(form.query_one("#field-priority").render())
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: form.error_shown is not None)
+        assert form.error_shown[0] == "title" and "a title is required" in form.error_shown[1]
+        assert app.screen is form
+        await shows(pilot, app, "a title is required")
+        assert form.field("requester").value == "Rita Requester"
+        assert form.field("impact").value == "high"
+
+        form.field("title").focus()
+        await type_text(pilot, "Laptop will not boot")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: created, what="created")
+        assert "created (P2)" in messages(app)
+    (result,) = created
+    ticket = row(db, result.ref)
+    assert (ticket.title, ticket.requester, ticket.impact, ticket.urgency) == (
+        "Laptop will not boot",
+        "Rita Requester",
+        "high",
+        "medium",
+    )
+    assert ticket.priority == result.priority == config.priority_for("high", "medium") == 2
+
+
+async def test_new_ticket_validation_names_the_field(staff_sqlite, config):
+    db, staff = staff_sqlite
+    app = ItsmApp(db, config, staff["agent1"], run_scheduler=False)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        app.push_screen(NewTicketForm())
+        await wait_for(pilot, lambda: isinstance(app.screen, NewTicketForm))
+        form = app.screen
+        await pilot.press(*"Disk full", "tab")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: form.error_shown is not None)
+        assert form.error_shown[0] == "requester"
+        assert form.field("requester").has_focus
+        await pilot.press(*"Bob")  # editing the field hides its error
+        assert not form.query_one("#error-requester").has_class("-shown")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, FormScreen))
+    with db.read_session() as s:
+        assert s.scalars(select(Ticket)).all() == []
+
+
+# --------------------------------------------------------------------------- user text is literal
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+async def test_markup_and_escape_sequences_show_literally(staff_sqlite, config, size):
+    db, staff = staff_sqlite
+    ticket_id, ref = new_ticket(
+        db,
+        config,
+        staff["lead"],
+        title="[red]boom[/red] \x1b[31mred\x1b[0m",
+        requester="[b]Mallory[/b] [link=http://x]me[/link]",
+    )
+    with db.session() as s:
+        tickets.add_entry(
+            s,
+            config,
+            staff["lead"],
+            ref,
+            body="[link=http://evil]click[/link] \x1b]0;pwned\x07",
+            public=False,
+        )
+    app = ItsmApp(db, config, staff["lead"], run_scheduler=False)
+    async with app.run_test(size=size, notifications=True) as pilot:
+        screen = await open_ticket(app, pilot, ticket_id)
+        await shows(pilot, app, "[red]boom[/red] ^[[31mred^[[0m")
+        text = screen_text(app)
+        assert "[b]Mallory[/b]" in text
+        assert "[link=http://evil]click[/link] ^[]0;pwned^G" in text
+        # What the widgets draw holds no control character and no link or colour taken from the text.
+        for widget_id in ("#ticket-fields", "#ticket-timeline"):
+            widget = screen.query_one(widget_id)
+            strips = widget.render_lines(Region(0, 0, widget.size.width, widget.size.height))
+            for strip in strips:
+                for segment in strip:
+                    assert "\x1b" not in segment.text and "\x07" not in segment.text
+                    assert segment.style is None or segment.style.link is None
+        await pilot.press("r")  # the form title carries the reference only; typed text stays literal
+        await wait_for(pilot, lambda: isinstance(app.screen, TextForm))
+        await type_text(pilot, "[b]bold?[/b]")
+        assert app.screen.query_one(TextArea).text == "[b]bold?[/b]"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, TicketScreen))
+        await shows(pilot, app, "[b]bold?[/b]")
+
+
+async def test_opening_with_an_action_runs_it_once_loaded(staff_sqlite, config):
+    """The queue opens a ticket with an action (e.g. assign) before the ticket has loaded."""
+    db, staff = staff_sqlite
+    ticket_id, _ = new_ticket(db, config, staff["agent1"])
+    app = ItsmApp(db, config, staff["lead"], run_scheduler=False)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        screen = TicketScreen(ticket_id)
+        app.push_screen(screen)
+        await screen.run_action("assign")
+        await wait_for(pilot, lambda: isinstance(app.screen, AssignForm))
+        assert isinstance(app.screen.query_one("#field-login"), Input)
+
+
+async def test_impact_urgency_preview_link_escalate_rate_reopen_and_cancel(staff_sqlite, config):
+    db, staff = staff_sqlite
+    ticket_id, ref = new_ticket(db, config, staff["lead"])
+    other_id, other = new_ticket(db, config, staff["lead"], title="Duplicate")
+    with db.session() as s:
+        tickets.transition(s, config, staff["agent1"], ref, "in_progress")
+    app = ItsmApp(db, config, staff["agent1"], run_scheduler=False)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        screen = await open_ticket(app, pilot, ticket_id)
+
+        await pilot.press("i")  # impact and urgency, with the priority previewed as they change
+        await wait_for(pilot, lambda: isinstance(app.screen, ImpactUrgencyForm))
+        form = app.screen
+        assert "unchanged" in str(form.query_one("#field-priority").render())
+        await choose(pilot, form.field("impact"), "high")
+        assert squash("P2 (now P3)") in squash(str(form.query_one("#field-priority").render()))
+        await pilot.press("ctrl+s")
+        await reloaded(pilot, screen, lambda v: v.priority == 2 and v.impact == "high")
+
+        await pilot.press("l")  # link: an unknown reference is refused beside the field
+        await wait_for(pilot, lambda: isinstance(app.screen, LinkForm))
+        form = app.screen
+        await pilot.press(*"PRB0000042", "enter")
+        await wait_for(pilot, lambda: form.error_shown is not None)
+        assert form.error_shown[0] == "target" and "PRB0000042" in form.error_shown[1]
+        await pilot.press("ctrl+u", *other.lower(), "enter")
+        await wait_for(pilot, lambda: screen.detail.links == [other], what="link")
+
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ResolveForm))
+        await choose(pilot, app.screen.field("code"), "fixed")
+        await pilot.press("tab", *"done", "ctrl+s")
+        await reloaded(pilot, screen, lambda v: v.status == "resolved")
+
+        await pilot.press("asterisk")  # the requester's rating, taken on the phone
+        await wait_for(pilot, lambda: isinstance(app.screen, RateForm))
+        await choose(pilot, app.screen.field("score"), 4)
+        await pilot.press("tab", *"quick", "enter")
+        await reloaded(pilot, screen, lambda v: v.rating == 4)
+        assert screen.active_bindings["asterisk"].enabled is False  # rated once
+
+        await pilot.press("o")  # reopen needs a reason
+        await wait_for(pilot, lambda: isinstance(app.screen, TransitionForm))
+        form = app.screen
+        assert form.field("to_status").value == "in_progress"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: form.error_shown is not None)
+        assert form.error_shown[0] == "reason" and "reopening needs a reason" in form.error_shown[1]
+        form.field("reason").focus()
+        await pilot.press(*"still jams", "enter")
+        await reloaded(pilot, screen, lambda v: v.status == "in_progress" and v.reopen_count == 1)
+
+        await pilot.press("e")  # escalate to another group
+        await wait_for(pilot, lambda: isinstance(app.screen, EscalateForm))
+        form = app.screen
+        await choose(pilot, form.field("group"), "NET-L2")
+        await pilot.press("tab", *"switch port", "enter")
+        await reloaded(pilot, screen, lambda v: v.group == "NET-L2" and v.status == "new")
+        # Now queued for another group: agent1 may no longer work on it.
+        assert screen.active_bindings["r"].enabled is False
+        assert screen.active_bindings["c"].enabled is False
+    ticket = row(db, ref)
+    assert (ticket.group, ticket.escalation_count, ticket.rating, ticket.reopen_count) == ("NET-L2", 1, 4, 1)
+
+    app = ItsmApp(db, config, staff["lead"], run_scheduler=False)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        screen = await open_ticket(app, pilot, other_id)
+        await pilot.press("c")  # cancel with a reason
+        await wait_for(pilot, lambda: isinstance(app.screen, TransitionForm))
+        await pilot.press("tab", *"duplicate of " + ref, "enter")
+        await reloaded(pilot, screen, lambda v: v.status == "cancelled")
+    assert row(db, other).status == "cancelled"
