@@ -36,7 +36,7 @@ class ScreenSwitcher(Provider):
             for mode, title in MODE_TITLES.items()
         ]
         commands.append(("Help: keys", app.action_help, "list every key"))
-        screen = app.screen
+        screen = self.screen  # the screen the palette was opened over (app.screen is the palette now)
         for binding in getattr(screen, "BINDINGS", []):
             if isinstance(binding, Binding) and binding.description and binding.id:
                 commands.append(

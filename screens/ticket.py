@@ -109,6 +109,7 @@ class TicketScreen(Screen):
         Binding("t", "take", "Take", id="ticket.take"),
         Binding("a", "assign", "Assign", id="ticket.assign"),
         Binding("e", "escalate", "Escalate", id="ticket.escalate"),
+        Binding("h", "escalate_lead", "Tell shift lead", id="ticket.escalate_lead"),
         Binding("s", "status", "Status", id="ticket.status"),
         Binding("r", "reply", "Reply", id="ticket.reply"),
         Binding("n", "note", "Note", id="ticket.note"),
@@ -647,6 +648,25 @@ class TicketScreen(Screen):
         self._open_form(
             TextForm, save, public=public, title=("Reply on " if public else "Work note on ") + ref
         )
+
+    def action_escalate_lead(self) -> None:
+        """Hierarchical escalation: a reason, sent to the shift lead as a notification and kept as a note."""
+        if not self._ready("escalate"):
+            return
+        app, ref = self.app, self.ref
+
+        def save(values: TextValues) -> str:
+            from itsm_tui.services import tickets
+
+            with self._session() as session:
+                told = tickets.escalate_to_lead(session, app.config, app.actor, ref, reason=values.text)
+            return (
+                f"{ref}: the shift lead was told ({told})."
+                if told
+                else f"{ref}: noted; no shift lead to tell."
+            )
+
+        self._open_form(TextForm, save, public=False, title=f"Tell the shift lead why {ref} needs them")
 
     def action_reply(self) -> None:
         if self._ready("reply"):

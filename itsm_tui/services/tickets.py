@@ -658,6 +658,61 @@ def escalate(
     return ticket
 
 
+def escalate_to_lead(
+    session: Session, config: DeskConfig, actor: Actor, ref: str, *, reason: str, now: datetime | None = None
+) -> int:
+    """Hierarchical escalation: tell the Accountable shift lead of the ticket's group why it needs them.
+
+    Writes a work note and an audit event and notifies; returns how many people were told.
+    """
+    require(actor.roles, "ticket.escalate")
+    now = _now(now)
+    ticket = get_ticket(session, ref)
+    _require_worker(actor, ticket, "escalate")
+    if not ticket.is_open:
+        raise ValidationError("status", f"{ticket.ref} is {ticket.status}; only open tickets are escalated")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError("text", "say why the shift lead is needed")
+    leads = notifications.users_with_roles(
+        session,
+        config.raci_roles("functional_escalation", "A"),
+        [ticket.group_id] if ticket.group_id else None,
+    )
+    session.add(
+        TicketEntry(
+            ticket_id=ticket.id,
+            author_id=actor.id,
+            kind="note",
+            body=f"Escalated to the shift lead: {reason}",
+            created_at=now,
+        )
+    )
+    audit.record(
+        session,
+        entity_type="ticket",
+        entity_id=ticket.id,
+        actor_id=actor.id,
+        at=now,
+        action="escalate",
+        field="hierarchical",
+        new=reason,
+    )
+    told = notifications.notify(
+        session,
+        leads,
+        kind="escalated",
+        event_key=f"lead:{ticket.id}:{now.isoformat()}",
+        entity=("ticket", ticket.id),
+        message=f"{ticket.ref} (P{ticket.priority}) needs you, says {actor.name}: {reason}",
+        now=now,
+        exclude=actor.id,
+    )
+    _touch(ticket, now)
+    _flush(session, ticket, None)
+    return told
+
+
 def move_to_group(
     session: Session,
     config: DeskConfig,
