@@ -6,6 +6,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy.engine import make_url
 
 from itsm_tui.config import DeskConfig, load_config
 from itsm_tui.db import Database
+from itsm_tui.demo import build_demo
 from itsm_tui.models import Base
 from itsm_tui.services import users as user_service
 
@@ -145,3 +147,49 @@ def staff_sqlite(sqlite_url, config):
         actors = {login: user_service.resolve_actor(session, login) for login in STAFF}
     yield database, actors
     database.dispose()
+
+
+DEMO_ANCHOR = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # a Friday noon: the end of the demo history
+DEMO_LOGIN = "deskuser"  # the demo's console user (a shift lead; times in Europe/Berlin)
+
+
+@pytest.fixture(scope="session")
+def demo_templates(tmp_path_factory, sqlite_template, config):
+    """Demo databases built once per (tickets, seed) for the whole session; copy before use."""
+    built: dict[tuple[int, int], Path] = {}
+
+    def template(tickets: int, seed: int) -> Path:
+        if (tickets, seed) not in built:
+            path = tmp_path_factory.mktemp(f"demo-{tickets}-{seed}") / "demo.db"
+            shutil.copy(sqlite_template, path)
+            db = Database.connect(f"sqlite:///{path}")
+            db.sync_catalog(config)
+            patch = pytest.MonkeyPatch()
+            patch.setattr("getpass.getuser", lambda: DEMO_LOGIN)
+            try:
+                build_demo(db, config, tickets=tickets, seed=seed, anchor=DEMO_ANCHOR)
+            finally:
+                patch.undo()
+                db.dispose()
+            built[(tickets, seed)] = path
+        return built[(tickets, seed)]
+
+    return template
+
+
+@pytest.fixture
+def demo_copy(demo_templates, tmp_path):
+    """A private copy of a demo database: ``demo_copy(tickets, seed)`` gives (Database, the demo user)."""
+    opened: list[Database] = []
+
+    def copy(tickets: int, seed: int):
+        path = tmp_path / f"demo-{tickets}-{seed}.db"
+        shutil.copy(demo_templates(tickets, seed), path)
+        db = Database.connect(f"sqlite:///{path}")
+        opened.append(db)
+        with db.read_session() as session:
+            return db, user_service.resolve_actor(session, DEMO_LOGIN)
+
+    yield copy
+    for db in opened:
+        db.dispose()

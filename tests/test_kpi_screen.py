@@ -3,7 +3,6 @@ against the service's figures, and operational figures that open the queue on th
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime
 
 import pytest
@@ -11,11 +10,8 @@ from sqlalchemy import func, select, true
 from textual.widgets import Input, OptionList, TabbedContent
 
 from itsm_tui.app import ItsmApp
-from itsm_tui.db import Database
-from itsm_tui.demo import build_demo
 from itsm_tui.models import Ticket
 from itsm_tui.services import kpi, queue
-from itsm_tui.services.users import resolve_actor
 from screens.kpi import KpiScreen, Tile, _value
 from screens.queue import QueueScreen
 
@@ -23,29 +19,9 @@ FIXED = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # a Friday noon, the end of t
 # (the demo user "deskuser" reads times in Europe/Berlin: 13:00)
 
 
-@pytest.fixture(scope="module")
-def demo_template(tmp_path_factory, sqlite_template, config):
-    path = tmp_path_factory.mktemp("kpi") / "demo.db"
-    shutil.copy(sqlite_template, path)
-    db = Database.connect(f"sqlite:///{path}")
-    db.sync_catalog(config)
-    mp = pytest.MonkeyPatch()
-    mp.setattr("getpass.getuser", lambda: "deskuser")
-    build_demo(db, config, tickets=1500, seed=3, anchor=FIXED)
-    mp.undo()
-    db.dispose()
-    return path
-
-
 @pytest.fixture
-def demo(demo_template, tmp_path):
-    path = tmp_path / "demo.db"
-    shutil.copy(demo_template, path)
-    db = Database.connect(f"sqlite:///{path}")
-    with db.read_session() as s:
-        actor = resolve_actor(s, "deskuser")
-    yield db, actor
-    db.dispose()
+def demo(demo_copy):
+    return demo_copy(1500, 3)
 
 
 def make_app(db, config, actor) -> ItsmApp:

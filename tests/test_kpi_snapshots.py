@@ -6,45 +6,22 @@ and look at the new SVG files under ``tests/__snapshots__/`` before committing t
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime
 
 import pytest
 
 from itsm_tui.app import ItsmApp
-from itsm_tui.db import Database
-from itsm_tui.demo import build_demo
 from itsm_tui.services import notifications
-from itsm_tui.services.users import resolve_actor
 from screens.kpi import KpiScreen
 
 FIXED = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 SIZE = (120, 40)
 
 
-@pytest.fixture(scope="module")
-def demo_template(tmp_path_factory, sqlite_template, config):
-    path = tmp_path_factory.mktemp("kpi-snapshots") / "demo.db"
-    shutil.copy(sqlite_template, path)
-    db = Database.connect(f"sqlite:///{path}")
-    db.sync_catalog(config)
-    mp = pytest.MonkeyPatch()
-    mp.setattr("getpass.getuser", lambda: "deskuser")
-    build_demo(db, config, tickets=1500, seed=3, anchor=FIXED)
-    mp.undo()
-    db.dispose()
-    return path
-
-
 @pytest.fixture
-def app(demo_template, tmp_path, config):
-    path = tmp_path / "demo.db"
-    shutil.copy(demo_template, path)
-    db = Database.connect(f"sqlite:///{path}")
-    with db.read_session() as s:
-        actor = resolve_actor(s, "deskuser")
-    yield ItsmApp(db, config, actor, run_scheduler=False, clock=lambda: FIXED)
-    db.dispose()
+def app(demo_copy, config):
+    db, actor = demo_copy(1500, 3)
+    return ItsmApp(db, config, actor, run_scheduler=False, clock=lambda: FIXED)
 
 
 def board_on(tab_key: str):

@@ -8,8 +8,6 @@ import pytest
 from sqlalchemy import func, select
 
 from itsm_tui.app import ItsmApp
-from itsm_tui.db import Database
-from itsm_tui.demo import build_demo
 from itsm_tui.models import Ticket, User
 from itsm_tui.services import queue, tickets
 from itsm_tui.services.users import resolve_actor
@@ -18,33 +16,9 @@ from screens.queue import QueueScreen
 ANCHOR = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def demo_template(tmp_path_factory, sqlite_template, config):
-    import shutil
-
-    path = tmp_path_factory.mktemp("queue") / "demo.db"
-    shutil.copy(sqlite_template, path)
-    db = Database.connect(f"sqlite:///{path}")
-    db.sync_catalog(config)
-    mp = pytest.MonkeyPatch()
-    mp.setattr("getpass.getuser", lambda: "deskuser")
-    build_demo(db, config, tickets=4000, seed=11, anchor=ANCHOR)
-    mp.undo()
-    db.dispose()
-    return path
-
-
 @pytest.fixture
-def demo(demo_template, tmp_path, config):
-    import shutil
-
-    path = tmp_path / "demo.db"
-    shutil.copy(demo_template, path)
-    db = Database.connect(f"sqlite:///{path}")
-    with db.read_session() as s:
-        actor = resolve_actor(s, "deskuser")
-    yield db, actor
-    db.dispose()
+def demo(demo_copy):
+    return demo_copy(4000, 11)
 
 
 async def settle(pilot, screen: QueueScreen, predicate=None, tries: int = 100) -> None:
