@@ -19,7 +19,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from itsm_tui.services.access import ROLES
 
-CONFIG_FILES = ("priority.toml", "sla.toml", "calendars.toml", "raci.toml", "catalog.toml", "kpi.toml")
+CONFIG_FILES = (
+    "priority.toml",
+    "sla.toml",
+    "calendars.toml",
+    "raci.toml",
+    "catalog.toml",
+    "kpi.toml",
+    "changes.toml",
+)
 KPI_NAMES = ("sla_resolution", "sla_response", "fcr", "csat", "mttr_hours", "reopen_rate", "change_success")
 LEVELS = ("high", "medium", "low")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -169,6 +177,35 @@ class RaciActivity:
 
 
 @dataclass(frozen=True)
+class ChangeTemplate:
+    """A pre-approved standard change: what it does, where it may be used and how long it takes."""
+
+    code: str
+    title: str
+    risk: str
+    services: tuple[str, ...]
+    duration_minutes: int
+    implementation_plan: str
+    backout_plan: str
+    test_plan: str
+
+
+@dataclass(frozen=True)
+class ChangePolicy:
+    """changes.toml: the CAB approval rule, CAB assignments, reminder timing and standard templates."""
+
+    rule: str = "all"  # all | quorum
+    quorum: int = 1
+    assign_by_support_group: bool = True
+    members: dict[str, tuple[str, ...]] = field(default_factory=dict)  # service -> CAB logins
+    lead_time_hours: int = 24
+    review_due_days: int = 5
+    conflict_horizon_days: int = 60
+    interval_seconds: int = 300
+    templates: dict[str, ChangeTemplate] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class DeskConfig:
     """Everything the shipped (or overriding) TOML files say, validated."""
 
@@ -187,6 +224,7 @@ class DeskConfig:
     resolution_codes: tuple[str, ...]
     kpi_targets: dict[str, KpiTarget]
     sources: dict[str, Path]
+    changes: ChangePolicy = field(default_factory=ChangePolicy)
 
     def priority_for(self, impact: str, urgency: str) -> int:
         return self.priority_matrix[impact][urgency]
@@ -258,6 +296,7 @@ def load_config(config_dir: str | os.PathLike[str] | None = None) -> DeskConfig:
         resolution_codes=catalog.resolution_codes,
         kpi_targets=_parse_kpi(paths["kpi.toml"], raw["kpi.toml"]),
         sources=paths,
+        changes=_parse_changes(paths["changes.toml"], raw["changes.toml"], catalog.services),
     )
 
 
@@ -591,3 +630,95 @@ class _Catalog:
         if not isinstance(codes, list) or not codes or not all(isinstance(c, str) for c in codes):
             raise ConfigError(path, "resolution_codes.codes", "must be a non-empty list of codes")
         return cls(groups, services, categories, tuple(codes))
+
+
+def _parse_changes(path: Path, data: dict, services: dict[str, Service]) -> ChangePolicy:
+    approval = data.get("approval", {})
+    if not isinstance(approval, dict):
+        raise ConfigError(path, "approval", "must be a table")
+    rule = approval.get("rule", "all")
+    if rule not in ("all", "quorum"):
+        raise ConfigError(path, "approval.rule", f'must be "all" or "quorum", not {rule!r}')
+    quorum = _int(path, "approval.quorum", approval.get("quorum", 1), 1, 50)
+    by_group = approval.get("assign_by_support_group", True)
+    if not isinstance(by_group, bool):
+        raise ConfigError(path, "approval.assign_by_support_group", "must be true or false")
+    raw_members = approval.get("members", {})
+    if not isinstance(raw_members, dict):
+        raise ConfigError(path, "approval.members", 'must be a table of service = ["login", ...]')
+    members: dict[str, tuple[str, ...]] = {}
+    for service, logins in raw_members.items():
+        key = f"approval.members.{service}"
+        if service not in services:
+            raise ConfigError(path, key, f"unknown service; services are {', '.join(services)}")
+        if not isinstance(logins, list) or not all(isinstance(x, str) and x.strip() for x in logins):
+            raise ConfigError(path, key, 'must be a list of logins like ["jdoe"]')
+        members[service] = tuple(x.strip() for x in logins)
+    reminders = data.get("reminders", {})
+    if not isinstance(reminders, dict):
+        raise ConfigError(path, "reminders", "must be a table")
+    lead = _int(path, "reminders.lead_time_hours", reminders.get("lead_time_hours", 24), 1, 24 * 30)
+    review = _int(path, "reminders.review_due_days", reminders.get("review_due_days", 5), 1, 365)
+    horizon = _int(
+        path, "reminders.conflict_horizon_days", reminders.get("conflict_horizon_days", 60), 1, 730
+    )
+    interval = _int(path, "reminders.interval_seconds", reminders.get("interval_seconds", 300), 10, 86400)
+    raw_templates = data.get("templates", [])
+    if not isinstance(raw_templates, list):
+        raise ConfigError(path, "templates", "must be a list of [[templates]] tables")
+    templates: dict[str, ChangeTemplate] = {}
+    for index, body in enumerate(raw_templates):
+        key = f"templates[{index}]"
+        if not isinstance(body, dict):
+            raise ConfigError(path, key, "must be a table")
+        code = body.get("code")
+        if not isinstance(code, str) or not re.fullmatch(r"[a-z0-9_-]{1,40}", code):
+            raise ConfigError(
+                path, f"{key}.code", "needs a lower-case code of letters, digits, - or _ (1-40)"
+            )
+        if code in templates:
+            raise ConfigError(path, f"{key}.code", f"template {code!r} is defined twice")
+        texts = {}
+        for name in ("title", "implementation_plan", "backout_plan", "test_plan"):
+            value = body.get(name)
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(path, f"{key}.{name}", "must be a non-empty text")
+            texts[name] = value.strip()
+        if len(texts["title"]) > 200:
+            raise ConfigError(path, f"{key}.title", "must be at most 200 characters")
+        risk = body.get("risk", "low")
+        if risk not in ("low", "medium"):
+            raise ConfigError(
+                path, f"{key}.risk", f'must be "low" or "medium" (a pre-approved change), not {risk!r}'
+            )
+        template_services = body.get("services")
+        if not isinstance(template_services, list) or not template_services:
+            raise ConfigError(path, f"{key}.services", "must list the services it may be used on")
+        for service in template_services:
+            if service not in services:
+                known = ", ".join(services)
+                raise ConfigError(
+                    path, f"{key}.services", f"unknown service {service!r}; services are {known}"
+                )
+        duration = _int(path, f"{key}.duration_minutes", body.get("duration_minutes"), 1, 7 * 1440)
+        templates[code] = ChangeTemplate(
+            code=code,
+            title=texts["title"],
+            risk=risk,
+            services=tuple(template_services),
+            duration_minutes=duration,
+            implementation_plan=texts["implementation_plan"],
+            backout_plan=texts["backout_plan"],
+            test_plan=texts["test_plan"],
+        )
+    return ChangePolicy(
+        rule=rule,
+        quorum=quorum,
+        assign_by_support_group=by_group,
+        members=members,
+        lead_time_hours=lead,
+        review_due_days=review,
+        conflict_horizon_days=horizon,
+        interval_seconds=interval,
+        templates=templates,
+    )

@@ -1,4 +1,5 @@
-"""The SLA job on APScheduler: inside every console (on the app's event loop) and headless.
+"""The SLA job and the change-reminder job on APScheduler: inside every console (on the app's event loop) and
+headless.
 
 The job's database work runs in a thread; the loop only waits for it. Runs never overlap
 (``max_instances=1``) and missed runs collapse into one (``coalesce``): a scan catches up on everything
@@ -17,10 +18,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from itsm_tui.config import DeskConfig
 from itsm_tui.db import Database
-from itsm_tui.services import sla
+from itsm_tui.services import changes, sla
 
 log = logging.getLogger("itsm.scheduler")
 JOB_ID = "sla-scan"
+REMINDER_JOB_ID = "change-reminders"
 
 
 def make_scheduler(
@@ -28,8 +30,10 @@ def make_scheduler(
     config: DeskConfig,
     on_result: Callable[[sla.ScanResult], None] | None = None,
     on_error: Callable[[Exception], None] | None = None,
+    on_reminders: Callable[[changes.ReminderResult], None] | None = None,
 ) -> AsyncIOScheduler:
-    """The SLA job on an ``AsyncIOScheduler``, first run at once; ``start()`` it inside the running loop."""
+    """The SLA job and the change reminders on an ``AsyncIOScheduler``, both first run at once; ``start()`` it
+    inside the running loop."""
     scheduler = AsyncIOScheduler(
         timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
     )
@@ -47,6 +51,26 @@ def make_scheduler(
 
     scheduler.add_job(
         run_scan, "interval", seconds=config.scan_interval_seconds, id=JOB_ID, next_run_time=datetime.now(UTC)
+    )
+
+    async def run_reminders() -> None:
+        # Awaiting approval, conflicts ahead, starting soon, overdue reviews: each person told once.
+        try:
+            result = await asyncio.to_thread(changes.remind, db, config)
+        except Exception as exc:
+            log.warning("change reminders failed: %s", exc)
+            if on_error is not None:
+                on_error(exc)
+            return
+        if on_reminders is not None:
+            on_reminders(result)
+
+    scheduler.add_job(
+        run_reminders,
+        "interval",
+        seconds=config.changes.interval_seconds,
+        id=REMINDER_JOB_ID,
+        next_run_time=datetime.now(UTC),
     )
     return scheduler
 
@@ -67,7 +91,18 @@ def run_headless(db: Database, config: DeskConfig, echo: Callable[[str], None]) 
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        scheduler = make_scheduler(db, config, report, lambda exc: echo(f"scan failed: {exc} (will retry)"))
+
+        def reminded(result: changes.ReminderResult) -> None:
+            if result.notifications:
+                echo(
+                    f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S}Z change reminders: {result.approvals} approvals, "
+                    f"{result.conflicts} conflicts, {result.starting} starting soon, "
+                    f"{result.reviews} reviews due"
+                )
+
+        scheduler = make_scheduler(
+            db, config, report, lambda exc: echo(f"job failed: {exc} (will retry)"), on_reminders=reminded
+        )
         scheduler.start()
         echo(f"SLA scheduler running every {config.scan_interval_seconds} s; Ctrl+C stops it")
         await stop.wait()

@@ -1,0 +1,578 @@
+"""Change conflicts: overlapping changes on a service or CI, one implementer booked twice, blackouts, and
+changes outside every maintenance window of their services.
+
+Maintenance windows recur by an RFC 5545 RRULE on local wall-clock time: each occurrence starts at the
+window's local HH:MM in its time zone and ends ``duration_minutes`` of wall-clock time later, each converted
+to UTC on its own, so a "Saturday 22:00-Sunday 04:00" window stays 22:00-04:00 local across daylight-saving
+changes (and is seven hours long on the night the clocks go back). A local start time that does not exist
+(inside the spring-forward gap) is taken with the offset before the gap, i.e. one hour later on the clock,
+and that occurrence keeps its full duration.
+
+The pure functions here work on plain data (:class:`Planned`, :class:`WindowSpec`, :class:`BlackoutSpec`) so
+that the whole check of thousands of changes is one sweep over sorted intervals; the ``load_*`` functions read
+that data from the database.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from dateutil.rrule import rrule, rrulestr
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from itsm_tui.models import Blackout, Change, ChangeTarget, MaintenanceWindow, User
+
+# States in which a change holds its slot on the calendar (drafts are tentative, the rest are over).
+LIVE_STATES = ("submitted", "assessed", "approved", "scheduled", "implementing")
+
+# Severity of each kind: "blocked" stops submit and scheduling; "conflict" is shown to the CAB and notified;
+# "warning" is advice; "overridden" is a blackout an emergency change may enter with a recorded reason.
+KINDS = ("overlap", "implementer", "blackout", "outside_window")
+SEVERITY_ORDER = {"blocked": 0, "conflict": 1, "warning": 2, "overridden": 3}
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A change as the conflict check sees it (``id`` None: one not saved yet)."""
+
+    id: int | None
+    ref: str
+    change_type: str
+    state: str
+    start: datetime
+    end: datetime
+    services: frozenset[str]
+    cis: frozenset[str] = frozenset()
+    implementer_id: int | None = None
+    implementer: str | None = None  # login
+    override_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    id: int
+    name: str
+    service: str
+    timezone: str
+    rrule: str
+    start_local: str  # HH:MM
+    duration_minutes: int
+    valid_from: datetime
+    valid_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class BlackoutSpec:
+    id: int
+    name: str
+    service: str | None  # None: every service
+    start: datetime
+    end: datetime
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One occurrence of a maintenance window, in UTC."""
+
+    window_id: int
+    name: str
+    service: str
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """One conflict: which changes, which resource, which interval, how bad, and a sentence saying it.
+
+    ``detail`` holds what the sentence needs beyond that (a freeze's scope, window names, an override reason);
+    the sentence itself is only written when asked for: a year's check finds tens of thousands.
+    """
+
+    kind: str
+    severity: str
+    refs: tuple[str, ...]
+    resource: str
+    start: datetime
+    end: datetime
+    detail: tuple[str, ...] = ()
+    change_ids: tuple[int | None, ...] = field(default=(), compare=False)
+
+    @property
+    def message(self) -> str:
+        refs, span = self.refs, _span(self.start, self.end)
+        if self.kind == "overlap":
+            return f"{refs[0]} and {refs[1]} both change {self.resource} during {span}"
+        if self.kind == "implementer":
+            who = self.resource.removeprefix("implementer ")
+            return f"{who} implements both {refs[0]} and {refs[1]} during {span}"
+        if self.kind == "blackout":
+            name, scope, *override = self.detail
+            head = f"{refs[0]} is inside the change freeze {name!r} ({scope}, {span})"
+            if self.severity == "overridden":
+                return f"{head}; emergency override: {override[0]}"
+            if override == ["emergency"]:
+                return (
+                    f"{head}; an emergency change may go ahead only with an override reason recorded by a "
+                    f"change manager"
+                )
+            return f"{head}; move it out of the freeze"
+        service = self.resource.removeprefix("service ")
+        return (
+            f"{refs[0]} ({span}) is outside every maintenance window of service {service} ({self.detail[0]})"
+        )
+
+    @property
+    def key(self) -> str:
+        """A short stable identity (for notifying each conflict once); moving a change gives a new one."""
+        detail = f"{self.resource}|{_iso(self.start)}|{_iso(self.end)}".encode()
+        return f"{self.kind}:{','.join(self.refs)}:{hashlib.sha1(detail).hexdigest()[:12]}"
+
+    def as_json(self) -> dict:
+        return {
+            "kind": self.kind,
+            "severity": self.severity,
+            "changes": list(self.refs),
+            "resource": self.resource,
+            "start": _iso(self.start),
+            "end": _iso(self.end),
+            "message": self.message,
+        }
+
+
+def _iso(instant: datetime) -> str:
+    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _span(start: datetime, end: datetime) -> str:
+    """An interval for messages, in UTC: 2026-03-28 21:00-23:00 UTC, or with both dates across days."""
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    if start.date() == end.date():
+        return f"{_minute(start)}-{end.hour:02d}:{end.minute:02d} UTC"
+    return f"{_minute(start)} to {_minute(end)} UTC"
+
+
+def _minute(instant: datetime) -> str:
+    return f"{instant.year:04d}-{instant.month:02d}-{instant.day:02d} {instant.hour:02d}:{instant.minute:02d}"
+
+
+# --------------------------------------------------------------------------- maintenance windows
+
+
+_UNTIL = re.compile(r"UNTIL=(\d{8})(T(\d{6}))?Z?", re.IGNORECASE)
+_HHMM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
+
+
+def validate_rrule(text: str) -> str:
+    """The rule normalised (upper case, no ``RRULE:`` prefix); ValueError saying what is wrong."""
+    rule = (text or "").strip()
+    if rule.upper().startswith("RRULE:"):
+        rule = rule[6:]
+    rule = rule.upper()
+    if not rule.startswith("FREQ=") and ";FREQ=" not in rule:
+        raise ValueError(f"{text!r} is not an RRULE; write e.g. FREQ=WEEKLY;BYDAY=SA")
+    if "DTSTART" in rule:
+        raise ValueError("give the start as the window's local start time, not DTSTART inside the rule")
+    try:
+        rrulestr(_naive_until(rule, UTC), dtstart=datetime(2026, 1, 1))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{text!r} is not a valid RRULE: {exc}") from None
+    return rule
+
+
+def validate_start_local(text: str) -> str:
+    if not _HHMM.fullmatch(text or ""):
+        raise ValueError(f"{text!r} is not a local time of day (HH:MM, e.g. 22:00)")
+    return text
+
+
+def _naive_until(rule: str, zone) -> str:
+    """dateutil wants UNTIL as naive as DTSTART: an UNTIL in UTC becomes local wall-clock time."""
+
+    def local(match: re.Match[str]) -> str:
+        day, clock = match.group(1), match.group(3) or "235959"
+        instant = datetime.strptime(day + clock, "%Y%m%d%H%M%S")
+        if match.group(0).upper().endswith("Z"):
+            instant = instant.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)
+        return f"UNTIL={instant:%Y%m%dT%H%M%S}"
+
+    return _UNTIL.sub(local, rule)
+
+
+@lru_cache(maxsize=512)
+def _rule(rule_text: str, timezone: str, dtstart: datetime) -> rrule:
+    return rrulestr(_naive_until(rule_text, ZoneInfo(timezone)), dtstart=dtstart, cache=True)
+
+
+def occurrences(window: WindowSpec, start: datetime, end: datetime) -> list[Occurrence]:
+    """The window's occurrences that overlap [start, end), in UTC, oldest first."""
+    zone = ZoneInfo(window.timezone)
+    hour, minute = (int(x) for x in window.start_local.split(":"))
+    duration = timedelta(minutes=window.duration_minutes)
+    first_day = window.valid_from.astimezone(zone)
+    dtstart = first_day.replace(hour=hour, minute=minute, second=0, microsecond=0, tzinfo=None)
+    rule = _rule(window.rrule, window.timezone, dtstart)
+    # Local search bounds, a day wider than needed on each side (offsets differ by at most a day).
+    low = (start - duration - timedelta(days=1)).astimezone(zone).replace(tzinfo=None)
+    high = (end + timedelta(days=1)).astimezone(zone).replace(tzinfo=None)
+    result = []
+    for local_start in rule.between(max(low, dtstart), high, inc=True):
+        occ_start = local_start.replace(tzinfo=zone).astimezone(UTC)
+        if occ_start.astimezone(zone).replace(tzinfo=None) != local_start:  # in the spring-forward gap
+            occ_end = occ_start + duration
+        else:
+            occ_end = (local_start + duration).replace(tzinfo=zone).astimezone(UTC)
+        if occ_start < window.valid_from or (window.valid_until and occ_start >= window.valid_until):
+            continue
+        if occ_end > start and occ_start < end:
+            result.append(Occurrence(window.id, window.name, window.service, occ_start, occ_end))
+    return result
+
+
+def expand(windows: Iterable[WindowSpec], start: datetime, end: datetime) -> list[Occurrence]:
+    """Every occurrence of every window overlapping [start, end), by start."""
+    result = [o for w in windows for o in occurrences(w, start, end)]
+    result.sort(key=lambda o: (o.start, o.service, o.window_id))
+    return result
+
+
+def _merged(spans: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """Overlapping or touching spans joined, sorted."""
+    merged: list[list[datetime]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(s, e) for s, e in merged]
+
+
+# --------------------------------------------------------------------------- the check
+
+
+def find_conflicts(
+    changes: Sequence[Planned],
+    windows: Iterable[WindowSpec] = (),
+    blackouts: Iterable[BlackoutSpec] = (),
+    *,
+    focus: Iterable[int | None] | None = None,
+) -> list[Conflict]:
+    """Every conflict among ``changes`` (with ``focus``: only those involving these change ids).
+
+    Overlaps and double-booked implementers come from one sweep over the changes sorted by start, per
+    resource; blackouts and windows from sorted, merged intervals and bisection.
+    """
+    focus_ids = set(focus) if focus is not None else None
+
+    def wanted(*items: Planned) -> bool:
+        return focus_ids is None or any(item.id in focus_ids for item in items)
+
+    ordered = sorted((c for c in changes if c.end > c.start), key=lambda c: (c.start, c.ref))
+    conflicts: list[Conflict] = []
+
+    # Same service (or CI of it) in overlapping windows.
+    by_service: dict[str, list[Planned]] = defaultdict(list)
+    for change in ordered:
+        for service in change.services:
+            by_service[service].append(change)
+    for service in sorted(by_service):
+        for a, b in _overlapping_pairs(by_service[service]):
+            if not wanted(a, b):
+                continue
+            shared = sorted(a.cis & b.cis)
+            resource = f"CI {', '.join(shared)} ({service})" if shared else f"service {service}"
+            start, end = max(a.start, b.start), min(a.end, b.end)
+            conflicts.append(
+                Conflict(
+                    "overlap",
+                    "conflict",
+                    (a.ref, b.ref),
+                    resource,
+                    start,
+                    end,
+                    change_ids=(a.id, b.id),
+                )
+            )
+
+    # One implementer on overlapping changes.
+    by_implementer: dict[int, list[Planned]] = defaultdict(list)
+    for change in ordered:
+        if change.implementer_id is not None:
+            by_implementer[change.implementer_id].append(change)
+    for implementer_id in sorted(by_implementer):
+        for a, b in _overlapping_pairs(by_implementer[implementer_id]):
+            if not wanted(a, b):
+                continue
+            who = a.implementer or f"user #{implementer_id}"
+            start, end = max(a.start, b.start), min(a.end, b.end)
+            conflicts.append(
+                Conflict(
+                    "implementer",
+                    "conflict",
+                    (a.ref, b.ref),
+                    f"implementer {who}",
+                    start,
+                    end,
+                    change_ids=(a.id, b.id),
+                )
+            )
+
+    # Blackouts (freeze periods).
+    freezes = sorted(blackouts, key=lambda b: (b.start, b.id))
+    for change in ordered:
+        if not wanted(change):
+            continue
+        for freeze in freezes:
+            if freeze.start >= change.end:
+                break
+            if freeze.end <= change.start:
+                continue
+            if freeze.service is not None and freeze.service not in change.services:
+                continue
+            scope = "every service" if freeze.service is None else f"service {freeze.service}"
+            overridden = change.change_type == "emergency" and bool(change.override_reason)
+            if overridden:
+                detail = (freeze.name, scope, change.override_reason or "")
+            else:
+                detail = (freeze.name, scope) + (("emergency",) if change.change_type == "emergency" else ())
+            conflicts.append(
+                Conflict(
+                    "blackout",
+                    "overridden" if overridden else "blocked",
+                    (change.ref,),
+                    f"blackout {freeze.name}",
+                    freeze.start,
+                    freeze.end,
+                    detail,
+                    (change.id,),
+                )
+            )
+
+    # Outside every maintenance window of a service (services without windows are not restricted).
+    window_list = list(windows)
+    if window_list and ordered:
+        by_window_service: dict[str, list[WindowSpec]] = defaultdict(list)
+        for window in window_list:
+            by_window_service[window.service].append(window)
+        low = min(c.start for c in ordered)
+        high = max(c.end for c in ordered)
+        spans: dict[str, list[tuple[datetime, datetime]]] = {}
+        for service, service_windows in by_window_service.items():
+            spans[service] = _merged(
+                (o.start, o.end) for w in service_windows for o in occurrences(w, low, high)
+            )
+        starts = {service: [s for s, _ in merged] for service, merged in spans.items()}
+        for change in ordered:
+            if not wanted(change):
+                continue
+            for service in sorted(change.services):
+                if service not in spans:
+                    continue
+                merged = spans[service]
+                index = bisect.bisect_right(starts[service], change.start) - 1
+                if index >= 0 and merged[index][1] >= change.end:
+                    continue  # inside one (merged) occurrence
+                names = ", ".join(sorted({w.name for w in by_window_service[service]}))
+                conflicts.append(
+                    Conflict(
+                        "outside_window",
+                        "warning",
+                        (change.ref,),
+                        f"service {service}",
+                        change.start,
+                        change.end,
+                        (names,),
+                        (change.id,),
+                    )
+                )
+
+    conflicts.sort(
+        key=lambda c: (c.start, SEVERITY_ORDER[c.severity], KINDS.index(c.kind), c.refs, c.resource)
+    )
+    return conflicts
+
+
+def _overlapping_pairs(items: list[Planned]) -> Iterable[tuple[Planned, Planned]]:
+    """Pairs whose half-open intervals overlap; ``items`` sorted by start."""
+    active: list[Planned] = []
+    for item in items:
+        active = [a for a in active if a.end > item.start]
+        for other in active:
+            if other.id is not None and other.id == item.id:
+                continue
+            yield other, item
+        active.append(item)
+
+
+def blocking(conflicts: Iterable[Conflict]) -> list[Conflict]:
+    return [c for c in conflicts if c.severity == "blocked"]
+
+
+# --------------------------------------------------------------------------- reading the database
+
+
+def window_specs(session: Session, services: Iterable[str] | None = None) -> list[WindowSpec]:
+    stmt = select(MaintenanceWindow).order_by(MaintenanceWindow.id)
+    if services is not None:
+        stmt = stmt.where(MaintenanceWindow.service.in_(sorted(set(services))))
+    return [
+        WindowSpec(
+            w.id,
+            w.name,
+            w.service,
+            w.timezone,
+            w.rrule,
+            w.start_local,
+            w.duration_minutes,
+            w.valid_from,
+            w.valid_until,
+        )
+        for w in session.scalars(stmt)
+    ]
+
+
+def blackout_specs(session: Session, start: datetime, end: datetime) -> list[BlackoutSpec]:
+    stmt = (
+        select(Blackout)
+        .where(Blackout.starts_at < end, Blackout.ends_at > start)
+        .order_by(Blackout.starts_at, Blackout.id)
+    )
+    return [
+        BlackoutSpec(b.id, b.name, b.service, b.starts_at, b.ends_at, b.reason) for b in session.scalars(stmt)
+    ]
+
+
+def planned_changes(
+    session: Session,
+    start: datetime,
+    end: datetime,
+    *,
+    states: Sequence[str] | None = LIVE_STATES,
+    services: Iterable[str] | None = None,
+    implementer_id: int | None = None,
+    exclude_id: int | None = None,
+) -> list[Planned]:
+    """Changes whose planned window overlaps [start, end) as :class:`Planned` (two queries however many)."""
+    conditions = [Change.planned_start < end, Change.planned_end > start]
+    if states is not None:
+        conditions.append(Change.state.in_(list(states)))
+    if exclude_id is not None:
+        conditions.append(Change.id != exclude_id)
+    if services is not None or implementer_id is not None:
+        either = []
+        if services is not None:
+            either.append(
+                Change.id.in_(
+                    select(ChangeTarget.change_id).where(ChangeTarget.service.in_(sorted(set(services))))
+                )
+            )
+        if implementer_id is not None:
+            either.append(Change.implementer_id == implementer_id)
+        conditions.append(or_(*either))
+    rows = session.execute(
+        select(
+            Change.id,
+            Change.ref,
+            Change.change_type,
+            Change.state,
+            Change.planned_start,
+            Change.planned_end,
+            Change.implementer_id,
+            Change.override_reason,
+            User.login,
+        )
+        .outerjoin(User, User.id == Change.implementer_id)
+        .where(*conditions)
+        .order_by(Change.planned_start, Change.id)
+    ).tuples()
+    targets = targets_where(session, conditions)
+    result = []
+    for change_id, ref, change_type, state, begin, finish, implementer, override, login in rows:
+        mine = targets.get(change_id, ())
+        result.append(
+            Planned(
+                change_id,
+                ref,
+                change_type,
+                state,
+                begin,
+                finish,
+                frozenset(service for service, _ in mine),
+                frozenset(ci for _, ci in mine if ci),
+                implementer,
+                login,
+                override,
+            )
+        )
+    return result
+
+
+def targets_where(session: Session, conditions: list) -> dict[int, list[tuple[str, str | None]]]:
+    """(service, CI or None) of every change meeting ``conditions``, in one query."""
+    result: dict[int, list[tuple[str, str | None]]] = defaultdict(list)
+    stmt = (
+        select(ChangeTarget.change_id, ChangeTarget.service, ChangeTarget.ci)
+        .join(Change, Change.id == ChangeTarget.change_id)
+        .where(*conditions)
+    )
+    for change_id, service, ci in session.execute(stmt).tuples():
+        result[change_id].append((service, ci))
+    return result
+
+
+def check(session: Session, change: Planned) -> list[Conflict]:
+    """Conflicts of one change (saved or not) with the live changes, windows and blackouts around it."""
+    others = planned_changes(
+        session,
+        change.start,
+        change.end,
+        services=change.services,
+        implementer_id=change.implementer_id,
+        exclude_id=change.id,
+    )
+    focus_id = change.id if change.id is not None else -1
+    subject = change if change.id is not None else _with_id(change, -1)
+    found = find_conflicts(
+        [subject, *others],
+        window_specs(session, change.services),
+        blackout_specs(session, change.start, change.end),
+        focus=[focus_id],
+    )
+    if change.id is None:  # give back the unsaved change's conflicts with its own (absent) id
+        found = [
+            Conflict(
+                c.kind,
+                c.severity,
+                c.refs,
+                c.resource,
+                c.start,
+                c.end,
+                c.detail,
+                tuple(None if i == -1 else i for i in c.change_ids),
+            )
+            for c in found
+        ]
+    return found
+
+
+def _with_id(change: Planned, change_id: int) -> Planned:
+    from dataclasses import replace
+
+    return replace(change, id=change_id)
+
+
+def between(session: Session, start: datetime, end: datetime) -> list[Conflict]:
+    """Every conflict among the live changes overlapping [start, end)."""
+    changes = planned_changes(session, start, end)
+    services = {s for c in changes for s in c.services}
+    return find_conflicts(changes, window_specs(session, services), blackout_specs(session, start, end))

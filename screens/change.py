@@ -1,0 +1,860 @@
+"""One change (a modal over the calendar): fields, approvals, conflicts, plans, history and its actions; and
+the forms the calendar uses: reason, outcome, review notes, schedule / move, new change.
+
+The actions the viewer may not take are dimmed and say why (the role or rule) when their key is pressed; the
+service decides in any case. Saves carry the version shown, so a save over someone else's newer change is
+refused and the change reloads. The new-change and schedule forms check conflicts while you type (in a
+worker) and show them before anything is saved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widget import Widget
+from textual.widgets import Checkbox, Input, Label, Select, Static
+
+from itsm_tui.services.changes import ChangeBlocked, ChangeView
+from itsm_tui.services.conflicts import SEVERITY_ORDER, Conflict
+from itsm_tui.services.errors import StaleEdit, ValidationError
+from itsm_tui.text import strip_control
+from screens.common import literal, local_time
+
+SEVERITY_STYLE = {"blocked": "bold red", "conflict": "bold red", "warning": "yellow", "overridden": "cyan"}
+SEVERITY_LABEL = {
+    "blocked": "BLOCKED",
+    "conflict": "CONFLICT",
+    "warning": "warning",
+    "overridden": "override",
+}
+STATE_STYLE = {
+    "approved": "green",
+    "scheduled": "green",
+    "rejected": "red",
+    "failed": "red",
+    "backed_out": "red",
+}
+TIME_FORMAT = "%Y-%m-%d %H:%M"
+
+# action -> (key, label) on the actions line, in lifecycle order
+ACTION_KEYS = {
+    "submit": ("u", "submit"),
+    "assess": ("e", "assess"),
+    "approve": ("a", "approve"),
+    "reject": ("x", "reject"),
+    "schedule": ("s", "schedule"),
+    "reschedule": ("s", "move"),
+    "start": ("b", "begin"),
+    "complete": ("c", "complete"),
+    "review": ("p", "review"),
+    "close": ("z", "close"),
+}
+
+
+def conflict_lines(found: list[Conflict], width: int | None = None, limit: int | None = None) -> Text:
+    """Conflicts, worst first; with ``width`` one line each (cut with an ellipsis), at most ``limit``."""
+    ordered = sorted(found, key=lambda c: (SEVERITY_ORDER[c.severity], c.start))
+    shown = ordered if limit is None or len(ordered) <= limit else ordered[: limit - 1]
+    lines = []
+    for conflict in shown:
+        line = Text(f"{SEVERITY_LABEL[conflict.severity]:<8} ", style=SEVERITY_STYLE[conflict.severity])
+        line.append(strip_control(conflict.message, single_line=True))
+        if width is not None:
+            line.truncate(width, overflow="ellipsis")
+        lines.append(line)
+    if len(shown) < len(ordered):
+        lines.append(Text(f"... and {len(ordered) - len(shown)} more", style="bold"))
+    return Text("\n").join(lines)
+
+
+def parse_when(field: str, text: str, tz: str) -> datetime:
+    """A local wall-clock time (``2026-03-07 22:00``) or an ISO instant with an offset."""
+    value = (text or "").strip().replace("T", " ")
+    if not value:
+        raise ValidationError(field, f"give the {field} as YYYY-MM-DD HH:MM ({tz})")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError(field, f"{text!r} is not a time; write e.g. 2026-03-07 22:00 ({tz})") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=ZoneInfo(tz))
+    return parsed
+
+
+# --------------------------------------------------------------------------- the change
+
+
+class ChangeScreen(ModalScreen[None]):
+    """One change; Escape goes back to the calendar."""
+
+    BINDINGS = [
+        Binding("escape", "back", "Back", id="change.back"),
+        Binding("u", "act('submit')", "Submit", id="change.submit"),
+        Binding("e", "act('assess')", "Assess", id="change.assess"),
+        Binding("a", "act('approve')", "Approve", id="change.approve"),
+        Binding("x", "act('reject')", "Reject", id="change.reject"),
+        Binding("s", "act('schedule')", "Schedule/move", id="change.schedule"),
+        Binding("b", "act('start')", "Begin implementing", id="change.start"),
+        Binding("c", "act('complete')", "Complete", id="change.complete"),
+        Binding("p", "act('review')", "Review", id="change.review"),
+        Binding("z", "act('close')", "Close", id="change.close"),
+        Binding("f5,ctrl+r", "reload", "Reload", id="change.reload", key_display="F5"),
+    ]
+    DEFAULT_CSS = """
+    ChangeScreen { align: center middle; }
+    ChangeScreen #change-box { width: 100%; max-width: 110; height: 100%; max-height: 40;
+                               border: round $primary; background: $surface; padding: 0 1; }
+    ChangeScreen #change-head { height: auto; }
+    ChangeScreen #change-body { height: 1fr; }
+    ChangeScreen #change-actions { height: auto; max-height: 2; background: $panel; }
+    """
+
+    def __init__(self, ref: str) -> None:
+        super().__init__()
+        self.ref = ref
+        self.view: ChangeView | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="change-box") as box:
+            box.border_title = self.ref
+            yield Static("Loading ...", id="change-head")
+            with VerticalScroll(id="change-body"):
+                yield Static("", id="change-fields")
+            yield Static("", id="change-actions")
+
+    def on_mount(self) -> None:
+        self.query_one("#change-body").focus()
+        self.load()
+
+    @work(thread=True, exclusive=True, group="change-load", exit_on_error=False)
+    def load(self) -> None:
+        from itsm_tui.services import changes
+
+        app = self.app
+        with app.db.read_session() as session:
+            view = changes.view(
+                session, app.config, changes.get_change(session, self.ref), app.actor, app.clock()
+            )
+        app.call_from_thread(self.show, view)
+
+    def action_reload(self) -> None:
+        self.load()
+
+    def action_back(self) -> None:
+        self.dismiss(None)
+
+    def show(self, view: ChangeView) -> None:
+        self.view = view
+        tz = self.app.actor.timezone
+        head = Text()
+        head.append(f"{view.ref} ", style="bold")
+        head.append(f"{view.change_type} ", style="bold")
+        head.append(view.state, style=f"bold {STATE_STYLE.get(view.state, 'yellow')}")
+        head.append(f"  {view.risk} risk  v{view.version}\n")
+        head.append_text(literal(view.title, style="bold"))
+        self.query_one("#change-head", Static).update(head)
+
+        fields = Table.grid(padding=(0, 1))
+        fields.add_column(style="dim", no_wrap=True)
+        fields.add_column()
+        planned = f"{local_time(view.planned_start, tz)} - {local_time(view.planned_end, tz)} ({tz})"
+        rows: list[tuple[str, Any]] = [
+            ("Planned", planned),
+            ("Targets", ", ".join(view.targets) or "-"),
+            ("Implementer", view.implementer or "-"),
+            ("Requested by", view.requested_by or "-"),
+            ("Approval", view.approval_rule),
+        ]
+        if view.template:
+            rows.append(("Template", view.template))
+        if view.actual_start:
+            rows.append(
+                ("Actual", f"{local_time(view.actual_start, tz)} - {local_time(view.actual_end, tz)}")
+            )
+        if view.outcome:
+            rows.append(("Outcome", view.outcome + (" (review required)" if view.review_required else "")))
+        for label, value in (
+            ("Override", view.override_reason),
+            ("Rejected", view.rejection_reason),
+            ("Review", view.review_notes),
+        ):
+            if value:
+                rows.append((label, Text(strip_control(value))))
+        for label, value in rows:
+            fields.add_row(label, value)
+        parts: list[Any] = [fields]
+        if view.conflicts:
+            parts += [Text("\nConflicts", style="bold"), conflict_lines(view.conflicts)]
+        else:
+            parts.append(Text("\nNo conflicts.", style="green"))
+        if view.approvals:
+            approvals = Table.grid(padding=(0, 1))
+            for approval in view.approvals:
+                style = {"approved": "green", "rejected": "red"}.get(approval.decision, "yellow")
+                approvals.add_row(
+                    approval.login,
+                    Text(approval.decision, style=style),
+                    local_time(approval.decided_at, tz) if approval.decided_at else "",
+                    Text(strip_control(approval.reason or "", single_line=True)),
+                )
+            parts += [Text("\nApprovals", style="bold"), approvals]
+        for label, value in (
+            ("Description", view.description),
+            ("Implementation plan", view.implementation_plan),
+            ("Back-out plan", view.backout_plan),
+            ("Test plan", view.test_plan),
+        ):
+            if value:
+                parts += [Text(f"\n{label}", style="bold"), Text(strip_control(value))]
+        if view.history:
+            history = Table.grid(padding=(0, 1))
+            for item in view.history[:40]:
+                what = f"{item.field}: {item.old} -> {item.new}" if item.old else f"{item.field}: {item.new}"
+                history.add_row(
+                    local_time(item.at, tz, "%m-%d %H:%M"),
+                    item.by,
+                    Text(strip_control(what, single_line=True), overflow="ellipsis", no_wrap=True),
+                )
+            parts += [Text("\nHistory (newest first)", style="bold"), history]
+        self.query_one("#change-fields", Static).update(Group(*parts))
+        self._show_actions()
+
+    def _show_actions(self) -> None:
+        """The keys of the actions open to the viewer now (any other key says why not)."""
+        line = Text()
+        view = self.view
+        if view is None:
+            return
+        shown: set[str] = set()
+        for action, (key, label) in ACTION_KEYS.items():
+            if key in shown or self.refusal(action) is not None:
+                continue
+            shown.add(key)
+            if action in ("schedule", "reschedule"):
+                label = "schedule" if view.actions.get("schedule") is None else "move"
+            line.append(f"{key} ", style="bold")
+            line.append(f"{label}  ")
+        if not shown:
+            line.append("No action is open to you now (a key says why).  ", style="dim")
+        line.append("esc ", style="bold")
+        line.append("back")
+        self.query_one("#change-actions", Static).update(line)
+
+    def refusal(self, action: str) -> str | None:
+        if self.view is None:
+            return "the change is still loading"
+        actions = self.view.actions
+        if action == "schedule" and (actions.get("schedule") is None or actions.get("reschedule") is None):
+            return None  # s schedules an approved change and moves any other
+        return actions.get(action)
+
+    # ----------------------------------------------------------------- actions
+
+    def action_act(self, action: str) -> None:
+        reason = self.refusal(action)
+        if reason is not None:
+            self.app.notify(reason, title=f"Cannot {action}", severity="warning", markup=False, timeout=8)
+            return
+        view = self.view
+        app = self.app
+        if action == "reject":
+            app.push_screen(
+                ReasonForm(f"Reject {view.ref}", reject_saver(app, view.ref, view.version), True),
+                callback=self._done,
+            )
+        elif action == "schedule":
+            app.push_screen(
+                ScheduleForm(
+                    view.ref, view.change_type, view.state, view.planned_start, view.planned_end, view.version
+                ),
+                callback=self._done,
+            )
+        elif action == "complete":
+            app.push_screen(CompleteForm(view.ref, view.version), callback=self._done)
+        elif action == "review":
+            app.push_screen(
+                NotesForm(
+                    f"Review {view.ref}",
+                    "Findings",
+                    _saver(app, "start_review", view.ref, view.version, "notes"),
+                    required=False,
+                ),
+                callback=self._done,
+            )
+        elif action == "close" and view.state == "review" and not view.review_notes:
+            app.push_screen(
+                NotesForm(
+                    f"Close {view.ref}",
+                    "Review notes",
+                    _saver(app, "close", view.ref, view.version, "review_notes"),
+                    required=True,
+                ),
+                callback=self._done,
+            )
+        else:
+            self.run_step(action, view.version)
+
+    @work(thread=True, exclusive=True, group="change-step", exit_on_error=False)
+    def run_step(self, action: str, version: int) -> None:
+        from itsm_tui.services import changes
+
+        app = self.app
+        fn = {
+            "submit": changes.submit,
+            "assess": changes.assess,
+            "approve": changes.approve,
+            "start": changes.start_implementation,
+            "close": changes.close,
+        }[action]
+        try:
+            with app.db.session() as session:
+                change = fn(
+                    session, app.config, app.actor, self.ref, expected_version=version, now=app.clock()
+                )
+                state = changes.approval_progress(session, app.config, change)
+        except ChangeBlocked as exc:
+            if self.view and self.view.change_type == "emergency" and action == "submit":
+                app.call_from_thread(self._ask_override, str(exc))
+                return
+            app.call_from_thread(
+                app.notify, str(exc), title="Blocked", severity="error", markup=False, timeout=10
+            )
+            return
+        except Exception as exc:
+            app.call_from_thread(
+                app.notify, str(exc), title=f"Not done: {action}", severity="error", markup=False, timeout=10
+            )
+            if isinstance(exc, StaleEdit):
+                app.call_from_thread(self.load)
+            return
+        app.call_from_thread(app.notify, f"{self.ref}: {state}.", title=action.capitalize(), markup=False)
+        app.call_from_thread(self.load)
+
+    def _ask_override(self, message: str) -> None:
+        view = self.view
+        self.app.push_screen(
+            ReasonForm(
+                f"Override the blackout for {view.ref}",
+                _saver(self.app, "submit", view.ref, view.version, "override_reason"),
+                required=True,
+                note=message,
+                label="Override reason",
+            ),
+            callback=self._done,
+        )
+
+    def _done(self, result: Any) -> None:
+        if result:
+            self.app.notify(f"{self.ref} saved.", markup=False)
+        self.load()
+
+
+# --------------------------------------------------------------------------- forms
+
+
+def _saver(app, fn_name: str, ref: str, version: int, field: str) -> Callable[[dict], Any]:
+    """A save function (run in the form's worker) calling one change service step with one text field."""
+
+    def save(values: dict) -> str:
+        from itsm_tui.services import changes
+
+        with app.db.session() as session:
+            change = getattr(changes, fn_name)(
+                session,
+                app.config,
+                app.actor,
+                ref,
+                expected_version=version,
+                now=app.clock(),
+                **{field: values.get("text")},
+            )
+            return change.state
+
+    return save
+
+
+def reject_saver(app, ref: str, version: int) -> Callable[[dict], Any]:
+    return _saver(app, "reject", ref, version, "reason")
+
+
+class ChangeForm(ModalScreen[Any]):
+    """A modal form: fields, an error line, an optional conflicts panel; ctrl+s saves, Escape cancels.
+
+    ``save(values)`` runs in a thread worker; an exception keeps the form open with the message shown.
+    """
+
+    FORM_TITLE = "Change"
+    SHOW_CONFLICTS = False
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="changeform.cancel"),
+        Binding("ctrl+s", "save", "Save", id="changeform.save"),
+    ]
+    DEFAULT_CSS = """
+    ChangeForm { align: center middle; }
+    ChangeForm #cf-box { width: 78; max-width: 100%; height: auto; max-height: 100%;
+                         border: round $primary; background: $surface; padding: 0 1; }
+    ChangeForm #cf-body { height: auto; max-height: 14; }
+    ChangeForm .cf-row { height: auto; }
+    ChangeForm .cf-label { width: 14; color: $text-muted; padding-top: 0; }
+    ChangeForm .cf-row > Input, ChangeForm .cf-row > Select { width: 1fr; }
+    ChangeForm Input, ChangeForm Input:focus, ChangeForm Select > SelectCurrent,
+    ChangeForm Select:focus > SelectCurrent, ChangeForm Checkbox, ChangeForm Checkbox:focus {
+        border: none; height: 1; padding: 0 1;
+    }
+    ChangeForm Input:focus, ChangeForm Select:focus > SelectCurrent, ChangeForm Checkbox:focus {
+        background: $boost;
+    }
+    ChangeForm #cf-error { color: $text-error; height: auto; display: none; }
+    ChangeForm #cf-error.-shown { display: block; }
+    ChangeForm #cf-note { color: $text-muted; height: auto; }
+    ChangeForm #cf-conflicts { height: auto; max-height: 5; border-top: solid $primary-lighten-2; }
+    ChangeForm #cf-hint { color: $text-muted; height: 1; }
+    ChangeForm .-hidden { display: none; }
+    """
+
+    def __init__(self, save: Callable[[dict], Any] | None = None, *, note: str | None = None) -> None:
+        super().__init__()
+        self._save = save
+        self.note = note
+        self.saving = False
+        self.error_shown: str | None = None
+        self.previewed: list[Conflict] | None = None  # the conflicts last shown (tests wait for them)
+        self.preview_generation = 0
+        self.preview_shown = -1
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="cf-box") as box:
+            box.border_title = strip_control(self.FORM_TITLE, single_line=True)
+            if self.note:
+                yield Static(Text(strip_control(self.note)), id="cf-note")
+            yield Static("", id="cf-error")
+            body = VerticalScroll(id="cf-body")
+            body.can_focus = False
+            with body:
+                yield from self.compose_fields()
+            if self.SHOW_CONFLICTS:
+                yield Static(Text("Conflicts show here as you type.", style="dim"), id="cf-conflicts")
+            yield Static("ctrl+s save · tab next field · esc cancel", id="cf-hint")
+
+    def compose_fields(self) -> ComposeResult:
+        yield from ()
+
+    def row(self, label: str, widget: Widget, *, hidden: bool = False) -> ComposeResult:
+        with Horizontal(classes="cf-row" + (" -hidden" if hidden else ""), id=f"row-{widget.id}"):
+            yield Label(label, classes="cf-label")
+            yield widget
+
+    def value(self, widget_id: str) -> Any:
+        widget = self.query_one(f"#{widget_id}")
+        if isinstance(widget, Select):
+            return None if widget.is_blank() else widget.value
+        if isinstance(widget, Checkbox):
+            return widget.value
+        return widget.value.strip()
+
+    def collect(self) -> dict:
+        raise NotImplementedError
+
+    def action_cancel(self) -> None:
+        if not self.saving:
+            self.dismiss(None)
+
+    def action_save(self) -> None:
+        if self.saving:
+            return
+        try:
+            values = self.collect()
+        except ValidationError as exc:
+            self.show_error(exc)
+            return
+        if self._save is None:
+            self.dismiss(values)
+            return
+        self.saving = True
+        self._run_save(values)
+
+    @work(thread=True, exclusive=True, group="change-form-save", exit_on_error=False)
+    def _run_save(self, values: dict) -> None:
+        try:
+            result = self._save(values)
+        except Exception as exc:  # refused: keep everything typed, say why
+            self.app.call_from_thread(self.show_error, exc)
+            return
+        self.app.call_from_thread(self.dismiss, result if result is not None else True)
+
+    def show_error(self, exc: Exception) -> None:
+        self.saving = False
+        message = str(exc)
+        if isinstance(exc, ValidationError):
+            message = f"{exc.field}: {exc}"
+        self.error_shown = message
+        error = self.query_one("#cf-error", Static)
+        error.update(Text(strip_control(message), style="bold"))
+        error.add_class("-shown")
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        self.action_save()
+
+    # ----------------------------------------------------------------- conflicts before saving
+
+    def preview_values(self) -> dict | None:
+        """What the preview checks, or None if the form cannot be checked yet."""
+        return None
+
+    def schedule_preview(self) -> None:
+        if not self.SHOW_CONFLICTS or not self.is_mounted:
+            return
+        self.preview_generation += 1
+        generation = self.preview_generation
+        self.set_timer(0.25, lambda: self._start_preview(generation))
+
+    def _start_preview(self, generation: int) -> None:
+        if generation != self.preview_generation:
+            return  # typed on since
+        try:
+            values = self.preview_values()
+        except ValidationError as exc:
+            self._show_preview(generation, None, f"{exc.field}: {exc}")
+            return
+        if values is not None:
+            self.run_preview(generation, values)
+
+    @work(thread=True, exclusive=True, group="change-form-preview", exit_on_error=False)
+    def run_preview(self, generation: int, values: dict) -> None:
+        try:
+            with self.app.db.read_session() as session:
+                found = self.check(session, values)
+        except ValidationError as exc:
+            self.app.call_from_thread(self._show_preview, generation, None, f"{exc.field}: {exc}")
+            return
+        self.app.call_from_thread(self._show_preview, generation, found, None)
+
+    def check(self, session, values: dict) -> list[Conflict]:
+        raise NotImplementedError
+
+    def _show_preview(self, generation: int, found: list[Conflict] | None, problem: str | None) -> None:
+        if generation != self.preview_generation:
+            return
+        panel = self.query_one("#cf-conflicts", Static)
+        self.preview_shown = generation
+        self.previewed = found
+        if problem is not None:
+            panel.update(Text(f"Not checked yet: {strip_control(problem, single_line=True)}", style="dim"))
+        elif not found:
+            panel.update(Text("No conflicts.", style="green"))
+        else:
+            panel.update(conflict_lines(found, width=max(20, panel.size.width or 74), limit=5))
+
+    @on(Input.Changed)
+    @on(Select.Changed)
+    def _changed(self) -> None:
+        self.schedule_preview()
+
+    def on_mount(self) -> None:
+        self.schedule_preview()
+
+
+class ReasonForm(ChangeForm):
+    """One line of text: a rejection reason, an approval note, a blackout override reason."""
+
+    def __init__(
+        self,
+        title: str,
+        save: Callable[[dict], Any],
+        required: bool = True,
+        *,
+        note: str | None = None,
+        label: str = "Reason",
+    ) -> None:
+        super().__init__(save, note=note)
+        self.FORM_TITLE = title
+        self.required = required
+        self.label = label
+
+    def compose_fields(self) -> ComposeResult:
+        yield from self.row(self.label, Input(id="reason", placeholder="why (the requester reads it)"))
+
+    def on_mount(self) -> None:
+        self.query_one("#reason", Input).focus()
+
+    def collect(self) -> dict:
+        text = self.value("reason")
+        if self.required and not text:
+            raise ValidationError("reason", "say why (it is recorded in the audit trail)")
+        return {"text": text}
+
+
+class NotesForm(ReasonForm):
+    def __init__(self, title: str, label: str, save: Callable[[dict], Any], required: bool) -> None:
+        super().__init__(title, save, required, label=label)
+
+    def compose_fields(self) -> ComposeResult:
+        yield from self.row(self.label, Input(id="reason", placeholder="what happened, what was learnt"))
+
+    def collect(self) -> dict:
+        text = self.value("reason")
+        if self.required and not text:
+            raise ValidationError("review_notes", "record the review's findings to close the change")
+        return {"text": text}
+
+
+class CompleteForm(ChangeForm):
+    FORM_TITLE = "Record the outcome"
+
+    def __init__(self, ref: str, version: int) -> None:
+        self.ref, self.version = ref, version
+        super().__init__(self._store)
+        self.FORM_TITLE = f"Outcome of {ref}"
+
+    def compose_fields(self) -> ComposeResult:
+        yield from self.row(
+            "Outcome",
+            Select(
+                [("implemented", "implemented"), ("failed", "failed"), ("backed out", "backed_out")],
+                value="implemented",
+                allow_blank=False,
+                id="outcome",
+            ),
+        )
+        yield from self.row("Note", Input(id="note", placeholder="what happened (needed unless implemented)"))
+
+    def on_mount(self) -> None:
+        self.query_one("#outcome", Select).focus()
+
+    def collect(self) -> dict:
+        return {"outcome": self.value("outcome"), "note": self.value("note")}
+
+    def _store(self, values: dict) -> str:
+        from itsm_tui.services import changes
+
+        app = self.app
+        with app.db.session() as session:
+            change = changes.complete(
+                session,
+                app.config,
+                app.actor,
+                self.ref,
+                outcome=values["outcome"],
+                note=values["note"],
+                expected_version=self.version,
+                now=app.clock(),
+            )
+            return change.state
+
+
+class ScheduleForm(ChangeForm):
+    """Schedule an approved change or move one to a new window; its conflicts show before saving."""
+
+    SHOW_CONFLICTS = True
+
+    def __init__(
+        self,
+        ref: str,
+        change_type: str,
+        state: str,
+        start: datetime | None,
+        end: datetime | None,
+        version: int,
+    ) -> None:
+        self.ref, self.change_type, self.state, self.version = ref, change_type, state, version
+        self.start, self.end = start, end
+        super().__init__(self._store)
+        self.FORM_TITLE = f"{'Schedule' if state == 'approved' else 'Move'} {ref}"
+
+    def compose_fields(self) -> ComposeResult:
+        tz = self.app.actor.timezone
+        yield from self.row(
+            "Start", Input(local_time(self.start, tz, TIME_FORMAT) if self.start else "", id="start")
+        )
+        yield from self.row("End", Input(local_time(self.end, tz, TIME_FORMAT) if self.end else "", id="end"))
+        yield from self.row(
+            "Override",
+            Input(id="override", placeholder="emergency in a blackout: why"),
+            hidden=self.change_type != "emergency",
+        )
+
+    def on_mount(self) -> None:
+        self.query_one("#start", Input).focus()
+        super().on_mount()
+
+    def collect(self) -> dict:
+        tz = self.app.actor.timezone
+        start = parse_when("start", self.value("start"), tz)
+        end = parse_when("end", self.value("end"), tz) if self.value("end") else None
+        return {"start": start, "end": end, "override": self.value("override") or None}
+
+    def preview_values(self) -> dict | None:
+        return self.collect()
+
+    def check(self, session, values: dict) -> list[Conflict]:
+        from itsm_tui.services import changes
+
+        return changes.preview_move(
+            session, self.app.config, self.ref, values["start"], values["end"], values["override"]
+        )
+
+    def _store(self, values: dict) -> str:
+        from itsm_tui.services import changes
+
+        app = self.app
+        with app.db.session() as session:
+            fn = changes.schedule if self.state == "approved" else changes.reschedule
+            change = fn(
+                session,
+                app.config,
+                app.actor,
+                self.ref,
+                start=values["start"],
+                end=values["end"],
+                override_reason=values["override"],
+                expected_version=self.version,
+                now=app.clock(),
+            )
+            return change.state
+
+
+class NewChangeForm(ChangeForm):
+    """Raise a change (and submit it); the conflicts it would have show while the fields are filled in."""
+
+    FORM_TITLE = "New change"
+    SHOW_CONFLICTS = True
+
+    def __init__(self, start: datetime) -> None:
+        super().__init__(self._store)
+        self.start = start
+
+    def compose_fields(self) -> ComposeResult:
+        config = self.app.config
+        tz = self.app.actor.timezone
+        templates = [(f"{t.code}: {t.title}", t.code) for t in config.changes.templates.values()]
+        yield from self.row(
+            "Type",
+            Select(
+                [("normal", "normal"), ("standard (template)", "standard"), ("emergency", "emergency")],
+                value="normal",
+                allow_blank=False,
+                id="type",
+            ),
+        )
+        yield from self.row(
+            "Template", Select(templates, prompt="pick a template", id="template"), hidden=True
+        )
+        yield from self.row("Title", Input(id="title", placeholder="what changes"))
+        yield from self.row(
+            "Targets", Input(id="targets", placeholder="services or CIs: network, core-sw-01")
+        )
+        yield from self.row("Start", Input(local_time(self.start, tz, TIME_FORMAT), id="start"))
+        yield from self.row(
+            "End", Input(local_time(self.start + timedelta(hours=2), tz, TIME_FORMAT), id="end")
+        )
+        yield from self.row(
+            "Risk",
+            Select([(r, r) for r in ("low", "medium", "high")], value="medium", allow_blank=False, id="risk"),
+        )
+        yield from self.row("Implementer", Input(self.app.actor.login, id="implementer", placeholder="login"))
+        yield from self.row("Plan", Input(id="plan", placeholder="implementation plan"))
+        yield from self.row("Back-out", Input(id="backout", placeholder="back-out plan"))
+        yield from self.row("Test", Input(id="test", placeholder="test plan (optional)"))
+        yield from self.row(
+            "Override", Input(id="override", placeholder="emergency in a blackout: why"), hidden=True
+        )
+        yield from self.row("Submit now", Checkbox("submit when saved", value=True, id="submit"))
+
+    def on_mount(self) -> None:
+        self.query_one("#type", Select).focus()
+        super().on_mount()
+
+    @on(Select.Changed, "#type")
+    def _type_changed(self, event: Select.Changed) -> None:
+        standard = event.value == "standard"
+        for name in ("template",):
+            self.query_one(f"#row-{name}").set_class(not standard, "-hidden")
+        for name in ("plan", "backout", "test", "risk"):
+            self.query_one(f"#row-{name}").set_class(standard, "-hidden")
+        self.query_one("#row-override").set_class(event.value != "emergency", "-hidden")
+
+    def collect(self) -> dict:
+        tz = self.app.actor.timezone
+        change_type = self.value("type")
+        standard = change_type == "standard"
+        return {
+            "change_type": change_type,
+            "template": self.value("template") if standard else None,
+            "title": self.value("title") or None,
+            "targets": [self.value("targets")],
+            "start": parse_when("start", self.value("start"), tz),
+            "end": parse_when("end", self.value("end"), tz) if self.value("end") else None,
+            "risk": None if standard else self.value("risk"),
+            "implementer": self.value("implementer") or None,
+            "implementation_plan": None if standard else self.value("plan"),
+            "backout_plan": None if standard else self.value("backout"),
+            "test_plan": None if standard else self.value("test"),
+            "override": self.value("override") or None,
+            "submit": self.value("submit"),
+        }
+
+    def preview_values(self) -> dict | None:
+        values = self.collect()
+        if not values["targets"][0]:
+            raise ValidationError("targets", "name the affected services or CIs")
+        return values
+
+    def check(self, session, values: dict) -> list[Conflict]:
+        from itsm_tui.services import changes
+
+        return changes.preview(
+            session,
+            self.app.config,
+            change_type=values["change_type"],
+            targets=values["targets"],
+            start=values["start"],
+            end=values["end"],
+            template=values["template"],
+            implementer=values["implementer"],
+            override_reason=values["override"],
+        )
+
+    def _store(self, values: dict) -> str:
+        from itsm_tui.services import changes
+
+        app = self.app
+        with app.db.session() as session:
+            change = changes.create_change(
+                session,
+                app.config,
+                app.actor,
+                change_type=values["change_type"],
+                template=values["template"],
+                title=values["title"],
+                targets=values["targets"],
+                start=values["start"],
+                end=values["end"],
+                risk=values["risk"],
+                implementer=values["implementer"],
+                implementation_plan=values["implementation_plan"],
+                backout_plan=values["backout_plan"],
+                test_plan=values["test_plan"],
+                now=app.clock(),
+            )
+            if values["submit"]:
+                changes.submit(
+                    session,
+                    app.config,
+                    app.actor,
+                    change.ref,
+                    override_reason=values["override"],
+                    now=app.clock(),
+                )
+            return change.ref
