@@ -1,0 +1,766 @@
+"""Time the queue screen on a million-ticket demo database: first paint, keystrokes, memory, start-up.
+
+On an SQLite demo database (build one with ``python bench/demo_build.py --keep PATH``; its console login is
+the OS user, who is resolved as the real command does), this prints:
+
+1. queue first paint: from creating ``ItsmApp`` and starting ``run_test(size=(120, 40))`` until every row in
+   the queue table's viewport has been read (the rows, not the count), and until the count shows
+   (``screen.up_to_date``); ``--repeat`` fresh apps, median and min;
+2. keystroke to updated rows, p50 and p95: page down (until the rows under the moved viewport are read), sort
+   change (``]``) and filter keystroke (``/`` then words typed letter by letter), each until the rows of the
+   new query are shown. Keys are sent as ``Pilot.press`` sends them and the bench polls in 1 ms Pilot pauses
+   (that overhead is included), but without ``Pilot.press``'s two waits for the whole process to go idle,
+   which alone take 40 ms or more (``--pilot-press`` puts them back). After each measured key the bench waits
+   for the count too (up to ``--settle`` s), so that keystrokes do not pile up. Page downs, then PageDown held
+   (30 keys at 33/s), End and Home run in one console, counting the page reads the screen starts; they stop
+   if a key's rows take over 15 s or over 500 page reads are unfinished (reported as a runaway). Sort changes
+   and filter keystrokes run in a second console;
+3. resident memory (VmRSS) of this process after the scrolling, and of the real ``itsm --db PATH`` running in
+   a tmux pane of 200x50 after 200 PageDowns and End;
+4. start-up to first frame of the real ``itsm --db PATH`` under a pseudo-terminal of 80x24: from spawning it
+   until its output holds a ticket reference (``INCnnnnnnn`` / ``REQnnnnnnn``), median of ``--repeat``;
+5. for comparison, Textual's stock DataTable holding 100,000 rows (ref, priority, status, title, read with
+   one SELECT) in a separate process: app start to all rows added and painted, and the RSS growth.
+
+The real command starts its SLA job, which on a database not opened since it was built catches up and
+writes (flags, notifications); run the bench twice for figures on a settled database.
+
+python bench/queue_ui.py --db PATH [--repeat 5] [--keys 60] [--pages 200] [--settle 10]
+                         [--pilot-press] [--stock-rows 100000] [--no-tmux] [--no-pty] [--no-stock]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fcntl
+import json
+import os
+import re
+import select
+import shlex
+import shutil
+import signal
+import sqlite3
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, closing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REF = re.compile(r"(?:INC|REQ)\d{7}")
+ANSI = re.compile(r"\x1b(?:\[[0-9;?<>=$ ]*[A-Za-z@~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[()][A-Za-z0-9]|[=>78])")
+SIZE = (120, 40)  # the in-process console's terminal size
+WORDS = ("printer", "vpn", "mail", "laptop", "password")
+GOALS = {"paint": 0.5, "key_p95": 0.050, "rss": 200, "startup": 1.0}
+TIMEOUT = 60.0  # seconds before a wait is given up (and counted as such)
+GIVE_UP = 15.0  # seconds before a keystroke's wait is given up, and that series of keys stopped
+
+
+def rss_mb(pid: int | str = "self", field_name: str = "VmRSS") -> float:
+    """A memory figure of a process from /proc/<pid>/status, in MB (MiB)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def p95(values: list[float]) -> float:
+    if len(values) < 2:
+        return values[0] if values else float("nan")
+    return statistics.quantiles(values, n=20, method="inclusive")[18]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
+
+
+# --------------------------------------------------------------------------- in process, through Pilot
+
+
+@dataclass
+class Keys:
+    """Keystroke-to-rows samples of one kind (seconds), and to the count shown."""
+
+    name: str
+    rows: list[float] = field(default_factory=list)
+    count: list[float] = field(default_factory=list)
+    timeouts: int = 0
+
+    def line(self) -> str:
+        if not self.rows:
+            return f"{self.name}: no samples"
+        text = (
+            f"{self.name}: p50 {ms(statistics.median(self.rows))}, p95 {ms(p95(self.rows))}, "
+            f"max {ms(max(self.rows))} ({len(self.rows)} keys)"
+        )
+        if self.count:
+            text += f"; count shown p50 {ms(statistics.median(self.count))}, p95 {ms(p95(self.count))}"
+        if self.timeouts:
+            text += f"; gave up waiting after {GIVE_UP:.0f} s"
+        return text
+
+    def summary(self) -> str:
+        if not self.rows:
+            return f"{self.name}: -"
+        return f"{self.name}: p50 {ms(statistics.median(self.rows))}, p95 {ms(p95(self.rows))}"
+
+
+def queue_screen(app):
+    """The app's queue screen once its table is mounted, else None."""
+    from textual.app import ScreenStackError
+    from textual.css.query import NoMatches
+
+    from screens.queue import QueueScreen
+
+    try:
+        screen = app.screen
+        if isinstance(screen, QueueScreen):
+            screen.table  # noqa: B018 - raises until composed
+            return screen
+    except (NoMatches, ScreenStackError):
+        pass
+    return None
+
+
+def rows_shown(app) -> bool:
+    """Whether every row in the table's viewport has been read, for the latest query."""
+    screen = queue_screen(app)
+    if screen is None:
+        return False
+    table = screen.table
+    window = table.window
+    if window is None or window.query != screen.query_state or table.size.height <= 0:
+        return False
+    top = int(table.scroll_offset.y)
+    return all(window.row(i) is not None for i in range(top, min(table.total, top + table.size.height)))
+
+
+def count_shown(app) -> bool:
+    screen = queue_screen(app)
+    return screen is not None and screen.table.window is not None and screen.up_to_date
+
+
+async def wait_for(pilot, predicate: Callable[[], bool], timeout: float = TIMEOUT) -> bool:
+    """Poll in 1 ms pauses until ``predicate()``; False if it did not hold within ``timeout``."""
+    deadline = time.perf_counter() + timeout
+    while not predicate():
+        if time.perf_counter() > deadline:
+            return False
+        await pilot.pause(0.001)
+    return True
+
+
+CHARS = {"right_square_bracket": "]", "slash": "/", "minus": "-"}
+
+
+async def send_key(pilot, key: str, use_pilot: bool) -> None:
+    """Send a key the way ``Pilot.press`` does, but (unless ``use_pilot``) without its waits.
+
+    ``Pilot.press`` waits twice for the whole process to go idle (at least 20 ms each, up to 1 s each while
+    any thread, such as a database read, uses the CPU), which would swamp a 50 ms goal.
+    """
+    if use_pilot:
+        await pilot.press(key)
+    else:
+        from textual import events
+
+        pilot.app._driver.send_message(events.Key(key, CHARS.get(key, key if len(key) == 1 else None)))
+
+
+async def timed_key(
+    pilot, keys: Keys, key: str, done: Callable[[], bool], settle: float, use_pilot: bool
+) -> bool:
+    """Press ``key``; record the time until ``done()`` and the viewport's rows are shown, then the count.
+    False if the rows did not show within ``GIVE_UP`` seconds."""
+    app = pilot.app
+    screen = queue_screen(app)
+    generation = screen.generation
+    started = time.perf_counter()
+    await send_key(pilot, key, use_pilot)
+    ok = await wait_for(pilot, lambda: done() and rows_shown(app), GIVE_UP)
+    keys.rows.append(time.perf_counter() - started)
+    if not ok:
+        keys.timeouts += 1
+        return False
+    if screen.generation != generation and await wait_for(pilot, lambda: count_shown(app), settle):
+        keys.count.append(time.perf_counter() - started)
+    return True
+
+
+async def first_paint(url: str, config, login: str) -> tuple[float, float, float]:
+    """One fresh console: seconds to run_test ready, to the viewport's rows read, to the count shown."""
+    from itsm_tui.app import ItsmApp
+    from itsm_tui.db import Database
+    from itsm_tui.services.users import resolve_actor
+
+    db = Database.connect(url)
+    try:
+        with db.read_session() as session:
+            actor = resolve_actor(session, login)
+        started = time.perf_counter()
+        app = ItsmApp(db, config, actor, run_scheduler=False)
+        async with app.run_test(size=SIZE) as pilot:
+            ready = time.perf_counter() - started
+            if not await wait_for(pilot, lambda: rows_shown(app)):
+                raise SystemExit("the queue's first rows did not show within a minute")
+            rows = time.perf_counter() - started
+            await wait_for(pilot, lambda: count_shown(app))
+            counted = time.perf_counter() - started
+            await pilot.press("ctrl+q")
+        return ready, rows, counted
+    finally:
+        db.dispose()
+
+
+BURST, BURST_RATE = 30, 33  # page downs of a held key, and keys per second
+RUNAWAY = 500  # page reads started and not finished: far more than a viewport needs; scrolling stops there
+
+
+def count_page_reads(screen) -> Counter:
+    """Count the page reads the screen starts, by (window, page) and by how each is read (plan)."""
+    reads: Counter = Counter()
+    load_page = screen.load_page
+
+    def counting(generation, window, page, plan):
+        reads[(id(window), page)] += 1
+        reads[("plan", next(iter(plan), "first"))] += 1
+        return load_page(generation, window, page, plan)
+
+    screen.load_page = counting
+    return reads
+
+
+def read_figures(reads: Counter) -> dict:
+    pages = {k: n for k, n in reads.items() if k[0] != "plan"}
+    return {
+        "reads": sum(pages.values()),
+        "pages": len(pages),
+        "most": max(pages.values(), default=0),
+        "offset": reads[("plan", "offset")],
+    }
+
+
+def reads_text(figures: dict) -> str:
+    return (
+        f"{figures['reads']:,} page reads started for {figures['pages']:,} distinct pages "
+        f"(up to {figures['most']:,} of one page; {figures['offset']:,} by OFFSET)"
+    )
+
+
+def page_reads_running(app) -> int:
+    return sum(1 for w in app.workers if w.group == "queue-pages" and not w.is_finished)
+
+
+@asynccontextmanager
+async def console(url: str, config, login: str) -> AsyncIterator:
+    """A fresh console (its own connection pool) through Pilot, once its first rows and count show."""
+    from itsm_tui.app import ItsmApp
+    from itsm_tui.db import Database
+    from itsm_tui.services.users import resolve_actor
+
+    db = Database.connect(url)
+    try:
+        with db.read_session() as session:
+            actor = resolve_actor(session, login)
+        app = ItsmApp(db, config, actor, run_scheduler=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: count_shown(app) and rows_shown(app))
+            yield pilot
+            app.exit()
+    finally:
+        db.dispose()
+
+
+async def scrolling(url: str, config, login: str, args) -> dict:
+    """Page downs one by one, PageDown held, End and Home; then this process's RSS."""
+    result: dict = {"stopped": None}
+    async with console(url, config, login) as pilot:
+        app = pilot.app
+        screen = queue_screen(app)
+        table = screen.table
+        result.update(total=table.total, view=screen.query_state.view, height=table.size.height)
+
+        def moved(before: int) -> Callable[[], bool]:
+            return lambda: table.cursor != before
+
+        reads = count_page_reads(screen)
+        pages = Keys("page down")
+        for n in range(1, args.pages + 1):
+            ok = await timed_key(pilot, pages, "pagedown", moved(table.cursor), 0, args.pilot_press)
+            running = page_reads_running(app)
+            if not ok or running > RUNAWAY:
+                result["stopped"] = (
+                    f"stopped after {n} of {args.pages} page downs (cursor at row {table.cursor:,}): "
+                    f"{running:,} page reads unfinished, the last page down took {ms(pages.rows[-1])}, "
+                    f"RSS {rss_mb():.0f} MB"
+                )
+                break
+        result["pages"] = pages
+        result["cursor_after_pages"] = table.cursor
+        result["page_reads"] = read_figures(reads)
+        jumps = Keys("End / Home")
+        result["jumps"] = jumps
+        if result["stopped"] is None:
+            reads.clear()
+            # PageDown held down: keys at a terminal's repeat rate, without waiting for rows in between.
+            for _ in range(BURST):
+                await send_key(pilot, "pagedown", False)
+                await asyncio.sleep(1 / BURST_RATE)
+            last_key = time.perf_counter()
+            shown = await wait_for(pilot, lambda: rows_shown(app), GIVE_UP)
+            result["burst_rows"] = time.perf_counter() - last_key if shown else None
+            drained = await wait_for(pilot, lambda: not page_reads_running(app), GIVE_UP)
+            result["burst_drained"] = time.perf_counter() - last_key if drained else None
+            result["burst_reads"] = read_figures(reads)
+            result["burst_running"] = page_reads_running(app)
+            for key in ("end", "home", "end"):
+                if not await timed_key(pilot, jumps, key, moved(table.cursor), 0, args.pilot_press):
+                    break
+        result["rss_after_scrolling"] = rss_mb()
+    return result
+
+
+async def queries(url: str, config, login: str, args) -> dict:
+    """Sort changes, then filter keystrokes (words typed letter by letter), in a fresh console."""
+    async with console(url, config, login) as pilot:
+        app = pilot.app
+        screen = queue_screen(app)
+
+        def reloaded(before: int) -> Callable[[], bool]:
+            return lambda: screen.generation != before
+
+        sorts = Keys("sort change")
+        for _ in range(args.keys):
+            done = reloaded(screen.generation)
+            if not await timed_key(pilot, sorts, "right_square_bracket", done, args.settle, args.pilot_press):
+                break
+        await pilot.press("4")  # the view again, in its own sort
+        await wait_for(pilot, lambda: count_shown(app) and rows_shown(app))
+        await pilot.press("home")
+
+        filters = Keys("filter keystroke")
+        await pilot.press("slash")
+        word = 0
+        while len(filters.rows) < args.keys and not filters.timeouts:
+            for letter in WORDS[word % len(WORDS)]:
+                done = reloaded(screen.generation)
+                if not await timed_key(pilot, filters, letter, done, args.settle, args.pilot_press):
+                    break
+            word += 1
+            await pilot.press("end", "ctrl+u")  # clear, not timed
+            await wait_for(pilot, lambda: count_shown(app) and rows_shown(app))
+        await pilot.press("enter")
+        return {"sorts": sorts, "filters": filters, "rss_end": rss_mb()}
+
+
+# --------------------------------------------------------------------------- the real command
+
+
+def itsm_command() -> str:
+    found = Path(sys.executable).parent / "itsm"
+    return str(found) if found.exists() else (shutil.which("itsm") or "itsm")
+
+
+def tmux_rss(db_path: Path, presses: int = 200) -> dict:
+    """Run ``itsm`` in a detached 200x50 tmux pane (own server), 200 PageDowns and End, read its RSS."""
+    folder = tempfile.mkdtemp(prefix="qbench_")
+    socket = os.path.join(folder, "tmux")  # a server of its own, removed afterwards
+    session = "qbench"
+
+    def tmux(*words: str) -> str:
+        done = subprocess.run(["tmux", "-S", socket, *words], capture_output=True, text=True)
+        return done.stdout
+
+    def screen() -> str:
+        return tmux("capture-pane", "-p", "-t", session)
+
+    def settled(timeout: float = TIMEOUT) -> float | None:
+        """Wait until the pane shows rows, no row placeholder, and stays the same for half a second; return
+        when it last changed (perf_counter), or None if it did not settle within ``timeout``."""
+        deadline = time.perf_counter() + timeout
+        last, since = None, time.perf_counter()
+        while time.perf_counter() < deadline:
+            text = screen()
+            if text != last:
+                last, since = text, time.perf_counter()
+            elif REF.search(text) and " ..." not in text and time.perf_counter() - since >= 0.5:
+                return since
+            time.sleep(0.05)
+        return None
+
+    command = f"exec {shlex.quote(itsm_command())} --db {shlex.quote(str(db_path))}"
+    result: dict = {}
+    started = time.perf_counter()
+    tmux("new-session", "-d", "-s", session, "-x", "200", "-y", "50", command)
+    pid = 0
+    try:
+        pid = int(tmux("display-message", "-p", "-t", session, "#{pane_pid}").strip() or 0)
+        deadline = time.monotonic() + TIMEOUT
+        while not REF.search(screen()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        result["first_rows"] = time.perf_counter() - started
+        settled()
+        result["rss_start"] = rss_mb(pid)
+        for _ in range(presses):  # about a terminal's key repeat rate
+            tmux("send-keys", "-t", session, "PageDown")
+            time.sleep(1 / BURST_RATE)
+        last_key = time.perf_counter()
+        done = settled()
+        result["pages_settle"] = None if done is None else max(0.0, done - last_key)
+        result["rss_pages"] = rss_mb(pid)
+        result["pages_screen"] = screen()
+        tmux("send-keys", "-t", session, "End")
+        last_key = time.perf_counter()
+        done = settled()
+        result["end_settle"] = None if done is None else max(0.0, done - last_key)
+        result["rss"] = rss_mb(pid)
+        result["hwm"] = rss_mb(pid, "VmHWM")
+        result["threads"] = int(
+            next(
+                x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("Threads:")
+            ).split()[1]
+        )
+        result["last_screen"] = screen()
+    finally:
+        tmux("kill-session", "-t", session)
+        tmux("kill-server")
+        deadline = time.monotonic() + 5
+        while pid and Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if pid and Path(f"/proc/{pid}").exists():  # the console we started ignored the hang-up
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(folder, ignore_errors=True)
+    return result
+
+
+def pty_first_frame(db_path: Path) -> tuple[float | None, float | None, str]:
+    """Spawn ``itsm`` on a new 80x24 pseudo-terminal: seconds to its first output and to a ticket ref."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "80", "LINES": "24"}
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [itsm_command(), "--db", str(db_path)],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(slave)
+    output = b""
+    first_byte = found = None
+    try:
+        while time.perf_counter() - started < TIMEOUT:
+            ready, _, _ = select.select([master], [], [], 0.05)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 1 << 16)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            now = time.perf_counter() - started
+            first_byte = first_byte if first_byte is not None else now
+            output += chunk
+            if REF.search(ANSI.sub("", output.decode(errors="replace"))):
+                found = now
+                break
+        if proc.poll() is None:
+            os.write(master, b"\x11")  # ctrl+q
+            deadline = time.perf_counter() + 5
+            while proc.poll() is None and time.perf_counter() < deadline:
+                if select.select([master], [], [], 0.05)[0]:
+                    try:
+                        os.read(master, 1 << 16)
+                    except OSError:
+                        break
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        os.close(master)
+    tail = ANSI.sub("", output[-2000:].decode(errors="replace"))
+    return first_byte, found, tail
+
+
+# --------------------------------------------------------------------------- stock DataTable
+
+
+def stock_table(db_path: Path, limit: int) -> dict:
+    """In this (fresh) process: a DataTable app holding ``limit`` ticket rows; time and memory as JSON."""
+    from textual.app import App, ComposeResult
+    from textual.widgets import DataTable
+
+    figures: dict = {"rss_before": rss_mb()}
+
+    class StockApp(App[None]):
+        def compose(self) -> ComposeResult:
+            yield DataTable()
+
+        def on_mount(self) -> None:
+            table = self.query_one(DataTable)
+            table.add_columns("Ref", "P", "Status", "Title")
+            started = time.perf_counter()
+            with closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as conn:
+                rows = conn.execute(
+                    "SELECT ref, 'P' || priority, status, title FROM tickets ORDER BY id LIMIT ?", (limit,)
+                ).fetchall()
+            figures["select"] = time.perf_counter() - started
+            started = time.perf_counter()
+            table.add_rows(rows)
+            figures["add_rows"] = time.perf_counter() - started
+
+    async def run() -> None:
+        started = time.perf_counter()
+        app = StockApp()
+        async with app.run_test(size=SIZE) as pilot:
+            figures["ready"] = time.perf_counter() - started
+            table = app.query_one(DataTable)
+            await wait_for(pilot, lambda: table.row_count >= limit)
+            await pilot.pause()
+            figures["paint"] = time.perf_counter() - started
+            figures["rows"] = table.row_count
+            figures["rss_after"] = rss_mb()
+            figures["shows_refs"] = bool(REF.search(app.export_screenshot()))
+            await pilot.press("ctrl+q")
+
+    asyncio.run(run())
+    return figures
+
+
+def run_stock(db_path: Path, limit: int) -> dict:
+    done = subprocess.run(
+        [sys.executable, __file__, "--db", str(db_path), "--stock-child", str(limit)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"the stock DataTable run failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> int:
+    # Run as a script, this folder comes first on sys.path, where a benchmark's module name (calendar.py, say)
+    # would shadow the standard library for everything imported from here on.
+    if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+        del sys.path[0]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", metavar="PATH", help="SQLite demo database of 1,000,000 tickets")
+    parser.add_argument("--repeat", type=int, default=5, help="fresh consoles for first paint and start-up")
+    parser.add_argument("--keys", type=int, default=60, help="sort changes and filter keystrokes (each)")
+    parser.add_argument("--pages", type=int, default=200, help="page downs")
+    parser.add_argument("--settle", type=float, default=10.0, help="seconds to wait for the count per key")
+    parser.add_argument(
+        "--pilot-press", action="store_true", help="time keys through Pilot.press (adds its idle waits)"
+    )
+    parser.add_argument("--stock-rows", type=int, default=100_000, help="rows of the stock DataTable")
+    parser.add_argument("--no-tmux", action="store_true", help="skip the real command's RSS in tmux")
+    parser.add_argument("--no-pty", action="store_true", help="skip the real command's start-up")
+    parser.add_argument("--no-stock", action="store_true", help="skip the stock DataTable comparison")
+    parser.add_argument("--stock-child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    db_path = Path(args.db or "").expanduser().resolve()
+    if not args.db or not db_path.is_file():
+        where = f"no database at {db_path}" if args.db else "no --db PATH given"
+        print(
+            f"{where}; build a demo database of 1,000,000 tickets with (about 4 minutes):\n"
+            f"  python bench/demo_build.py --keep {args.db or 'PATH'}\n"
+            f"then run: python bench/queue_ui.py --db {args.db or 'PATH'}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.stock_child:
+        print(json.dumps(stock_table(db_path, args.stock_child)))
+        return 0
+
+    from itsm_tui.config import load_config, resolve_database_url
+    from itsm_tui.db import open_database
+    from itsm_tui.services.users import UnknownUser, current_login, resolve_actor
+
+    config = load_config()
+    url = resolve_database_url(str(db_path))
+    login = current_login()
+    db = open_database(url, config, create=False)  # as `itsm` does: checks the schema, syncs the catalog
+    try:
+        with db.read_session() as session:
+            try:
+                resolve_actor(session, login)
+            except UnknownUser as exc:
+                print(f"{exc}\n(the demo's console login is the OS user who built it)", file=sys.stderr)
+                return 2
+        with closing(db.engine.raw_connection()) as conn:
+            tickets, open_tickets = conn.execute(
+                "SELECT count(*), (SELECT count(*) FROM tickets WHERE is_open = 1) FROM tickets"
+            ).fetchone()
+    finally:
+        db.dispose()
+    print(
+        f"{db_path}: {tickets:,} tickets, {open_tickets:,} open; login {login}; "
+        f"{os.cpu_count()} CPUs (load average {os.getloadavg()[0]:.1f}), SQLite {sqlite3.sqlite_version}, "
+        f"Python {sys.version.split()[0]}"
+    )
+    if tickets < 1_000_000:
+        print(f"  (fewer than 1,000,000 tickets; build with python bench/demo_build.py --keep {args.db})")
+    rss_start = rss_mb()
+
+    # 1. first paint
+    paints = [asyncio.run(first_paint(url, config, login)) for _ in range(args.repeat)]
+    ready, rows, counted = ([p[i] for p in paints] for i in range(3))
+    print(
+        f"queue first paint ({args.repeat} fresh apps, {SIZE[0]}x{SIZE[1]}): rows "
+        + ", ".join(f"{t:.3f}" for t in rows)
+        + f" s; median {statistics.median(rows):.3f} s, min {min(rows):.3f} s"
+    )
+    print(
+        f"  count shown: median {statistics.median(counted):.3f} s, min {min(counted):.3f} s; "
+        f"run_test ready (app mounted): median {statistics.median(ready):.3f} s"
+    )
+
+    # 2. keystrokes, and this process's memory after the scrolling
+    scroll = asyncio.run(scrolling(url, config, login, args))
+    typed = asyncio.run(queries(url, config, login, args))
+    pages, jumps, sorts, filters = scroll["pages"], scroll["jumps"], typed["sorts"], typed["filters"]
+    print(
+        f"keystroke to rows shown (view {scroll['view']}, {scroll['total']:,} rows, "
+        f"{scroll['height']} visible; "
+        + ("through Pilot.press" if args.pilot_press else "keys sent as Pilot does, polled in 1 ms pauses")
+        + "):"
+    )
+    for keys in (pages, jumps, sorts, filters):
+        print(f"  {keys.line()}")
+    print(f"  the {len(pages.rows)} page downs: {reads_text(scroll['page_reads'])}")
+    if scroll["stopped"]:
+        print(f"  RUNAWAY: {scroll['stopped']}")
+    else:
+        burst_rows, drained = scroll["burst_rows"], scroll["burst_drained"]
+        print(
+            f"  PageDown held ({BURST} keys at {BURST_RATE}/s): rows shown "
+            + (
+                f"{ms(burst_rows)} after the last key"
+                if burst_rows is not None
+                else f"not within {GIVE_UP:.0f} s"
+            )
+            + ", page reads "
+            + (
+                f"done after {ms(drained)}"
+                if drained is not None
+                else f"still {scroll['burst_running']:,} running"
+            )
+            + "; "
+            + reads_text(scroll["burst_reads"])
+        )
+    print(
+        f"bench process RSS: {rss_start:.0f} MB before the first app, "
+        f"{scroll['rss_after_scrolling']:.0f} MB after the scrolling (cursor reached row "
+        f"{scroll['cursor_after_pages']:,} by page downs), {typed['rss_end']:.0f} MB after the sorts and "
+        f"filters (a second console); peak {rss_mb('self', 'VmHWM'):.0f} MB"
+    )
+
+    # 3. the real command in tmux
+    real = None
+    if args.no_tmux:
+        pass
+    elif shutil.which("tmux") is None:
+        print("itsm in tmux: skipped, tmux is not installed")
+    else:
+        real = tmux_rss(db_path)
+
+        def settle_text(seconds: float | None) -> str:
+            if seconds is None:
+                return f"rows not all shown, or still changing, {TIMEOUT:.0f} s later"
+            return f"pane last changed {seconds:.2f} s after the key"
+
+        print(
+            f"itsm in tmux 200x50: rows {real['first_rows']:.2f} s after start, "
+            f"RSS {real['rss_start']:.0f} MB; "
+            f"after 200 PageDowns at {BURST_RATE}/s: RSS {real['rss_pages']:.0f} MB "
+            f"({settle_text(real['pages_settle'])}); after End: RSS {real['rss']:.0f} MB "
+            f"({settle_text(real['end_settle'])}); peak {real['hwm']:.0f} MB, {real['threads']} threads"
+        )
+        for label, key in (("PageDowns", "pages"), ("End", "end")):
+            if real[f"{key}_settle"] is None:
+                text = real["pages_screen" if key == "pages" else "last_screen"]
+                print(f"  its pane {TIMEOUT:.0f} s after the {label} (first lines):")
+                print("\n".join("    " + line.rstrip() for line in text.splitlines()[:8]))
+
+    # 4. start-up to first frame
+    startup = []
+    if not args.no_pty:
+        outputs = []
+        for _ in range(args.repeat):
+            first_byte, found, tail = pty_first_frame(db_path)
+            if found is None:
+                print(f"itsm under a pty: no ticket reference within {TIMEOUT:.0f} s; output ended:\n{tail}")
+                break
+            startup.append(found)
+            outputs.append(first_byte)
+        if startup:
+            print(
+                "itsm under a pty 80x24, spawn to first ticket row: "
+                + ", ".join(f"{t:.2f}" for t in startup)
+                + f" s; median {statistics.median(startup):.2f} s (first output median "
+                f"{statistics.median(outputs):.2f} s)"
+            )
+
+    # 5. stock DataTable
+    stock = None
+    if not args.no_stock:
+        stock = run_stock(db_path, args.stock_rows)
+        print(
+            f"stock DataTable, {stock['rows']:,} rows (separate process): app start to all rows added and "
+            f"painted {stock['paint']:.2f} s (SELECT {stock['select']:.2f} s, "
+            f"add_rows {stock['add_rows']:.2f} s of it), RSS "
+            f"{stock['rss_before']:.0f} -> {stock['rss_after']:.0f} MB"
+            + ("" if stock["shows_refs"] else " (WARNING: its screen shows no ticket reference)")
+        )
+
+    print(f"\n(load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+    paint = statistics.median(rows)
+    print(
+        f"queue first paint: {paint:.2f} s (goal <= {GOALS['paint']} s); "
+        f"count shown {statistics.median(counted):.2f} s"
+    )
+    print(
+        "; ".join(k.summary() for k in (pages, sorts, filters))
+        + f" (goal p95 <= {GOALS['key_p95'] * 1000:.0f} ms)"
+        + (
+            f"; page downs {scroll['stopped'].split(':')[0]}: page reads ran away"
+            if scroll["stopped"]
+            else ""
+        )
+    )
+    console = f"in process {scroll['rss_after_scrolling']:.0f} MB"
+    if real:
+        console = f"{real['rss']:.0f} MB (itsm in tmux after 200 PageDowns and End); " + console
+    print(f"console RSS: {console} (goal <= {GOALS['rss']} MB)")
+    if startup:
+        print(f"start-up to first frame: {statistics.median(startup):.2f} s (goal <= {GOALS['startup']} s)")
+    if stock:
+        print(
+            f"stock DataTable, {stock['rows']:,} rows: first paint {stock['paint']:.2f} s, "
+            f"+{stock['rss_after'] - stock['rss_before']:.0f} MB"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
