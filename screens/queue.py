@@ -269,6 +269,7 @@ class QueueScreen(DeskScreen):
         self.filter = Filter()
         self.query_state: QueueQuery | None = None
         self.generation = 0
+        self.reading: set[tuple[int, int]] = set()  # (generation, page) being read: not asked twice
         self.counted_generation = -1  # the generation whose rows and count are shown
         self.fingerprint: tuple | None = None
         self.last_full_refresh = 0.0
@@ -398,6 +399,9 @@ class QueueScreen(DeskScreen):
         if window is None:
             return
         for page in window.missing_pages(event.first, event.last)[:4]:
+            if (self.generation, page) in self.reading:
+                continue
+            self.reading.add((self.generation, page))
             self.load_page(self.generation, window, page, window.plan(page))
 
     @work(thread=True, group="queue-pages", exit_on_error=False)
@@ -409,6 +413,7 @@ class QueueScreen(DeskScreen):
         self.app.call_from_thread(self._store_page, generation, window, page, rows)
 
     def _store_page(self, generation: int, window: QueueWindow, page: int, rows: list[QueueRow]) -> None:
+        self.reading.discard((generation, page))
         if generation != self.generation or window is not self.table.window:
             return
         window.store(page, rows)

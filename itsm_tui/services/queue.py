@@ -370,7 +370,11 @@ def position_of(session: Session, query: QueueQuery, ticket_id: int) -> int | No
 
 def newest_change(session: Session) -> tuple:
     """A cheap fingerprint of the ticket table: it changes when any ticket is created or saved."""
-    return tuple(session.execute(select(func.max(Ticket.updated_at), func.max(Ticket.id))).one())
+    # Two single-aggregate subqueries: SQLite answers each max() from an index end, but not both in one.
+    newest = select(
+        select(func.max(Ticket.updated_at)).scalar_subquery(), select(func.max(Ticket.id)).scalar_subquery()
+    )
+    return tuple(session.execute(newest).one())
 
 
 # --------------------------------------------------------------------------- the window of read pages
