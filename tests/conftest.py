@@ -153,6 +153,12 @@ DEMO_ANCHOR = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # a Friday noon: the en
 DEMO_LOGIN = "deskuser"  # the demo's console user (a shift lead; times in Europe/Berlin)
 
 
+@pytest.fixture
+def demo_anchor() -> datetime:
+    """The instant the demo databases of the screen tests end (their fixed clock)."""
+    return DEMO_ANCHOR
+
+
 @pytest.fixture(scope="session")
 def demo_templates(tmp_path_factory, sqlite_template, config):
     """Demo databases built once per (tickets, seed) for the whole session; copy before use."""

@@ -13,15 +13,14 @@ from itsm_tui.app import ItsmApp
 from itsm_tui.models import Ticket
 from screens.queue import QueueScreen
 from screens.ticket import TicketScreen
-from tests.conftest import DEMO_ANCHOR
 
 SIZES = [(80, 24), (160, 48)]
 
 
 @pytest.fixture
-def app(demo_copy, config):
+def app(demo_copy, demo_anchor, config):
     db, actor = demo_copy(1500, 3)
-    return ItsmApp(db, config, actor, run_scheduler=False, clock=lambda: DEMO_ANCHOR)
+    return ItsmApp(db, config, actor, run_scheduler=False, clock=lambda: demo_anchor)
 
 
 async def _queue_ready(pilot) -> None:
