@@ -13,29 +13,23 @@ Timed, each ``--runs`` times (median and best shown):
 - month view, console: in the real app at 80x24 (headless), from a key press to the new month drawn
   (page down to the next month: read, index, draw), measured with Textual's Pilot.
 
-python bench/calendar.py [--changes 10000] [--runs 5] [--keep DIR] [--postgres postgresql://...]
+python bench/change_calendar.py [--changes 10000] [--runs 5] [--keep DIR] [--postgres postgresql://...]
 With ``--postgres`` the same runs in a new database itsm_bench_<random> on that server, dropped afterwards.
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# Named like the standard library's calendar module: run as a script, this folder would come first on the
-# import path and shadow it.
-if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
 
 import argparse
 import asyncio
 import random
 import secrets
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.engine import make_url
