@@ -49,6 +49,15 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def utc_or_now(instant: datetime | None) -> datetime:
+    """``instant`` in UTC, or the current instant; a naive datetime is refused (its zone is unknown)."""
+    if instant is None:
+        return utcnow()
+    if instant.tzinfo is None:
+        raise ValueError("instants must carry a time zone")
+    return instant.astimezone(UTC)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """An instant stored as naive UTC and returned as an aware UTC datetime."""
 

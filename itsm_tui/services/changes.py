@@ -41,7 +41,7 @@ from itsm_tui.models import (
     MaintenanceWindow,
     RoleMembership,
     User,
-    utcnow,
+    utc_or_now,
 )
 from itsm_tui.services import audit, conflicts, notifications
 from itsm_tui.services.access import PermissionDenied, has_permission, require
@@ -420,11 +420,7 @@ def planned_of(session: Session, change: Change) -> Planned:
 
 
 def _now(now: datetime | None) -> datetime:
-    if now is None:
-        return utcnow()
-    if now.tzinfo is None:
-        raise ValueError("instants must carry a time zone")
-    return now.astimezone(UTC)
+    return utc_or_now(now)
 
 
 def _instant(field_name: str, value: datetime | None) -> datetime | None:

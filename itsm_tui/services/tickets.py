@@ -29,6 +29,7 @@ from itsm_tui.models import (
     Ticket,
     TicketEntry,
     User,
+    utc_or_now,
     utcnow,
 )
 from itsm_tui.services import audit, kpi, notifications, sla
@@ -239,11 +240,7 @@ def list_tickets(
 
 
 def _now(now: datetime | None) -> datetime:
-    if now is None:
-        return utcnow()
-    if now.tzinfo is None:
-        raise ValueError("instants must carry a time zone")
-    return now.astimezone(UTC)
+    return utc_or_now(now)
 
 
 def _check_version(session: Session, ticket: Ticket, expected_version: int | None) -> None:
