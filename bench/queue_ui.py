@@ -8,10 +8,11 @@ the OS user, who is resolved as the real command does), this prints:
    (``screen.up_to_date``); ``--repeat`` fresh apps, median and min;
 2. keystroke to updated rows, p50 and p95: page down (until the rows under the moved viewport are read), sort
    change (``]``) and filter keystroke (``/`` then words typed letter by letter), each until the rows of the
-   new query are shown. Keys are sent as ``Pilot.press`` sends them and the bench polls in 1 ms Pilot pauses
-   (that overhead is included), but without ``Pilot.press``'s two waits for the whole process to go idle,
-   which alone take 40 ms or more (``--pilot-press`` puts them back). After each measured key the bench waits
-   for the count too (up to ``--settle`` s), so that keystrokes do not pile up. Page downs, then PageDown held
+   new query are shown: the time of the first frame the app puts on its (headless) screen while they are
+   there. Keys are sent as ``Pilot.press`` sends them, but without its two waits for the whole process to go
+   idle, which alone take 40 ms or more (``--pilot-press`` puts them back); nothing polls the app between
+   frames. After each measured key the bench waits for the count too (up to ``--settle`` s), so that
+   keystrokes do not pile up. Page downs, then PageDown held
    (30 keys at 33/s), End and Home run in one console, counting the page reads the screen starts; they stop
    if a key's rows take over 15 s or over 500 page reads are unfinished (reported as a runaway). Sort changes
    and filter keystrokes run in a second console;
@@ -148,14 +149,60 @@ def count_shown(app) -> bool:
     return screen is not None and screen.table.window is not None and screen.up_to_date
 
 
-async def wait_for(pilot, predicate: Callable[[], bool], timeout: float = TIMEOUT) -> bool:
-    """Poll in 1 ms pauses until ``predicate()``; False if it did not hold within ``timeout``."""
+class FrameWatch:
+    """Checks the waited-for conditions each time the app puts a frame on the (headless) screen.
+
+    A condition counts as seen when a frame is written while it holds: what the user would see, measured
+    without loading the event loop (polling through ``Pilot.pause`` walks every widget each time, and that
+    load alone slowed the screen's own reads and drawing several-fold).
+    """
+
+    def __init__(self, app) -> None:
+        self.waiting: list[tuple[Callable[[], bool], asyncio.Future]] = []
+        display = app._display
+
+        def displayed(screen, renderable) -> None:
+            display(screen, renderable)
+            if renderable is not None and not app._batch_count:
+                self.check()
+
+        app._display = displayed
+
+    def check(self) -> None:
+        now = time.perf_counter()
+        for predicate, future in self.waiting:
+            if not future.done() and predicate():
+                future.set_result(now)
+
+    @classmethod
+    def of(cls, app) -> FrameWatch:
+        watch = getattr(app, "_bench_frames", None)
+        if watch is None:
+            watch = app._bench_frames = cls(app)
+        return watch
+
+
+async def wait_for(pilot, predicate: Callable[[], bool], timeout: float = TIMEOUT) -> float | None:
+    """Wait until a frame is shown while ``predicate()`` holds; the time of that frame (perf_counter), or
+    None if it did not happen within ``timeout``. Also checked every 50 ms, in case no frame follows."""
+    if predicate():
+        return time.perf_counter()
+    watch = FrameWatch.of(pilot.app)
+    future = asyncio.get_running_loop().create_future()
+    entry = (predicate, future)
+    watch.waiting.append(entry)
     deadline = time.perf_counter() + timeout
-    while not predicate():
-        if time.perf_counter() > deadline:
-            return False
-        await pilot.pause(0.001)
-    return True
+    try:
+        while not future.done():
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                return None
+            await asyncio.wait([future], timeout=min(0.05, remaining))
+            if not future.done() and predicate():
+                future.set_result(time.perf_counter())
+        return future.result()
+    finally:
+        watch.waiting.remove(entry)
 
 
 CHARS = {"right_square_bracket": "]", "slash": "/", "minus": "-"}
@@ -183,15 +230,19 @@ async def timed_key(
     app = pilot.app
     screen = queue_screen(app)
     generation = screen.generation
+    FrameWatch.of(app)
     started = time.perf_counter()
     await send_key(pilot, key, use_pilot)
-    ok = await wait_for(pilot, lambda: done() and rows_shown(app), GIVE_UP)
-    keys.rows.append(time.perf_counter() - started)
-    if not ok:
+    shown = await wait_for(pilot, lambda: done() and rows_shown(app), GIVE_UP)
+    if shown is None:
+        keys.rows.append(time.perf_counter() - started)
         keys.timeouts += 1
         return False
-    if screen.generation != generation and await wait_for(pilot, lambda: count_shown(app), settle):
-        keys.count.append(time.perf_counter() - started)
+    keys.rows.append(shown - started)
+    if screen.generation != generation:
+        counted = await wait_for(pilot, lambda: count_shown(app), settle)
+        if counted is not None:
+            keys.count.append(counted - started)
     return True
 
 
@@ -209,11 +260,11 @@ async def first_paint(url: str, config, login: str) -> tuple[float, float, float
         app = ItsmApp(db, config, actor, run_scheduler=False)
         async with app.run_test(size=SIZE) as pilot:
             ready = time.perf_counter() - started
-            if not await wait_for(pilot, lambda: rows_shown(app)):
+            shown = await wait_for(pilot, lambda: rows_shown(app))
+            if shown is None:
                 raise SystemExit("the queue's first rows did not show within a minute")
-            rows = time.perf_counter() - started
-            await wait_for(pilot, lambda: count_shown(app))
-            counted = time.perf_counter() - started
+            rows = shown - started
+            counted = (await wait_for(pilot, lambda: count_shown(app)) or float("nan")) - started
             await pilot.press("ctrl+q")
         return ready, rows, counted
     finally:
@@ -225,16 +276,24 @@ RUNAWAY = 500  # page reads started and not finished: far more than a viewport n
 
 
 def count_page_reads(screen) -> Counter:
-    """Count the page reads the screen starts, by (window, page) and by how each is read (plan)."""
+    """Count the pages the screen reads, by (window, page) as they arrive and by how each is read."""
+    from itsm_tui.services import queue
+
     reads: Counter = Counter()
-    load_page = screen.load_page
+    store_page = screen._store_page
+    fetch_page = queue.fetch_page
 
-    def counting(generation, window, page, plan):
+    def storing(generation, window, page, rows):
         reads[(id(window), page)] += 1
-        reads[("plan", next(iter(plan), "first"))] += 1
-        return load_page(generation, window, page, plan)
+        return store_page(generation, window, page, rows)
 
-    screen.load_page = counting
+    def fetching(session, query, **plan):
+        how = next((k for k in ("after", "before", "start", "offset", "from_end") if plan.get(k)), "first")
+        reads[("plan", how)] += 1
+        return fetch_page(session, query, **plan)
+
+    screen._store_page = storing
+    queue.fetch_page = fetching
     return reads
 
 
@@ -316,9 +375,9 @@ async def scrolling(url: str, config, login: str, args) -> dict:
                 await asyncio.sleep(1 / BURST_RATE)
             last_key = time.perf_counter()
             shown = await wait_for(pilot, lambda: rows_shown(app), GIVE_UP)
-            result["burst_rows"] = time.perf_counter() - last_key if shown else None
+            result["burst_rows"] = max(0.0, shown - last_key) if shown else None
             drained = await wait_for(pilot, lambda: not page_reads_running(app), GIVE_UP)
-            result["burst_drained"] = time.perf_counter() - last_key if drained else None
+            result["burst_drained"] = max(0.0, drained - last_key) if drained else None
             result["burst_reads"] = read_figures(reads)
             result["burst_running"] = page_reads_running(app)
             for key in ("end", "home", "end"):

@@ -7,6 +7,7 @@ per user action (``with db.session() as s:`` commits on success) and pass it to 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,62 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 class DatabaseError(Exception):
     """The database cannot be used as it is; the message says what to do."""
+
+
+class ReadCancelled(Exception):
+    """A read was stopped by :meth:`ReadCancel.cancel` because its result is no longer wanted."""
+
+
+class ReadCancel:
+    """Lets another thread stop a read session's running statement, e.g. a count made stale by the next
+    keystroke, so that it stops using the CPU and the database at once (SQLite: ``interrupt()``; PostgreSQL:
+    a cancel request). The session then raises :class:`ReadCancelled`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._connection = None  # the driver's connection while a read session holds it
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        with self._lock:
+            connection = self._connection
+            if connection is None:
+                return
+            if hasattr(connection, "interrupt"):  # sqlite3: instant, from any thread
+                with contextlib.suppress(Exception):
+                    connection.interrupt()
+                return
+        # PostgreSQL: the cancel request is a round trip to the server; the caller (the UI) does not wait.
+        threading.Thread(target=self._cancel_on_server, daemon=True).start()
+
+    def _cancel_on_server(self) -> None:
+        with self._lock:  # held while sending, so the connection cannot go back to the pool meanwhile
+            connection = self._connection
+            if connection is None:
+                return
+            with contextlib.suppress(Exception):  # the statement may just have finished
+                if hasattr(connection, "cancel_safe"):
+                    connection.cancel_safe(timeout=2)
+                else:
+                    connection.cancel()
+
+    def check(self) -> None:
+        """Raise :class:`ReadCancelled` if cancelled (between statements)."""
+        if self.cancelled:
+            raise ReadCancelled()
+
+    @contextlib.contextmanager
+    def _holding(self, session: Session) -> Iterator[None]:
+        connection = session.connection().connection.dbapi_connection
+        with self._lock:
+            self._connection = connection
+        try:
+            yield
+        finally:
+            # Let go before the connection returns to the pool: a later cancel must not reach its next user.
+            with self._lock:
+                self._connection = None
 
 
 def is_sqlite(url: str) -> bool:
@@ -87,11 +144,21 @@ class Database:
             yield session
 
     @contextlib.contextmanager
-    def read_session(self) -> Iterator[Session]:
-        """A read-only session that takes no write lock."""
+    def read_session(self, cancel: ReadCancel | None = None) -> Iterator[Session]:
+        """A read-only session that takes no write lock; ``cancel`` lets another thread stop it."""
         with self._reader() as session:
             try:
-                yield session
+                if cancel is None:
+                    yield session
+                    return
+                cancel.check()
+                with cancel._holding(session):
+                    try:
+                        yield session
+                    except Exception as exc:
+                        if cancel.cancelled:
+                            raise ReadCancelled() from exc
+                        raise
             finally:
                 session.rollback()
 

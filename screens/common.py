@@ -71,6 +71,10 @@ class DeskScreen(Screen):
             error = event.worker.error
             from sqlalchemy.exc import OperationalError
 
+            from itsm_tui.db import ReadCancelled
+
+            if isinstance(error, ReadCancelled):  # stopped on purpose: its result was no longer wanted
+                return
             if isinstance(error, OperationalError):
                 self.app.connected = False  # the status line says so; the watcher notices the way back
                 return

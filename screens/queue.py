@@ -1,21 +1,26 @@
 """Queue screen: saved views, filter as you type, sort by any column, over a table that draws only what shows.
 
 The table asks the database only for the pages on screen (and the next ones), so a million tickets open
-and scroll at once. Every second a cheap check notices other people's work and re-reads the visible rows,
-keeping the cursor on the same ticket.
+and scroll at once: one worker reads a new query's first rows (or those around the ticket under the cursor)
+and then its count; another reads the pages the viewport needs, one at a time, each from its neighbour's
+key. A new keystroke stops whatever the previous one still had running. Every second a cheap check notices
+other people's work and re-reads the visible rows, keeping the cursor on the same ticket.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -23,6 +28,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Input, Static
 
+from itsm_tui.db import ReadCancel
 from itsm_tui.services.queue import (
     SORTS,
     VIEWS,
@@ -106,36 +112,67 @@ class QueueTable(ScrollView, can_focus=True):
         self.total = 0
         self.columns: list[Column] = columns_for(80, "all_open")
         self.now = datetime.now(UTC)  # set from the app's clock whenever rows arrive
+        # Drawn lines by (row, selected, focused, width, look); a cursor move redraws two lines, not all.
+        self._lines: LRUCache[tuple, tuple[QueueRow, Strip]] = LRUCache(512)
+        self._look = 0  # bumped when columns or the time the SLA is measured at change
+        self._styles: dict[tuple[str, Style], Style] = {}
+        self.zone = ZoneInfo("UTC")  # the agent's time zone, set on mount
 
     # ------------------------------------------------------------------ data
 
-    def show_window(self, window: QueueWindow, total: int, cursor: int | None = None) -> None:
+    def show_window(self, window: QueueWindow, cursor: int = 0, screen_row: int | None = None) -> None:
+        """Show a query's rows with the cursor on row ``cursor``: at the top for a new query, or on the
+        same screen line as before (``screen_row``) when the same ticket is kept under the cursor."""
         self.window = window
-        self.total = total
-        self.virtual_size = Size(self.size.width, total)
+        self.total = window.known_rows
+        self.virtual_size = Size(self.size.width, self.total)
         self.now = self.app.clock()
-        self.cursor = min(max(0, self.cursor if cursor is None else cursor), max(0, total - 1))
+        self._look += 1
+        cursor = min(max(0, cursor), max(0, self.total - 1))
+        height = max(1, self.size.height)
+        line = cursor if screen_row is None else min(max(0, screen_row), height - 1)
+        self.set_reactive(QueueTable.cursor, cursor)
+        self.scroll_to(y=max(0, cursor - line), animate=False, immediate=True)
         self.refresh()
         self._request_visible()
 
-    def set_total(self, total: int) -> None:
-        self.total = total
-        self.virtual_size = Size(self.size.width, total)
-        self.cursor = min(self.cursor, max(0, total - 1))
+    def rows_arrived(self) -> None:
+        """Pages were read (or the count came): extend the table to the rows now known and redraw."""
+        window = self.window
+        if window is None:
+            return
+        if window.known_rows != self.total:
+            self.total = window.known_rows
+            self.virtual_size = Size(self.size.width, self.total)
+            if self.cursor > max(0, self.total - 1):
+                self.cursor = max(0, self.total - 1)
+        self.refresh()
+        self._request_visible()
+
+    def redraw(self) -> None:
+        """Draw every line anew (columns or the SLA's 'now' changed)."""
+        self._look += 1
         self.refresh()
 
     @property
     def current(self) -> QueueRow | None:
         return self.window.row(self.cursor) if self.window and self.total else None
 
-    def _request_visible(self) -> None:
-        if self.window is None or not self.total:
-            return
+    def wanted_rows(self) -> tuple[int, int]:
+        """The rows to have read: the viewport, a screen above it and two below (a held PageDown)."""
         top = int(self.scroll_offset.y)
         height = max(1, self.size.height)
-        first, last = max(0, top - height), min(self.total - 1, top + 2 * height)
+        return max(0, top - height), top + 3 * height
+
+    def _request_visible(self) -> None:
+        if self.window is None:
+            return
+        first, last = self.wanted_rows()
         if self.window.missing_pages(first, last):
             self.post_message(self.NeedRows(first, last))
+
+    def on_mount(self) -> None:
+        self.zone = ZoneInfo(self.app.actor.timezone)
 
     def on_resize(self) -> None:
         self.virtual_size = Size(self.size.width, self.total)
@@ -147,15 +184,16 @@ class QueueTable(ScrollView, can_focus=True):
 
     # ------------------------------------------------------------------ moving
 
-    def watch_cursor(self, cursor: int) -> None:
+    def watch_cursor(self, old: int, cursor: int) -> None:
         height = max(1, self.size.height)
         top = int(self.scroll_offset.y)
         if cursor < top:
             self.scroll_to(y=cursor, animate=False, immediate=True)
         elif cursor >= top + height:
             self.scroll_to(y=cursor - height + 1, animate=False, immediate=True)
-        self.refresh()
-        self._request_visible()
+        else:  # within the viewport: only the two lines change
+            self.refresh_line(old)
+            self.refresh_line(cursor)
 
     def action_cursor(self, delta: int) -> None:
         if self.total:
@@ -177,45 +215,56 @@ class QueueTable(ScrollView, can_focus=True):
             return Strip.blank(width, self.rich_style)
         row = self.window.row(index)
         selected = index == self.cursor
-        base = (
-            Style(reverse=True)
-            if selected and self.has_focus
-            else (Style(bgcolor="grey23") if selected else Style())
-        )
+        focused = selected and self.has_focus
+        base = Style(reverse=True) if focused else (Style(bgcolor="grey23") if selected else Style())
         if row is None:
             return Strip([Segment(" ...".ljust(width), base)], width)
+        key = (row.id, selected, focused, width, self._look)
+        cached = self._lines.get(key)
+        if cached is not None and cached[0] is row:
+            return cached[1]
+        strip = self._draw(row, base, width)
+        self._lines[key] = (row, strip)
+        return strip
+
+    def _draw(self, row: QueueRow, base: Style, width: int) -> Strip:
         segments = []
         used = 0
         for column in self.columns:
             cell_width = column.width or max(1, width - used)
-            text = self._cell(row, column.key)
-            text.truncate(cell_width, overflow="ellipsis", pad=True)
-            text.stylize(base)
-            segments += list(text.render(self.app.console))
+            text, style = self._cell(row, column.key)
+            segments.append(Segment(_fit(text, cell_width), self._style(style, base)))
             used += cell_width
             if used >= width:
                 break
             segments.append(Segment(" ", base))
             used += 1
-        return Strip(segments).crop(0, width).extend_cell_length(width, base)
+        return Strip(segments, used).crop(0, width).extend_cell_length(width, base)
 
-    def _cell(self, row: QueueRow, key: str) -> Text:
+    def _style(self, name: str, base: Style) -> Style:
+        """A cell's style over the line's (cursor) style, parsed once."""
+        key = (name, base)
+        style = self._styles.get(key)
+        if style is None:
+            style = self._styles[key] = (Style.parse(name) if name else Style()) + base
+        return style
+
+    def _cell(self, row: QueueRow, key: str) -> tuple[str, str]:
+        """A cell's text (user text stripped of control characters) and style name."""
         if key == "ref":
-            return Text(row.ref)
+            return row.ref, ""
         if key == "priority":
-            return Text(f"P{row.priority}", style=PRIORITY_STYLES.get(row.priority, ""))
+            return f"P{row.priority}", PRIORITY_STYLES.get(row.priority, "")
         if key == "sla":
             left = row.sla_left(self.config, self.now)
             if left is None:
-                return Text("-")
-            style = SLA_STYLES[row.sla_state(self.now)]
-            return Text(format_duration(left) + ("=" if row.paused_at else ""), style=style)
+                return "-", ""
+            return format_duration(left) + ("=" if row.paused_at else ""), SLA_STYLES[row.sla_state(self.now)]
         if key == "status":
-            return Text(row.status)
-        if key == "resolved":
-            return Text(f"{row.resolved_at:%m-%d %H:%M}" if row.resolved_at else "-")
-        if key == "opened":
-            return Text(f"{row.opened_at:%m-%d %H:%M}")
+            return row.status, ""
+        if key in ("resolved", "opened"):
+            instant = row.resolved_at if key == "resolved" else row.opened_at
+            return (f"{instant.astimezone(self.zone):%m-%d %H:%M}" if instant else "-"), ""
         value = {
             "title": row.title,
             "requester": row.requester,
@@ -223,7 +272,16 @@ class QueueTable(ScrollView, can_focus=True):
             "assignee": row.assignee,
             "service": row.service,
         }.get(key)
-        return Text(strip_control(value or "", single_line=True))
+        return strip_control(value or "", single_line=True), ""
+
+
+def _fit(text: str, width: int) -> str:
+    """``text`` cut (with an ellipsis) or padded to exactly ``width`` cells."""
+    if text.isascii():
+        return text.ljust(width) if len(text) <= width else text[: width - 1] + "…"
+    if cell_len(text) <= width:
+        return set_cell_size(text, width)
+    return set_cell_size(text, width - 1) + "…"
 
 
 class QueueHeader(Static):
@@ -269,7 +327,8 @@ class QueueScreen(DeskScreen):
         self.filter = Filter()
         self.query_state: QueueQuery | None = None
         self.generation = 0
-        self.reading: set[tuple[int, int]] = set()  # (generation, page) being read: not asked twice
+        self.cancels: list[ReadCancel] = []  # the reads of the shown query, stopped when it is replaced
+        self.reader: ReadCancel | None = None  # the page reader of the shown rows, while it runs
         self.counted_generation = -1  # the generation whose rows and count are shown
         self.fingerprint: tuple | None = None
         self.last_full_refresh = 0.0
@@ -308,25 +367,49 @@ class QueueScreen(DeskScreen):
         )
 
     def reload(self, keep_cursor: bool = False) -> None:
-        """Read the first rows of the current query (then the count), replacing what is shown."""
+        """Read the current query anew, replacing what is shown: its first rows (or, with ``keep_cursor``,
+        those around the ticket under the cursor, which stays on its screen line), then its count."""
         self.generation += 1
+        self._stop_reads()
         query = self.current_query()
         self.query_state = query
         self._show_header(query)
-        keep = self.table.current if keep_cursor else None
-        self.load_query(self.generation, query, keep)
+        table = self.table
+        keep = table.current if keep_cursor else None
+        screen_row = table.cursor - int(table.scroll_offset.y) if keep else None
+        height = max(1, table.size.height)
+        cancel = self._new_cancel()
+        self.load_query(self.generation, query, keep.id if keep else None, screen_row, height, cancel)
+
+    def _new_cancel(self) -> ReadCancel:
+        cancel = ReadCancel()
+        self.cancels = [c for c in self.cancels if not c.cancelled] + [cancel]
+        return cancel
+
+    def _stop_reads(self) -> None:
+        """Stop every read of the query being replaced (its result would be thrown away)."""
+        for cancel in self.cancels:
+            cancel.cancel()
+        self.cancels.clear()
+        self.reader = None
 
     def _show_header(self, query: QueueQuery) -> None:
         table = self.table
-        table.columns = columns_for(self.size.width or 80, query.view)
+        width = self.size.width or 80
+        columns = columns_for(width, query.view)
+        if columns != table.columns:
+            table.columns = columns
+            table.redraw()
         titles = Text()
-        for index, column in enumerate(table.columns):
+        for index, column in enumerate(columns):
             title = column.title
-            width = column.width or max(1, (self.size.width or 80) - titles.cell_len)
-            titles.append(title[:width].ljust(width) if column.width else title)
-            if index < len(table.columns) - 1:
+            cell = column.width or max(1, width - titles.cell_len)
+            titles.append(title[:cell].ljust(cell) if column.width else title)
+            if index < len(columns) - 1:
                 titles.append(" ")
-        self.query_one(QueueHeader).update(titles)
+        header = self.query_one(QueueHeader)
+        if titles.plain != str(header.render()):
+            header.update(titles)
 
     def _show_bar(self, total: int | None) -> None:
         query = self.query_state
@@ -340,51 +423,59 @@ class QueueScreen(DeskScreen):
         bar.append(f" ({count})  sort: {sort}  [1-6/v] views  [/] filter  []/-] sort")
         self.query_one("#queue-bar", Static).update(bar)
 
-    @work(thread=True, exclusive=True, group="queue-query", exit_on_error=False)
-    def load_query(self, generation: int, query: QueueQuery, keep: QueueRow | None) -> None:
+    @work(thread=True, group="queue-query", exit_on_error=False)
+    def load_query(
+        self,
+        generation: int,
+        query: QueueQuery,
+        keep_id: int | None,
+        screen_row: int | None,
+        height: int,
+        cancel: ReadCancel,
+    ) -> None:
+        """Read what the new query shows on screen, show it at once, then count."""
         from itsm_tui.services import queue
 
         window = QueueWindow(query)
-        with self.app.db.read_session() as session:
+        with self.app.db.read_session(cancel) as session:
             # Taken before the rows are read: a change made after it is noticed by the next poll.
             fingerprint = queue.newest_change(session)
-            self.app.call_from_thread(setattr, self, "fingerprint", fingerprint)
-            first = queue.fetch_page(session, query, **window.plan(0))
-            window.store(0, first)
-            cursor = None
-            if keep is not None:  # the same ticket stays under the cursor, wherever it moved
-                cursor = queue.position_of(session, query, keep.id)
-                if cursor is not None:
-                    page = cursor // window.page_size
-                    if page not in window.pages:
-                        window.store(page, queue.fetch_page(session, query, offset=page * window.page_size))
-            known = len(first) < window.page_size
-            if known:
-                window.total = len(first)
-                self.app.call_from_thread(self._apply, generation, window, len(first), cursor, True)
-                return
-            # Rows first; the count follows in the same worker.
-            self.app.call_from_thread(
-                self._apply, generation, window, max(len(first), (cursor or 0) + 1), cursor, False
-            )
-            total = queue.count(session, query)
-        window.total = total
-        self.app.call_from_thread(self._apply_total, generation, total)
+            located = queue.locate(session, query, keep_id) if keep_id is not None else None
+            if located is not None:  # the same ticket stays under the cursor, wherever it moved
+                cursor, key = located
+                rows = queue.fetch_around(session, query, cursor, key, window.page_size)
+                window.store(cursor // window.page_size, rows)
+            else:
+                cursor, screen_row = 0, None
+                window.store(0, queue.fetch_page(session, query, limit=window.page_size))
+            # The rest of the screenful, from the page just read, so that it all appears in one frame.
+            top = max(0, cursor - (screen_row or 0))
+            while step := window.next_read(top, top + height - 1):
+                cancel.check()
+                page, plan = step
+                window.store(page, queue.fetch_page(session, query, **plan))
+            self.app.call_from_thread(self._apply, generation, window, cursor, screen_row, fingerprint)
+            if window.total is None:  # the count follows the rows
+                cancel.check()
+                total = queue.count(session, query)
+                self.app.call_from_thread(self._apply_total, generation, window, total)
 
     def _apply(
-        self, generation: int, window: QueueWindow, total: int, cursor: int | None, final: bool
+        self, generation: int, window: QueueWindow, cursor: int, screen_row: int | None, fingerprint: tuple
     ) -> None:
         if generation != self.generation:
             return
-        self.table.show_window(window, total, cursor)
-        self._show_bar(total if final else None)
-        if final:
+        self.fingerprint = fingerprint
+        self.table.show_window(window, cursor, screen_row)
+        self._show_bar(window.total)
+        if window.total is not None:
             self.counted_generation = generation
 
-    def _apply_total(self, generation: int, total: int) -> None:
-        if generation != self.generation:
+    def _apply_total(self, generation: int, window: QueueWindow, total: int) -> None:
+        if generation != self.generation or window is not self.table.window:
             return
-        self.table.set_total(total)
+        window.total = total
+        self.table.rows_arrived()
         self._show_bar(total)
         self.counted_generation = generation
 
@@ -394,31 +485,44 @@ class QueueScreen(DeskScreen):
         return self.counted_generation == self.generation
 
     @on(QueueTable.NeedRows)
-    def need_rows(self, event: QueueTable.NeedRows) -> None:
+    def need_rows(self) -> None:
         window = self.table.window
-        if window is None:
-            return
-        for page in window.missing_pages(event.first, event.last)[:4]:
-            if (self.generation, page) in self.reading:
-                continue
-            self.reading.add((self.generation, page))
-            self.load_page(self.generation, window, page, window.plan(page))
+        if window is None or self.reader is not None:
+            return  # a running reader looks at what is wanted before each page
+        self.reader = self._new_cancel()
+        self.read_pages(self.generation, window, self.reader)
 
     @work(thread=True, group="queue-pages", exit_on_error=False)
-    def load_page(self, generation: int, window: QueueWindow, page: int, plan: dict) -> None:
+    def read_pages(self, generation: int, window: QueueWindow, cancel: ReadCancel) -> None:
+        """Read, one after the other, the pages the table wants, until it wants none."""
         from itsm_tui.services import queue
 
-        with self.app.db.read_session() as session:
-            rows = queue.fetch_page(session, window.query, **plan)
-        self.app.call_from_thread(self._store_page, generation, window, page, rows)
+        try:
+            with self.app.db.read_session(cancel) as session:
+                while step := self.app.call_from_thread(self._next_read, generation, window, cancel):
+                    page, plan = step
+                    rows = queue.fetch_page(session, window.query, **plan)
+                    self.app.call_from_thread(self._store_page, generation, window, page, rows)
+        finally:
+            self.app.call_from_thread(self._reader_done, cancel)
+
+    def _next_read(self, generation: int, window: QueueWindow, cancel: ReadCancel) -> tuple[int, dict] | None:
+        step = None
+        if not cancel.cancelled and generation == self.generation and window is self.table.window:
+            step = window.next_read(*self.table.wanted_rows())
+        if step is None:
+            self._reader_done(cancel)
+        return step
+
+    def _reader_done(self, cancel: ReadCancel) -> None:
+        if self.reader is cancel:
+            self.reader = None
 
     def _store_page(self, generation: int, window: QueueWindow, page: int, rows: list[QueueRow]) -> None:
-        self.reading.discard((generation, page))
         if generation != self.generation or window is not self.table.window:
             return
-        window.store(page, rows)
-        self.table.refresh()
-        self.table._request_visible()
+        window.store(page, rows, near=int(self.table.scroll_offset.y) // window.page_size)
+        self.table.rows_arrived()
 
     # ------------------------------------------------------------------ live
 
@@ -436,6 +540,8 @@ class QueueScreen(DeskScreen):
         self.app.call_from_thread(self._changed, previous, fingerprint)
 
     def _changed(self, previous: tuple | None, fingerprint: tuple) -> None:
+        if previous != self.fingerprint:
+            return  # a reload took a newer fingerprint meanwhile
         self.fingerprint = fingerprint
         now = self.app.clock().timestamp()
         if previous is not None and fingerprint != previous:
@@ -444,7 +550,7 @@ class QueueScreen(DeskScreen):
         elif now - self.last_full_refresh > 30:  # SLA time left moves on by itself
             self.last_full_refresh = now
             self.table.now = self.app.clock()
-            self.table.refresh()
+            self.table.redraw()
 
     # ------------------------------------------------------------------ keys
 

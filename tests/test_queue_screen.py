@@ -175,3 +175,64 @@ async def test_rows_follow_other_peoples_work_and_the_cursor_stays(demo, config)
         assert screen.table.window.row(0).id != above.id
         assert screen.table.current.id == chosen.id
         assert screen.table.cursor == 2
+
+
+async def test_a_sort_keeps_the_ticket_on_its_line_and_a_new_filter_starts_at_the_top(demo, config):
+    db, actor = demo
+    app = ItsmApp(db, config, actor, run_scheduler=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = app.screen
+        await settle(pilot, screen)
+        await pilot.press(*["pagedown"] * 3, *["down"] * 4)
+        await settle(pilot, screen, lambda: screen.table.current is not None)
+        table = screen.table
+        chosen, line = table.current, table.cursor - int(table.scroll_offset.y)
+
+        await pilot.press("right_square_bracket")  # sort by the next column: status
+        await settle(pilot, screen, lambda: table.current is not None)
+        assert "sort: Status" in bar(screen)
+        assert table.current.id == chosen.id
+        assert table.cursor - int(table.scroll_offset.y) == line  # the same screen line
+        with db.read_session() as s:
+            ordered = [r.id for r in queue.fetch_page(s, screen.query_state, limit=10**6)]
+        assert table.cursor == ordered.index(chosen.id)
+        visible = range(int(table.scroll_offset.y), int(table.scroll_offset.y) + table.size.height)
+        assert [table.window.row(i).id for i in visible] == [ordered[i] for i in visible]
+
+        await pilot.press("slash", *"p:3", "enter")
+        await settle(pilot, screen)
+        assert table.cursor == 0 and int(table.scroll_offset.y) == 0
+        assert table.current.priority == 3
+
+
+async def test_paging_down_reads_each_page_from_its_neighbour(demo, config, monkeypatch):
+    """No page is read twice or by OFFSET while paging down; the rows shown are the queue's order."""
+    db, actor = demo
+    plans: list[dict] = []
+    fetch_page = queue.fetch_page
+
+    def recording(session, query, **plan):
+        plans.append(plan)
+        return fetch_page(session, query, **plan)
+
+    monkeypatch.setattr(queue, "fetch_page", recording)
+    app = ItsmApp(db, config, actor, run_scheduler=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await pilot.press("4")  # all open
+        await settle(pilot, screen)
+        table = screen.table
+        plans.clear()
+        for _ in range(8):
+            await pilot.press("pagedown")
+            await settle(pilot, screen, lambda: table.current is not None)
+        assert table.cursor == 8 * (table.size.height - 1) < table.total
+        assert not [p for p in plans if "offset" in p]
+        afters = [p["after"] for p in plans if "after" in p]
+        assert len(afters) == len(set(afters))  # each page once
+        with db.read_session() as s:
+            ordered = [r.id for r in fetch_page(s, screen.query_state, limit=10**6)]
+        top = int(table.scroll_offset.y)
+        assert [table.window.row(i).id for i in range(top, top + table.size.height)] == ordered[
+            top : top + table.size.height
+        ]
