@@ -701,7 +701,8 @@ def main() -> int:
     print(
         f"keystroke to rows shown (view {scroll['view']}, {scroll['total']:,} rows, "
         f"{scroll['height']} visible; "
-        + ("through Pilot.press" if args.pilot_press else "keys sent as Pilot does, polled in 1 ms pauses")
+        + ("through Pilot.press" if args.pilot_press else "keys sent as Pilot does")
+        + ", timed to the first frame that shows the rows"
         + "):"
     )
     for keys in (pages, jumps, sorts, filters):

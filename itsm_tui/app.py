@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import gc
+import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
+
+# Textual draws a changed screen at its next frame tick; at its default cap of 60 a second a keystroke's new
+# rows wait up to 17 ms for it. Read when Textual is first imported; a value set by the user wins.
+os.environ.setdefault("TEXTUAL_FPS", "120")
 
 from textual import events, work
 from textual.app import App
@@ -67,6 +72,8 @@ class ItsmApp(App[None]):
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
     ]
 
+    SCHEDULER_DELAY = 2.0  # seconds from start-up to the first SLA scan and change reminders
+
     unread: reactive[int] = reactive(0)
     connected: reactive[bool] = reactive(True)
 
@@ -102,8 +109,8 @@ class ItsmApp(App[None]):
         if self.run_scheduler:
             from itsm_tui.scheduler import make_scheduler
 
-            # On the app's own loop; the scan itself runs in a thread.
-            self.scheduler = make_scheduler(self.db, self.config)
+            # On the app's own loop; the scan itself runs in a thread, catching up once the queue shows.
+            self.scheduler = make_scheduler(self.db, self.config, first_run_after=self.SCHEDULER_DELAY)
             self.scheduler.start()
         self.call_after_refresh(self._settle_memory)
 

@@ -11,6 +11,7 @@ import itertools
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
@@ -103,13 +104,59 @@ class Calendar:
 _HOLIDAY_CACHE: dict[tuple[str, int], frozenset[date]] = {}
 
 
+_COUNTRY_CODE = re.compile(r"[A-Z]{2,3}$")
+
+
+def _supported_countries() -> set[str]:
+    """The country codes the holidays package knows (alpha-2, alpha-3 and aliases such as UK)."""
+
+    def codes() -> list[str]:
+        from holidays import registry
+
+        # Each entry: class name, then its codes and other names.
+        entries = registry.COUNTRIES.values()
+        return [code for names in entries for code in names[1:] if _COUNTRY_CODE.match(code)]
+
+    return set(_kept("countries", codes))
+
+
 def _country_holidays(country: str, year: int) -> frozenset[date]:
     key = (country, year)
     if key not in _HOLIDAY_CACHE:
-        import holidays
 
-        _HOLIDAY_CACHE[key] = frozenset(holidays.country_holidays(country, years=year).keys())
+        def days() -> list[str]:
+            import holidays
+
+            return [day.isoformat() for day in holidays.country_holidays(country, years=year)]
+
+        _HOLIDAY_CACHE[key] = frozenset(date.fromisoformat(d) for d in _kept(f"{country}-{year}", days))
     return _HOLIDAY_CACHE[key]
+
+
+def _kept(name: str, compute: Callable[[], list[str]]) -> list[str]:
+    """What ``compute`` gives from the holidays package, kept in the user's cache folder for as long as that
+    package is unchanged: importing it and a country's rules costs a sixth of a second at every start."""
+    import importlib.util
+
+    from platformdirs import user_cache_path
+
+    spec = importlib.util.find_spec("holidays")
+    origin = Path(spec.origin) if spec and spec.origin else None
+    stamp = f"{origin.stat().st_mtime_ns}" if origin and origin.exists() else "none"
+    path = user_cache_path("itsm-tui") / f"holidays-{stamp}-{name}.txt"
+    try:
+        return path.read_text(encoding="utf-8").split()
+    except OSError:
+        pass
+    values = compute()
+    try:  # a cache only: a read-only home just means computing again next time
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text("\n".join(values), encoding="utf-8")
+        partial.replace(path)
+    except OSError:
+        pass
+    return values
 
 
 @dataclass(frozen=True)
@@ -521,9 +568,7 @@ def _parse_calendars(path: Path, data: dict) -> dict[str, Calendar]:
                 raise ConfigError(path, f"{key}.holidays", f"{item!r} is not a date (YYYY-MM-DD)") from None
         country = body.get("country")
         if country is not None:
-            import holidays as holidays_pkg
-
-            if str(country).upper() not in holidays_pkg.list_supported_countries():
+            if str(country).upper() not in _supported_countries():
                 raise ConfigError(
                     path, f"{key}.country", f"{country!r} is not a supported country code (e.g. DE)"
                 )

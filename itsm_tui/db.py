@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 # The newest migration in itsm_tui/migrations/versions (a test keeps the two in step).
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
@@ -219,6 +219,10 @@ class Database:
         """Make the groups table hold every group of catalog.toml (added or renamed, never deleted)."""
         from itsm_tui.models import Group
 
+        with self.read_session() as session:  # usually nothing to do: no write lock to wait for
+            known = {g.code: (g.name, g.level) for g in session.scalars(select(Group))}
+        if all(known.get(code) == (g.name, g.level) for code, g in config.groups.items()):
+            return
         with self.session() as session:
             existing = {g.code: g for g in session.scalars(select(Group))}
             for code, group in config.groups.items():

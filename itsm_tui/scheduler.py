@@ -12,7 +12,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -31,9 +31,11 @@ def make_scheduler(
     on_result: Callable[[sla.ScanResult], None] | None = None,
     on_error: Callable[[Exception], None] | None = None,
     on_reminders: Callable[[changes.ReminderResult], None] | None = None,
+    first_run_after: float = 0.0,
 ) -> AsyncIOScheduler:
-    """The SLA job and the change reminders on an ``AsyncIOScheduler``, both first run at once; ``start()`` it
-    inside the running loop."""
+    """The SLA job and the change reminders on an ``AsyncIOScheduler``, both first run ``first_run_after``
+    seconds from now (a console lets its first screen come up first); ``start()`` it inside the running
+    loop."""
     scheduler = AsyncIOScheduler(
         timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
     )
@@ -49,8 +51,9 @@ def make_scheduler(
         if on_result is not None:
             on_result(result)
 
+    first_run = datetime.now(UTC) + timedelta(seconds=first_run_after)
     scheduler.add_job(
-        run_scan, "interval", seconds=config.scan_interval_seconds, id=JOB_ID, next_run_time=datetime.now(UTC)
+        run_scan, "interval", seconds=config.scan_interval_seconds, id=JOB_ID, next_run_time=first_run
     )
 
     async def run_reminders() -> None:
@@ -70,7 +73,7 @@ def make_scheduler(
         "interval",
         seconds=config.changes.interval_seconds,
         id=REMINDER_JOB_ID,
-        next_run_time=datetime.now(UTC),
+        next_run_time=first_run,
     )
     return scheduler
 

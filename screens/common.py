@@ -59,7 +59,7 @@ class StatusLine(Static):
         line.append(" | ")
         line.append(strip_control(actor.name, single_line=True))
         line.append(f" ({roles}) | {app.db.backend}")
-        self.update(line)
+        self.update(line, layout=False)  # always one line
 
 
 class DeskScreen(Screen):

@@ -28,8 +28,13 @@ class InboxScreen(DeskScreen):
         yield table
         yield from self.compose_footer()
 
+    suspended = False  # another screen is shown over this one
+
     def on_mount(self) -> None:
         self.action_reload()
+
+    def on_screen_suspend(self) -> None:
+        self.suspended = True
 
     def action_reload(self) -> None:
         self.load()
@@ -43,7 +48,9 @@ class InboxScreen(DeskScreen):
         self.app.call_from_thread(self.show, rows)
 
     def on_screen_resume(self) -> None:
-        self.action_reload()
+        if self.suspended:  # back from another screen; the first showing was loaded on mount
+            self.suspended = False
+            self.action_reload()
 
     def show(self, rows: list[NotificationRow]) -> None:
         self.rows = {str(row.id): row for row in rows}

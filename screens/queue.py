@@ -136,17 +136,22 @@ class QueueTable(ScrollView, can_focus=True):
         self.refresh()
         self._request_visible()
 
-    def rows_arrived(self) -> None:
-        """Pages were read (or the count came): extend the table to the rows now known and redraw."""
+    def rows_arrived(self, first: int = 0, count: int | None = None) -> None:
+        """Rows ``first`` to ``first + count`` were read (all rows, or the count came): redraw them if they
+        show, and extend the table to the rows now known. While the count is still coming, the table grows
+        only as far as the screen needs (each growth redraws the scroll bar too)."""
         window = self.window
         if window is None:
             return
-        if window.known_rows != self.total:
-            self.total = window.known_rows
+        top, height = int(self.scroll_offset.y), max(1, self.size.height)
+        known = window.known_rows
+        if known != self.total and (window.total is not None or self.total < top + height):
+            self.total = known
             self.virtual_size = Size(self.size.width, self.total)
             if self.cursor > max(0, self.total - 1):
                 self.cursor = max(0, self.total - 1)
-        self.refresh()
+        if count is None or (first < top + height and first + count > top):
+            self.refresh()
         self._request_visible()
 
     def redraw(self) -> None:
@@ -332,6 +337,8 @@ class QueueScreen(DeskScreen):
         self.counted_generation = -1  # the generation whose rows and count are shown
         self.fingerprint: tuple | None = None
         self.last_full_refresh = 0.0
+        self.suspended = False  # another screen is shown over this one
+        self._header_text = self._bar_text = ""
 
     def compose(self) -> ComposeResult:
         yield from self.compose_status()
@@ -407,9 +414,9 @@ class QueueScreen(DeskScreen):
             titles.append(title[:cell].ljust(cell) if column.width else title)
             if index < len(columns) - 1:
                 titles.append(" ")
-        header = self.query_one(QueueHeader)
-        if titles.plain != str(header.render()):
-            header.update(titles)
+        if titles.plain != self._header_text:  # one line whatever it says: no layout pass
+            self._header_text = titles.plain
+            self.query_one(QueueHeader).update(titles, layout=False)
 
     def _show_bar(self, total: int | None) -> None:
         query = self.query_state
@@ -421,7 +428,9 @@ class QueueScreen(DeskScreen):
         bar = Text()
         bar.append(f"{view}", style="bold")
         bar.append(f" ({count})  sort: {sort}  [1-6/v] views  [/] filter  []/-] sort")
-        self.query_one("#queue-bar", Static).update(bar)
+        if bar.plain != self._bar_text:
+            self._bar_text = bar.plain
+            self.query_one("#queue-bar", Static).update(bar, layout=False)
 
     @work(thread=True, group="queue-query", exit_on_error=False)
     def load_query(
@@ -454,6 +463,10 @@ class QueueScreen(DeskScreen):
                 cancel.check()
                 page, plan = step
                 window.store(page, queue.fetch_page(session, query, **plan))
+            for row in (window.row(i) for i in range(top, top + height)):
+                # Business clocks load their holidays on first use: here, not while drawing.
+                if row is not None:
+                    row.sla_left(self.app.config, query.now)
             self.app.call_from_thread(self._apply, generation, window, cursor, screen_row, fingerprint)
             if window.total is None:  # the count follows the rows
                 cancel.check()
@@ -522,7 +535,7 @@ class QueueScreen(DeskScreen):
         if generation != self.generation or window is not self.table.window:
             return
         window.store(page, rows, near=int(self.table.scroll_offset.y) // window.page_size)
-        self.table.rows_arrived()
+        self.table.rows_arrived(page * window.page_size, window.page_size)
 
     # ------------------------------------------------------------------ live
 
@@ -665,6 +678,11 @@ class QueueScreen(DeskScreen):
     def action_new_ticket(self) -> None:
         self.app.new_ticket()
 
+    def on_screen_suspend(self) -> None:
+        self.suspended = True
+
     def on_screen_resume(self) -> None:
-        if self.query_state is not None:
+        """Back from another screen (a ticket, the calendar): show what changed meanwhile."""
+        if self.suspended:
+            self.suspended = False
             self.reload(keep_cursor=True)

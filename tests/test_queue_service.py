@@ -249,3 +249,85 @@ def test_a_running_read_is_stopped_from_another_thread_and_the_pool_stays_usable
     done.cancel()
     with db.read_session() as session:
         assert session.execute(text("SELECT 1")).scalar() == 1
+
+
+# --------------------------------------------------------------------------- free-text search (SQLite)
+
+
+def test_the_search_index_follows_the_open_tickets(staff_sqlite, config):
+    """SQLite's trigram index holds exactly the open tickets, as they are created, edited, resolved and
+    reopened; a word finds a ticket by any part of its reference, title or requester, ignoring case."""
+    from itsm_tui.services import tickets
+
+    db, staff = staff_sqlite
+    lead = staff["lead"]
+
+    def found(word: str) -> set[str]:
+        with db.read_session() as session:
+            query = queue.query_for(lead, "all_open", queue.parse_filter(word), None, None, datetime.now(UTC))
+            return {row.ref for row in queue.fetch_page(session, query, limit=ALL)}
+
+    def indexed() -> set[int]:
+        with db.read_session() as session:
+            return set(session.scalars(text("SELECT rowid FROM ticket_search")))
+
+    with db.session() as session:
+        ref = tickets.create_ticket(
+            session, config, lead, title="Plotter jams on floor 4", requester="Zoë Müller", group="SD-L1"
+        ).ref
+    assert found("PLOTTER") == {ref} and found("müll") == {ref} and found(ref[-5:]) == {ref}
+    with db.session() as session:
+        tickets.update_fields(session, config, lead, ref, title="Scanner offline")
+    assert found("plotter") == set() and found("scanner") == {ref}
+    with db.session() as session:
+        tickets.assign(session, config, lead, ref)
+        tickets.transition(session, config, lead, ref, "in_progress")
+        tickets.resolve(session, config, lead, ref, code="fixed", note="replaced the cable")
+    with db.read_session() as session:
+        ticket_id = session.scalar(select(Ticket.id).where(Ticket.ref == ref))
+    assert ticket_id not in indexed() and found("scanner") == set()
+    with db.session() as session:
+        tickets.transition(session, config, lead, ref, "in_progress", reason="still offline")  # reopened
+    assert ticket_id in indexed() and found("scanner") == {ref}
+    with db.read_session() as session:
+        open_ids = set(session.scalars(select(Ticket.id).where(Ticket.is_open.is_(True))))
+    assert indexed() == open_ids
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        "printer",
+        "PRINTER floor",
+        "mail",
+        "vpn",
+        "no such words",
+        "inc00",
+        "p",
+        "ma",
+        "50%",
+        "a_b",
+        'say "hi"',
+    ],
+)
+def test_indexed_and_scanned_search_find_the_same_tickets(demo_copy, words):
+    """The trigram index answers exactly what testing every open ticket with LIKE would."""
+    db, actor = demo_copy(4000, 11)
+    query = queue.query_for(actor, "all_open", queue.parse_filter(words), None, None, ANCHOR)
+    with db.read_session() as session:
+        conditions = {
+            indexed: queue._conditions(query, "sqlite", search_index=indexed) for indexed in (True, False)
+        }
+        found = {
+            indexed: set(session.scalars(select(Ticket.id).where(*terms)))
+            for indexed, terms in conditions.items()
+        }
+        rows = session.execute(
+            select(Ticket.id, Ticket.ref, Ticket.title, Ticket.requester).where(Ticket.is_open.is_(True))
+        ).all()
+    expected = {
+        r.id
+        for r in rows
+        if all(any(w.lower() in f.lower() for f in (r.ref, r.title, r.requester)) for w in words.split())
+    }
+    assert found[True] == found[False] == expected

@@ -488,7 +488,8 @@ async def test_opening_with_an_action_runs_it_once_loaded(staff_sqlite, config):
         screen = TicketScreen(ticket_id)
         app.push_screen(screen)
         await screen.run_action("assign")
-        await wait_for(pilot, lambda: isinstance(app.screen, AssignForm))
+        # the form is pushed, then composed: wait for its field
+        await wait_for(pilot, lambda: isinstance(app.screen, AssignForm) and app.screen.query("#field-login"))
         assert isinstance(app.screen.query_one("#field-login"), Input)
 
 

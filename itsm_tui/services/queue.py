@@ -8,10 +8,12 @@ read falls back to OFFSET.
 
 from __future__ import annotations
 
+import functools
+import weakref
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, literal, or_, select, text, true, tuple_
+from sqlalchemy import Integer, bindparam, column, func, literal, or_, select, text, true, tuple_
 from sqlalchemy.orm import Session
 
 from itsm_tui.config import DeskConfig
@@ -194,8 +196,15 @@ class QueueRow:
         return -clock.elapsed(self.resolution_due_at, moment)
 
 
-def _conditions(query: QueueQuery) -> list:
-    """The WHERE terms of a view and filter, on the tickets table alone (so counts need no join)."""
+SEARCH_MIN_CHARS = 3  # the trigram index finds words of three characters or more
+
+
+def _conditions(query: QueueQuery, dialect: str = "sqlite", search_index: bool = False) -> list:
+    """The WHERE terms of a view and filter, on the tickets table alone (so counts need no join).
+
+    A word matches anywhere in the reference, title or requester, ignoring case; with ``search_index``
+    (SQLite's trigram index of open tickets) words of three characters or more are looked up there.
+    """
     now = query.now
     view = query.view
     terms: list = []
@@ -212,15 +221,21 @@ def _conditions(query: QueueQuery) -> list:
     elif view == "major":
         terms.append(Ticket.priority.in_((1, 2)))
     flt = query.filter
-    for word in flt.words:
-        escaped = _escape_like(word)
-        terms.append(
-            or_(
-                Ticket.ref.ilike(f"{escaped}%", escape="\\"),
-                Ticket.title.ilike(f"%{escaped}%", escape="\\"),
-                Ticket.requester.ilike(f"%{escaped}%", escape="\\"),
-            )
-        )
+    words = list(flt.words)
+    if search_index and view != "resolved":  # the index holds the open tickets only
+        indexed = [w for w in words if len(w) >= SEARCH_MIN_CHARS]
+        if indexed:
+            phrase = " AND ".join('"' + w.replace('"', '""') + '"' for w in indexed)
+            found = text("SELECT rowid FROM ticket_search WHERE ticket_search MATCH :phrase")
+            terms.append(Ticket.id.in_(found.bindparams(phrase=phrase).columns(column("rowid"))))
+            words = [w for w in words if len(w) < SEARCH_MIN_CHARS]
+    for word in words:
+        pattern = f"%{_escape_like(word)}%"
+        columns = (Ticket.ref, Ticket.title, Ticket.requester)
+        if dialect == "sqlite":  # SQLite's LIKE ignores ASCII case by itself; lower() per row only costs
+            terms.append(or_(*[c.like(pattern, escape="\\") for c in columns]))
+        else:
+            terms.append(or_(*[c.ilike(pattern, escape="\\") for c in columns]))
     if flt.priorities:
         terms.append(Ticket.priority.in_(flt.priorities))
     if flt.statuses:
@@ -265,6 +280,28 @@ def _conditions(query: QueueQuery) -> list:
 _NARROW_VIEWS = ("major", "breaching")
 
 
+_SEARCH_INDEX: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # engine -> has ticket_search
+
+
+def _backend(session: Session) -> tuple[str, bool]:
+    """The session's dialect, and whether it has SQLite's trigram index of open tickets (ticket_search)."""
+    bind = session.get_bind()
+    dialect = bind.dialect.name
+    if dialect != "sqlite":
+        return dialect, False
+    engine = getattr(bind, "engine", bind)
+    search_index = _SEARCH_INDEX.get(engine)
+    if search_index is None:
+        found = session.execute(text("SELECT 1 FROM sqlite_master WHERE name = 'ticket_search'")).first()
+        search_index = _SEARCH_INDEX[engine] = found is not None
+    return dialect, search_index
+
+
+def _where(session: Session, query: QueueQuery) -> list:
+    """:func:`_conditions` for the session's database."""
+    return _conditions(query, *_backend(session))
+
+
 def _sort_columns(query: QueueQuery, dialect: str) -> list:
     columns = list(SORTS[query.sort][1])
     if dialect == "sqlite" and query.view in _NARROW_VIEWS:
@@ -288,35 +325,60 @@ def fetch_page(
     limit: int = PAGE_SIZE,
 ) -> list[QueueRow]:
     """One page in display order: the first, the one after/before a row's key, the one starting at a row's
-    key (``start``, inclusive), at an offset, or the last ``from_end`` rows.
+    key (``start``, inclusive), at an offset, or the last ``from_end`` rows."""
+    dialect, search_index = _backend(session)
+    if after is not None:
+        how, bound = "after", after
+    elif before is not None:
+        how, bound = "before", before
+    elif start is not None:
+        how, bound = "start", start
+    else:
+        how, bound = ("from_end" if from_end is not None else "first"), ()
+    statement = _page_statement(query, dialect, search_index, how, bool(offset))
+    params = {f"bound{i}": value for i, value in enumerate(bound)}
+    params["page_limit"] = from_end if from_end is not None else limit
+    if offset:
+        params["page_offset"] = offset
+    rows = [
+        QueueRow(*row[:_ROW_FIELDS], key=(*row[_ROW_FIELDS:], row[0]))
+        for row in session.execute(statement, params)
+    ]
+    return rows[::-1] if how in ("before", "from_end") else rows
 
-    The page's ids are chosen on the tickets table alone (where an index hint can apply); the names of
+
+_ROW_FIELDS = len(QueueRow.__dataclass_fields__) - 1  # the selected columns before the sort key's
+
+
+@functools.lru_cache(maxsize=128)
+def _page_statement(query: QueueQuery, dialect: str, search_index: bool, how: str, offset: bool):
+    """The statement reading one kind of page of a query, built once per query (a window reads many pages of
+    the same query; building and keying a statement costs more than SQLite takes to run it).
+
+    The page's ids are chosen on the tickets table alone (where the sort's index serves them); the names of
     groups and assignees are joined to those few rows only.
     """
-    sort_columns = _sort_columns(query, session.get_bind().dialect.name)
+    sort_columns = _sort_columns(query, dialect)
     keys = [*sort_columns, Ticket.id]
     key = tuple_(*keys)
-    reverse = before is not None or from_end is not None
-    descending = query.descending != reverse
+    bound = tuple_(*[bindparam(f"bound{i}", type_=c.type) for i, c in enumerate(keys)])
+    descending = query.descending != (how in ("before", "from_end"))
     page = select(Ticket.id.label("page_id"), *[c.label(f"k{i}") for i, c in enumerate(sort_columns)]).where(
-        *_conditions(query)
+        *_conditions(query, dialect, search_index)
     )
-    if after is not None:
-        bound = tuple_(*map(literal, after))
+    if how == "after":
         page = page.where(key < bound if query.descending else key > bound)
-    if before is not None:
-        bound = tuple_(*map(literal, before))
+    elif how == "before":
         page = page.where(key > bound if query.descending else key < bound)
-    if start is not None:
-        bound = tuple_(*map(literal, start))
+    elif how == "start":
         page = page.where(key <= bound if query.descending else key >= bound)
     page = page.order_by(*[c.desc() if descending else c.asc() for c in keys])
-    page = page.limit(from_end if from_end is not None else limit)
+    page = page.limit(bindparam("page_limit", type_=Integer))
     if offset:
-        page = page.offset(offset)
+        page = page.offset(bindparam("page_offset", type_=Integer))
     page = page.subquery()
     page_keys = [*[page.c[f"k{i}"] for i in range(len(sort_columns))], page.c.page_id]
-    stmt = (
+    return (
         select(
             Ticket.id,
             Ticket.ref,
@@ -340,21 +402,10 @@ def fetch_page(
         .outerjoin(User, User.id == Ticket.assignee_id)
         .order_by(*[c.desc() if descending else c.asc() for c in page_keys])
     )
-    width = len(sort_columns)
-    rows = []
-    for row in session.execute(stmt):
-        data = row._mapping
-        rows.append(
-            QueueRow(
-                **{name: data[name] for name in QueueRow.__dataclass_fields__ if name != "key"},
-                key=(*(data[f"k{i}"] for i in range(width)), data["id"]),
-            )
-        )
-    return rows[::-1] if reverse else rows
 
 
 def count(session: Session, query: QueueQuery) -> int:
-    return session.scalar(select(func.count()).select_from(Ticket).where(*_conditions(query))) or 0
+    return session.scalar(select(func.count()).select_from(Ticket).where(*_where(session, query))) or 0
 
 
 def locate(session: Session, query: QueueQuery, ticket_id: int) -> tuple[int, tuple] | None:
@@ -363,13 +414,15 @@ def locate(session: Session, query: QueueQuery, ticket_id: int) -> tuple[int, tu
     dialect = session.get_bind().dialect.name
     sort_columns = _sort_columns(query, dialect)
     found = session.execute(
-        select(*sort_columns, Ticket.id).where(Ticket.id == ticket_id, *_conditions(query))
+        select(*sort_columns, Ticket.id).where(Ticket.id == ticket_id, *_where(session, query))
     ).first()
     if found is None:
         return None
     key = tuple_(*sort_columns, Ticket.id)
     bound = tuple_(*map(literal, tuple(found)))
-    before = select(Ticket.id).where(*_conditions(query), key > bound if query.descending else key < bound)
+    before = select(Ticket.id).where(
+        *_where(session, query), key > bound if query.descending else key < bound
+    )
     if dialect == "sqlite":
         # Counted in the order of a page read, so that SQLite walks the sort's own index as a page does;
         # a bare COUNT with a row-value bound makes it scan another index and read every row (0.2-0.8 s).
