@@ -194,6 +194,29 @@ class ItsmApp(App[None]):
         if action:
             screen.call_after_refresh(screen.run_action, action)
 
+    @work(thread=True, group="open-change", exit_on_error=False)
+    def open_change(self, change_id: int) -> None:
+        """Open a change's screen by its id (a notification knows the id, the screen the reference)."""
+        from itsm_tui.services import changes
+
+        try:
+            with self.db.read_session() as session:
+                ref = changes.ref_of(session, change_id)
+        except Exception as exc:  # the database went away: say so, stay where we are
+            self.call_from_thread(
+                self.notify, f"Could not open the change: {exc}", severity="error", markup=False
+            )
+            return
+        self.call_from_thread(self._show_change, ref)
+
+    def _show_change(self, ref: str | None) -> None:
+        if ref is None:
+            self.notify("That change no longer exists.", markup=False)
+            return
+        from screens.change import ChangeScreen
+
+        self.push_screen(ChangeScreen(ref))
+
     def open_queue(self, view: str, filter_text: str = "") -> None:
         """Switch to the queue showing a view with a filter (e.g. the tickets behind a KPI figure)."""
         self.switch_mode("queue")

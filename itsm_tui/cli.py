@@ -101,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--now", type=_iso_instant, help="the instant to scan at (ISO, default now)")
     scan.add_argument("--json", action="store_true")
     commands.add_parser(
-        "scheduler", parents=[db], help="run the SLA job headless (for hosts where no console is open)"
+        "scheduler",
+        parents=[db],
+        help="run the SLA job and the change reminders headless (for hosts where no console is open)",
     )
     report = commands.add_parser(
         "report", parents=[db], help="KPI reports and the shift handover"

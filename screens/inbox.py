@@ -85,6 +85,8 @@ class InboxScreen(DeskScreen):
             self.mark(row.id)
         if row.entity_type == "ticket" and row.entity_id is not None:
             self.app.open_ticket(row.entity_id)
+        elif row.entity_type == "change" and row.entity_id is not None:
+            self.app.open_change(row.entity_id)
         else:
             self.app.notify("This notification has no record to open.", markup=False)
 

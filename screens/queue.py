@@ -94,7 +94,8 @@ class QueueTable(ScrollView, can_focus=True):
         Binding("home", "jump(0)", "First", show=False, id="queue.first"),
         Binding("end", "jump(-1)", "Last", show=False, id="queue.last"),
     ]
-    DEFAULT_CSS = "QueueTable { height: 1fr; } QueueTable:focus { background-tint: $foreground 3%; }"
+    # Focus shows in the cursor line (reversed when the table has the keys, grey when the filter has them).
+    DEFAULT_CSS = "QueueTable { height: 1fr; scrollbar-size-vertical: 1; }"
 
     cursor = reactive(0, always_update=True)
 
@@ -297,6 +298,7 @@ class QueueHeader(Static):
 
 class QueueScreen(DeskScreen):
     SCREEN_TITLE = "Queue"
+    AUTO_FOCUS = "QueueTable"  # keys typed while the console starts go to the table, not the filter
     BINDINGS = [
         Binding("enter,o", "open", "Open", id="queue.open"),
         Binding("t", "take", "Take", id="queue.take"),

@@ -149,3 +149,51 @@ async def test_status_line_shows_user_role_and_unread(desk, config):
         text = str(line.render())
         assert "Lea Lead" in text and "shift_lead" in text and "1 unread" in text
         assert isinstance(line, Static)
+
+
+async def test_inbox_opens_the_change_a_notification_is_about(desk, config):
+    from datetime import timedelta
+
+    from itsm_tui.models import Change
+    from itsm_tui.services import changes
+    from screens.change import ChangeScreen
+
+    db, actor = desk
+    with db.session() as s:
+        from itsm_tui.services import users
+
+        users.change_roles(s, actor_login="lead", login="lead", add=["change_manager"])
+    with db.read_session() as s:
+        manager = users.resolve_actor(s, "lead")
+    with db.session() as s:
+        start = utcnow() + timedelta(days=3)
+        ref = changes.create_change(
+            s,
+            config,
+            manager,
+            change_type="normal",
+            targets=["network"],
+            start=start,
+            end=start + timedelta(hours=2),
+            title="Replace core switch",
+        ).ref
+        change_id = s.scalar(select(Change.id).where(Change.ref == ref))
+        s.add(
+            Notification(
+                user_id=actor.id,
+                kind="change_approval",
+                event_key="c:1",
+                entity_type="change",
+                entity_id=change_id,
+                message=f"{ref} awaits your approval",
+                created_at=utcnow(),
+            )
+        )
+    app = ItsmApp(db, config, manager, run_scheduler=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f5")
+        table = app.screen.query_one(DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChangeScreen))
+        assert app.screen.ref == ref

@@ -97,6 +97,11 @@ class ChangeBlocked(ServiceError):
 # --------------------------------------------------------------------------- reading
 
 
+def ref_of(session: Session, change_id: int) -> str | None:
+    """The reference of the change with this id, or None if there is none (e.g. from a notification)."""
+    return session.scalar(select(Change.ref).where(Change.id == change_id))
+
+
 def get_change(session: Session, ref: str, *, for_update: bool = False) -> Change:
     """A change by reference (CHG0000001, case and zero padding forgiven: chg1 works)."""
     text = (ref or "").strip().upper()

@@ -25,6 +25,7 @@ KINDS = (
     "change_approval",
     "change_conflict",
     "change_starting",
+    "change_review",
 )
 
 

@@ -361,17 +361,21 @@ def _page_statement(query: QueueQuery, dialect: str, search_index: bool, how: st
     sort_columns = _sort_columns(query, dialect)
     keys = [*sort_columns, Ticket.id]
     key = tuple_(*keys)
-    bound = tuple_(*[bindparam(f"bound{i}", type_=c.type) for i, c in enumerate(keys)])
+    bounds = [bindparam(f"bound{i}", type_=c.type) for i, c in enumerate(keys)]
+    bound = tuple_(*bounds)
     descending = query.descending != (how in ("before", "from_end"))
     page = select(Ticket.id.label("page_id"), *[c.label(f"k{i}") for i, c in enumerate(sort_columns)]).where(
         *_conditions(query, dialect, search_index)
     )
-    if how == "after":
-        page = page.where(key < bound if query.descending else key > bound)
-    elif how == "before":
-        page = page.where(key > bound if query.descending else key < bound)
-    elif how == "start":
-        page = page.where(key <= bound if query.descending else key >= bound)
+    if how in ("after", "before", "start"):
+        upwards = (how == "before") == query.descending  # towards larger keys
+        if how == "start":
+            page = page.where(key >= bound if upwards else key <= bound)
+        else:
+            page = page.where(key > bound if upwards else key < bound)
+        # The same bound on the first key alone: SQLite does not range-scan an expression index (the
+        # assignee and service sorts) by a row value, but does by this; it then starts at the bound.
+        page = page.where(keys[0] >= bounds[0] if upwards else keys[0] <= bounds[0])
     page = page.order_by(*[c.desc() if descending else c.asc() for c in keys])
     page = page.limit(bindparam("page_limit", type_=Integer))
     if offset:
@@ -420,9 +424,13 @@ def locate(session: Session, query: QueueQuery, ticket_id: int) -> tuple[int, tu
         return None
     key = tuple_(*sort_columns, Ticket.id)
     bound = tuple_(*map(literal, tuple(found)))
-    before = select(Ticket.id).where(
-        *_where(session, query), key > bound if query.descending else key < bound
-    )
+    first, first_bound = (sort_columns or [Ticket.id])[0], literal(found[0])
+    conditions = _where(session, query)
+    if query.descending:
+        conditions += [key > bound, first >= first_bound]  # the latter: see _page_statement
+    else:
+        conditions += [key < bound, first <= first_bound]
+    before = select(Ticket.id).where(*conditions)
     if dialect == "sqlite":
         # Counted in the order of a page read, so that SQLite walks the sort's own index as a page does;
         # a bare COUNT with a row-value bound makes it scan another index and read every row (0.2-0.8 s).
