@@ -100,6 +100,19 @@ def test_locate_finds_a_ticket_and_its_page_is_read_around_it(demo_db, sort):
         assert queue.locate(session, query, closed) is None
 
 
+def test_locate_counts_stored_utc_times_as_utc_whatever_the_server_time_zone(demo_db):
+    db, actor = demo_db
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("a session time zone is PostgreSQL's")
+    with db.read_session() as session:
+        session.execute(text("SET LOCAL TIME ZONE 'Asia/Kolkata'"))  # UTC+05:30: half a day of SLA clocks
+        query = queue.query_for(actor, "all_open", queue.Filter(), "sla", False, ANCHOR)
+        expected = reference(session, query)
+        for position in (1, len(expected) // 3, len(expected) // 2, len(expected) - 2):
+            located = queue.locate(session, query, expected[position])
+            assert located is not None and located[0] == position
+
+
 # --------------------------------------------------------------------------- the window, without a database
 
 

@@ -422,9 +422,12 @@ def locate(session: Session, query: QueueQuery, ticket_id: int) -> tuple[int, tu
     ).first()
     if found is None:
         return None
-    key = tuple_(*sort_columns, Ticket.id)
-    bound = tuple_(*map(literal, tuple(found)))
-    first, first_bound = (sort_columns or [Ticket.id])[0], literal(found[0])
+    key_columns = [*sort_columns, Ticket.id]
+    key = tuple_(*key_columns)
+    # Typed by their column, so that a stored-as-UTC time is bound as one whatever the server's time zone.
+    bounds = [literal(value, type_=c.type) for value, c in zip(found, key_columns, strict=True)]
+    bound = tuple_(*bounds)
+    first, first_bound = key_columns[0], bounds[0]
     conditions = _where(session, query)
     if query.descending:
         conditions += [key > bound, first >= first_bound]  # the latter: see _page_statement
