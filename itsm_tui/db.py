@@ -75,6 +75,7 @@ class ReadCancel:
         with self._lock:
             self._connection = connection
         try:
+            self.check()  # a cancel that came before the connection was published found nothing to stop
             yield
         finally:
             # Let go before the connection returns to the pool: a later cancel must not reach its next user.

@@ -451,7 +451,10 @@ class QueueScreen(DeskScreen):
         with self.app.db.read_session(cancel) as session:
             # Taken before the rows are read: a change made after it is noticed by the next poll.
             fingerprint = queue.newest_change(session)
+            # Checked after each statement too: SQLite forgets an interrupt that falls between two statements.
+            cancel.check()
             located = queue.locate(session, query, keep_id) if keep_id is not None else None
+            cancel.check()
             if located is not None:  # the same ticket stays under the cursor, wherever it moved
                 cursor, key = located
                 rows = queue.fetch_around(session, query, cursor, key, window.page_size)
@@ -469,19 +472,45 @@ class QueueScreen(DeskScreen):
                 # Business clocks load their holidays on first use: here, not while drawing.
                 if row is not None:
                     row.sla_left(self.app.config, query.now)
-            self.app.call_from_thread(self._apply, generation, window, cursor, screen_row, fingerprint)
+            self.app.call_from_thread(
+                self._apply,
+                generation,
+                window,
+                cursor,
+                screen_row,
+                fingerprint,
+                keep_id if located is not None else None,
+            )
             if window.total is None:  # the count follows the rows
                 cancel.check()
                 total = queue.count(session, query)
                 self.app.call_from_thread(self._apply_total, generation, window, total)
 
     def _apply(
-        self, generation: int, window: QueueWindow, cursor: int, screen_row: int | None, fingerprint: tuple
+        self,
+        generation: int,
+        window: QueueWindow,
+        cursor: int,
+        screen_row: int | None,
+        fingerprint: tuple,
+        kept_id: int | None = None,
     ) -> None:
         if generation != self.generation:
             return
+        table = self.table
+        current = table.current
+        if kept_id and current is not None and current.id != kept_id:
+            # The agent moved on while the rows were read: keep the ticket they are on now, not the old one.
+            index = window.index_of(current.id)
+            if index is None:
+                self.reload(keep_cursor=True)
+                return
+            cursor, screen_row = index, table.cursor - int(table.scroll_offset.y)
+        if self.reader is not None:  # it reads pages of the window being replaced
+            self.reader.cancel()
+            self.reader = None
         self.fingerprint = fingerprint
-        self.table.show_window(window, cursor, screen_row)
+        table.show_window(window, cursor, screen_row)
         self._show_bar(window.total)
         if window.total is not None:
             self.counted_generation = generation
@@ -532,6 +561,8 @@ class QueueScreen(DeskScreen):
     def _reader_done(self, cancel: ReadCancel) -> None:
         if self.reader is cancel:
             self.reader = None
+        if cancel in self.cancels:
+            self.cancels.remove(cancel)
 
     def _store_page(self, generation: int, window: QueueWindow, page: int, rows: list[QueueRow]) -> None:
         if generation != self.generation or window is not self.table.window:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -233,6 +234,48 @@ async def test_paging_down_reads_each_page_from_its_neighbour(demo, config, monk
         with db.read_session() as s:
             ordered = [r.id for r in fetch_page(s, screen.query_state, limit=10**6)]
         top = int(table.scroll_offset.y)
+        assert [table.window.row(i).id for i in range(top, top + table.size.height)] == ordered[
+            top : top + table.size.height
+        ]
+
+
+async def test_moving_while_a_live_reload_reads_keeps_the_ticket_moved_to(demo, config, monkeypatch):
+    """A reload after others' work keeps the cursor's ticket; if the agent moves on before its rows arrive,
+    the cursor stays where the agent went, and the rows they paged to are read."""
+    db, actor = demo
+    release = threading.Event()
+    locate = queue.locate
+
+    def slow_locate(session, query, ticket_id):
+        release.wait(10)
+        return locate(session, query, ticket_id)
+
+    app = ItsmApp(db, config, actor, run_scheduler=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await pilot.press("4")
+        await settle(pilot, screen)
+        table = screen.table
+        await pilot.press("down", "down", "down")
+        monkeypatch.setattr(queue, "locate", slow_locate)
+
+        screen.reload(keep_cursor=True)  # what the poll does when someone else saved a ticket
+        await pilot.press("down", "down")
+        moved_to = table.current
+        release.set()
+        await settle(pilot, screen)
+        assert table.current.id == moved_to.id and table.cursor == 5
+
+        release.clear()
+        screen.reload(keep_cursor=True)
+        await pilot.press("pagedown", "pagedown", "pagedown")
+        await pilot.pause(0.3)
+        release.set()
+        await settle(pilot, screen, lambda: table.current is not None)
+        with db.read_session() as s:
+            ordered = [r.id for r in queue.fetch_page(s, screen.query_state, limit=10**6)]
+        top = int(table.scroll_offset.y)
+        assert top > 0
         assert [table.window.row(i).id for i in range(top, top + table.size.height)] == ordered[
             top : top + table.size.height
         ]
