@@ -136,13 +136,20 @@ def _country_holidays(country: str, year: int) -> frozenset[date]:
 def _kept(name: str, compute: Callable[[], list[str]]) -> list[str]:
     """What ``compute`` gives from the holidays package, kept in the user's cache folder for as long as that
     package is unchanged: importing it and a country's rules costs a sixth of a second at every start."""
+    import importlib.metadata
     import importlib.util
+    import tempfile
 
     from platformdirs import user_cache_path
 
     spec = importlib.util.find_spec("holidays")
     origin = Path(spec.origin) if spec and spec.origin else None
-    stamp = f"{origin.stat().st_mtime_ns}" if origin and origin.exists() else "none"
+    try:
+        version = importlib.metadata.version("holidays")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    # The version and the file's time: an install that fixes file times still changes the version.
+    stamp = f"{version}-{origin.stat().st_mtime_ns}" if origin and origin.exists() else version
     path = user_cache_path("itsm-tui") / f"holidays-{stamp}-{name}.txt"
     try:
         return path.read_text(encoding="utf-8").split()
@@ -151,9 +158,15 @@ def _kept(name: str, compute: Callable[[], list[str]]) -> list[str]:
     values = compute()
     try:  # a cache only: a read-only home just means computing again next time
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text("\n".join(values), encoding="utf-8")
-        partial.replace(path)
+        # A private temporary file, published whole: another thread or console never reads half of it.
+        handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write("\n".join(values))
+            os.replace(partial, path)
+        except OSError:
+            Path(partial).unlink(missing_ok=True)
+            raise
     except OSError:
         pass
     return values

@@ -546,6 +546,8 @@ class QueueScreen(DeskScreen):
                 while step := self.app.call_from_thread(self._next_read, generation, window, cancel):
                     page, plan = step
                     rows = queue.fetch_page(session, window.query, **plan)
+                    for row in rows:  # holidays of a year not drawn yet load here, not while drawing
+                        row.sla_left(self.app.config, window.query.now)
                     self.app.call_from_thread(self._store_page, generation, window, page, rows)
         finally:
             self.app.call_from_thread(self._reader_done, cancel)

@@ -209,3 +209,31 @@ def test_property_add_composes(clock: BusinessClock, start: datetime, first: flo
     stepped = clock.add(clock.add(start, first), second)
     early, late = sorted((direct, stepped))
     assert clock.elapsed(early, late) == pytest.approx(0, abs=1e-3)
+
+
+def test_country_holidays_are_kept_in_the_cache_folder_and_shared_safely(tmp_path, monkeypatch):
+    """The holidays package's answers are computed once and kept; threads writing at once publish whole
+    files; a cache folder that cannot be written only means computing again."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from itsm_tui import config
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    values = [f"2026-01-{day:02d}" for day in range(1, 29)]
+    calls: list[int] = []
+
+    def compute() -> list[str]:
+        calls.append(1)
+        return values
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: config._kept("XX-2026", compute), range(16)))
+    assert all(result == values for result in results)
+    assert config._kept("XX-2026", lambda: pytest.fail("computed again")) == values
+    kept = list((tmp_path / "cache" / "itsm-tui").iterdir())
+    assert len(kept) == 1 and kept[0].read_text().split() == values  # no temporary file left behind
+
+    (tmp_path / "blocked").write_text("a file where the folder would be")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "blocked"))
+    assert config._kept("XX-2027", compute) == values
+    assert config._country_holidays("DE", 2026) >= {date(2026, 12, 25), date(2026, 10, 3)}
