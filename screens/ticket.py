@@ -368,7 +368,8 @@ class TicketScreen(Screen):
             if done is not None:
                 line.append(f"  done {local_time(done, tz, '%m-%d %H:%M')}")
             elif left is not None and view.status == "pending":
-                line.append(f"  paused, {format_duration(left)} left", style="dim")
+                word = "left" if left >= 0 else "overdue"
+                line.append(f"  paused, {format_duration(left)} {word}", style="dim")
             elif left is not None and left >= 0:
                 line.append(f"  {format_duration(left)} left", style=SLA_STYLE.get(state, ""))
             elif left is not None:

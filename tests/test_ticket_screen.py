@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -565,3 +565,19 @@ async def test_impact_urgency_preview_link_escalate_rate_reopen_and_cancel(staff
         await pilot.press("tab", *"duplicate of " + ref, "enter")
         await reloaded(pilot, screen, lambda v: v.status == "cancelled")
     assert row(db, other).status == "cancelled"
+
+
+async def test_a_paused_overdue_clock_says_overdue(staff_sqlite, config):
+    db, staff = staff_sqlite
+    ticket_id, ref = new_ticket(db, config, staff["lead"], title="Waiting on the vendor")
+    with db.session() as s:
+        tickets.assign(s, config, staff["lead"], ref, assignee="agent1")
+        tickets.transition(s, config, staff["lead"], ref, "in_progress")
+        tickets.transition(s, config, staff["lead"], ref, "pending", reason="vendor")
+        ticket = tickets.get_ticket(s, ref)
+        ticket.resolution_due_at = ticket.paused_at - timedelta(days=3)  # breached before it was paused
+    app = ItsmApp(db, config, staff["agent1"], run_scheduler=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_ticket(app, pilot, ticket_id)
+        clock = screen_text(app).split("Resolve", 1)[1].split("Description", 1)[0]
+        assert "breached" in clock and "paused" in clock and "overdue" in clock and " left" not in clock
