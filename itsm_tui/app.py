@@ -227,6 +227,11 @@ class ItsmApp(App[None]):
             screen.show_filtered(view, filter_text)
 
     def new_ticket(self) -> None:
-        from screens.forms import NewTicketForm
+        """The new-ticket form; the ticket it creates opens, for the agent to go on working it."""
+        from screens.forms import CreatedTicket, NewTicketForm
 
-        self.push_screen(NewTicketForm())
+        def created(result: object) -> None:
+            if isinstance(result, CreatedTicket):
+                self.open_ticket(result.id)
+
+        self.push_screen(NewTicketForm(), created)

@@ -378,9 +378,8 @@ async def test_new_ticket_form_keeps_typed_fields_on_refusal_then_creates_with_t
 ):
     db, staff = staff_sqlite
     app = ItsmApp(db, config, staff["agent1"], run_scheduler=False)
-    created = []
     async with app.run_test(size=SIZE, notifications=True) as pilot:
-        app.push_screen(NewTicketForm(), created.append)
+        await pilot.press("n")  # from the queue
         await wait_for(pilot, lambda: isinstance(app.screen, NewTicketForm))
         form = app.screen
         assert form.field("title").has_focus
@@ -400,9 +399,12 @@ async def test_new_ticket_form_keeps_typed_fields_on_refusal_then_creates_with_t
         form.field("title").focus()
         await type_text(pilot, "Laptop will not boot")
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: created, what="created")
+        # the new ticket opens, to go on working it
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, TicketScreen) and app.screen.detail, what="opened"
+        )
         assert "created (P2)" in messages(app)
-    (result,) = created
+        result = app.screen.detail.view
     ticket = row(db, result.ref)
     assert (ticket.title, ticket.requester, ticket.impact, ticket.urgency) == (
         "Laptop will not boot",
