@@ -25,6 +25,7 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
+from itsm_tui.services.audit import shown_value
 from itsm_tui.services.changes import ChangeBlocked, ChangeView
 from itsm_tui.services.conflicts import SEVERITY_ORDER, Conflict
 from itsm_tui.services.errors import StaleEdit, ValidationError
@@ -219,8 +220,10 @@ class ChangeScreen(ModalScreen[None]):
                 parts += [Text(f"\n{label}", style="bold"), Text(strip_control(value))]
         if view.history:
             history = Table.grid(padding=(0, 1))
+            zone = ZoneInfo(tz)
             for item in view.history[:40]:
-                what = f"{item.field}: {item.old} -> {item.new}" if item.old else f"{item.field}: {item.new}"
+                old, new = shown_value(item.old, zone), shown_value(item.new, zone)
+                what = f"{item.field}: {old} -> {new}" if item.old else f"{item.field}: {new}"
                 history.add_row(
                     local_time(item.at, tz, "%m-%d %H:%M"),
                     item.by,

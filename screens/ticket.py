@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from rich.console import Group
 from rich.table import Table
@@ -214,7 +215,7 @@ class TicketScreen(Screen):
             detail = TicketDetail(
                 view=view,
                 links=tickets.links_of(session, ticket),
-                timeline=tickets.timeline(session, ticket),
+                timeline=tickets.timeline(session, ticket, zone=ZoneInfo(app.actor.timezone)),
                 actions=tickets.available_actions(app.actor, view),
                 transitions=tickets.allowed_transitions(view),
                 left={t: sla.time_left(ticket, app.config, now, t) for t in ("response", "resolution")},

@@ -7,6 +7,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, inspect, select, text
@@ -473,6 +474,18 @@ def test_every_mutation_is_audited(db, config, staff) -> None:
     step(
         net, ("close", "closed_at", None, at(13).isoformat()), ("transition", "status", "resolved", "closed")
     )
+
+
+def test_the_timeline_reads_audited_instants_in_the_agents_zone(db, config, staff) -> None:
+    ref = new_ticket(db, config, staff["agent1"])
+    move(db, config, staff["agent1"], ref, "in_progress", now=at(3))
+    with db.read_session() as s:
+        ticket = tickets.get_ticket(s, ref)
+        in_berlin = [i.text for i in tickets.timeline(s, ticket, zone=ZoneInfo("Europe/Berlin"))]
+        stored = [i.text for i in tickets.timeline(s, ticket)]
+    assert "sla responded_at: - -> 2026-03-02 10:03" in in_berlin  # 09:03 UTC
+    assert any(text.startswith("sla responded_at: - -> 2026-03-02T09:03") for text in stored)
+    assert "transition status: new -> in_progress" in in_berlin
 
 
 def test_cancel_and_reopen_are_audited(db, config, staff) -> None:

@@ -5,7 +5,7 @@ Callers write audit rows in the same session (and so the same transaction) as th
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import select
@@ -20,6 +20,22 @@ def _text(value: Any) -> str | None:
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)
+
+
+def shown_value(value: str | None, zone: tzinfo | None = None) -> str:
+    """An audited value as a person reads it: '-' for none; with ``zone``, a stored instant (kept in UTC)
+    as the time in that zone, to the minute."""
+    if value is None or value == "":
+        return "-"
+    if zone is not None and len(value) >= 16 and value[4:5] == "-" and value[10:11] == "T":
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    return value
 
 
 def record(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
@@ -1106,8 +1106,11 @@ class TimelineItem:
     text: str
 
 
-def timeline(session: Session, ticket: Ticket, limit: int = 200) -> list[TimelineItem]:
-    """Replies, work notes and audit events of a ticket, newest first (the newest ``limit`` of each)."""
+def timeline(
+    session: Session, ticket: Ticket, limit: int = 200, zone: tzinfo | None = None
+) -> list[TimelineItem]:
+    """Replies, work notes and audit events of a ticket, newest first (the newest ``limit`` of each);
+    with ``zone``, times in audited values read in that zone (they are stored in UTC)."""
     names: dict[int | None, str] = {None: "system"}
 
     def who(user_id: int | None) -> str:
@@ -1119,7 +1122,7 @@ def timeline(session: Session, ticket: Ticket, limit: int = 200) -> list[Timelin
         TimelineItem(e.created_at, e.kind, who(e.author_id), e.body) for e in entries(session, ticket, limit)
     ]
     for event in audit.history(session, "ticket", ticket.id, limit):
-        change = f"{event.old_value or '-'} -> {event.new_value or '-'}"
+        change = f"{audit.shown_value(event.old_value, zone)} -> {audit.shown_value(event.new_value, zone)}"
         items.append(
             TimelineItem(
                 event.at, "audit", who(event.actor_id), f"{event.action} {event.field or ''}: {change}"
