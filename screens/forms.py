@@ -1,5 +1,5 @@
 """Typed modal forms for tickets: assign, escalate, status, resolve, reply or note, impact and urgency, link,
-KEDB search, rating and the new-ticket form.
+KEDB search, rating, the new-ticket form and the edit form.
 
 Every form is a ``ModalScreen`` that dismisses with a small frozen dataclass (Escape cancels with None).
 A caller that wants the save itself to be checked passes ``save``: a blocking function that runs the service
@@ -122,6 +122,33 @@ class NewTicketValues:
     ci: str | None
     requester: str
     group: str | None
+
+
+CLASSIFICATION = {"category", "service", "ci"}
+
+
+@dataclass(frozen=True)
+class TicketEdits:
+    """Fields of a ticket as the edit form shows them; None for one left as it is."""
+
+    title: str | None = None
+    requester: str | None = None
+    category: str | None = None
+    service: str | None = None
+    ci: str | None = None
+    description: str | None = None
+
+    def changed_from(self, shown: TicketEdits) -> TicketEdits:
+        """Only the fields that differ from ``shown`` (an emptied choice is left as it was); category, service
+        and CI go together when one of them changed, as they are checked together."""
+        typed = {name: value for name, value in asdict(self).items() if value is not None}
+        changed = {name for name, value in typed.items() if value != (getattr(shown, name) or "")}
+        if changed & CLASSIFICATION:
+            changed |= CLASSIFICATION & set(typed)
+        return TicketEdits(**{name: typed[name] for name in changed})
+
+    def as_changes(self) -> dict[str, str]:
+        return {name: value for name, value in asdict(self).items() if value is not None}
 
 
 @dataclass(frozen=True)
@@ -747,7 +774,63 @@ class RateForm(FormScreen[Any]):
 # --------------------------------------------------------------------------- new ticket
 
 
-class NewTicketForm(FormScreen[Any]):
+class _TicketFieldsForm(FormScreen[Any]):
+    """What the new-ticket and edit forms share: category (offered by the ticket's kind), service and CI (a
+    service narrows the CIs offered), and a three-line description."""
+
+    SUBMIT_ON_ENTER = False
+    DEFAULT_CSS = """
+    _TicketFieldsForm .form-row > TextArea { height: 3; }
+    """
+
+    def __init__(self, *, config: DeskConfig | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.config = config
+
+    def kind(self) -> str:
+        return "incident"
+
+    def compose_classification(self) -> ComposeResult:
+        config = self.config = self.config or self.app.config
+        yield from self.row("category", "Category", _compact_select([], prompt="(category)"))
+        yield from self.row(
+            "service",
+            "Service",
+            _compact_select(
+                [(f"{s.code} - {s.name}", s.code) for s in config.services.values()], prompt="(service)"
+            ),
+        )
+        yield from self.row("ci", "CI", _compact_select([], prompt="(configuration item)"))
+
+    def _offer_categories(self, keep: str | None = None) -> None:
+        category = self.field("category")
+        keep = keep or select_value(category)
+        options = list(self.config.categories.get(self.kind(), ()))
+        if keep and keep not in options:  # a category no longer configured stays as it is
+            options.append(keep)
+        category.set_options([(c, c) for c in options])
+        if keep in options:
+            category.value = keep
+
+    @on(Select.Changed, "#field-service")
+    def _service_changed(self) -> None:
+        self._offer_cis()
+
+    def _offer_cis(self, shown: str | None = None) -> None:
+        """The CIs of the chosen service (of every service if none); ``shown``, the ticket's own, stays."""
+        service = select_value(self.field("service"))
+        ci = self.field("ci")
+        keep = shown or select_value(ci)
+        services = [self.config.services[service]] if service in self.config.services else []
+        cis = [c for s in services or self.config.services.values() for c in s.cis]
+        if shown and shown not in cis:
+            cis.append(shown)
+        ci.set_options([(c, c) for c in cis])
+        if keep in cis:
+            ci.value = keep
+
+
+class NewTicketForm(_TicketFieldsForm):
     """Log a new incident or request. The priority the matrix gives is previewed as impact and urgency change.
 
     Without ``save`` the ticket is created through the app's database and the form closes with a
@@ -755,18 +838,16 @@ class NewTicketForm(FormScreen[Any]):
     """
 
     TITLE = "New ticket"
-    SUBMIT_ON_ENTER = False
     HINT = "ctrl+s create · tab/enter next field · esc cancel"
-    DEFAULT_CSS = """
-    NewTicketForm .form-row > TextArea { height: 3; }
-    """
 
     def __init__(self, *, config: DeskConfig | None = None, requester: str = "", **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.config = config
+        super().__init__(config=config, **kwargs)
         self.initial_requester = requester
         if self._save is None:
             self._save = self._create
+
+    def kind(self) -> str:
+        return select_value(self.field("kind")) or "incident"
 
     def compose_fields(self) -> ComposeResult:
         config = self.config = self.config or self.app.config
@@ -783,15 +864,7 @@ class NewTicketForm(FormScreen[Any]):
         yield from self.row("impact", "Impact", _compact_select(levels, allow_blank=False, value="medium"))
         yield from self.row("urgency", "Urgency", _compact_select(levels, allow_blank=False, value="medium"))
         yield from self.row("priority", "Priority", Static("", id="field-priority", classes="form-value"))
-        yield from self.row("category", "Category", _compact_select([], prompt="(category)"))
-        yield from self.row(
-            "service",
-            "Service",
-            _compact_select(
-                [(f"{s.code} - {s.name}", s.code) for s in config.services.values()], prompt="(service)"
-            ),
-        )
-        yield from self.row("ci", "CI", _compact_select([], prompt="(configuration item)"))
+        yield from self.compose_classification()
         yield from self.row(
             "group",
             "Group",
@@ -803,30 +876,13 @@ class NewTicketForm(FormScreen[Any]):
         yield from self.row("description", "Description", _text_area())
 
     def on_mount(self) -> None:
-        self._kind_changed()
-        self._service_changed()
+        self._offer_categories()
+        self._offer_cis()
         self._preview()
 
     @on(Select.Changed, "#field-kind")
     def _kind_changed(self) -> None:
-        kind = select_value(self.field("kind")) or "incident"
-        category = self.field("category")
-        keep = select_value(category)
-        options = self.config.categories.get(kind, ())
-        category.set_options([(c, c) for c in options])
-        if keep in options:
-            category.value = keep
-
-    @on(Select.Changed, "#field-service")
-    def _service_changed(self) -> None:
-        service = select_value(self.field("service"))
-        ci = self.field("ci")
-        keep = select_value(ci)
-        services = [self.config.services[service]] if service else list(self.config.services.values())
-        cis = [c for s in services for c in s.cis]
-        ci.set_options([(c, c) for c in cis])
-        if keep in cis:
-            ci.value = keep
+        self._offer_categories()
 
     @on(Select.Changed, "#field-impact")
     @on(Select.Changed, "#field-urgency")
@@ -853,7 +909,7 @@ class NewTicketForm(FormScreen[Any]):
         return NewTicketValues(
             title=self.text_of("title"),
             description=self.text_of("description"),
-            kind=select_value(self.field("kind")) or "incident",
+            kind=self.kind(),
             impact=select_value(self.field("impact")),
             urgency=select_value(self.field("urgency")),
             category=select_value(self.field("category")),
@@ -874,6 +930,45 @@ class NewTicketForm(FormScreen[Any]):
     def saved(self, result: Any) -> None:
         if isinstance(result, CreatedTicket):
             self.app.notify(f"{result.ref} created (P{result.priority}).", title="New ticket", markup=False)
+
+
+class EditTicketForm(_TicketFieldsForm):
+    """Correct a ticket's title, requester, category, service, CI or description; the form closes with the
+    fields that differ from what was shown (:class:`TicketEdits`)."""
+
+    TITLE = "Edit ticket"
+
+    def __init__(self, *, shown: TicketEdits, kind: str = "incident", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.shown = shown
+        self.ticket_kind = kind
+
+    def kind(self) -> str:
+        return self.ticket_kind
+
+    def compose_fields(self) -> ComposeResult:
+        shown = self.shown
+        yield from self.row("title", "Title", _compact_input(shown.title))
+        yield from self.row("requester", "Requester", _compact_input(shown.requester))
+        yield from self.compose_classification()
+        yield from self.row("description", "Description", _text_area(shown.description or ""))
+
+    def on_mount(self) -> None:
+        if self.shown.service in self.config.services:
+            self.field("service").value = self.shown.service
+        self._offer_categories(self.shown.category)
+        self._offer_cis(self.shown.ci)
+
+    def collect(self) -> TicketEdits:
+        typed = TicketEdits(
+            title=self.text_of("title"),
+            requester=self.text_of("requester"),
+            category=select_value(self.field("category")),
+            service=select_value(self.field("service")),
+            ci=select_value(self.field("ci")),
+            description=self.text_of("description"),
+        )
+        return typed.changed_from(self.shown)
 
 
 def _minutes(minutes: int) -> str:

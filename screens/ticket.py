@@ -31,6 +31,7 @@ from screens.common import StatusLine, literal, local_time
 from screens.forms import (
     AssignForm,
     AssignValues,
+    EditTicketForm,
     EscalateForm,
     EscalateValues,
     ImpactUrgencyForm,
@@ -45,6 +46,7 @@ from screens.forms import (
     ResolveValues,
     TextForm,
     TextValues,
+    TicketEdits,
     TransitionForm,
     TransitionValues,
     stale_summary,
@@ -67,6 +69,7 @@ ACTIONS: dict[str, tuple[str | None, str]] = {
     "status": ("transition", "status"),
     "reply": ("reply", "reply"),
     "note": ("note", "note"),
+    "edit_details": ("edit", "edit"),
     "impact": ("edit", "impact"),
     "link": ("link", "link"),
     "kedb": (None, "KEDB"),
@@ -114,6 +117,7 @@ class TicketScreen(Screen):
         Binding("s", "status", "Status", id="ticket.status"),
         Binding("r", "reply", "Reply", id="ticket.reply"),
         Binding("n", "note", "Note", id="ticket.note"),
+        Binding("d", "edit_details", "Edit", id="ticket.edit"),
         Binding("i", "impact", "Impact/urgency", id="ticket.impact"),
         Binding("l", "link", "Link", id="ticket.link"),
         Binding("k", "kedb", "KEDB search", id="ticket.kedb"),
@@ -706,6 +710,35 @@ class TicketScreen(Screen):
             impact=view.impact,
             urgency=view.urgency,
             config=app.config,
+        )
+
+    def action_edit_details(self) -> None:
+        if not self._ready("edit_details"):
+            return
+        app, ref, view = self.app, self.ref, self.detail.view
+
+        def save(edits: TicketEdits) -> str:
+            from itsm_tui.services import tickets
+
+            changes = edits.as_changes()
+            if not changes:
+                return f"{ref}: nothing changed."
+            with self._session() as session:
+                tickets.update_fields(
+                    session, app.config, app.actor, ref, expected_version=self._form_version, **changes
+                )
+            return f"{ref}: {', '.join(changes)} saved."
+
+        shown = TicketEdits(
+            title=view.title,
+            requester=view.requester,
+            category=view.category,
+            service=view.service,
+            ci=view.ci,
+            description=view.description,
+        )
+        self._open_form(
+            EditTicketForm, save, title=f"Edit {ref}", shown=shown, kind=view.kind, config=app.config
         )
 
     def action_link(self) -> None:

@@ -12,10 +12,11 @@ from textual.geometry import Region
 from textual.widgets import Input, Select, TextArea
 
 from itsm_tui.app import ItsmApp
-from itsm_tui.models import KnownError, Presence, Ticket, TicketEntry, utcnow
+from itsm_tui.models import AuditEvent, KnownError, Presence, Ticket, TicketEntry, utcnow
 from itsm_tui.services import presence, tickets
 from screens.forms import (
     AssignForm,
+    EditTicketForm,
     EscalateForm,
     FormScreen,
     ImpactUrgencyForm,
@@ -583,3 +584,61 @@ async def test_a_paused_overdue_clock_says_overdue(staff_sqlite, config):
         await open_ticket(app, pilot, ticket_id)
         clock = screen_text(app).split("Resolve", 1)[1].split("Description", 1)[0]
         assert "breached" in clock and "paused" in clock and "overdue" in clock and " left" not in clock
+
+
+async def test_editing_title_and_classification_through_the_form(staff_sqlite, config):
+    db, staff = staff_sqlite
+    ticket_id, ref = new_ticket(
+        db, config, staff["lead"], category="software", service="email", ci="mx-01", description="Paper stuck"
+    )
+    app = ItsmApp(db, config, staff["agent1"], run_scheduler=False)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        screen = await open_ticket(app, pilot, ticket_id)
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, EditTicketForm))
+        form = app.screen
+        assert form.field("title").value == "Printer jammed"
+        assert (form.field("category").value, form.field("ci").value) == ("software", "mx-01")
+        await pilot.press("ctrl+u", "tab", "end", *" (2nd floor)", "ctrl+s")  # an empty title is refused
+        await wait_for(pilot, lambda: form.error_shown is not None)
+        assert form.error_shown[0] == "title" and app.screen is form
+        assert form.field("requester").value == "Rita (2nd floor)"  # what was typed stays
+
+        form.field("title").focus()
+        await type_text(pilot, "Printer jams on every page")
+        form.field("category").focus()
+        await pilot.pause()
+        await choose(pilot, form.field("category"), "hardware")
+        await pilot.press("tab")
+        await choose(pilot, form.field("service"), "workplace")
+        await pilot.press("tab")
+        assert form.field("ci").is_blank()  # mx-01 is not a workplace CI
+        await choose(pilot, form.field("ci"), "print-srv-01")
+        await pilot.press("ctrl+s")
+        await reloaded(pilot, screen, lambda v: v.title == "Printer jams on every page")
+        assert "title, requester, category, service, ci saved" in messages(app)
+        await shows(pilot, app, "Printer jams on every page")
+    ticket = row(db, ref)
+    assert (
+        ticket.title,
+        ticket.requester,
+        ticket.category,
+        ticket.service,
+        ticket.ci,
+        ticket.description,
+    ) == (
+        "Printer jams on every page",
+        "Rita (2nd floor)",
+        "hardware",
+        "workplace",
+        "print-srv-01",
+        "Paper stuck",
+    )
+    with db.read_session() as s:
+        audited = {
+            (e.field, e.old_value, e.new_value)
+            for e in s.scalars(select(AuditEvent).where(AuditEvent.entity_id == ticket_id))
+        }
+    assert ("title", "Printer jammed", "Printer jams on every page") in audited
+    assert ("ci", "mx-01", "print-srv-01") in audited
+    assert not any(field == "description" for field, _, _ in audited if field)
