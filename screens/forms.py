@@ -802,12 +802,13 @@ class _TicketFieldsForm(FormScreen[Any]):
         )
         yield from self.row("ci", "CI", _compact_select([], prompt="(configuration item)"))
 
-    def _offer_categories(self, keep: str | None = None) -> None:
+    def _offer_categories(self, shown: str | None = None) -> None:
+        """The categories of the ticket's kind; ``shown``, the ticket's own, stays though not listed."""
         category = self.field("category")
-        keep = keep or select_value(category)
+        keep = shown or select_value(category)
         options = list(self.config.categories.get(self.kind(), ()))
-        if keep and keep not in options:  # a category no longer configured stays as it is
-            options.append(keep)
+        if shown and shown not in options:
+            options.append(shown)
         category.set_options([(c, c) for c in options])
         if keep in options:
             category.value = keep
@@ -954,8 +955,10 @@ class EditTicketForm(_TicketFieldsForm):
         yield from self.row("description", "Description", _text_area(shown.description or ""))
 
     def on_mount(self) -> None:
+        service = self.field("service")
         if self.shown.service in self.config.services:
-            self.field("service").value = self.shown.service
+            with service.prevent(Select.Changed):  # the CIs are offered below, keeping the ticket's own
+                service.value = self.shown.service
         self._offer_categories(self.shown.category)
         self._offer_cis(self.shown.ci)
 

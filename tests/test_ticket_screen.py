@@ -436,6 +436,24 @@ async def test_new_ticket_validation_names_the_field(staff_sqlite, config):
         assert s.scalars(select(Ticket)).all() == []
 
 
+async def test_new_ticket_categories_follow_the_kind(staff_sqlite, config):
+    db, staff = staff_sqlite
+    app = ItsmApp(db, config, staff["agent1"], run_scheduler=False)
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(NewTicketForm())
+        await wait_for(pilot, lambda: isinstance(app.screen, NewTicketForm))
+        form = app.screen
+        form.field("category").focus()
+        await pilot.pause()
+        await choose(pilot, form.field("category"), "outage")  # an incident category
+        form.field("kind").focus()
+        await pilot.pause()
+        await choose(pilot, form.field("kind"), "request")
+        await wait_for(pilot, lambda: form.field("category").is_blank(), what="category cleared")
+        offered = [value for _, value in form.field("category")._options if isinstance(value, str)]
+        assert offered == list(config.categories["request"])
+
+
 # --------------------------------------------------------------------------- user text is literal
 
 
