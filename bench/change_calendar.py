@@ -183,7 +183,7 @@ def show(label: str, seconds: list[float], note: str = "") -> None:
 def measure(db: Database, size: int, runs: int) -> None:
     from zoneinfo import ZoneInfo
 
-    from screens.calendar import DayIndex, grid_start, render_month
+    from itsm_tui.screens.calendar import DayIndex, grid_start, render_month
 
     year = (YEAR_START, YEAR_START + timedelta(days=365))
 
@@ -247,7 +247,7 @@ def measure(db: Database, size: int, runs: int) -> None:
 
 async def console_month(db: Database, runs: int) -> dict[str, list[float]]:
     from itsm_tui.app import ItsmApp
-    from screens.calendar import CalendarScreen
+    from itsm_tui.screens.calendar import CalendarScreen
 
     config = load_config()
     with db.read_session() as s:

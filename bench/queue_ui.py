@@ -119,7 +119,7 @@ def queue_screen(app):
     from textual.app import ScreenStackError
     from textual.css.query import NoMatches
 
-    from screens.queue import QueueScreen
+    from itsm_tui.screens.queue import QueueScreen
 
     try:
         screen = app.screen

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
+from importlib.resources import files
 from typing import Any
 
 # Textual draws a changed screen at its next frame tick; at its default cap of 60 a second a keystroke's new
@@ -22,10 +23,10 @@ from textual.reactive import reactive
 
 from itsm_tui.config import DeskConfig
 from itsm_tui.db import Database
+from itsm_tui.screens import MODE_TITLES, mode_screens
+from itsm_tui.screens.help import HelpScreen
 from itsm_tui.services.notifications import NotificationRow
 from itsm_tui.services.users import Actor
-from screens import MODE_TITLES, mode_screens
-from screens.help import HelpScreen
 
 SEVERITIES = {"sla_breach": "error", "sla_warning": "warning"}
 SEVERITY_ORDER = {"sla_breach": 3, "escalated": 2, "sla_warning": 1}
@@ -59,7 +60,7 @@ class ItsmApp(App[None]):
     """The service-desk console."""
 
     TITLE = "itsm"
-    CSS_PATH = "../screens/app.tcss"
+    CSS_PATH = str(files("itsm_tui.screens") / "app.tcss")
     MODES = mode_screens()
     DEFAULT_MODE = "queue"
     COMMANDS = App.COMMANDS | {ScreenSwitcher}
@@ -187,7 +188,7 @@ class ItsmApp(App[None]):
 
     def open_ticket(self, ticket_id: int, action: str | None = None) -> None:
         """Open a ticket's screen; ``action`` (e.g. "assign") starts one of its actions at once."""
-        from screens.ticket import TicketScreen
+        from itsm_tui.screens.ticket import TicketScreen
 
         screen = TicketScreen(ticket_id)
         self.push_screen(screen)
@@ -213,14 +214,14 @@ class ItsmApp(App[None]):
         if ref is None:
             self.notify("That change no longer exists.", markup=False)
             return
-        from screens.change import ChangeScreen
+        from itsm_tui.screens.change import ChangeScreen
 
         self.push_screen(ChangeScreen(ref))
 
     def open_queue(self, view: str, filter_text: str = "") -> None:
         """Switch to the queue showing a view with a filter (e.g. the tickets behind a KPI figure)."""
         self.switch_mode("queue")
-        from screens.queue import QueueScreen
+        from itsm_tui.screens.queue import QueueScreen
 
         screen = self.screen
         if isinstance(screen, QueueScreen):
@@ -228,7 +229,7 @@ class ItsmApp(App[None]):
 
     def new_ticket(self) -> None:
         """The new-ticket form; the ticket it creates opens, for the agent to go on working it."""
-        from screens.forms import CreatedTicket, NewTicketForm
+        from itsm_tui.screens.forms import CreatedTicket, NewTicketForm
 
         def created(result: object) -> None:
             if isinstance(result, CreatedTicket):

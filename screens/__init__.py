@@ -7,10 +7,10 @@ from importlib import import_module
 
 MODE_TITLES = {"queue": "Queue", "calendar": "Change calendar", "kpi": "KPI board", "inbox": "Inbox"}
 _MODE_SCREENS = {
-    "queue": ("screens.queue", "QueueScreen"),
-    "calendar": ("screens.calendar", "CalendarScreen"),
-    "kpi": ("screens.kpi", "KpiScreen"),
-    "inbox": ("screens.inbox", "InboxScreen"),
+    "queue": ("itsm_tui.screens.queue", "QueueScreen"),
+    "calendar": ("itsm_tui.screens.calendar", "CalendarScreen"),
+    "kpi": ("itsm_tui.screens.kpi", "KpiScreen"),
+    "inbox": ("itsm_tui.screens.inbox", "InboxScreen"),
 }
 
 

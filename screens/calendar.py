@@ -28,10 +28,10 @@ from textual.widget import Widget
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
+from itsm_tui.screens.common import DeskScreen, literal
 from itsm_tui.services.changes import CalendarData, ChangeRow
 from itsm_tui.services.conflicts import SEVERITY_ORDER, BlackoutSpec, Conflict, Occurrence
 from itsm_tui.text import strip_control
-from screens.common import DeskScreen, literal
 
 VIEWS = ("month", "week", "agenda")
 VIEW_TITLES = {"month": "Month", "week": "Week", "agenda": "Agenda"}
@@ -749,7 +749,7 @@ class CalendarScreen(DeskScreen):
     def action_open(self) -> None:
         row = self._row_or_say()
         if row is not None:
-            from screens.change import ChangeScreen
+            from itsm_tui.screens.change import ChangeScreen
 
             self.app.push_screen(ChangeScreen(row.ref), callback=lambda _: self.reload())
 
@@ -792,7 +792,7 @@ class CalendarScreen(DeskScreen):
         row = self._row_or_say()
         if row is None:
             return
-        from screens.change import ReasonForm, reject_saver
+        from itsm_tui.screens.change import ReasonForm, reject_saver
 
         self.app.push_screen(
             ReasonForm(f"Reject {row.ref}", reject_saver(self.app, row.ref, row.version), required=True),
@@ -803,7 +803,7 @@ class CalendarScreen(DeskScreen):
         row = self._row_or_say()
         if row is None:
             return
-        from screens.change import ScheduleForm
+        from itsm_tui.screens.change import ScheduleForm
 
         self.app.push_screen(
             ScheduleForm(
@@ -813,7 +813,7 @@ class CalendarScreen(DeskScreen):
         )
 
     def action_new_change(self) -> None:
-        from screens.change import NewChangeForm
+        from itsm_tui.screens.change import NewChangeForm
 
         start = datetime.combine(self.selected, time(22, 0), self.tz)
         self.app.push_screen(NewChangeForm(start), callback=lambda ref: self._after(ref, f"{ref} raised."))

@@ -25,12 +25,12 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
+from itsm_tui.screens.common import literal, local_time
 from itsm_tui.services.audit import shown_value
 from itsm_tui.services.changes import ChangeBlocked, ChangeView
 from itsm_tui.services.conflicts import SEVERITY_ORDER, Conflict
 from itsm_tui.services.errors import StaleEdit, ValidationError
 from itsm_tui.text import strip_control
-from screens.common import literal, local_time
 
 SEVERITY_STYLE = {"blocked": "bold red", "conflict": "bold red", "warning": "yellow", "overridden": "cyan"}
 SEVERITY_LABEL = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from rich.text import Text
@@ -12,6 +13,11 @@ from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
 from itsm_tui.text import strip_control
+
+if TYPE_CHECKING:
+    from textual import getters
+
+    from itsm_tui.app import ItsmApp
 
 
 def literal(text: str | None, style: str = "") -> Text:
@@ -27,6 +33,9 @@ def local_time(instant: datetime | None, timezone: str, fmt: str = "%Y-%m-%d %H:
 
 class StatusLine(Static):
     """Top line: product, screen, user and role, database, unread notifications."""
+
+    if TYPE_CHECKING:  # the console app, typed (at run time Textual's own property)
+        app = getters.app(ItsmApp)
 
     DEFAULT_CSS = """
     StatusLine { dock: top; height: 1; background: $primary; color: $text; padding: 0 1; }
@@ -62,8 +71,11 @@ class StatusLine(Static):
         self.update(line, layout=False)  # always one line
 
 
-class DeskScreen(Screen):
+class DeskScreen(Screen[None]):
     """A top-level screen: status line on top, footer with the keys below."""
+
+    if TYPE_CHECKING:  # the console app, typed (at run time Textual's own property)
+        app = getters.app(ItsmApp)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A failed database read is shown, and the status line says the database is unreachable."""

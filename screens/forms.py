@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from rich.text import Text
 from textual import on, work
@@ -39,10 +39,15 @@ from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
 from itsm_tui.config import LEVELS, DeskConfig
+from itsm_tui.screens.common import literal, local_time
 from itsm_tui.services.errors import NotFound, StaleEdit, ValidationError
 from itsm_tui.services.tickets import PENDING_REASONS
 from itsm_tui.text import strip_control
-from screens.common import literal, local_time
+
+if TYPE_CHECKING:
+    from textual import getters
+
+    from itsm_tui.app import ItsmApp
 
 ResultT = TypeVar("ResultT")
 
@@ -175,6 +180,9 @@ def select_value(select: Select) -> Any:
 
 class FormScreen(ModalScreen[ResultT], Generic[ResultT]):
     """A modal form: fields with an error line each, an error line on top, ctrl+s saves, Escape cancels."""
+
+    if TYPE_CHECKING:  # the console app, typed (at run time Textual's own property)
+        app = getters.app(ItsmApp)
 
     TITLE: ClassVar[str] = "Form"
     # Service field names (ValidationError.field) shown beside a differently named field of this form.
@@ -419,7 +427,7 @@ class AssignForm(FormScreen[Any]):
             _compact_select(
                 [(code, code) for code in groups],
                 prompt="(keep the ticket's group)",
-                value=group if group in groups else Select.BLANK,
+                value=group if group in groups else Select.NULL,
             ),
         )
 
@@ -481,7 +489,7 @@ class TransitionForm(FormScreen[Any]):
             _compact_select(
                 [(self._label(t), t) for t in self.targets],
                 allow_blank=not self.targets,
-                value=self.initial_target if self.initial_target else Select.BLANK,
+                value=self.initial_target if self.initial_target else Select.NULL,
             ),
         )
         yield from self.row(

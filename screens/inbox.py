@@ -8,8 +8,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable
 
+from itsm_tui.screens.common import DeskScreen, literal, local_time
 from itsm_tui.services.notifications import NotificationRow
-from screens.common import DeskScreen, literal, local_time
 
 
 class InboxScreen(DeskScreen):

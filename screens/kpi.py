@@ -20,9 +20,9 @@ from textual.widgets import Button, Input, Label, OptionList, Static, TabbedCont
 from textual.widgets.option_list import Option
 from textual_plotext import PlotextPlot
 
+from itsm_tui.screens.common import DeskScreen, local_time
 from itsm_tui.services.kpi import PERIODS, KpiReport, OperationalSnapshot
 from itsm_tui.text import strip_control
-from screens.common import DeskScreen, local_time
 
 RAG_STYLES = {"green": "green", "amber": "yellow", "red": "red", "grey": "grey50"}
 LIVE_SECONDS = 10

@@ -29,6 +29,7 @@ from textual.strip import Strip
 from textual.widgets import Input, Static
 
 from itsm_tui.db import ReadCancel
+from itsm_tui.screens.common import DeskScreen
 from itsm_tui.services.queue import (
     SORTS,
     VIEWS,
@@ -41,7 +42,6 @@ from itsm_tui.services.queue import (
     query_for,
 )
 from itsm_tui.text import strip_control
-from screens.common import DeskScreen
 
 REFRESH_SECONDS = 1.0
 SLA_STYLES = {"ok": "green", "warning": "yellow", "breached": "bold red", "met": "green", "stopped": "dim"}

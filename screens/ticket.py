@@ -24,11 +24,8 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
-from itsm_tui.services.errors import StaleEdit
-from itsm_tui.services.tickets import TicketView, TimelineItem
-from itsm_tui.text import strip_control
-from screens.common import StatusLine, literal, local_time
-from screens.forms import (
+from itsm_tui.screens.common import StatusLine, literal, local_time
+from itsm_tui.screens.forms import (
     AssignForm,
     AssignValues,
     EditTicketForm,
@@ -51,6 +48,9 @@ from screens.forms import (
     TransitionValues,
     stale_summary,
 )
+from itsm_tui.services.errors import StaleEdit
+from itsm_tui.services.tickets import TicketView, TimelineItem
+from itsm_tui.text import strip_control
 
 SLA_STYLE = {
     "ok": "green",

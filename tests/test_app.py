@@ -8,8 +8,8 @@ from textual.widgets import DataTable, Static
 
 from itsm_tui.app import ItsmApp
 from itsm_tui.models import Notification, utcnow
+from itsm_tui.screens.help import HelpScreen
 from itsm_tui.services import tickets
-from screens.help import HelpScreen
 
 
 @pytest.fixture
@@ -86,7 +86,7 @@ async def test_queue_shows_user_text_literally(desk, config):
         )
     app = ItsmApp(db, config, actor, run_scheduler=False)
     async with app.run_test(size=(160, 40)) as pilot:
-        from screens.queue import QueueTable
+        from itsm_tui.screens.queue import QueueTable
 
         table = app.screen.query_one(QueueTable)
         await wait_for(pilot, lambda: table.total == 1 and table.window.row(0) is not None)
@@ -142,7 +142,7 @@ async def test_status_line_shows_user_role_and_unread(desk, config):
         )
     app = ItsmApp(db, config, actor)
     async with app.run_test(size=(120, 24)) as pilot:
-        from screens.common import StatusLine
+        from itsm_tui.screens.common import StatusLine
 
         line = app.screen.query_one(StatusLine)
         await wait_for(pilot, lambda: line.unread == 1)
@@ -155,8 +155,8 @@ async def test_inbox_opens_the_change_a_notification_is_about(desk, config):
     from datetime import timedelta
 
     from itsm_tui.models import Change
+    from itsm_tui.screens.change import ChangeScreen
     from itsm_tui.services import changes
-    from screens.change import ChangeScreen
 
     db, actor = desk
     with db.session() as s:

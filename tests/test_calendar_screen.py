@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 
 from itsm_tui.app import ItsmApp
 from itsm_tui.models import Change
+from itsm_tui.screens.calendar import CalendarScreen
+from itsm_tui.screens.change import ChangeScreen, NewChangeForm, ReasonForm, ScheduleForm
 from itsm_tui.services import changes
-from screens.calendar import CalendarScreen
-from screens.change import ChangeScreen, NewChangeForm, ReasonForm, ScheduleForm
 
 
 @pytest.fixture

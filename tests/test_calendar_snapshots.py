@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from itsm_tui.app import ItsmApp
 from itsm_tui.models import Notification
-from screens.calendar import CalendarScreen
+from itsm_tui.screens.calendar import CalendarScreen
 
 
 @pytest.fixture

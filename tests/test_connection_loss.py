@@ -39,7 +39,7 @@ async def test_lost_database_shows_a_banner_and_recovers(db, config, staff):
                 if not app.connected:
                     break
             assert not app.connected
-            from screens.common import StatusLine
+            from itsm_tui.screens.common import StatusLine
 
             line = str(app.screen.query_one(StatusLine).render())
             assert "DATABASE UNREACHABLE" in line

@@ -11,9 +11,9 @@ from textual.widgets import Input, OptionList, TabbedContent
 
 from itsm_tui.app import ItsmApp
 from itsm_tui.models import Ticket
+from itsm_tui.screens.kpi import KpiScreen, Tile, _value
+from itsm_tui.screens.queue import QueueScreen
 from itsm_tui.services import kpi, queue
-from screens.kpi import KpiScreen, Tile, _value
-from screens.queue import QueueScreen
 
 FIXED = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # a Friday noon, the end of the demo history
 # (the demo user "deskuser" reads times in Europe/Berlin: 13:00)

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import pytest
 
 from itsm_tui.app import ItsmApp
+from itsm_tui.screens.kpi import KpiScreen
 from itsm_tui.services import notifications
-from screens.kpi import KpiScreen
 
 FIXED = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 SIZE = (120, 40)

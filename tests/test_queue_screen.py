@@ -10,9 +10,9 @@ from sqlalchemy import func, select
 
 from itsm_tui.app import ItsmApp
 from itsm_tui.models import Ticket, User
+from itsm_tui.screens.queue import QueueScreen
 from itsm_tui.services import queue, tickets
 from itsm_tui.services.users import resolve_actor
-from screens.queue import QueueScreen
 
 ANCHOR = datetime(2026, 11, 20, 12, tzinfo=UTC)
 

@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from itsm_tui.app import ItsmApp
 from itsm_tui.models import Ticket
-from screens.queue import QueueScreen
-from screens.ticket import TicketScreen
+from itsm_tui.screens.queue import QueueScreen
+from itsm_tui.screens.ticket import TicketScreen
 
 SIZES = [(80, 24), (160, 48)]
 

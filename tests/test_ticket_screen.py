@@ -13,8 +13,7 @@ from textual.widgets import Input, Select, TextArea
 
 from itsm_tui.app import ItsmApp
 from itsm_tui.models import AuditEvent, KnownError, Presence, Ticket, TicketEntry, utcnow
-from itsm_tui.services import presence, tickets
-from screens.forms import (
+from itsm_tui.screens.forms import (
     AssignForm,
     EditTicketForm,
     EscalateForm,
@@ -28,7 +27,8 @@ from screens.forms import (
     TextForm,
     TransitionForm,
 )
-from screens.ticket import TicketScreen
+from itsm_tui.screens.ticket import TicketScreen
+from itsm_tui.services import presence, tickets
 
 SIZE = (80, 24)
 

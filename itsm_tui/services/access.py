@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from itsm_tui.services.errors import ServiceError
+
 ROLES: tuple[str, ...] = (
     "agent",
     "support_l2",
@@ -60,7 +62,7 @@ PERMISSIONS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
-class PermissionDenied(Exception):
+class PermissionDenied(ServiceError):
     """The acting user lacks a permission; the message names the role(s) that have it."""
 
     def __init__(self, permission: str, user_roles: Iterable[str], detail: str | None = None) -> None:
