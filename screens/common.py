@@ -25,6 +25,13 @@ def literal(text: str | None, style: str = "") -> Text:
     return Text(strip_control(text, single_line=True), style=style, no_wrap=True, overflow="ellipsis")
 
 
+def database_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database failed (unreachable, locked, broken), not that a rule refused."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    return isinstance(exc, OperationalError | DBAPIError)
+
+
 def local_time(instant: datetime | None, timezone: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
     if instant is None:
         return "-"
