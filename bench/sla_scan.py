@@ -1,4 +1,4 @@
-"""Time one SLA job run (`sla.scan`) over many open tickets, 1,000 of them newly breached; print the figures.
+"""Time one SLA job run (`sla_scan.scan`) over many open tickets, 1,000 of them newly breached; print figures.
 
 For each size, a new SQLite database (migrated, catalog synchronised, ANALYZEd) holds N open tickets whose SLA
 instants all lie in the future, except 1,000 whose resolution target passed just before the scan instant and
@@ -35,8 +35,8 @@ from sqlalchemy.orm import Session
 
 from itsm_tui.config import DeskConfig, load_config, resolve_database_url
 from itsm_tui.db import Database, make_engine
+from itsm_tui.jobs import sla_scan
 from itsm_tui.models import AuditEvent, Group, GroupMembership, Notification, RoleMembership, User
-from itsm_tui.services import sla
 
 SCAN_AT = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # the scan instant; every ticket is built around it
 DUE = 1_000  # tickets whose resolution target passed just before SCAN_AT
@@ -231,10 +231,10 @@ def reset(built: Built) -> None:
             conn.connection.dbapi_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
-def timed_scan(built: Built, config: DeskConfig, *, check: bool = True) -> tuple[float, sla.ScanResult]:
+def timed_scan(built: Built, config: DeskConfig, *, check: bool = True) -> tuple[float, sla_scan.ScanResult]:
     """Run the SLA job once at SCAN_AT; check that it did exactly what the data calls for."""
     started = time.perf_counter()
-    result = sla.scan(built.db, config, SCAN_AT)
+    result = sla_scan.scan(built.db, config, SCAN_AT)
     elapsed = time.perf_counter() - started
     if check:
         expected = (0, DUE, 0, DUE * built.recipients, 0)
@@ -273,9 +273,9 @@ def query_plans(db: Database) -> dict[tuple[str, str], list[str]]:
     """The plan of each flagging statement of the scan, as sent to the driver (rolled back, nothing kept)."""
     plans = {}
     explain = "EXPLAIN QUERY PLAN " if db.backend == "sqlite" else "EXPLAIN "
-    for target, kind in sla._SCAN_ORDER:
+    for target, kind in sla_scan.SCAN_ORDER:
         with Session(db.engine) as session, captured(db, "UPDATE TICKETS") as seen:
-            sla.flag_due(session, target, kind, SCAN_AT)
+            sla_scan.flag_due(session, target, kind, SCAN_AT)
             session.rollback()
         statement, parameters = seen[0]
         with db.engine.connect() as conn:

@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from itsm_tui.services.access import ROLES
+from itsm_tui.constants import LEVELS, ROLES, TICKET_KINDS
 
 CONFIG_FILES = (
     "priority.toml",
@@ -30,10 +30,9 @@ CONFIG_FILES = (
     "changes.toml",
 )
 KPI_NAMES = ("sla_resolution", "sla_response", "fcr", "csat", "mttr_hours", "reopen_rate", "change_success")
-LEVELS = ("high", "medium", "low")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 RACI_LETTERS = ("R", "A", "C", "I")
-KINDS = ("incident", "request")
+KINDS = TICKET_KINDS  # the ticket kinds by their configuration name (LEVELS and ROLES are imported from here)
 
 
 class ConfigError(Exception):

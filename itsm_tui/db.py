@@ -11,11 +11,19 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Engine, create_engine, event, inspect, select, text
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, inspect, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
+    from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+
+    from itsm_tui.models import Base
 
 # The newest migration in itsm_tui/migrations/versions (a test keeps the two in step).
 SCHEMA_REVISION = "0004"
@@ -37,7 +45,7 @@ class ReadCancel:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._connection = None  # the driver's connection while a read session holds it
+        self._connection: DBAPIConnection | None = None  # the driver's while a read session holds it
         self.cancelled = False
 
     def cancel(self) -> None:
@@ -112,6 +120,24 @@ def make_engine(url: str, **kwargs) -> Engine:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def conflict_insert(session: Session, entity: type[Base]) -> PostgresInsert | SqliteInsert:
+    """An INSERT into ``entity``'s table that can say ON CONFLICT DO NOTHING / DO UPDATE: both databases
+    spell the clause alike, but each through its own dialect's construct (imported only when used)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgres_insert
+
+        return postgres_insert(entity)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(entity)
+
+
+def rowcount(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE run through a session changed: ``Session.execute`` is typed as
+    giving a plain result, but for these statements it is a cursor result, which counts them."""
+    return cast("CursorResult[Any]", result).rowcount or 0
 
 
 @dataclass

@@ -14,11 +14,11 @@ import signal
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]  # no type info
 
 from itsm_tui.config import DeskConfig
 from itsm_tui.db import Database
-from itsm_tui.services import changes, sla
+from itsm_tui.jobs import change_reminders, sla_scan
 
 log = logging.getLogger("itsm.scheduler")
 JOB_ID = "sla-scan"
@@ -28,9 +28,9 @@ REMINDER_JOB_ID = "change-reminders"
 def make_scheduler(
     db: Database,
     config: DeskConfig,
-    on_result: Callable[[sla.ScanResult], None] | None = None,
+    on_result: Callable[[sla_scan.ScanResult], None] | None = None,
     on_error: Callable[[Exception], None] | None = None,
-    on_reminders: Callable[[changes.ReminderResult], None] | None = None,
+    on_reminders: Callable[[change_reminders.ReminderResult], None] | None = None,
     first_run_after: float = 0.0,
 ) -> AsyncIOScheduler:
     """The SLA job and the change reminders on an ``AsyncIOScheduler``, both first run ``first_run_after``
@@ -42,7 +42,7 @@ def make_scheduler(
 
     async def run_scan() -> None:
         try:
-            result = await asyncio.to_thread(sla.scan, db, config)
+            result = await asyncio.to_thread(sla_scan.scan, db, config)
         except Exception as exc:  # a lost database must not stop the schedule
             log.warning("SLA scan failed: %s", exc)
             if on_error is not None:
@@ -59,7 +59,7 @@ def make_scheduler(
     async def run_reminders() -> None:
         # Awaiting approval, conflicts ahead, starting soon, overdue reviews: each person told once.
         try:
-            result = await asyncio.to_thread(changes.remind, db, config)
+            result = await asyncio.to_thread(change_reminders.remind, db, config)
         except Exception as exc:
             log.warning("change reminders failed: %s", exc)
             if on_error is not None:
@@ -81,7 +81,7 @@ def make_scheduler(
 def run_headless(db: Database, config: DeskConfig, echo: Callable[[str], None]) -> None:
     """Run the SLA job until interrupted (SIGINT or SIGTERM), for hosts with no open console."""
 
-    def report(result: sla.ScanResult) -> None:
+    def report(result: sla_scan.ScanResult) -> None:
         if result.warnings or result.breaches or result.escalations or result.notifications or result.closed:
             echo(
                 f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S}Z scan: {result.warnings} warnings, {result.breaches} "
@@ -95,7 +95,7 @@ def run_headless(db: Database, config: DeskConfig, echo: Callable[[str], None]) 
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
 
-        def reminded(result: changes.ReminderResult) -> None:
+        def reminded(result: change_reminders.ReminderResult) -> None:
             if result.notifications:
                 echo(
                     f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S}Z change reminders: {result.approvals} approvals, "

@@ -19,8 +19,9 @@ import pytest
 from sqlalchemy import delete, func, select, update
 
 from itsm_tui.cli import main
+from itsm_tui.jobs import sla_scan
 from itsm_tui.models import Change, ChangeTarget, KpiDaily, KpiDirtyDay, Ticket
-from itsm_tui.services import kpi, sla, tickets
+from itsm_tui.services import kpi, tickets
 
 FIRST, LAST = date(2026, 10, 5), date(2026, 10, 11)
 NOW = datetime(2026, 10, 14, 12, 0, tzinfo=UTC)  # a Wednesday after the week: every day of it is past
@@ -195,7 +196,7 @@ def build_week(desk: Desk) -> dict[str, str]:
     desk.rate(r["B"], 4, at(6, 10))
     desk.rate(r["C"], 3, at(9, 9))
     # The SLA job flags H's response breach (and closes the tickets resolved more than 5 days before).
-    sla.scan(desk.db, desk.config, NOW)
+    sla_scan.scan(desk.db, desk.config, NOW)
     # Changes: finished in the week 2 implemented, 1 failed, 1 backed out (by planned end); planned to
     # start in the week: 6, of which 2 emergencies. Two more lie outside.
     for ref, change_type, state, outcome, planned_start, planned_end, actual_end in WEEK_CHANGES:

@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select, text, update
 
+from itsm_tui.jobs import sla_scan
 from itsm_tui.models import AuditEvent, Group, Notification, Ticket, User
-from itsm_tui.services import sla, tickets
+from itsm_tui.services import tickets
 
 NOW = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)  # a Monday morning
 
@@ -51,27 +52,27 @@ def test_warning_then_breach_each_once_with_recipients(db, config, staff):
     t = row(db, ref)
     assert t.response_warn_at == NOW + timedelta(minutes=15 * config.warning_ratio)
 
-    result = sla.scan(db, config, NOW + timedelta(minutes=12))
+    result = sla_scan.scan(db, config, NOW + timedelta(minutes=12))
     assert (result.warnings, result.breaches) == (1, 0)
     # warning: the assignee (none yet) and the group's lead
     assert notes(db, ref) == [("lead", "sla_warning")]
-    assert sla.scan(db, config, NOW + timedelta(minutes=13)).warnings == 0  # flagged once
+    assert sla_scan.scan(db, config, NOW + timedelta(minutes=13)).warnings == 0  # flagged once
 
     with db.session() as s:
         tickets.assign(s, config, staff["lead"], ref, assignee="agent2", now=NOW + timedelta(minutes=13))
     # the response target stopped at ownership: no response breach later
-    result = sla.scan(db, config, NOW + timedelta(minutes=20))
+    result = sla_scan.scan(db, config, NOW + timedelta(minutes=20))
     assert result.breaches == 0
     # the resolution target (4 h): warning at 3 h to assignee and lead, breach at 4 h to the shift lead
-    result = sla.scan(db, config, NOW + timedelta(hours=3, minutes=1))
+    result = sla_scan.scan(db, config, NOW + timedelta(hours=3, minutes=1))
     assert result.warnings == 1
-    result = sla.scan(db, config, NOW + timedelta(hours=4, minutes=1))
+    result = sla_scan.scan(db, config, NOW + timedelta(hours=4, minutes=1))
     assert result.breaches == 1
     got = notes(db, ref)
     assert ("agent2", "sla_warning") in got and ("lead", "sla_warning") in got
     assert ("lead", "sla_breach") in got and ("agent2", "sla_breach") in got
     assert ("agent2", "assigned") in got
-    again = sla.scan(db, config, NOW + timedelta(hours=9))
+    again = sla_scan.scan(db, config, NOW + timedelta(hours=9))
     assert (again.warnings, again.breaches, again.notifications) == (0, 0, 0)
     t = row(db, ref)
     assert t.resolution_breached_at == t.resolution_due_at
@@ -86,7 +87,7 @@ def test_warning_then_breach_each_once_with_recipients(db, config, staff):
 
 def test_catch_up_after_hours_reports_a_breach_once_not_a_warning(db, config, staff):
     ref = make(db, config, staff["agent1"], impact="high", urgency="medium")  # P2, 24x7
-    result = sla.scan(db, config, NOW + timedelta(days=2))
+    result = sla_scan.scan(db, config, NOW + timedelta(days=2))
     # response and resolution both breached while nobody scanned: two events, no warnings reported
     assert (result.warnings, result.breaches) == (0, 2)
     kinds = [k for _, k in notes(db, ref)]
@@ -97,7 +98,7 @@ def test_catch_up_after_hours_reports_a_breach_once_not_a_warning(db, config, st
 
 def test_functional_escalation_on_breach(db, config, staff):
     ref = make(db, config, staff["agent1"], impact="high", urgency="medium", service="network")  # P2 in L1
-    result = sla.scan(db, config, NOW + timedelta(hours=9))
+    result = sla_scan.scan(db, config, NOW + timedelta(hours=9))
     assert result.escalations == 1
     with db.read_session() as s:
         t = tickets.get_ticket(s, ref)
@@ -112,7 +113,7 @@ def test_functional_escalation_on_breach(db, config, staff):
     assert ("net1", "escalated") in notes(db, ref)
     # a P4 breach in L1 is not escalated
     ref4 = make(db, config, staff["agent1"], impact="low", urgency="medium", service="network")
-    sla.scan(db, config, NOW + timedelta(days=30))
+    sla_scan.scan(db, config, NOW + timedelta(days=30))
     with db.read_session() as s:
         assert s.get(Group, tickets.get_ticket(s, ref4).group_id).code == "SD-L1"
 
@@ -126,7 +127,7 @@ def test_paused_tickets_are_not_flagged_and_resume_moves_due(db, config, staff):
             s, config, staff["agent1"], ref, "pending", reason="customer", now=NOW + timedelta(hours=1)
         )
     due = row(db, ref).resolution_due_at
-    assert sla.scan(db, config, due + timedelta(days=3)).breaches == 0
+    assert sla_scan.scan(db, config, due + timedelta(days=3)).breaches == 0
     with db.session() as s:
         tickets.transition(s, config, staff["agent1"], ref, "in_progress", now=NOW + timedelta(days=1))
     assert row(db, ref).resolution_due_at > due
@@ -139,12 +140,12 @@ def test_reopen_starts_a_new_cycle_of_events(db, config, staff):
     with db.session() as s:
         tickets.assign(s, config, agent, ref, now=NOW + timedelta(minutes=1))
         tickets.transition(s, config, agent, ref, "in_progress", now=NOW + timedelta(minutes=2))
-    assert sla.scan(db, config, NOW + timedelta(hours=5)).breaches == 1
+    assert sla_scan.scan(db, config, NOW + timedelta(hours=5)).breaches == 1
     with db.session() as s:
         tickets.resolve(s, config, agent, ref, code="fixed", note="done", now=NOW + timedelta(hours=6))
         tickets.reopen(s, config, agent, ref, reason="back again", now=NOW + timedelta(hours=7))
     assert row(db, ref).resolution_breached_at is None
-    assert sla.scan(db, config, NOW + timedelta(days=3)).breaches == 1
+    assert sla_scan.scan(db, config, NOW + timedelta(days=3)).breaches == 1
     breaches = [k for who, k in notes(db, ref) if k == "sla_breach" and who == "lead"]
     assert len(breaches) == 2
 
@@ -156,8 +157,8 @@ def test_resolved_tickets_close_after_the_configured_days(db, config, staff):
         tickets.assign(s, config, agent, ref, now=NOW)
         tickets.transition(s, config, agent, ref, "in_progress", now=NOW)
         tickets.resolve(s, config, agent, ref, code="fixed", note="done", now=NOW + timedelta(hours=1))
-    assert sla.scan(db, config, NOW + timedelta(days=config.auto_close_days - 1)).closed == 0
-    assert sla.scan(db, config, NOW + timedelta(days=config.auto_close_days, hours=2)).closed == 1
+    assert sla_scan.scan(db, config, NOW + timedelta(days=config.auto_close_days - 1)).closed == 0
+    assert sla_scan.scan(db, config, NOW + timedelta(days=config.auto_close_days, hours=2)).closed == 1
     t = row(db, ref)
     assert t.status == "closed" and not t.is_open and t.closed_at is not None
 
@@ -175,7 +176,7 @@ def test_candidates_come_from_the_partial_index(sqlite_url, config):
             statements.append((statement, parameters))
 
     with db.session() as s:
-        sla.flag_due(s, "resolution", "breach", NOW)
+        sla_scan.flag_due(s, "resolution", "breach", NOW)
         statement, parameters = statements[-1]
         plan = " ".join(
             str(r[-1]) for r in s.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)

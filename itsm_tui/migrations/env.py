@@ -1,5 +1,7 @@
 """Alembic environment: migrations run against the URL the command line resolved."""
 
+from __future__ import annotations
+
 from alembic import context
 from sqlalchemy import pool
 
@@ -10,9 +12,17 @@ config = context.config
 target_metadata = Base.metadata
 
 
+def database_url() -> str:
+    """The URL :func:`itsm_tui.db.alembic_config` put in the configuration."""
+    url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("no sqlalchemy.url in the Alembic configuration (see itsm_tui.db.alembic_config)")
+    return url
+
+
 def run_migrations_offline() -> None:
     context.configure(
-        url=config.get_main_option("sqlalchemy.url"),
+        url=database_url(),
         target_metadata=target_metadata,
         literal_binds=True,
         render_as_batch=True,
@@ -22,7 +32,7 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    engine = make_engine(config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
+    engine = make_engine(database_url(), poolclass=pool.NullPool)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
         with context.begin_transaction():

@@ -7,20 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from itsm_tui.constants import ROLES  # defined below the configuration, which checks RACI files against it
 from itsm_tui.services.errors import ServiceError
-
-ROLES: tuple[str, ...] = (
-    "agent",
-    "support_l2",
-    "support_l3",
-    "shift_lead",
-    "problem_manager",
-    "change_manager",
-    "cab_member",
-    "process_manager",
-    "analyst",
-    "admin",
-)
 
 ROLE_TITLES = {
     "agent": "Agent (L1)",

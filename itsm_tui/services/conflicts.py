@@ -26,7 +26,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrule, rrulestr
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from itsm_tui.models import Blackout, Change, ChangeTarget, MaintenanceWindow, User
@@ -341,6 +341,7 @@ def find_conflicts(
                 continue
             scope = "every service" if freeze.service is None else f"service {freeze.service}"
             overridden = change.change_type == "emergency" and bool(change.override_reason)
+            detail: tuple[str, ...]
             if overridden:
                 detail = (freeze.name, scope, change.override_reason or "")
             else:
@@ -469,7 +470,7 @@ def planned_changes(
     if exclude_id is not None:
         conditions.append(Change.id != exclude_id)
     if services is not None or implementer_id is not None:
-        either = []
+        either: list[ColumnElement[bool]] = []
         if services is not None:
             either.append(
                 Change.id.in_(
@@ -498,6 +499,8 @@ def planned_changes(
     targets = targets_where(session, conditions)
     result = []
     for change_id, ref, change_type, state, begin, finish, implementer, override, login in rows:
+        if begin is None or finish is None:  # never: the window conditions leave out unplanned changes
+            continue
         mine = targets.get(change_id, ())
         result.append(
             Planned(

@@ -48,7 +48,9 @@ def escape(text: str | None) -> str:
 
 def fold(line: str) -> str:
     """A content line folded into lines of at most 75 octets (never splitting a UTF-8 character)."""
-    out, current, size = [], [], 0
+    out: list[str] = []
+    current: list[str] = []
+    size = 0
     for char in line:
         width = len(char.encode())
         limit = 75 if not out else 74  # continuation lines begin with a space

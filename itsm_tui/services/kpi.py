@@ -32,6 +32,7 @@ from sqlalchemy import Float, case, cast, delete, func, insert, literal_column, 
 from sqlalchemy.orm import Session
 
 from itsm_tui.config import DeskConfig
+from itsm_tui.db import conflict_insert
 from itsm_tui.models import (
     Change,
     Group,
@@ -119,12 +120,9 @@ def mark_dirty(session: Session, *instants: datetime | None) -> None:
     days = sorted({i.astimezone(UTC).date() for i in instants if i is not None})
     if not days:
         return
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as upsert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as upsert
     session.execute(
-        upsert(KpiDirtyDay).on_conflict_do_nothing(index_elements=["day"]), [{"day": d} for d in days]
+        conflict_insert(session, KpiDirtyDay).on_conflict_do_nothing(index_elements=["day"]),
+        [{"day": d} for d in days],
     )
 
 
@@ -462,7 +460,7 @@ def _changes(session: Session, period: Period, result: KpiReport) -> None:
         )
         .group_by(Change.outcome)
     )
-    counts = dict(session.execute(outcome).all())
+    counts = dict(session.execute(outcome).tuples().all())
     result.changes_finished = sum(counts.values())
     result.change_success_pct = _pct(counts.get("implemented", 0), result.changes_finished)
     planned = dict(
@@ -470,7 +468,9 @@ def _changes(session: Session, period: Period, result: KpiReport) -> None:
             select(Change.change_type, func.count())
             .where(Change.planned_start >= period.start, Change.planned_start < period.end)
             .group_by(Change.change_type)
-        ).all()
+        )
+        .tuples()
+        .all()
     )
     result.changes_planned = sum(planned.values())
     result.emergency_share_pct = _pct(planned.get("emergency", 0), result.changes_planned)
@@ -499,7 +499,9 @@ def operational_snapshot(session: Session, now: datetime, group: str | None = No
     if group_id is not None:
         is_open.append(Ticket.group_id == group_id)
     by_priority = dict(
-        session.execute(select(Ticket.priority, func.count()).where(*is_open).group_by(Ticket.priority)).all()
+        session.execute(select(Ticket.priority, func.count()).where(*is_open).group_by(Ticket.priority))
+        .tuples()
+        .all()
     )
     unassigned = session.scalar(select(func.count()).where(*is_open, Ticket.assignee_id.is_(None))) or 0
     running = [*is_open, Ticket.paused_at.is_(None)]
@@ -526,7 +528,9 @@ def operational_snapshot(session: Session, now: datetime, group: str | None = No
             .where(*is_open)
             .group_by(User.login)
             .order_by(func.count().desc(), User.login)
-        ).all()
+        )
+        .tuples()
+        .all()
     )
     oldest = [
         tuple(r)
@@ -626,8 +630,8 @@ def handover(
         ):
             services[change_id].append(service)
     for c in changes:
-        row = dict(c._mapping)
-        row["services"] = ",".join(sorted(set(services[c.id])))
-        del row["id"]
-        result.changes_next.append(row)
+        entry = dict(c._mapping)
+        entry["services"] = ",".join(sorted(set(services[c.id])))
+        del entry["id"]
+        result.changes_next.append(entry)
     return result

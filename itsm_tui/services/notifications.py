@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
+from itsm_tui.db import conflict_insert, rowcount
 from itsm_tui.models import GroupMembership, Notification, RoleMembership, User, utcnow
 
 PG_CHANNEL = "itsm_notifications"
@@ -29,14 +30,6 @@ KINDS = (
 )
 
 
-def _insert(session: Session):
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(Notification)
-
-
 def notify_many(session: Session, rows: list[dict]) -> int:
     """Write notifications (dicts of Notification columns); an existing (user, event) is skipped.
 
@@ -44,7 +37,9 @@ def notify_many(session: Session, rows: list[dict]) -> int:
     """
     if not rows:
         return 0
-    stmt = _insert(session).on_conflict_do_nothing(index_elements=["user_id", "event_key"])
+    stmt = conflict_insert(session, Notification).on_conflict_do_nothing(
+        index_elements=["user_id", "event_key"]
+    )
     inserted = session.execute(stmt.returning(Notification.user_id), rows).scalars().all()
     if inserted and session.get_bind().dialect.name == "postgresql":
         for user_id in sorted(set(inserted)):
@@ -203,4 +198,4 @@ def mark_read(session: Session, user_id: int, notification_id: int | None = None
     stmt = update(Notification).where(Notification.user_id == user_id, Notification.read_at.is_(None))
     if notification_id is not None:
         stmt = stmt.where(Notification.id == notification_id)
-    return session.execute(stmt.values(read_at=utcnow())).rowcount or 0
+    return rowcount(session.execute(stmt.values(read_at=utcnow())))

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from itsm_tui.db import conflict_insert, rowcount
 from itsm_tui.models import Presence, User
 
 STALE_AFTER = timedelta(seconds=30)
@@ -45,11 +46,7 @@ def heartbeat(
 ) -> None:
     """Record that ``console_id`` (used by ``user_id``) has the record open now (insert or refresh)."""
     now = _utc(now)
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(Presence).values(
+    stmt = conflict_insert(session, Presence).values(
         user_id=user_id,
         console_id=console_id,
         entity_type=entity_type,
@@ -79,7 +76,7 @@ def leave(
         stmt = stmt.where(Presence.entity_type == entity_type)
     if entity_id is not None:
         stmt = stmt.where(Presence.entity_id == entity_id)
-    return session.execute(stmt).rowcount or 0
+    return rowcount(session.execute(stmt))
 
 
 def others_viewing(

@@ -13,7 +13,19 @@ import weakref
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import Integer, bindparam, column, func, literal, or_, select, text, true, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    bindparam,
+    column,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    true,
+    tuple_,
+)
 from sqlalchemy.orm import Session
 
 from itsm_tui.config import DeskConfig
@@ -171,7 +183,7 @@ class QueueRow:
     resolution_warn_at: datetime | None
     resolution_due_at: datetime | None
     paused_at: datetime | None
-    key: tuple = ()
+    key: tuple = field(default=(), kw_only=True)  # the sort key; by keyword, never from a row's columns
 
     def sla_state(self, now: datetime) -> str:
         if self.resolution_due_at is None:
@@ -199,17 +211,23 @@ class QueueRow:
 SEARCH_MIN_CHARS = 3  # the trigram index finds words of three characters or more
 
 
+def _clock(query: QueueQuery) -> datetime:
+    """The query's instant, for the views and filters that compare with the clock (they need one)."""
+    if query.now is None:
+        raise ValueError(f"the {query.view!r} view or its SLA filter needs the query's instant (now)")
+    return query.now
+
+
 def _conditions(query: QueueQuery, dialect: str = "sqlite", search_index: bool = False) -> list:
     """The WHERE terms of a view and filter, on the tickets table alone (so counts need no join).
 
     A word matches anywhere in the reference, title or requester, ignoring case; with ``search_index``
     (SQLite's trigram index of open tickets) words of three characters or more are looked up there.
     """
-    now = query.now
     view = query.view
     terms: list = []
     if view == "resolved":
-        terms += [Ticket.resolved_at >= now - RECENTLY_RESOLVED]
+        terms += [Ticket.resolved_at >= _clock(query) - RECENTLY_RESOLVED]
     else:
         terms += [Ticket.is_open == true()]
     if view == "my_work":
@@ -217,7 +235,7 @@ def _conditions(query: QueueQuery, dialect: str = "sqlite", search_index: bool =
     elif view == "unassigned":
         terms += [Ticket.assignee_id.is_(None), Ticket.group_id.in_(query.actor_group_ids or (-1,))]
     elif view == "breaching":
-        terms += [Ticket.paused_at.is_(None), Ticket.resolution_due_at <= now + BREACHING_WINDOW]
+        terms += [Ticket.paused_at.is_(None), Ticket.resolution_due_at <= _clock(query) + BREACHING_WINDOW]
     elif view == "major":
         terms.append(Ticket.priority.in_((1, 2)))
     flt = query.filter
@@ -255,13 +273,16 @@ def _conditions(query: QueueQuery, dialect: str = "sqlite", search_index: bool =
         terms.append(Ticket.group_id.in_(matching))
     if flt.assignees:
         wanted = [a for a in flt.assignees if a.lower() != "none"]
-        either = [Ticket.assignee_id.in_(select(User.id).where(User.login.in_(wanted)))] if wanted else []
+        either: list[ColumnElement[bool]] = (
+            [Ticket.assignee_id.in_(select(User.id).where(User.login.in_(wanted)))] if wanted else []
+        )
         if len(wanted) != len(flt.assignees):
             either.append(Ticket.assignee_id.is_(None))
         terms.append(or_(*either))
     if flt.services:
         terms.append(Ticket.service.in_(flt.services))
     if flt.sla:
+        now = _clock(query)
         running = [Ticket.paused_at.is_(None), Ticket.resolved_at.is_(None)]
         either = []
         if "breached" in flt.sla:
@@ -380,8 +401,8 @@ def _page_statement(query: QueueQuery, dialect: str, search_index: bool, how: st
     page = page.limit(bindparam("page_limit", type_=Integer))
     if offset:
         page = page.offset(bindparam("page_offset", type_=Integer))
-    page = page.subquery()
-    page_keys = [*[page.c[f"k{i}"] for i in range(len(sort_columns))], page.c.page_id]
+    chosen = page.subquery()
+    page_keys = [*[chosen.c[f"k{i}"] for i in range(len(sort_columns))], chosen.c.page_id]
     return (
         select(
             Ticket.id,
@@ -401,7 +422,7 @@ def _page_statement(query: QueueQuery, dialect: str, search_index: bool, how: st
             Ticket.paused_at,
             *page_keys[:-1],
         )
-        .join(page, page.c.page_id == Ticket.id)
+        .join(chosen, chosen.c.page_id == Ticket.id)
         .outerjoin(Group, Group.id == Ticket.group_id)
         .outerjoin(User, User.id == Ticket.assignee_id)
         .order_by(*[c.desc() if descending else c.asc() for c in page_keys])

@@ -1,20 +1,17 @@
 """SLA rules: the business clock, and the response and resolution targets stored on each ticket.
 
 The due and warning instants are kept on the ticket itself (already moved by paused time), so that finding
-what became due is an indexed range query.
+what became due is an indexed range query: the SLA job (:mod:`itsm_tui.jobs.sla_scan`) does that. Nothing here
+touches the database; the clock only reads calendars and sets a ticket's instants.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import func, select, true, update
-
 from itsm_tui.config import Calendar, DeskConfig
-from itsm_tui.models import AuditEvent, Group, Ticket
-from itsm_tui.services import kpi, notifications
+from itsm_tui.models import Ticket
 
 _MAX_DAYS = 3 * 366  # a target further than this on a calendar means the calendar has (almost) no hours
 
@@ -96,7 +93,7 @@ def policy_clock(config: DeskConfig, priority: int) -> BusinessClock:
     return clock_for(config.calendars[config.policies[priority].calendar])
 
 
-def retarget(ticket, config: DeskConfig) -> None:
+def retarget(ticket: Ticket, config: DeskConfig) -> None:
     """Set the ticket's SLA instants from its priority's policy, its original start and its paused time."""
     policy = config.policies[ticket.priority]
     clock = clock_for(config.calendars[policy.calendar])
@@ -111,13 +108,13 @@ def retarget(ticket, config: DeskConfig) -> None:
     ticket.resolution_due_at = clock.add(start, resolution + paused)
 
 
-def pause(ticket, now: datetime) -> None:
+def pause(ticket: Ticket, now: datetime) -> None:
     """Stop the clocks (the ticket went to pending or was resolved)."""
     if ticket.paused_at is None:
         ticket.paused_at = now
 
 
-def resume(ticket, config: DeskConfig, now: datetime, *, restart: bool = False) -> None:
+def resume(ticket: Ticket, config: DeskConfig, now: datetime, *, restart: bool = False) -> None:
     """Start the clocks again; the business time spent paused moves the due instants.
 
     ``restart`` counts everything before ``now`` as paused, so the resolution target starts afresh.
@@ -131,7 +128,7 @@ def resume(ticket, config: DeskConfig, now: datetime, *, restart: bool = False) 
     retarget(ticket, config)
 
 
-def time_left(ticket, config: DeskConfig, now: datetime, target: str = "resolution") -> float | None:
+def time_left(ticket: Ticket, config: DeskConfig, now: datetime, target: str = "resolution") -> float | None:
     """Business seconds left until the target is due (negative when overdue), or None if it has stopped."""
     due = ticket.resolution_due_at if target == "resolution" else ticket.response_due_at
     if due is None:
@@ -145,7 +142,7 @@ def time_left(ticket, config: DeskConfig, now: datetime, target: str = "resoluti
     return -clock.elapsed(due, moment)
 
 
-def sla_state(ticket, now: datetime, target: str = "resolution") -> str:
+def sla_state(ticket: Ticket, now: datetime, target: str = "resolution") -> str:
     """``met``, ``stopped``, ``ok``, ``warning`` or ``breached`` for one target of a ticket."""
     if target == "response":
         warn, due, done = ticket.response_warn_at, ticket.response_due_at, ticket.responded_at
@@ -219,274 +216,3 @@ class SpanClock:
         if a is not None and b is not None:
             return b - a
         return self.clock.elapsed(datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC))
-
-
-# --------------------------------------------------------------------------- the SLA scan
-
-SCAN_BATCH = 500
-# Breaches first, so that a target found both warned and breached in one run (a database left without a
-# scheduler) is reported once, as a breach.
-_SCAN_ORDER = (
-    ("response", "breach"),
-    ("resolution", "breach"),
-    ("response", "warning"),
-    ("resolution", "warning"),
-)
-
-
-@dataclass
-class ScanResult:
-    """What one run of the SLA job did."""
-
-    warnings: int = 0
-    breaches: int = 0
-    escalations: int = 0
-    notifications: int = 0
-    closed: int = 0
-    seconds: float = 0.0
-
-    def as_json(self) -> dict:
-        return asdict(self)
-
-    def add(self, other: ScanResult) -> None:
-        for name in ("warnings", "breaches", "escalations", "notifications", "closed"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-
-
-def _columns(target: str, kind: str):
-    prefix = "response" if target == "response" else "resolution"
-    instant = getattr(Ticket, f"{prefix}_{'due_at' if kind == 'breach' else 'warn_at'}")
-    flag = getattr(Ticket, f"{prefix}_{'breached_at' if kind == 'breach' else 'warned_at'}")
-    # A running clock: the response target stops at the response, the resolution target while paused.
-    running = Ticket.responded_at.is_(None) if target == "response" else Ticket.paused_at.is_(None)
-    return instant, flag, running
-
-
-def anything_due(session, target: str, kind: str, now: datetime) -> bool:
-    """Whether any target of this kind became due and is not flagged yet (one probe of the index)."""
-    instant, flag, running = _columns(target, kind)
-    probe = (
-        select(Ticket.id).where(Ticket.is_open == true(), flag.is_(None), running, instant <= now).limit(1)
-    )
-    return session.execute(probe).first() is not None
-
-
-def flag_due(session, target: str, kind: str, now: datetime, limit: int = SCAN_BATCH) -> list:
-    """Mark targets that became due (warning or breach) and are not marked yet; return the marked tickets.
-
-    The conditional UPDATE is the guard: the ``flag IS NULL`` test is re-checked on the row that is
-    written, so two scans running at once never mark (and so never report) the same target twice. The
-    candidates come from the partial indexes on open tickets, so the cost follows what is due.
-    """
-    instant, flag, running = _columns(target, kind)
-    candidates = (
-        select(Ticket.id)
-        .where(Ticket.is_open == true(), flag.is_(None), running, instant <= now)
-        .order_by(instant)
-        .limit(limit)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True)
-    values = {flag: instant}
-    if kind == "breach":  # a breach is past the warning too; it is not reported again as a warning
-        warned = _columns(target, "warning")[1]
-        values[warned] = func.coalesce(warned, instant)
-    stmt = (
-        update(Ticket)
-        .where(Ticket.id.in_(candidates), flag.is_(None))
-        .values(values)
-        .returning(
-            Ticket.id,
-            Ticket.ref,
-            Ticket.title,
-            Ticket.priority,
-            Ticket.group_id,
-            Ticket.assignee_id,
-            Ticket.service,
-            Ticket.reopen_count,
-            Ticket.opened_at,
-            instant.label("instant"),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return list(session.execute(stmt))
-
-
-def scan(db, config: DeskConfig, now: datetime | None = None, *, batch: int = SCAN_BATCH) -> ScanResult:
-    """One run of the SLA job: flag new warnings and breaches, notify, escalate, close old resolved tickets.
-
-    Each batch is one transaction: the flags, audit events, escalations and notifications are written
-    together or not at all.
-    """
-    import time
-
-    started = time.perf_counter()
-    now = (now or datetime.now(UTC)).astimezone(UTC)
-    result = ScanResult()
-    with db.read_session() as session:  # most runs find nothing: look before taking the write lock
-        pending = [(t, k) for t, k in _SCAN_ORDER if anything_due(session, t, k, now)]
-    for target, kind in pending:
-        while True:
-            with db.session() as session:
-                rows = flag_due(session, target, kind, now, batch)
-                if rows:
-                    result.add(_report(session, config, rows, target, kind, now))
-            if len(rows) < batch:
-                break
-    result.closed = close_resolved(db, config, now)
-    result.seconds = time.perf_counter() - started
-    return result
-
-
-def _report(session, config: DeskConfig, rows: list, target: str, kind: str, now: datetime) -> ScanResult:
-    """Audit, notify and escalate the tickets just flagged (same transaction)."""
-    from itsm_tui.services import tickets  # tickets imports this module
-
-    result = ScanResult()
-    if target == "response" and kind == "breach":  # "response decided" of the opening day changes
-        kpi.mark_dirty(session, *(r.opened_at for r in rows))
-    if kind == "breach":
-        result.breaches = len(rows)
-    else:
-        result.warnings = len(rows)
-    field = f"{target}_{'breached' if kind == 'breach' else 'warned'}_at"
-    session.execute(
-        AuditEvent.__table__.insert(),
-        [
-            {
-                "entity_type": "ticket",
-                "entity_id": r.id,
-                "actor_id": None,
-                "at": now,
-                "action": "sla",
-                "field": field,
-                "old_value": None,
-                "new_value": r.instant.isoformat(),
-            }
-            for r in rows
-        ],
-    )
-    group_ids = {r.group_id for r in rows if r.group_id is not None} if kind == "warning" else set()
-    leads: dict[int, list[int]] = {gid: notifications.group_leads(session, [gid]) for gid in group_ids}
-    accountable_roles = config.raci_roles("sla_breach", "A") if kind == "breach" else []
-    accountable: dict[int | None, list[int]] = {}
-    label = "SLA breach" if kind == "breach" else "SLA warning"
-    notes = []
-    for r in rows:
-        if kind == "breach":
-            if r.group_id not in accountable:
-                accountable[r.group_id] = notifications.users_with_roles(
-                    session, accountable_roles, [r.group_id] if r.group_id else None
-                )
-            recipients = set(accountable[r.group_id])
-        else:
-            recipients = set(leads.get(r.group_id, []))
-        if r.assignee_id:
-            recipients.add(r.assignee_id)
-        event_key = f"sla-{target}-{kind}:{r.id}:{r.reopen_count}"
-        when = f"{r.instant:%Y-%m-%d %H:%M} UTC"
-        verb = "passed" if kind == "breach" else f"{round(config.warning_ratio * 100)}% used"
-        message = f"{label}: {r.ref} (P{r.priority}) {target} target {verb} at {when}: {r.title}"
-        notes += [
-            {
-                "user_id": uid,
-                "kind": f"sla_{kind}",
-                "event_key": event_key,
-                "entity_type": "ticket",
-                "entity_id": r.id,
-                "message": message,
-                "created_at": now,
-            }
-            for uid in sorted(recipients)
-        ]
-    result.notifications += notifications.notify_many(session, notes)
-
-    rules = [rule for rule in config.escalations if rule.event == kind and rule.target == target]
-    if rules:
-        levels = dict(session.execute(select(Group.id, Group.level)).all())
-        codes = dict(session.execute(select(Group.code, Group.id)).all())
-        for r in rows:
-            rule = next(
-                (x for x in rules if r.priority in x.priorities and levels.get(r.group_id) == x.from_level),
-                None,
-            )
-            if rule is None:
-                continue
-            if rule.to != "service":
-                code = rule.to
-            elif r.service in config.services:
-                code = config.services[r.service].support_group
-            else:
-                continue  # no service, so no service group to escalate to
-            if codes.get(code) in (None, r.group_id):
-                continue
-            ticket = session.get(Ticket, r.id)
-            tickets.move_to_group(
-                session,
-                config,
-                ticket,
-                session.get(Group, codes[code]),
-                None,
-                f"automatic escalation on {target} {kind} (P{r.priority})",
-                now,
-            )
-            result.escalations += 1
-        session.flush()
-    return result
-
-
-def close_resolved(db, config: DeskConfig, now: datetime, batch: int = 1000) -> int:
-    """Close tickets resolved more than ``auto_close_days`` ago (audited as the system)."""
-    cutoff = now - timedelta(days=config.auto_close_days)
-    due = select(Ticket.id).where(Ticket.status == "resolved", Ticket.resolved_at <= cutoff).limit(1)
-    with db.read_session() as session:
-        if session.execute(due).first() is None:
-            return 0
-    closed = 0
-    while True:
-        with db.session() as session:
-            candidates = (
-                select(Ticket.id)
-                .where(Ticket.status == "resolved", Ticket.resolved_at <= cutoff)
-                .order_by(Ticket.id)
-                .limit(batch)
-            )
-            if session.get_bind().dialect.name == "postgresql":
-                candidates = candidates.with_for_update(skip_locked=True)
-            ids = (
-                session.execute(
-                    update(Ticket)
-                    .where(Ticket.id.in_(candidates), Ticket.status == "resolved")
-                    .values(
-                        status="closed",
-                        closed_at=now,
-                        updated_at=now,
-                        is_open=False,
-                        version=Ticket.version + 1,
-                    )
-                    .returning(Ticket.id)
-                    .execution_options(synchronize_session=False)
-                )
-                .scalars()
-                .all()
-            )
-            if ids:
-                session.execute(
-                    AuditEvent.__table__.insert(),
-                    [
-                        {
-                            "entity_type": "ticket",
-                            "entity_id": i,
-                            "actor_id": None,
-                            "at": now,
-                            "action": "close",
-                            "field": "status",
-                            "old_value": "resolved",
-                            "new_value": "closed",
-                        }
-                        for i in ids
-                    ],
-                )
-        closed += len(ids)
-        if len(ids) < batch:
-            return closed

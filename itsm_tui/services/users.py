@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import getpass
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from itsm_tui.constants import ROLES
 from itsm_tui.models import Group, GroupMembership, RoleMembership, User, utcnow
 from itsm_tui.services import audit
-from itsm_tui.services.access import ROLES, PermissionDenied, require
+from itsm_tui.services.access import PermissionDenied, require
 from itsm_tui.services.errors import NotFound, ValidationError
 
 LOGIN_PATTERN = re.compile(r"[a-z_][a-z0-9_.-]{0,63}", re.IGNORECASE)
@@ -188,11 +190,11 @@ def change_roles(
     *,
     actor_login: str,
     login: str,
-    add: list[str] = (),
-    remove: list[str] = (),
-    add_groups: list[str] = (),
-    remove_groups: list[str] = (),
-    lead_of: list[str] = (),
+    add: Sequence[str] = (),
+    remove: Sequence[str] = (),
+    add_groups: Sequence[str] = (),
+    remove_groups: Sequence[str] = (),
+    lead_of: Sequence[str] = (),
 ) -> User:
     """Grant or withdraw roles and group memberships (admins only)."""
     actor = _admin_actor(session, actor_login)
