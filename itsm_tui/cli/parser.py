@@ -1,0 +1,351 @@
+"""The ``itsm`` argument parser: every command, its options and their help.
+
+Kept free of the heavy modules (SQLAlchemy, the models, the services, Textual), since it is built on every
+start, also when ``itsm`` only opens the console.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, date, datetime
+
+
+def _db_parent(suppress: bool) -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--db",
+        metavar="URL",
+        default=argparse.SUPPRESS if suppress else None,
+        help="database URL or SQLite file (default: $ITSM_DB_URL, else itsm.db in your data directory)",
+    )
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and its options; the command and action words (``dest``) pick the handler to run."""
+    db = _db_parent(suppress=True)
+    parser = argparse.ArgumentParser(
+        prog="itsm",
+        description="Keyboard-driven service-desk console. Without a command, opens the console.",
+        parents=[_db_parent(suppress=False)],
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = commands.add_parser("demo", parents=[db], help="build a realistic demonstration database")
+    demo.add_argument("--tickets", type=_positive_int, default=5000, help="number of tickets (default 5000)")
+    demo.add_argument("--seed", type=int, default=1, help="random seed; the same seed gives the same data")
+    demo.add_argument(
+        "--anchor",
+        type=_iso_date,
+        default=None,
+        help="the day the history ends (YYYY-MM-DD, default today); fix it for identical data",
+    )
+    demo.add_argument("--force", action="store_true", help="replace the records of a database that has some")
+    demo.add_argument(
+        "--if-empty",
+        action="store_true",
+        help="build only if the database holds no users or tickets yet (otherwise do nothing)",
+    )
+
+    dbcmd = commands.add_parser("db", parents=[db], help="database schema").add_subparsers(
+        dest="db_command", metavar="ACTION", required=True
+    )
+    dbcmd.add_parser("upgrade", parents=[db], help="create the schema or bring it to this version")
+    dbcmd.add_parser("status", parents=[db], help="show the database's schema revision")
+
+    user = commands.add_parser("user", parents=[db], help="users and roles").add_subparsers(
+        dest="user_command", metavar="ACTION", required=True
+    )
+    add = user.add_parser("add", parents=[db], help="add a user (admins; the first user becomes admin)")
+    add.add_argument("login", help="the person's operating-system login")
+    add.add_argument("--role", action="append", required=True, help="a role (repeat for several)")
+    add.add_argument("--group", action="append", default=[], help="a support group code (repeatable)")
+    add.add_argument("--name", help="full name")
+    add.add_argument("--email")
+    add.add_argument("--timezone", default="UTC", help="time zone for showing times (e.g. Europe/Berlin)")
+    ulist = user.add_parser("list", parents=[db], help="list users")
+    ulist.add_argument("--json", action="store_true")
+    role = user.add_parser("role", parents=[db], help="grant or withdraw roles and groups (admins)")
+    role.add_argument("login")
+    role.add_argument("--add", action="append", default=[], metavar="ROLE")
+    role.add_argument("--remove", action="append", default=[], metavar="ROLE")
+    role.add_argument("--add-group", action="append", default=[], metavar="GROUP")
+    role.add_argument("--remove-group", action="append", default=[], metavar="GROUP")
+    role.add_argument(
+        "--lead-of",
+        action="append",
+        default=[],
+        metavar="GROUP",
+        help="make the user lead of a group (joins it)",
+    )
+
+    sla = commands.add_parser("sla", parents=[db], help="SLA clocks").add_subparsers(
+        dest="sla_command", metavar="ACTION", required=True
+    )
+    scan = sla.add_parser(
+        "scan", parents=[db], help="run the SLA job once: flag warnings and breaches, notify"
+    )
+    scan.add_argument("--now", type=_iso_instant, help="the instant to scan at (ISO, default now)")
+    scan.add_argument("--json", action="store_true")
+    commands.add_parser(
+        "scheduler",
+        parents=[db],
+        help="run the SLA job and the change reminders headless (for hosts where no console is open)",
+    )
+    report = commands.add_parser(
+        "report", parents=[db], help="KPI reports and the shift handover"
+    ).add_subparsers(dest="report_command", metavar="ACTION", required=True)
+    kpi = report.add_parser(
+        "kpi", parents=[db], help="every KPI for a period (same figures as the KPI board)"
+    )
+    kpi.add_argument("--from", dest="date_from", type=_iso_date, help="first day (YYYY-MM-DD, UTC days)")
+    kpi.add_argument("--to", dest="date_to", type=_iso_date, help="last day, inclusive (default today)")
+    kpi.add_argument(
+        "--period",
+        choices=["today", "7d", "30d", "quarter"],
+        default="30d",
+        help="a named period ending now, when --from is not given (default 30d)",
+    )
+    kpi.add_argument("--group", help="only this support group")
+    kpi.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    hand = report.add_parser("handover", parents=[db], help="shift handover: what the next shift must know")
+    hand.add_argument("--shift-hours", type=_positive_int, default=8, help="length of the last shift (8)")
+    hand.add_argument("--json", action="store_true")
+    serve = commands.add_parser("serve", parents=[db], help="serve the console to a web browser")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=_positive_int, default=8000, help="port (default 8000)")
+
+    ticket = commands.add_parser(
+        "ticket", parents=[db], help="incidents and service requests"
+    ).add_subparsers(dest="ticket_command", metavar="ACTION", required=True)
+    create = ticket.add_parser("create", parents=[db], help="log an incident or request")
+    create.add_argument("--title", required=True)
+    create.add_argument("--description", default="")
+    create.add_argument("--kind", default="incident", choices=["incident", "request"])
+    create.add_argument("--impact", default="medium", choices=["high", "medium", "low"])
+    create.add_argument("--urgency", default="medium", choices=["high", "medium", "low"])
+    create.add_argument("--category")
+    create.add_argument("--service")
+    create.add_argument("--ci", help="configuration item (its service is filled in)")
+    create.add_argument("--requester", required=True)
+    create.add_argument("--group", help="assignment group (default: the service desk)")
+    create.add_argument(
+        "--opened-at", type=_iso_instant, help="when it was opened (ISO instant, for imports)"
+    )
+    create.add_argument("--json", action="store_true")
+
+    tlist = ticket.add_parser("list", parents=[db], help="list tickets, newest first")
+    tlist.add_argument("--all", action="store_true", help="include resolved, closed and cancelled")
+    tlist.add_argument("--status")
+    tlist.add_argument("--group")
+    tlist.add_argument("--assignee", help="a login, or 'me'")
+    tlist.add_argument("--priority", type=int, choices=range(1, 6))
+    tlist.add_argument("--limit", type=_positive_int, default=50)
+    tlist.add_argument("--before", type=int, metavar="ID", help="page on: rows older than this id")
+    tlist.add_argument("--json", action="store_true")
+
+    show = ticket.add_parser("show", parents=[db], help="show one ticket with its timeline")
+    show.add_argument("ref")
+    show.add_argument("--json", action="store_true")
+
+    upd = ticket.add_parser("update", parents=[db], help="change a ticket (all changes in one transaction)")
+    upd.add_argument("ref")
+    upd.add_argument(
+        "--expected-version",
+        type=int,
+        help="refuse if the ticket changed since this version (as shown by show --json)",
+    )
+    upd.add_argument("--title")
+    upd.add_argument("--description")
+    upd.add_argument("--requester")
+    upd.add_argument("--category")
+    upd.add_argument("--service")
+    upd.add_argument("--ci")
+    upd.add_argument("--impact", choices=["high", "medium", "low"])
+    upd.add_argument("--urgency", choices=["high", "medium", "low"])
+    upd.add_argument("--take", action="store_true", help="assign it to yourself")
+    upd.add_argument("--assign", metavar="LOGIN", help="assign it to someone (shift leads)")
+    upd.add_argument("--group", help="with --assign: the group to assign to")
+    upd.add_argument(
+        "--escalate",
+        metavar="GROUP",
+        nargs="?",
+        const="",
+        help="escalate to a group (default: the service's support group); needs --reason",
+    )
+    upd.add_argument("--reply", metavar="TEXT", help="add a public reply")
+    upd.add_argument("--note", metavar="TEXT", help="add an internal work note")
+    upd.add_argument(
+        "--status",
+        help="new status (pending needs --reason; resolved needs --code and "
+        "--resolution-note; cancelled and a reopen need --reason)",
+    )
+    upd.add_argument("--reason")
+    upd.add_argument("--code", help="resolution code")
+    upd.add_argument("--resolution-note")
+    upd.add_argument(
+        "--link",
+        action="append",
+        default=[],
+        metavar="REF",
+        help="link to a problem, known error, article, change or ticket",
+    )
+    upd.add_argument("--rate", type=int, metavar="1-5", help="record the requester's satisfaction")
+    upd.add_argument("--json", action="store_true")
+    _add_change_commands(commands, db)
+    return parser
+
+
+def _version() -> str:
+    from itsm_tui import __version__
+
+    return __version__
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _iso_instant(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO instant; write e.g. 2026-11-02T09:30:00Z or 2026-11-02T10:30+01:00"
+        ) from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone; add Z for UTC or an offset like +01:00")
+    return value.astimezone(UTC)
+
+
+def _iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _add_change_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], db: argparse.ArgumentParser
+) -> None:
+    """``itsm change ...``: the change lifecycle, the conflict check and the iCalendar export."""
+    change = commands.add_parser(
+        "change", parents=[db], help="changes: raise, approve, schedule, conflicts, calendar export"
+    ).add_subparsers(dest="change_command", metavar="ACTION", required=True)
+
+    def span(parser: argparse.ArgumentParser, what: str) -> None:
+        parser.add_argument(
+            "--from", dest="date_from", type=_iso_date, help=f"first day {what} (YYYY-MM-DD, UTC)"
+        )
+        parser.add_argument(
+            "--to", dest="date_to", type=_iso_date, help="last day, inclusive (YYYY-MM-DD, UTC)"
+        )
+
+    clist = change.add_parser("list", parents=[db], help="changes by planned start")
+    span(clist, "(default: a week ago; --to default: 60 days on)")
+    clist.add_argument("--state", action="append", default=[], help="only this state (repeatable)")
+    clist.add_argument("--type", dest="change_type", choices=["standard", "normal", "emergency"])
+    clist.add_argument("--service")
+    clist.add_argument("--limit", type=_positive_int, default=200)
+    clist.add_argument("--json", action="store_true")
+
+    show = change.add_parser("show", parents=[db], help="one change: fields, approvals, conflicts, history")
+    show.add_argument("ref")
+    show.add_argument("--json", action="store_true")
+
+    create = change.add_parser("create", parents=[db], help="raise a change (a draft; --submit submits it)")
+    create.add_argument(
+        "--type", dest="change_type", required=True, choices=["standard", "normal", "emergency"]
+    )
+    create.add_argument("--template", help="standard changes: the pre-approved template (changes.toml)")
+    create.add_argument("--title", help="what changes (standard changes: the template's title by default)")
+    create.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="SERVICE[:CI]",
+        help="an affected service or configuration item (repeatable, or comma-separated)",
+    )
+    create.add_argument("--service", action="append", default=[], help="an affected service (repeatable)")
+    create.add_argument(
+        "--ci", action="append", default=[], help="an affected configuration item (repeatable)"
+    )
+    create.add_argument("--start", type=_iso_instant, required=True, help="planned start (ISO instant)")
+    create.add_argument("--end", type=_iso_instant, help="planned end (ISO instant)")
+    create.add_argument("--minutes", type=_positive_int, help="planned length instead of --end")
+    create.add_argument("--risk", choices=["low", "medium", "high"])
+    create.add_argument("--description", default="")
+    create.add_argument("--implementation-plan")
+    create.add_argument("--backout-plan")
+    create.add_argument("--test-plan")
+    create.add_argument("--implementer", metavar="LOGIN")
+    create.add_argument("--submit", action="store_true", help="submit it at once")
+    create.add_argument(
+        "--override-reason", help="with --submit: an emergency change's reason to enter a blackout"
+    )
+    create.add_argument("--json", action="store_true")
+
+    def step(name: str, help_text: str) -> argparse.ArgumentParser:
+        parser = change.add_parser(name, parents=[db], help=help_text)
+        parser.add_argument("ref")
+        parser.add_argument(
+            "--expected-version",
+            type=int,
+            help="refuse if the change moved on from this version (show --json)",
+        )
+        parser.add_argument("--json", action="store_true")
+        return parser
+
+    submit = step("submit", "submit a draft (blackouts block it; conflicts are reported)")
+    submit.add_argument("--override-reason", help="emergency changes: the reason to enter a blackout")
+    assess = step("assess", "assess a submitted normal change and ask the CAB (change managers)")
+    assess.add_argument("--risk", choices=["low", "medium", "high"])
+    approve = step("approve", "approve as a CAB member asked, or an emergency change as change manager")
+    approve.add_argument("--reason")
+    reject = step("reject", "reject, saying why")
+    reject.add_argument("--reason", required=True)
+    sched = step("schedule", "schedule an approved change, or move a change to a new window")
+    sched.add_argument("--start", type=_iso_instant, help="new planned start (ISO instant)")
+    sched.add_argument("--end", type=_iso_instant, help="new planned end (default: keep the length)")
+    sched.add_argument("--override-reason", help="emergency changes: the reason to enter a blackout")
+    step("start", "start implementing a scheduled change")
+    complete = step("complete", "record the outcome of an implementation")
+    complete.add_argument("--outcome", required=True, choices=["implemented", "failed", "backed_out"])
+    complete.add_argument("--note", help="what happened (required unless implemented)")
+    review = step("review", "start the post-implementation review")
+    review.add_argument("--notes", help="the review's findings")
+    close = step("close", "close a change (a reviewed one needs review notes)")
+    close.add_argument("--review-notes", help="the post-implementation review's findings")
+
+    check = change.add_parser("conflicts", parents=[db], help="every conflict of the planned changes")
+    span(check, "(default today; --to default: the reminder horizon of changes.toml)")
+    check.add_argument("--json", action="store_true")
+
+    export = change.add_parser("export", parents=[db], help="write the change calendar as an .ics file")
+    export.add_argument(
+        "--ics", required=True, metavar="FILE", help="the iCalendar file to write (- for stdout)"
+    )
+    span(export, "(default: 30 days ago; --to default: 180 days on)")
+
+    windows = change.add_parser("windows", parents=[db], help="list maintenance windows and blackouts")
+    windows.add_argument("--json", action="store_true")
+    window = change.add_parser("add-window", parents=[db], help="add a recurring maintenance window")
+    window.add_argument("--name", required=True)
+    window.add_argument("--service", required=True)
+    window.add_argument("--rrule", required=True, help="RFC 5545 rule, e.g. FREQ=WEEKLY;BYDAY=SA")
+    window.add_argument("--start", required=True, metavar="HH:MM", help="local start time")
+    window.add_argument("--minutes", type=_positive_int, required=True, help="length in minutes")
+    window.add_argument("--timezone", required=True, help="the window's time zone (e.g. Europe/Berlin)")
+    blackout = change.add_parser("add-blackout", parents=[db], help="add a change freeze")
+    blackout.add_argument("--name", required=True)
+    blackout.add_argument("--start", type=_iso_instant, required=True)
+    blackout.add_argument("--end", type=_iso_instant, required=True)
+    blackout.add_argument("--service", help="only this service (default: every service)")
+    blackout.add_argument("--reason")

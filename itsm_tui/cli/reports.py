@@ -1,0 +1,179 @@
+"""``itsm report``: every KPI for a period (the KPI board's figures) and the shift handover."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING
+
+from itsm_tui.cli.desk import CliError, Desk, Handler, with_desk
+from itsm_tui.cli.output import local, plain, print_table
+
+if TYPE_CHECKING:
+    from itsm_tui.services.kpi import KpiReport
+
+
+@with_desk
+def cmd_report_kpi(desk: Desk, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from itsm_tui.services import kpi
+
+    now = datetime.now(UTC)
+    try:
+        if args.date_from:
+            period = kpi.custom_period(args.date_from, args.date_to or now.date(), now)
+        else:
+            if args.date_to:
+                raise CliError("--to goes with --from")
+            period = kpi.period_for(args.period, now)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    with desk.db.session() as session:  # refreshing the roll-up writes
+        try:
+            result = kpi.report(session, desk.config, period, args.group, now=now)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+    rows = kpi_rows(result)
+    if args.format == "json":
+        print(json.dumps(result.as_json(), indent=2, default=str))
+    elif args.format == "csv":
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["kpi", "value", "unit", "status", "target", "previous"])
+        writer.writerows(rows)
+    else:
+        print(
+            f"KPIs {period.start:%Y-%m-%d %H:%M} to {period.end:%Y-%m-%d %H:%M} UTC"
+            + (f", group {args.group}" if args.group else "")
+        )
+        print_table(
+            ["KPI", "VALUE", "UNIT", "STATUS", "TARGET", "PREVIOUS"],
+            [["" if v is None else str(v) for v in row] for row in rows],
+        )
+    return 0
+
+
+def kpi_rows(result: KpiReport) -> list[list[object]]:
+    """The report as rows of (kpi, value, unit, status, target, previous period)."""
+    headline = {f.name: f for f in result.headline}
+
+    def row(name: str, label: str, value: object, unit: str) -> list[object]:
+        figure = headline.get(name)
+        return [
+            label,
+            value,
+            unit,
+            figure.status if figure else "",
+            figure.target if figure else None,
+            figure.previous if figure else None,
+        ]
+
+    rows = [
+        row("", "Tickets opened", result.opened, ""),
+        row("", "Tickets resolved", result.resolved, ""),
+        row("", "MTTA", result.mtta_hours, "h"),
+        row("mttr_hours", "MTTR (wall clock)", result.mttr_hours, "h"),
+        row("", "MTTR (business clock)", result.mttr_business_hours, "h"),
+        row("sla_response", "SLA compliance, response", result.sla_response_pct, "%"),
+        row("sla_resolution", "SLA compliance, resolution", result.sla_resolution_pct, "%"),
+    ]
+    for priority, value in result.sla_resolution_by_priority.items():
+        rows.append(row("", f"  resolution P{priority}", value, "%"))
+    for priority, value in result.sla_response_by_priority.items():
+        rows.append(row("", f"  response P{priority}", value, "%"))
+    rows += [
+        row("fcr", "First-contact resolution", result.fcr_pct, "%"),
+        row("reopen_rate", "Reopen rate", result.reopen_rate_pct, "%"),
+        row("", "Escalation rate", result.escalation_rate_pct, "%"),
+        row("csat", "CSAT", result.csat_pct, "%"),
+        row("", "Ratings", result.ratings, ""),
+        row("", "Backlog (open now)", result.backlog, ""),
+    ]
+    rows += [row("", f"  open {label}", count, "") for label, count in result.backlog_by_age.items()]
+    rows += [
+        row("change_success", "Change success rate", result.change_success_pct, "%"),
+        row("", "Emergency-change share", result.emergency_share_pct, "%"),
+    ]
+    return rows
+
+
+@with_desk
+def cmd_report_handover(desk: Desk, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from itsm_tui.services import kpi
+
+    with desk.db.read_session() as session:
+        actor = desk.actor(session)
+        result = kpi.handover(session, datetime.now(UTC), shift_hours=args.shift_hours)
+    if args.json:
+        print(json.dumps({k: v for k, v in result.__dict__.items()}, indent=2, default=str))
+        return 0
+    tz = actor.timezone
+    print(f"Shift handover, {local(result.now, tz)}")
+    sections = [
+        (
+            "Open P1/P2",
+            result.major_open,
+            lambda r: [
+                r["ref"],
+                f"P{r['priority']}",
+                r["status"],
+                r["group"] or "",
+                r["assignee"] or "-",
+                local(r["resolution_due_at"], tz),
+                plain(r["title"])[:50],
+            ],
+        ),
+        (
+            f"Breaches in the last {result.shift_hours} h",
+            result.breaches,
+            lambda r: [
+                r["ref"],
+                f"P{r['priority']}",
+                r["status"],
+                r["group"] or "",
+                r["assignee"] or "-",
+                "response" if r["response_breached_at"] else "resolution",
+                plain(r["title"])[:50],
+            ],
+        ),
+        (
+            "Pending on others",
+            result.pending_on_others,
+            lambda r: [
+                r["ref"],
+                f"P{r['priority']}",
+                r["pending_reason"] or "",
+                r["group"] or "",
+                r["assignee"] or "-",
+                plain(r["title"])[:50],
+            ],
+        ),
+        (
+            "Changes in the next 12 h",
+            result.changes_next,
+            lambda r: [
+                r["ref"],
+                r["change_type"],
+                r["state"],
+                local(r["planned_start"], tz),
+                r["services"],
+                plain(r["title"])[:50],
+            ],
+        ),
+    ]
+    for title, rows, shape in sections:
+        print(f"\n{title} ({len(rows)})")
+        if rows:
+            print_table([""] * len(shape(rows[0])), [shape(r) for r in rows])
+    return 0
+
+
+HANDLERS: dict[str, Handler] = {
+    "report kpi": cmd_report_kpi,
+    "report handover": cmd_report_handover,
+}

@@ -1,0 +1,107 @@
+"""Running a command: parse, find the handler, turn the mistakes people make into one line on stderr.
+
+Only the module of the command given is imported, so ``itsm`` with no command opens the console without
+loading every other command (nor the services they use).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping, Sequence
+
+from itsm_tui.cli.desk import EXIT_ERROR, CliError, Desk, Handler
+from itsm_tui.cli.parser import build_parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = _handler(_command_key(args))
+    try:
+        return handler(args) if handler else open_console(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        message = _known_error_message(exc)
+        if message is None:
+            raise
+        print(f"itsm: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _known_error_message(exc: Exception) -> str | None:
+    from itsm_tui.config import ConfigError
+    from itsm_tui.db import DatabaseError
+    from itsm_tui.services.access import PermissionDenied
+    from itsm_tui.services.errors import ServiceError, ValidationError
+    from itsm_tui.services.users import UnknownUser
+
+    if isinstance(exc, ConfigError):
+        return f"bad configuration file {exc.path}: key {exc.key}: {exc.rule}"
+    if isinstance(exc, ValidationError):
+        return f"{exc.field}: {exc}"
+    if isinstance(exc, ServiceError | PermissionDenied | UnknownUser | DatabaseError | CliError):
+        return str(exc)
+    from sqlalchemy.exc import OperationalError
+
+    if isinstance(exc, OperationalError):
+        return f"the database cannot be reached or used: {exc.orig}"
+    return None
+
+
+def _command_key(args: argparse.Namespace) -> str | None:
+    if args.command is None:
+        return None
+    sub = getattr(args, f"{args.command}_command", None)
+    return f"{args.command} {sub}" if sub else args.command
+
+
+def _handler(key: str | None) -> Handler | None:
+    """The handler of ``COMMAND [ACTION]``, from the module of that command alone (none: the console)."""
+    if key is None:
+        return None
+    handlers: Mapping[str, Handler]
+    match key.partition(" ")[0]:
+        case "demo" | "db":
+            from itsm_tui.cli import database
+
+            handlers = database.HANDLERS
+        case "user":
+            from itsm_tui.cli import users
+
+            handlers = users.HANDLERS
+        case "ticket":
+            from itsm_tui.cli import tickets
+
+            handlers = tickets.HANDLERS
+        case "sla" | "scheduler":
+            from itsm_tui.cli import sla
+
+            handlers = sla.HANDLERS
+        case "serve":
+            from itsm_tui.cli import serve
+
+            handlers = serve.HANDLERS
+        case "report":
+            from itsm_tui.cli import reports
+
+            handlers = reports.HANDLERS
+        case "change":
+            from itsm_tui.cli import changes
+
+            handlers = changes.HANDLERS
+        case _:
+            return None
+    return handlers.get(key)
+
+
+def open_console(args: argparse.Namespace) -> int:
+    desk = Desk(args)
+    with desk.db.read_session() as session:
+        actor = desk.actor(session)
+    from itsm_tui.app import ItsmApp
+
+    ItsmApp(desk.db, desk.config, actor).run()
+    desk.close()
+    return 0

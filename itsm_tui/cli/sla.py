@@ -1,0 +1,37 @@
+"""``itsm sla scan`` and ``itsm scheduler``: the scheduled jobs, run once or headless."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from itsm_tui.cli.desk import Desk, Handler, with_desk
+
+
+@with_desk
+def cmd_sla_scan(desk: Desk, args: argparse.Namespace) -> int:
+    from itsm_tui.jobs import sla_scan
+
+    result = sla_scan.scan(desk.db, desk.config, args.now)
+    if args.json:
+        print(json.dumps(result.as_json(), indent=2))
+    else:
+        print(
+            f"{result.warnings} warnings, {result.breaches} breaches, {result.escalations} escalations, "
+            f"{result.notifications} notifications, {result.closed} closed ({result.seconds * 1000:.0f} ms)"
+        )
+    return 0
+
+
+@with_desk
+def cmd_scheduler(desk: Desk, args: argparse.Namespace) -> int:
+    from itsm_tui.scheduler import run_headless
+
+    run_headless(desk.db, desk.config, lambda text: print(text, flush=True))
+    return 0
+
+
+HANDLERS: dict[str, Handler] = {
+    "sla scan": cmd_sla_scan,
+    "scheduler": cmd_scheduler,
+}

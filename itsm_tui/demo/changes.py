@@ -1,0 +1,307 @@
+"""The demo's change calendar: maintenance windows, blackouts, and changes past and planned.
+
+The changes come with their CAB approvals and audit trail; two of them clash on one switch and one lies
+inside the quarter-end freeze, so the conflict check and the calendar have something to show.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from itsm_tui.config import DeskConfig
+from itsm_tui.demo.roster import Staff
+from itsm_tui.demo.tables import FUTURE_DAYS, HISTORY_DAYS
+from itsm_tui.demo.writer import AuditFields, Row, Writer
+from itsm_tui.services import audit
+
+
+def write_changes(
+    w: Writer, rng: random.Random, config: DeskConfig, staff: list[Staff], start_ts: float, end: datetime
+) -> int:
+    """Insert the windows, blackouts and changes of the history ending at ``end``; return how many changes."""
+    end_ts = end.timestamp()
+    windows = [
+        ("Network weekly window", "network", "FREQ=WEEKLY;BYDAY=SA", "22:00", 360),
+        ("VPN weekly window", "vpn", "FREQ=WEEKLY;BYDAY=SA", "22:00", 240),
+        ("ERP Sunday window", "erp", "FREQ=WEEKLY;BYDAY=SU", "02:00", 240),
+        ("Email mid-week window", "email", "FREQ=WEEKLY;BYDAY=WE", "21:00", 180),
+        ("Identity monthly window", "identity", "FREQ=MONTHLY;BYDAY=1SA", "20:00", 480),
+        ("Storage weekly window", "storage", "FREQ=WEEKLY;BYDAY=SU", "01:00", 300),
+    ]
+    valid_from = w.instant(start_ts - 365 * 86400)
+    w.insert(
+        "maintenance_windows",
+        (
+            "id",
+            "name",
+            "service",
+            "timezone",
+            "rrule",
+            "start_local",
+            "duration_minutes",
+            "valid_from",
+            "valid_until",
+        ),
+        [
+            (i, n, s, "Europe/Berlin", r, t, d, valid_from, None)
+            for i, (n, s, r, t, d) in enumerate(windows, start=1)
+        ],
+    )
+    year_end_start = datetime(end.year, 12, 18, tzinfo=UTC)
+    if year_end_start + timedelta(days=18) < end:
+        year_end_start = datetime(end.year + 1, 12, 18, tzinfo=UTC)
+    quarter_close = (end + timedelta(days=10)).replace(hour=0, minute=0)
+    blackouts = [
+        (
+            1,
+            "Year-end change freeze",
+            "Financial year-end close: no changes except emergencies.",
+            None,
+            w.instant(year_end_start.timestamp()),
+            w.instant((year_end_start + timedelta(days=18)).timestamp()),
+        ),
+        (
+            2,
+            "Quarter-end finance close",
+            "ERP frozen while finance closes the quarter.",
+            "erp",
+            w.instant(quarter_close.timestamp()),
+            w.instant((quarter_close + timedelta(days=3)).timestamp()),
+        ),
+    ]
+    w.insert("blackouts", ("id", "name", "reason", "service", "starts_at", "ends_at"), blackouts)
+
+    implementers = [s for s in staff if "support_l2" in s.roles or "support_l3" in s.roles]
+    cab = [s for s in staff if "cab_member" in s.roles]
+    manager = next(s for s in staff if "change_manager" in s.roles)
+    changes: list[Row] = []
+    targets: list[Row] = []
+    approvals: list[Row] = []
+    audits: list[AuditFields] = []
+    titles = {
+        "network": [
+            "Replace core switch line card",
+            "Upgrade firewall firmware",
+            "Re-cable floor 3 access",
+        ],
+        "vpn": ["Rotate VPN certificates", "Upgrade VPN gateway OS"],
+        "erp": ["Apply ERP quarterly patch", "Add ERP application server", "Tune ERP database indexes"],
+        "email": ["Apply mail server security update", "Migrate shared mailboxes"],
+        "identity": ["Extend AD schema", "Renew SSO signing certificate"],
+        "storage": ["Expand NAS volume", "Replace backup tape library"],
+        "workplace": ["Roll out laptop BIOS update"],
+        "crm": ["Enable CRM single sign-on"],
+    }
+    target_id = approval_id = 0
+    change_id = 0
+
+    def add_change(
+        title: str,
+        ctype: str,
+        state: str,
+        risk: str,
+        start: float,
+        hours: float,
+        service: str,
+        ci: str | None,
+        implementer: Staff,
+        outcome: str | None = None,
+        template: str | None = None,
+        override: str | None = None,
+    ) -> int:
+        nonlocal target_id, change_id, approval_id
+        change_id += 1
+        created = min(start - rng.uniform(3, 20) * 86400, end_ts - 3600)
+        end_at = start + hours * 3600
+        actual = (
+            (w.instant(start), w.instant(end_at))
+            if state in ("implemented", "failed", "backed_out", "review", "closed")
+            else (None, None)
+        )
+        changes.append(
+            (
+                change_id,
+                f"CHG{change_id:07d}",
+                title,
+                f"{title} on {service}{f' ({ci})' if ci else ''}.",
+                ctype,
+                template,
+                state,
+                risk,
+                w.instant(start),
+                w.instant(end_at),
+                actual[0],
+                actual[1],
+                "1. Announce start.\n2. Perform the change.\n3. Verify monitoring is green.",
+                "Restore the previous version from the pre-change snapshot.",
+                "Run the service smoke tests and confirm with the service owner.",
+                implementer.id,
+                manager.id,
+                override,
+                None,
+                "Reviewed: lessons recorded." if state == "closed" and outcome != "implemented" else None,
+                outcome,
+                w.instant(created),
+                w.instant(max(created, min(end_at, end_ts - 60))),
+                1,
+            )
+        )
+        target_id += 1
+        targets.append((target_id, change_id, service, ci))
+        if ctype == "normal" and state not in ("draft", "submitted"):
+            for member in cab[:3]:
+                approval_id += 1
+                decision = (
+                    "rejected" if state == "rejected" else ("pending" if state == "assessed" else "approved")
+                )
+                approvals.append(
+                    (
+                        approval_id,
+                        change_id,
+                        member.id,
+                        decision,
+                        "Risk too high before the freeze." if decision == "rejected" else None,
+                        w.instant(created + 86400) if decision != "pending" else None,
+                    )
+                )
+        audits.append(("change", change_id, manager.id, w.instant(created), "create", "state", None, "draft"))
+        if state != "draft":
+            audits.append(
+                (
+                    "change",
+                    change_id,
+                    manager.id,
+                    w.instant(created + 3600),
+                    "transition",
+                    "state",
+                    "draft",
+                    state,
+                )
+            )
+        return change_id
+
+    services = [s for s in titles if s in config.services]
+    # Past changes: mostly successful, some failed or backed out awaiting review.
+    for _ in range(40):
+        service = rng.choice(services)
+        start = start_ts + rng.uniform(0, HISTORY_DAYS - 2) * 86400
+        ctype = rng.choices(("standard", "normal", "emergency"), (0.45, 0.45, 0.1))[0]
+        roll = rng.random()
+        outcome = "implemented" if roll < 0.86 else ("failed" if roll < 0.93 else "backed_out")
+        if outcome == "implemented" and ctype != "emergency":
+            state = "closed"
+        else:
+            state = "review" if rng.random() < 0.5 else "closed"
+        ci = rng.choice(config.services[service].cis) if config.services[service].cis else None
+        add_change(
+            rng.choice(titles[service]),
+            ctype,
+            state,
+            rng.choice(("low", "medium", "high")),
+            start,
+            rng.choice((1, 2, 4)),
+            service,
+            ci,
+            rng.choice(implementers),
+            outcome,
+            template="std-patch" if ctype == "standard" else None,
+        )
+    # Future changes: in the pipeline.
+    for _ in range(20):
+        service = rng.choice(services)
+        start = end_ts + rng.uniform(1, FUTURE_DAYS) * 86400
+        start -= start % 1800
+        ctype = rng.choices(("standard", "normal", "emergency"), (0.4, 0.55, 0.05))[0]
+        state = (
+            rng.choice(("draft", "submitted", "assessed", "approved", "scheduled"))
+            if ctype == "normal"
+            else "scheduled"
+        )
+        ci = rng.choice(config.services[service].cis) if config.services[service].cis else None
+        add_change(
+            rng.choice(titles[service]),
+            ctype,
+            state,
+            rng.choice(("low", "medium", "high")),
+            start,
+            rng.choice((1, 2, 3)),
+            service,
+            ci,
+            rng.choice(implementers),
+            template="std-patch" if ctype == "standard" else None,
+        )
+    # Two changes on one switch in overlapping windows, and one planned inside the quarter-end freeze.
+    clash = (end + timedelta(days=5)).replace(hour=21, minute=0).timestamp()
+    net = [s for s in implementers if "NET-L2" in s.groups] or implementers
+    add_change(
+        "Replace core switch line card",
+        "normal",
+        "submitted",
+        "high",
+        clash,
+        4,
+        "network",
+        "core-sw-01",
+        net[0],
+    )
+    add_change(
+        "Upgrade core switch firmware",
+        "normal",
+        "assessed",
+        "medium",
+        clash + 3600,
+        3,
+        "network",
+        "core-sw-01",
+        net[-1],
+    )
+    add_change(
+        "ERP kernel patch during quarter close",
+        "normal",
+        "submitted",
+        "medium",
+        quarter_close.timestamp() + 86400 + 20 * 3600,
+        2,
+        "erp",
+        "erp-app-01",
+        next((s for s in implementers if "APP-L2" in s.groups), implementers[0]),
+    )
+    w.insert(
+        "changes",
+        (
+            "id",
+            "ref",
+            "title",
+            "description",
+            "change_type",
+            "template",
+            "state",
+            "risk",
+            "planned_start",
+            "planned_end",
+            "actual_start",
+            "actual_end",
+            "implementation_plan",
+            "backout_plan",
+            "test_plan",
+            "implementer_id",
+            "requested_by_id",
+            "override_reason",
+            "rejection_reason",
+            "review_notes",
+            "outcome",
+            "created_at",
+            "updated_at",
+            "version",
+        ),
+        changes,
+    )
+    w.insert("change_targets", ("id", "change_id", "service", "ci"), targets)
+    w.insert(
+        "change_approvals",
+        ("id", "change_id", "approver_id", "decision", "reason", "decided_at"),
+        approvals,
+    )
+    w.insert("audit_events", *audit.table_rows(audits))
+    return change_id

@@ -1,0 +1,341 @@
+"""The demo generator: people, knowledge, the tickets (made by the factory), problems, changes, notifications.
+
+Everything is drawn in a fixed order from one random generator seeded by ``--seed``, and every instant is
+relative to the anchor, so a seed and an anchor give the same database byte for byte.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, select, text
+
+from itsm_tui.config import DeskConfig
+from itsm_tui.demo.changes import write_changes
+from itsm_tui.demo.roster import Staff, roster
+from itsm_tui.demo.tables import (
+    ENTRY_COLUMNS,
+    HISTORY_DAYS,
+    HOUR_LOAD,
+    RATING_COLUMNS,
+    SYMPTOMS,
+    TICKET_COLUMNS,
+    WEEKDAY_LOAD,
+)
+from itsm_tui.demo.tickets import ChunkRows, Job, TicketFactory, made_chunks
+from itsm_tui.demo.writer import Row, Writer
+from itsm_tui.models import Group
+from itsm_tui.services import audit
+from itsm_tui.services.users import current_login
+
+
+class Generator:
+    """Writes the demo's records through one connection, ``count`` tickets made ``batch`` at a time."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        config: DeskConfig,
+        rng: random.Random,
+        end: datetime,
+        count: int,
+        progress: Callable[[str], None],
+        batch: int,
+    ) -> None:
+        self.conn, self.config, self.rng, self.count, self.progress = conn, config, rng, count, progress
+        self.batch = batch
+        self.writer = Writer(conn)
+        self.end = end
+        self.end_ts = end.timestamp()
+        self.start_ts = (end - timedelta(days=HISTORY_DAYS)).timestamp()
+        self.os_login = current_login()
+        self.open_count = 0
+        self.groups = {row.code: row.id for row in conn.execute(select(Group.code, Group.id))}
+
+    # ------------------------------------------------------------------ people
+
+    def run(self) -> None:
+        self._people()
+        self._knowledge()
+        self.progress(f"generating {self.count} tickets ...")
+        self._tickets()
+        self._problems()
+        self._changes()
+        self._notifications()
+
+    def _people(self) -> None:
+        w = self.writer
+        created = w.instant(self.start_ts - 30 * 86400)
+        self.staff: list[Staff] = []
+        user_rows: list[Row] = []
+        role_rows: list[Row] = []
+        member_rows: list[Row] = []
+        for index, (login, name, roles, groups, lead) in enumerate(roster(self.os_login), start=1):
+            self.staff.append(Staff(index, login, name, roles, groups, lead))
+            email = f"{login}@example.com"
+            user_rows.append((index, login, name, email, "Europe/Berlin", True, created))
+            role_rows += [(index, role) for role in roles]
+            member_rows += [(index, self.groups[g], lead) for g in groups]
+        w.insert("users", ("id", "login", "name", "email", "timezone", "active", "created_at"), user_rows)
+        w.insert("role_memberships", ("user_id", "role"), role_rows)
+        w.insert("group_memberships", ("user_id", "group_id", "is_lead"), member_rows)
+        self.members = {
+            code: [s for s in self.staff if code in s.groups and "shift_lead" not in s.roles]
+            for code in self.groups
+        }
+        self.members["SD-L1"] = [s for s in self.staff if "SD-L1" in s.groups]
+        self.os_user = self.staff[0]
+
+    def _knowledge(self) -> None:
+        w, rng = self.writer, self.rng
+        rows = []
+        services = list(SYMPTOMS)
+        for index in range(1, 41):
+            service = services[index % len(services)]
+            symptom = rng.choice(SYMPTOMS[service])
+            published = self.start_ts - rng.uniform(10, 400) * 86400
+            rows.append(
+                (
+                    index,
+                    f"KB{index:07d}",
+                    f"How to: {symptom.lower()}",
+                    f"Steps agents follow when a caller reports: {symptom}.\n1. Confirm the user and device."
+                    f"\n2. Check the service status page.\n3. Apply the documented fix or escalate.",
+                    service,
+                    None,
+                    rng.choice(self.staff).id,
+                    w.instant(published),
+                    w.instant(published),
+                )
+            )
+        w.insert(
+            "knowledge_articles",
+            ("id", "ref", "title", "body", "service", "category", "author_id", "published_at", "updated_at"),
+            rows,
+        )
+        self._set_counter("KB", len(rows))
+
+    # ------------------------------------------------------------------ tickets
+
+    def _opening_instants(self) -> list[float]:
+        rng = self.rng
+        slots, weights = [], []
+        hour = self.start_ts - self.start_ts % 3600
+        while hour < self.end_ts:
+            moment = datetime.fromtimestamp(hour, self.config.calendars["office"].zone)
+            slots.append(hour)
+            weights.append(WEEKDAY_LOAD[moment.weekday()] * HOUR_LOAD[moment.hour])
+            hour += 3600
+        picks = rng.choices(slots, weights=weights, k=self.count)
+        instants = sorted(min(p + rng.random() * 3600, self.end_ts - 1) for p in picks)
+        return [max(i, self.start_ts) for i in instants]
+
+    def _tickets(self) -> None:
+        """Tickets in time order; chunks are generated in a worker process while this one inserts."""
+        rng = self.rng
+        instants = self._opening_instants()
+        kinds = ["incident" if rng.random() < 0.72 else "request" for _ in instants]
+        factory = TicketFactory(
+            self.config, self.staff, self.members, self.groups, self.start_ts, self.end_ts, self.writer.sqlite
+        )
+        counters = {"INC": 0, "REQ": 0}
+        refs: list[str] = []
+        for kind in kinds:
+            prefix = "INC" if kind == "incident" else "REQ"
+            counters[prefix] += 1
+            refs.append(f"{prefix}{counters[prefix]:07d}")
+        batch = self.batch
+        chunks: list[Job] = [
+            (first, instants[first : first + batch], refs[first : first + batch], rng.getrandbits(64))
+            for first in range(0, len(instants), batch)
+        ]
+        done = 0
+        for rows in made_chunks(factory, chunks):
+            self._flush_tickets(rows)
+            self.open_count += rows.open_count
+            done += len(rows.tickets)
+            self.progress(f"  {done} tickets")
+        self._set_counter("INC", counters["INC"])
+        self._set_counter("REQ", counters["REQ"])
+
+    def _flush_tickets(self, rows: ChunkRows) -> None:
+        w = self.writer
+        w.insert("tickets", TICKET_COLUMNS, rows.tickets)
+        w.insert("audit_events", *audit.table_rows(rows.audits))
+        w.insert("ticket_entries", ENTRY_COLUMNS, rows.entries)
+        w.insert("satisfaction_ratings", RATING_COLUMNS, rows.ratings)
+
+    # ------------------------------------------------------------------ problems, known errors
+
+    def _problems(self) -> None:
+        rng, w = self.rng, self.writer
+        count = max(8, min(300, self.count // 400))
+        problems: list[Row] = []
+        known: list[Row] = []
+        links: list[Row] = []
+        l2 = [s for s in self.staff if "support_l2" in s.roles or "support_l3" in s.roles]
+        link_id = 0
+        incident_ids = self._sample_incident_ids(count * 4)
+        for index in range(1, count + 1):
+            service = rng.choice(list(SYMPTOMS))
+            symptom = rng.choice(SYMPTOMS[service])
+            opened = self.start_ts + rng.uniform(0, HISTORY_DAYS - 5) * 86400
+            status = rng.choice(("investigating", "known_error", "known_error", "resolved", "new"))
+            owner = rng.choice(l2)
+            culprit = rng.choice(self.config.services[service].cis or ("the service",))
+            cause = f"Recurring fault behind '{symptom}' traced to {culprit}."
+            problems.append(
+                (
+                    index,
+                    f"PRB{index:07d}",
+                    f"Recurring: {symptom}",
+                    f"Several incidents report: {symptom}.",
+                    status,
+                    cause if status != "new" else None,
+                    service,
+                    self.groups[self.config.services[service].support_group],
+                    owner.id,
+                    w.instant(opened),
+                    w.instant(opened + 20 * 86400) if status == "resolved" else None,
+                    1,
+                )
+            )
+            if status in ("known_error", "resolved"):
+                ke = len(known) + 1
+                known.append(
+                    (
+                        ke,
+                        f"KE{ke:07d}",
+                        index,
+                        f"Known error: {symptom}",
+                        symptom,
+                        cause,
+                        f"Workaround: restart the affected client and clear its cache; for {service} "
+                        f"route the user to the secondary node.",
+                        "Permanent fix planned via change."
+                        if status == "known_error"
+                        else "Fixed by change.",
+                        service,
+                        w.instant(opened + 3 * 86400),
+                    )
+                )
+            for _ in range(rng.randint(1, 4)):
+                if incident_ids:
+                    link_id += 1
+                    links.append(
+                        (
+                            link_id,
+                            "ticket",
+                            incident_ids.pop(),
+                            "problem",
+                            index,
+                            owner.id,
+                            w.instant(opened + 86400),
+                        )
+                    )
+        w.insert(
+            "problems",
+            (
+                "id",
+                "ref",
+                "title",
+                "description",
+                "status",
+                "root_cause",
+                "service",
+                "group_id",
+                "owner_id",
+                "opened_at",
+                "resolved_at",
+                "version",
+            ),
+            problems,
+        )
+        w.insert(
+            "known_errors",
+            (
+                "id",
+                "ref",
+                "problem_id",
+                "title",
+                "symptom",
+                "cause",
+                "workaround",
+                "permanent_fix",
+                "service",
+                "published_at",
+            ),
+            known,
+        )
+        w.insert(
+            "links",
+            ("id", "source_type", "source_id", "target_type", "target_id", "created_by_id", "created_at"),
+            links,
+        )
+        self.link_id = link_id
+        self._set_counter("PRB", len(problems))
+        self._set_counter("KE", len(known))
+
+    def _sample_incident_ids(self, k: int) -> list[int]:
+        rows = (
+            self.conn.execute(
+                text("SELECT id FROM tickets WHERE kind = 'incident' AND id % 97 = 3 ORDER BY id LIMIT :k"),
+                {"k": k},
+            )
+            .scalars()
+            .all()
+        )
+        return list(rows)
+
+    # ------------------------------------------------------------------ changes, notifications, counters
+
+    def _changes(self) -> None:
+        changes = write_changes(self.writer, self.rng, self.config, self.staff, self.start_ts, self.end)
+        self._set_counter("CHG", changes)
+
+    def _notifications(self) -> None:
+        """A few unread notifications for the demo login, so the inbox has something to show."""
+        w = self.writer
+        found = self.conn.execute(
+            text(
+                "SELECT id, ref, title FROM tickets WHERE is_open = :yes AND assignee_id = :me "
+                "ORDER BY id DESC LIMIT 5"
+            ),
+            {"yes": True, "me": self.os_user.id},
+        ).all()
+        rows = list(reversed(found))  # oldest first, so ids follow creation time
+        notes = [
+            (
+                index,
+                self.os_user.id,
+                "assigned",
+                f"assigned:{row.id}:{index}",
+                "ticket",
+                row.id,
+                f"{row.ref} assigned to you: {row.title}",
+                w.instant(self.end_ts - (len(rows) - index + 1) * 600),
+                None,
+            )
+            for index, row in enumerate(rows, start=1)
+        ]
+        w.insert(
+            "notifications",
+            (
+                "id",
+                "user_id",
+                "kind",
+                "event_key",
+                "entity_type",
+                "entity_id",
+                "message",
+                "created_at",
+                "read_at",
+            ),
+            notes,
+        )
+
+    def _set_counter(self, name: str, value: int) -> None:
+        self.conn.exec_driver_sql(f"DELETE FROM counters WHERE name = {self.writer.mark}", (name,))
+        self.writer.insert("counters", ("name", "value"), [(name, value)])
