@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, SQLColumnExpression, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from itsm_tui.config import DeskConfig
 from itsm_tui.models import KnowledgeArticle, KnownError
 from itsm_tui.services import tickets
-from itsm_tui.services.access import require
 from itsm_tui.services.errors import NotFound, ValidationError
 from itsm_tui.services.users import Actor
 
@@ -61,7 +60,7 @@ def _pattern(word: str) -> str:
     return f"%{escaped}%"
 
 
-def _matches_all(words: list[str], columns) -> object:
+def _matches_all(words: list[str], columns: Sequence[SQLColumnExpression[str | None]]) -> ColumnElement[bool]:
     """Every word occurs (case-insensitively) in at least one of the columns."""
     return and_(
         *(
@@ -145,14 +144,14 @@ def apply_workaround(
     Both are audited (by :func:`tickets.add_entry` and :func:`tickets.link`); the caller's transaction holds
     both or neither.
     """
-    require(actor.roles, "ticket.link")  # checked before anything is written; add_entry checks the rest
+    ticket = tickets.get_ticket(session, ticket_ref)
+    tickets.guard_apply_workaround(actor, tickets.TicketFacts.of(ticket))  # the rule the screen offers
     ref = (known_error_ref or "").strip().upper()
     known_error = session.scalar(select(KnownError).where(KnownError.ref == ref))
     if known_error is None:
         raise NotFound(f"no known error {ref!r} in the KEDB")
     if not (known_error.workaround or "").strip():
         raise ValidationError("known_error", f"{ref} has no workaround to apply; link it instead")
-    ticket = tickets.get_ticket(session, ticket_ref)
     already = ref in tickets.links_of(session, ticket)
     entry = tickets.add_entry(
         session, config, actor, ticket.ref, body=workaround_note(known_error), public=False, now=now

@@ -1,0 +1,131 @@
+"""Incidents and service requests: lifecycle, priority, assignment, replies and notes, links, resolution.
+
+Every function takes a session, the validated configuration and the acting user; every mutation writes its
+audit events in the same session (through :mod:`itsm_tui.services.audit`), and a save based on a stale
+version is refused (:class:`StaleEdit`). Who may do what is decided by one guard per action
+(:mod:`.guards`): the service functions call it before they look at their inputs, and
+:func:`available_actions` asks the same guards, so offered and allowed cannot drift apart.
+
+The modules, lowest first: :mod:`.references`, :mod:`.reading`, :mod:`.helpers`, :mod:`.guards`, then
+:mod:`.creating`, :mod:`.editing`, :mod:`.lifecycle`, :mod:`.links` and :mod:`.presenter` (a ticket's page
+as plain data). They import one another directly, never this package, so the package can name them all.
+"""
+
+from __future__ import annotations
+
+from itsm_tui.services.tickets.creating import create_ticket
+from itsm_tui.services.tickets.editing import (
+    EDITABLE,
+    add_entry,
+    assign,
+    escalate,
+    escalate_to_lead,
+    move_to_group,
+    update_fields,
+)
+from itsm_tui.services.tickets.guards import (
+    ACTIONS,
+    GUARDS,
+    RATEABLE,
+    TRANSITIONS,
+    Guard,
+    TicketFacts,
+    allowed_transitions,
+    available_actions,
+    guard_apply_workaround,
+    guard_assign,
+    guard_cancel,
+    guard_edit,
+    guard_escalate,
+    guard_link,
+    guard_note,
+    guard_rate,
+    guard_reopen,
+    guard_reply,
+    guard_resolve,
+    guard_take,
+    guard_transition,
+    move_action,
+)
+from itsm_tui.services.tickets.helpers import TITLE_MAX
+from itsm_tui.services.tickets.lifecycle import (
+    PENDING_REASONS,
+    cancel,
+    close,
+    rate,
+    reopen,
+    resolve,
+    transition,
+)
+from itsm_tui.services.tickets.links import LINK_TARGETS, link, links_of
+from itsm_tui.services.tickets.presenter import SLA_TARGETS, TicketDetail, detail
+from itsm_tui.services.tickets.reading import (
+    TicketRow,
+    TicketView,
+    TimelineItem,
+    entries,
+    find_ticket_by_id,
+    get_ticket,
+    list_tickets,
+    timeline,
+    view,
+)
+from itsm_tui.services.tickets.references import PREFIX, next_reference
+
+__all__ = [
+    "ACTIONS",
+    "EDITABLE",
+    "GUARDS",
+    "LINK_TARGETS",
+    "PENDING_REASONS",
+    "PREFIX",
+    "RATEABLE",
+    "SLA_TARGETS",
+    "TITLE_MAX",
+    "TRANSITIONS",
+    "Guard",
+    "TicketDetail",
+    "TicketFacts",
+    "TicketRow",
+    "TicketView",
+    "TimelineItem",
+    "add_entry",
+    "allowed_transitions",
+    "assign",
+    "available_actions",
+    "cancel",
+    "close",
+    "create_ticket",
+    "detail",
+    "entries",
+    "escalate",
+    "escalate_to_lead",
+    "find_ticket_by_id",
+    "get_ticket",
+    "guard_apply_workaround",
+    "guard_assign",
+    "guard_cancel",
+    "guard_edit",
+    "guard_escalate",
+    "guard_link",
+    "guard_note",
+    "guard_rate",
+    "guard_reopen",
+    "guard_reply",
+    "guard_resolve",
+    "guard_take",
+    "guard_transition",
+    "link",
+    "links_of",
+    "list_tickets",
+    "move_action",
+    "move_to_group",
+    "next_reference",
+    "rate",
+    "reopen",
+    "resolve",
+    "timeline",
+    "transition",
+    "update_fields",
+    "view",
+]

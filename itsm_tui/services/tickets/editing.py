@@ -1,0 +1,316 @@
+"""Working on a ticket: editing its fields, assigning and taking it, escalating it, replies and work notes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from itsm_tui.config import DeskConfig
+from itsm_tui.models import Group, GroupMembership, Ticket, TicketEntry
+from itsm_tui.services import audit, notifications, sla
+from itsm_tui.services.errors import ValidationError
+from itsm_tui.services.tickets.guards import (
+    TicketFacts,
+    guard_assign,
+    guard_edit,
+    guard_escalate,
+    guard_note,
+    guard_reply,
+    guard_take,
+)
+from itsm_tui.services.tickets.helpers import (
+    TITLE_MAX,
+    _actor_user,
+    _check_version,
+    _flush,
+    _group_by_code,
+    _group_code,
+    _mark_responded,
+    _now,
+    _set,
+    _touch,
+    _user_by_login,
+    _validate_classification,
+    _validate_level,
+)
+from itsm_tui.services.tickets.reading import get_ticket
+from itsm_tui.services.users import Actor
+
+EDITABLE = ("title", "description", "requester", "category", "service", "ci", "impact", "urgency")
+
+
+def update_fields(
+    session: Session,
+    config: DeskConfig,
+    actor: Actor,
+    ref: str,
+    *,
+    expected_version: int | None = None,
+    now: datetime | None = None,
+    **changes: str | None,
+) -> Ticket:
+    """Edit title, description, requester, category, service, CI, impact or urgency (priority follows)."""
+    now = _now(now)
+    ticket = get_ticket(session, ref)
+    _check_version(session, ticket, expected_version)
+    guard_edit(actor, TicketFacts.of(ticket))
+    unknown = set(changes) - set(EDITABLE)
+    if unknown:
+        raise ValidationError(sorted(unknown)[0], f"cannot edit {', '.join(sorted(unknown))} this way")
+    values = {k: v for k, v in changes.items() if v is not None}
+    if "title" in values:
+        title = values["title"].strip()
+        if not title or len(title) > TITLE_MAX:
+            raise ValidationError("title", f"a title is required, at most {TITLE_MAX} characters")
+        values["title"] = title
+    if "requester" in values and not values["requester"].strip():
+        raise ValidationError("requester", "a requester is required")
+    for level in ("impact", "urgency"):
+        if level in values:
+            values[level] = _validate_level(level, values[level])
+    classified: dict[str, str | None] = dict(values)
+    if {"category", "service", "ci"} & set(values):
+        category, service, ci = _validate_classification(
+            config,
+            ticket.kind,
+            values.get("category", ticket.category),
+            values.get("service", ticket.service if "ci" not in values else None),
+            values.get("ci", ticket.ci if "service" not in values else None),
+        )
+        classified.update(category=category, service=service, ci=ci)
+    changed = False
+    for field, value in classified.items():
+        changed |= _set(session, ticket, field, value, actor, now)
+    priority = config.priority_for(ticket.impact, ticket.urgency)
+    if priority != ticket.priority:
+        _set(session, ticket, "priority", priority, actor, now)
+        sla.retarget(ticket, config)  # from the original start, paused time kept out
+        changed = True
+    if changed:
+        _touch(ticket, now)
+        _flush(session, ticket, expected_version)
+    return ticket
+
+
+def assign(
+    session: Session,
+    config: DeskConfig,
+    actor: Actor,
+    ref: str,
+    *,
+    assignee: str | None = None,
+    group: str | None = None,
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> Ticket:
+    """Assign a ticket. Without ``assignee`` (or with one's own login) and without ``group`` it is a take."""
+    now = _now(now)
+    ticket = get_ticket(session, ref)
+    _check_version(session, ticket, expected_version)
+    taking = not group and (not assignee or assignee.strip() == actor.login)
+    (guard_take if taking else guard_assign)(actor, TicketFacts.of(ticket))
+    target_user = _user_by_login(session, assignee) if assignee else _actor_user(session, actor)
+    target_group = _group_by_code(session, group) if group else None
+    group_id = target_group.id if target_group else ticket.group_id
+    member_groups = set(
+        session.scalars(select(GroupMembership.group_id).where(GroupMembership.user_id == target_user.id))
+    )
+    if group_id not in member_groups:
+        if taking and actor.has_role("shift_lead") and member_groups:
+            group_id = sorted(member_groups)[0] if ticket.group_id not in member_groups else ticket.group_id
+        else:
+            raise ValidationError(
+                "assignee",
+                f"{target_user.login} is not a member of group {_group_code(session, group_id)}; "
+                f"choose a member or another group",
+            )
+    if group_id != ticket.group_id:
+        _set(session, ticket, "group_id", group_id, actor, now, action="assign")
+        ticket.reassignment_count += 1
+    if _set(session, ticket, "assignee_id", target_user.id, actor, now, action="assign"):
+        notifications.notify(
+            session,
+            [target_user.id],
+            kind="assigned",
+            event_key=f"assigned:{ticket.id}:{ticket.reassignment_count}:{now.isoformat()}",
+            entity=("ticket", ticket.id),
+            message=f"{ticket.ref} (P{ticket.priority}) assigned to you by {actor.name}: {ticket.title}",
+            now=now,
+            exclude=actor.id,
+        )
+    if ticket.status == "new":
+        _set(session, ticket, "status", "assigned", actor, now, action="transition")
+    _mark_responded(session, ticket, actor, now)
+    _touch(ticket, now)
+    _flush(session, ticket, expected_version)
+    return ticket
+
+
+def escalate(
+    session: Session,
+    config: DeskConfig,
+    actor: Actor,
+    ref: str,
+    *,
+    group: str | None = None,
+    reason: str,
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> Ticket:
+    """Functional escalation: hand the ticket to another group (by default the service's support group)."""
+    now = _now(now)
+    ticket = get_ticket(session, ref)
+    _check_version(session, ticket, expected_version)
+    guard_escalate(actor, TicketFacts.of(ticket))
+    if not (reason or "").strip():
+        raise ValidationError("reason", "say why the ticket is escalated (it goes into the work notes)")
+    if group is None:
+        service = config.services.get(ticket.service or "")
+        current = session.get(Group, ticket.group_id) if ticket.group_id is not None else None
+        if service is None or (current is not None and current.code == service.support_group):
+            raise ValidationError("group", "name the group to escalate to (e.g. --group NET-L2)")
+        group = service.support_group
+    target = _group_by_code(session, group)
+    if target.id == ticket.group_id:
+        raise ValidationError("group", f"{ticket.ref} is already with {target.code}")
+    move_to_group(session, config, ticket, target, actor, reason.strip(), now)
+    _flush(session, ticket, expected_version)
+    return ticket
+
+
+def escalate_to_lead(
+    session: Session, config: DeskConfig, actor: Actor, ref: str, *, reason: str, now: datetime | None = None
+) -> int:
+    """Hierarchical escalation: tell the Accountable shift lead of the ticket's group why it needs them.
+
+    Writes a work note and an audit event and notifies; returns how many people were told. Whoever may
+    escalate a ticket may call its shift lead.
+    """
+    now = _now(now)
+    ticket = get_ticket(session, ref)
+    guard_escalate(actor, TicketFacts.of(ticket))
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError("text", "say why the shift lead is needed")
+    leads = notifications.users_with_roles(
+        session,
+        config.raci_roles("functional_escalation", "A"),
+        [ticket.group_id] if ticket.group_id else None,
+    )
+    session.add(
+        TicketEntry(
+            ticket_id=ticket.id,
+            author_id=actor.id,
+            kind="note",
+            body=f"Escalated to the shift lead: {reason}",
+            created_at=now,
+        )
+    )
+    audit.record(
+        session,
+        entity_type="ticket",
+        entity_id=ticket.id,
+        actor_id=actor.id,
+        at=now,
+        action="escalate",
+        field="hierarchical",
+        new=reason,
+    )
+    told = notifications.notify(
+        session,
+        leads,
+        kind="escalated",
+        event_key=f"lead:{ticket.id}:{now.isoformat()}",
+        entity=("ticket", ticket.id),
+        message=f"{ticket.ref} (P{ticket.priority}) needs you, says {actor.name}: {reason}",
+        now=now,
+        exclude=actor.id,
+    )
+    _touch(ticket, now)
+    _flush(session, ticket, None)
+    return told
+
+
+def move_to_group(
+    session: Session,
+    config: DeskConfig,
+    ticket: Ticket,
+    target: Group,
+    actor: Actor | None,
+    reason: str,
+    now: datetime,
+) -> None:
+    """Hand a ticket to another group's queue (unassigned, status new), audited, noted and notified.
+
+    Used by a person's escalation and by the SLA job's functional escalation (``actor`` None).
+    """
+    if ticket.paused_at is not None and ticket.status == "pending":
+        sla.resume(ticket, config, now)
+    _set(session, ticket, "group_id", target.id, actor, now, action="escalate")
+    _set(session, ticket, "assignee_id", None, actor, now, action="escalate")
+    _set(session, ticket, "status", "new", actor, now, action="escalate")
+    _set(session, ticket, "pending_reason", None, actor, now, action="escalate")
+    ticket.escalation_count += 1
+    ticket.reassignment_count += 1
+    session.add(
+        TicketEntry(
+            ticket_id=ticket.id,
+            author_id=actor.id if actor else None,
+            kind="note",
+            body=f"Escalated to {target.code}: {reason}",
+            created_at=now,
+        )
+    )
+    _touch(ticket, now)
+    by = f" by {actor.name}" if actor else ""
+    notifications.notify(
+        session,
+        notifications.group_leads(session, [target.id]) or notifications.group_members(session, [target.id]),
+        kind="escalated",
+        event_key=f"escalated:{ticket.id}:{ticket.escalation_count}",
+        entity=("ticket", ticket.id),
+        message=f"{ticket.ref} (P{ticket.priority}) escalated to {target.code}{by}: {ticket.title}",
+        now=now,
+        exclude=actor.id if actor else None,
+    )
+
+
+def add_entry(
+    session: Session,
+    config: DeskConfig,
+    actor: Actor,
+    ref: str,
+    *,
+    body: str,
+    public: bool,
+    now: datetime | None = None,
+) -> TicketEntry:
+    """Add a public reply (``public``) or an internal work note. A first public reply is the response."""
+    now = _now(now)
+    ticket = get_ticket(session, ref)
+    (guard_reply if public else guard_note)(actor, TicketFacts.of(ticket))
+    body = (body or "").strip()
+    if not body:
+        raise ValidationError("body", "the text is empty")
+    entry = TicketEntry(
+        ticket_id=ticket.id, author_id=actor.id, kind="reply" if public else "note", body=body, created_at=now
+    )
+    session.add(entry)
+    session.flush()
+    audit.record(
+        session,
+        entity_type="ticket",
+        entity_id=ticket.id,
+        actor_id=actor.id,
+        at=now,
+        action="reply" if public else "note",
+        field="entry",
+        new=entry.id,
+    )
+    if public:
+        _mark_responded(session, ticket, actor, now)
+    _touch(ticket, now)
+    _flush(session, ticket, None)
+    return entry
