@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING
 
 # Textual draws a changed screen at its next frame tick; at its default cap of 60 a second a keystroke's new
 # rows wait up to 17 ms for it. Read when Textual is first imported; a value set by the user wins.
@@ -19,16 +20,28 @@ from textual import events, work
 from textual.app import App
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
+from textual.worker import Worker, WorkerState
 
 from itsm_tui.config import DeskConfig
-from itsm_tui.db import Database
+from itsm_tui.db import Database, ReadCancelled
 from itsm_tui.screens import MODE_TITLES, mode_screens
+from itsm_tui.screens.common import database_failure
 from itsm_tui.screens.help import HelpScreen
+from itsm_tui.services.errors import ServiceError
 from itsm_tui.services.notifications import NotificationRow
 from itsm_tui.services.users import Actor
+from itsm_tui.text import strip_control
 
-SEVERITIES = {"sla_breach": "error", "sla_warning": "warning"}
+if TYPE_CHECKING:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]  # no type info
+
+    from itsm_tui.push import NotificationWatcher
+
+log = logging.getLogger("itsm.app")
+
+SEVERITIES: dict[str, SeverityLevel] = {"sla_breach": "error", "sla_warning": "warning"}
 SEVERITY_ORDER = {"sla_breach": 3, "escalated": 2, "sla_warning": 1}
 
 
@@ -39,13 +52,13 @@ class ScreenSwitcher(Provider):
         matcher = self.matcher(query)
         app = self.app
         assert isinstance(app, ItsmApp)
-        commands: list[tuple[str, Callable[[], Any], str]] = [
+        commands: list[tuple[str, Callable[[], object], str]] = [
             (f"Go to {title}", partial(app.switch_mode, mode), f"switch to the {title.lower()} screen")
             for mode, title in MODE_TITLES.items()
         ]
         commands.append(("Help: keys", app.action_help, "list every key"))
         screen = self.screen  # the screen the palette was opened over (app.screen is the palette now)
-        for binding in getattr(screen, "BINDINGS", []):
+        for binding in screen.BINDINGS:
             if isinstance(binding, Binding) and binding.description and binding.id:
                 commands.append(
                     (binding.description, partial(screen.run_action, binding.action), f"key {binding.key}")
@@ -93,8 +106,8 @@ class ItsmApp(App[None]):
         self.config = config
         self.actor = actor
         self.run_scheduler = run_scheduler
-        self.scheduler = None
-        self.watcher = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self.watcher: NotificationWatcher | None = None
 
     def on_mount(self) -> None:
         from itsm_tui.push import NotificationWatcher
@@ -154,8 +167,6 @@ class ItsmApp(App[None]):
 
     def show_notifications(self, rows: list[NotificationRow], unread: int) -> None:
         """Toast each new notification (user text shown literally) and update the unread count."""
-        from itsm_tui.text import strip_control
-
         # A few arrive one by one; a burst (a console catching up) is summed up instead of flooding.
         shown = rows if len(rows) <= 3 else [max(rows, key=lambda r: SEVERITY_ORDER.get(r.kind, 0))]
         for row in shown:
@@ -171,16 +182,52 @@ class ItsmApp(App[None]):
             self.notify(f"{len(rows) - 1} more new notifications in the inbox (F5)", markup=False)
         self.unread = unread
 
-    @work(thread=True, exclusive=True, group="unread")
+    # ------------------------------------------------------------------ failed workers
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Every worker failure nobody dealt with ends here: the app's own workers' and, passed on by
+        :class:`~itsm_tui.screens.common.WorkerErrorsToApp`, those of the screens. The console says what
+        went wrong and goes on; nothing a worker raises quits it."""
+        if event.state != WorkerState.ERROR:
+            return
+        worker = event.worker
+        error = worker.error
+        if error is None or isinstance(error, ReadCancelled):  # stopped on purpose: no longer wanted
+            return
+        if database_failure(error):
+            self.database_lost()
+        elif isinstance(error, ServiceError):  # a refusal the screen did not show in place
+            self.notify(strip_control(str(error)) or type(error).__name__, severity="warning", markup=False)
+        else:
+            log.exception(
+                "worker %s of %s (group %s) failed",
+                worker.name,
+                type(worker.node).__name__,
+                worker.group,
+                exc_info=error,
+            )
+            self.notify(
+                f"Something went wrong ({type(error).__name__}); the details were logged.",
+                severity="error",
+                markup=False,
+                timeout=8,
+            )
+
+    def database_lost(self) -> None:
+        """A worker found the database failing: the status line says so until the notification watcher
+        reaches the database again. The toast comes once per loss, not for every poll that fails."""
+        if self.watcher is not None:
+            self.watcher.recheck()  # so that its next good check reports the way back
+        if self.connected:
+            self.connected = False
+            self.notify("The database cannot be reached; retrying.", severity="error", markup=False)
+
+    @work(thread=True, exclusive=True, group="unread", exit_on_error=False)
     def refresh_unread(self) -> None:
         from itsm_tui.services import notifications
 
-        try:
-            with self.db.read_session() as session:
-                count = notifications.unread_count(session, self.actor.id)
-        except Exception:
-            self.call_from_thread(setattr, self, "connected", False)
-            return
+        with self.db.read_session() as session:  # a failure: on_worker_state_changed
+            count = notifications.unread_count(session, self.actor.id)
         self.call_from_thread(setattr, self, "unread", count)
 
     def action_help(self) -> None:
@@ -204,6 +251,8 @@ class ItsmApp(App[None]):
             with self.db.read_session() as session:
                 ref = changes.ref_of(session, change_id)
         except Exception as exc:  # the database went away: say so, stay where we are
+            if not database_failure(exc):
+                raise
             self.call_from_thread(
                 self.notify, f"Could not open the change: {exc}", severity="error", markup=False
             )

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from textual.screen import Screen
+
+ScreenFactory = Callable[[], "Screen[Any]"]
 
 MODE_TITLES = {"queue": "Queue", "calendar": "Change calendar", "kpi": "KPI board", "inbox": "Inbox"}
 _MODE_SCREENS = {
@@ -14,11 +20,12 @@ _MODE_SCREENS = {
 }
 
 
-def mode_screens() -> dict[str, Callable[[], object]]:
-    """Factories for the app's top-level modes: each screen's module is imported when the screen is first
-    shown, so start-up loads only the queue (the charts of the KPI board alone take a tenth of a second)."""
+def mode_screens() -> dict[str, str | ScreenFactory]:
+    """Factories for the app's top-level modes (typed as ``App.MODES``): each screen's module is imported
+    when the screen is first shown, so start-up loads only the queue (the charts of the KPI board alone take
+    a tenth of a second)."""
 
-    def factory(module: str, name: str) -> Callable[[], object]:
+    def factory(module: str, name: str) -> ScreenFactory:
         return lambda: getattr(import_module(module), name)()
 
     return {mode: factory(module, name) for mode, (module, name) in _MODE_SCREENS.items()}

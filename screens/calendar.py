@@ -14,8 +14,11 @@ All database work happens in thread workers; user text is shown literally.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from rich.text import Text
@@ -31,6 +34,7 @@ from textual.widgets.option_list import Option
 from itsm_tui.screens.common import DeskScreen, literal
 from itsm_tui.services.changes import CalendarData, ChangeRow
 from itsm_tui.services.conflicts import SEVERITY_ORDER, BlackoutSpec, Conflict, Occurrence
+from itsm_tui.services.errors import ServiceError
 from itsm_tui.text import strip_control
 
 VIEWS = ("month", "week", "agenda")
@@ -38,6 +42,7 @@ VIEW_TITLES = {"month": "Month", "week": "Week", "agenda": "Agenda"}
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 AGENDA_DAYS = 31
 POLL_SECONDS = 3.0
+CALENDAR_STYLES = Path(__file__).resolve().with_name("calendar.tcss")  # absolute: found from subclasses too
 
 TYPE_COLOURS = {"standard": "green3", "normal": "deep_sky_blue1", "emergency": "magenta"}
 TYPE_SHORT = {"standard": "std", "normal": "nrm", "emergency": "EMG"}
@@ -155,7 +160,7 @@ class DayIndex:
         return datetime.combine(day, time(hour), self.tz)
 
 
-def _days(start: datetime, end: datetime, tz: ZoneInfo):
+def _days(start: datetime, end: datetime, tz: ZoneInfo) -> Iterator[date]:
     """Local days an interval [start, end) touches."""
     first = start.astimezone(tz).date()
     last = (end - timedelta(microseconds=1)).astimezone(tz).date() if end > start else first
@@ -260,8 +265,13 @@ def render_week(
             cell_text = Text()
             if index is not None:
                 begin, end = index.local(day, hour), index.local(day, hour + slot_hours)
-                rows = [
-                    r for r in index.changes.get(day, []) if r.planned_start < end and r.planned_end > begin
+                rows = [  # the day's changes are all planned (DayIndex leaves out the others)
+                    r
+                    for r in index.changes.get(day, [])
+                    if r.planned_start is not None
+                    and r.planned_end is not None
+                    and r.planned_start < end
+                    and r.planned_end > begin
                 ]
                 frozen = any(b.start < end and b.end > begin for b in index.blackouts.get(day, []))
                 window = any(o.start < end and o.end > begin for o in index.windows.get(day, []))
@@ -345,8 +355,9 @@ def _fit(text: Text, width: int) -> Text:
 def change_line(index: DayIndex, row: ChangeRow, day: date | None) -> Text:
     tz = index.tz
     text = Text()
-    if day is not None:
-        text.append(f"{_clock(row.planned_start, day, tz)}-{_clock(row.planned_end, day, tz)} ")
+    start, end = row.planned_start, row.planned_end
+    if day is not None and start is not None and end is not None:
+        text.append(f"{_clock(start, day, tz)}-{_clock(end, day, tz)} ")
     text.append_text(glyph(row))
     text.append(f" {row.ref} ", style="bold")
     mark = index.mark([row])
@@ -396,12 +407,7 @@ class CalendarGrid(Widget, can_focus=True):
     them out line by line (no re-parsing of a thousand styled glyphs per frame).
     """
 
-    DEFAULT_CSS = """
-    CalendarGrid { height: 13; padding: 0 0; }
-    CalendarGrid:focus { background-tint: $foreground 3%; }
-    """
-
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.index: DayIndex | None = None
         self.mode = "month"
@@ -481,19 +487,12 @@ class CalendarScreen(DeskScreen):
         Binding("n", "new_change", "New", id="calendar.new"),
         Binding("r", "reload", "Reload", show=False, id="calendar.reload"),
     ]
-    DEFAULT_CSS = """
-    #cal-bar { height: 1; padding: 0 1; background: $panel; }
-    #cal-dayhead { height: 1; padding: 0 1; text-style: bold; background: $boost; }
-    #cal-list { height: 1fr; border: none; padding: 0 0; }
-    #cal-list:focus { border: none; }
-    #cal-info { height: 1; padding: 0 1; color: $text-muted; }
-    CalendarScreen.-agenda CalendarGrid, CalendarScreen.-agenda #cal-dayhead { display: none; }
-    """
+    CSS_PATH = CALENDAR_STYLES
 
     def __init__(self) -> None:
         super().__init__()
         self.view_mode = "month"
-        self.selected: date | None = None
+        self.selected = date.today()  # on mount: today by the app's clock (fixed in tests)
         self.index: DayIndex | None = None
         self.loaded_range: tuple[date, date] | None = None
         self.generation = 0
@@ -604,8 +603,6 @@ class CalendarScreen(DeskScreen):
     # ------------------------------------------------------------------ drawing
 
     def draw(self) -> None:
-        if self.selected is None:
-            return
         self.set_class(self.view_mode == "agenda", "-agenda")
         self.grid.show(self.index, self.view_mode, self.selected, self.today)
         self._draw_bar()
@@ -773,7 +770,7 @@ class CalendarScreen(DeskScreen):
                     now=self.app.clock(),
                 )
                 progress = changes.approval_progress(session, self.app.config, change)
-        except Exception as exc:  # refused: say why (the role needed, the rule), change nothing
+        except ServiceError as exc:  # refused: say why (the role needed, the rule), change nothing
             self.app.call_from_thread(
                 self.app.notify,
                 str(exc),
@@ -818,7 +815,7 @@ class CalendarScreen(DeskScreen):
         start = datetime.combine(self.selected, time(22, 0), self.tz)
         self.app.push_screen(NewChangeForm(start), callback=lambda ref: self._after(ref, f"{ref} raised."))
 
-    def _after(self, result, message: str) -> None:
+    def _after(self, result: object, message: str) -> None:
         if result:
             self.app.notify(message, markup=False)
         self.reload()

@@ -1,4 +1,5 @@
-"""Pieces every screen shares: the status line, the base screen and safe rendering of user text."""
+"""Pieces every screen shares: the status line, the base screen, the way worker failures reach the console's
+handler, and safe rendering of user text."""
 
 from __future__ import annotations
 
@@ -26,10 +27,12 @@ def literal(text: str | None, style: str = "") -> Text:
 
 
 def database_failure(exc: BaseException) -> bool:
-    """Whether ``exc`` says the database failed (unreachable, locked, broken), not that a rule refused."""
-    from sqlalchemy.exc import DBAPIError, OperationalError
+    """Whether ``exc`` says the database failed (unreachable, locked, broken), not that a rule refused or
+    that a statement was wrong: a broken constraint or bad SQL is a fault of the program, to be logged."""
+    from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, NotSupportedError, ProgrammingError
 
-    return isinstance(exc, OperationalError | DBAPIError)
+    statement_errors = IntegrityError | ProgrammingError | DataError | NotSupportedError
+    return isinstance(exc, DBAPIError) and not isinstance(exc, statement_errors)
 
 
 def local_time(instant: datetime | None, timezone: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -43,10 +46,6 @@ class StatusLine(Static):
 
     if TYPE_CHECKING:  # the console app, typed (at run time Textual's own property)
         app = getters.app(ItsmApp)
-
-    DEFAULT_CSS = """
-    StatusLine { dock: top; height: 1; background: $primary; color: $text; padding: 0 1; }
-    """
 
     def __init__(self, screen_title: str) -> None:
         super().__init__()
@@ -78,26 +77,26 @@ class StatusLine(Static):
         self.update(line, layout=False)  # always one line
 
 
-class DeskScreen(Screen[None]):
+class WorkerErrorsToApp:
+    """Passes the failures of the workers a screen (or widget) starts on to the console's one handler,
+    :meth:`ItsmApp.on_worker_state_changed <itsm_tui.app.ItsmApp.on_worker_state_changed>`.
+
+    Textual sends ``Worker.StateChanged`` only to the node that started the worker; the message does not
+    bubble. A class that deals with some failure itself (shows it in place, retries) handles the message
+    too and calls ``event.prevent_default()``: its handler runs first, and this one then no longer does, so
+    the failure is not reported twice.
+    """
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            event.worker.node.app.post_message(Worker.StateChanged(event.worker, event.state))
+
+
+class DeskScreen(WorkerErrorsToApp, Screen[None]):
     """A top-level screen: status line on top, footer with the keys below."""
 
     if TYPE_CHECKING:  # the console app, typed (at run time Textual's own property)
         app = getters.app(ItsmApp)
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """A failed database read is shown, and the status line says the database is unreachable."""
-        if event.state == WorkerState.ERROR:
-            error = event.worker.error
-            from sqlalchemy.exc import OperationalError
-
-            from itsm_tui.db import ReadCancelled
-
-            if isinstance(error, ReadCancelled):  # stopped on purpose: its result was no longer wanted
-                return
-            if isinstance(error, OperationalError):
-                self.app.connected = False  # the status line says so; the watcher notices the way back
-                return
-            self.app.notify(f"Could not load: {error}", severity="error", markup=False, timeout=6)
 
     SCREEN_TITLE = ""
 

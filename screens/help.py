@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.dom import DOMNode
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+HELP_STYLES = Path(__file__).resolve().with_name("help.tcss")  # absolute: found from subclasses too
 
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close", id="help.close")]
-    DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll { width: 70; max-width: 100%; height: auto; max-height: 90%;
-                                  border: round $primary; background: $surface; padding: 0 1; }
-    """
+    CSS_PATH = HELP_STYLES
 
-    def __init__(self, underneath: object | None = None) -> None:
+    def __init__(self, underneath: DOMNode | None = None) -> None:
         super().__init__()
         self.underneath = underneath
 

@@ -23,7 +23,7 @@ class InboxScreen(DeskScreen):
 
     def compose(self) -> ComposeResult:
         yield from self.compose_status()
-        table = DataTable(id="inbox-table", cursor_type="row")
+        table: DataTable[object] = DataTable(id="inbox-table", cursor_type="row")
         table.add_columns("", "When", "Kind", "Message")
         yield table
         yield from self.compose_footer()
@@ -39,7 +39,7 @@ class InboxScreen(DeskScreen):
     def action_reload(self) -> None:
         self.load()
 
-    @work(thread=True, exclusive=True, group="inbox")
+    @work(thread=True, exclusive=True, group="inbox", exit_on_error=False)
     def load(self) -> None:
         from itsm_tui.services import notifications
 
@@ -70,7 +70,8 @@ class InboxScreen(DeskScreen):
         table = self.query_one(DataTable)
         if not table.row_count:
             return None
-        return self.rows.get(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return self.rows.get(key) if key is not None else None
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
@@ -98,7 +99,7 @@ class InboxScreen(DeskScreen):
     def action_mark_all_read(self) -> None:
         self.mark(None)
 
-    @work(thread=True, exclusive=True, group="inbox")
+    @work(thread=True, exclusive=True, group="inbox", exit_on_error=False)
     def mark(self, notification_id: int | None) -> None:
         from itsm_tui.services import notifications
 

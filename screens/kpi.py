@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 from rich.table import Table
 from rich.text import Text
@@ -21,11 +22,12 @@ from textual.widgets.option_list import Option
 from textual_plotext import PlotextPlot
 
 from itsm_tui.screens.common import DeskScreen, local_time
-from itsm_tui.services.kpi import PERIODS, KpiReport, OperationalSnapshot
+from itsm_tui.services.kpi import PERIODS, KpiReport, OperationalSnapshot, Period
 from itsm_tui.text import strip_control
 
 RAG_STYLES = {"green": "green", "amber": "yellow", "red": "red", "grey": "grey50"}
 LIVE_SECONDS = 10
+KPI_STYLES = Path(__file__).resolve().with_name("kpi.tcss")  # absolute: found from subclasses too
 
 
 @dataclass
@@ -46,13 +48,7 @@ class CustomPeriod(ModalScreen[tuple[date, date] | None]):
     """Ask for a custom period (first and last day)."""
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel", id="period.cancel")]
-    DEFAULT_CSS = """
-    CustomPeriod { align: center middle; }
-    CustomPeriod > Vertical { width: 50; height: auto; border: round $primary; background: $surface;
-                              padding: 0 1; }
-    CustomPeriod Input { width: 1fr; }
-    #period-error { color: $error; height: auto; }
-    """
+    CSS_PATH = KPI_STYLES
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -86,12 +82,6 @@ class CustomPeriod(ModalScreen[tuple[date, date] | None]):
 class Tile(Static):
     """A headline KPI: large value, target, change from the previous period; border in its RAG colour."""
 
-    DEFAULT_CSS = """
-    Tile { height: 7; border: round $primary; padding: 0 1; content-align: center middle; }
-    Tile.green { border: round green; } Tile.amber { border: round yellow; } Tile.red { border: round red; }
-    Tile.grey { border: round grey; }
-    """
-
 
 class KpiScreen(DeskScreen):
     SCREEN_TITLE = "KPI board"
@@ -107,13 +97,7 @@ class KpiScreen(DeskScreen):
         Binding("s", "tab('strategic')", "Strategic", show=False, id="kpi.tab.strategic"),
         Binding("r", "reload", "Reload", show=False, id="kpi.reload"),
     ]
-    DEFAULT_CSS = """
-    #kpi-bar { height: 1; padding: 0 1; background: $panel; }
-    #kpi-figures { height: auto; max-height: 12; }
-    #kpi-live { height: auto; }
-    .chart { height: 14; }
-    #kpi-tiles { grid-size: 2; grid-gutter: 0 1; height: auto; }
-    """
+    CSS_PATH = KPI_STYLES
 
     def __init__(self) -> None:
         super().__init__()
@@ -147,7 +131,7 @@ class KpiScreen(DeskScreen):
 
     # ------------------------------------------------------------------ loading
 
-    def _period(self):
+    def _period(self) -> Period:
         from itsm_tui.services import kpi
 
         now = self.app.clock()
@@ -161,7 +145,7 @@ class KpiScreen(DeskScreen):
         self.load(period, self.group)
 
     @work(thread=True, exclusive=True, group="kpi", exit_on_error=False)
-    def load(self, period, group: str | None) -> None:
+    def load(self, period: Period, group: str | None) -> None:
         from sqlalchemy import select
 
         from itsm_tui.models import Group
@@ -286,7 +270,7 @@ class KpiScreen(DeskScreen):
         plt.clear_data()
         plt.clear_figure()
         if days:
-            positions = list(range(len(days)))
+            positions: list[float] = list(range(len(days)))
             plt.plot(positions, [report.opened_per_day[d] for d in days], label="opened")
             plt.plot(positions, [report.resolved_per_day[d] for d in days], label="resolved")
             step = max(1, len(days) // 8)
@@ -309,7 +293,8 @@ class KpiScreen(DeskScreen):
                 [v or 0 for v in report.sla_response_by_priority.values()],
                 [v or 0 for v in report.sla_resolution_by_priority.values()],
             ],
-            labels=["response %", "resolution %"],
+            # textual-plotext's stub calls it label; plotext's multiple_bar takes labels, one per series.
+            labels=["response %", "resolution %"],  # type: ignore[call-arg]
         )
         compliance.ylim(0, 100)
         compliance.title("SLA compliance per priority")
@@ -321,7 +306,8 @@ class KpiScreen(DeskScreen):
         if points:
             mttr.plot([p[0] for p in points], [p[1] for p in points], label="MTTR h")
             step = max(1, len(days) // 8)
-            mttr.xticks(list(range(len(days)))[::step], labels[::step])
+            ticks: list[float] = list(range(len(days)))
+            mttr.xticks(ticks[::step], labels[::step])
         mttr.title("MTTR per day (hours, wall clock)")
         self.query_one("#chart-mttr", PlotextPlot).refresh()
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from rich.cells import cell_len, set_cell_size
@@ -28,8 +30,10 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Input, Static
 
+from itsm_tui.config import DeskConfig
 from itsm_tui.db import ReadCancel
 from itsm_tui.screens.common import DeskScreen
+from itsm_tui.services.errors import ServiceError
 from itsm_tui.services.queue import (
     SORTS,
     VIEWS,
@@ -43,9 +47,15 @@ from itsm_tui.services.queue import (
 )
 from itsm_tui.text import strip_control
 
+if TYPE_CHECKING:
+    from textual import getters
+
+    from itsm_tui.app import ItsmApp
+
 REFRESH_SECONDS = 1.0
 SLA_STYLES = {"ok": "green", "warning": "yellow", "breached": "bold red", "met": "green", "stopped": "dim"}
 PRIORITY_STYLES = {1: "bold red", 2: "red", 3: "yellow", 4: "", 5: "dim"}
+QUEUE_STYLES = Path(__file__).resolve().with_name("queue.tcss")  # absolute: found from subclasses too
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,9 @@ def format_duration(seconds: float) -> str:
 class QueueTable(ScrollView, can_focus=True):
     """A table of queue rows drawn line by line from a :class:`QueueWindow`; it holds only read pages."""
 
+    if TYPE_CHECKING:  # the console app, typed (at run time Textual's own property)
+        app = getters.app(ItsmApp)
+
     BINDINGS = [
         Binding("up,k", "cursor(-1)", "Up", show=False, id="queue.up"),
         Binding("down,j", "cursor(1)", "Down", show=False, id="queue.down"),
@@ -94,9 +107,6 @@ class QueueTable(ScrollView, can_focus=True):
         Binding("home", "jump(0)", "First", show=False, id="queue.first"),
         Binding("end", "jump(-1)", "Last", show=False, id="queue.last"),
     ]
-    # Focus shows in the cursor line (reversed when the table has the keys, grey when the filter has them).
-    DEFAULT_CSS = "QueueTable { height: 1fr; scrollbar-size-vertical: 1; }"
-
     cursor = reactive(0, always_update=True)
 
     class NeedRows(Message):
@@ -106,7 +116,7 @@ class QueueTable(ScrollView, can_focus=True):
             super().__init__()
             self.first, self.last = first, last
 
-    def __init__(self, config, **kwargs) -> None:
+    def __init__(self, config: DeskConfig, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.config = config
         self.window: QueueWindow | None = None
@@ -293,8 +303,6 @@ def _fit(text: str, width: int) -> str:
 class QueueHeader(Static):
     """The column titles, with the sort marked."""
 
-    DEFAULT_CSS = "QueueHeader { height: 1; text-style: bold; background: $boost; }"
-
 
 class QueueScreen(DeskScreen):
     SCREEN_TITLE = "Queue"
@@ -318,13 +326,7 @@ class QueueScreen(DeskScreen):
         Binding("left_square_bracket", "sort(-1)", "Sort back", show=False, id="queue.sort_previous"),
         Binding("minus", "reverse", "Reverse", show=False, id="queue.reverse"),
     ]
-    DEFAULT_CSS = """
-    #queue-bar { height: 1; padding: 0 1; background: $panel; }
-    #queue-filter { height: 1; border: none; padding: 0 1; }
-    #queue-filter:focus { border: none; }
-    #queue-error { height: auto; padding: 0 1; color: $error; display: none; }
-    #queue-error.shown { display: block; }
-    """
+    CSS_PATH = QUEUE_STYLES
 
     def __init__(self) -> None:
         super().__init__()
@@ -468,10 +470,11 @@ class QueueScreen(DeskScreen):
                 cancel.check()
                 page, plan = step
                 window.store(page, queue.fetch_page(session, query, **plan))
+            now = query.now or self.app.clock()  # query_for always sets it
             for row in (window.row(i) for i in range(top, top + height)):
                 # Business clocks load their holidays on first use: here, not while drawing.
                 if row is not None:
-                    row.sla_left(self.app.config, query.now)
+                    row.sla_left(self.app.config, now)
             self.app.call_from_thread(
                 self._apply,
                 generation,
@@ -541,13 +544,14 @@ class QueueScreen(DeskScreen):
         """Read, one after the other, the pages the table wants, until it wants none."""
         from itsm_tui.services import queue
 
+        now = window.query.now or self.app.clock()  # query_for always sets it
         try:
             with self.app.db.read_session(cancel) as session:
                 while step := self.app.call_from_thread(self._next_read, generation, window, cancel):
                     page, plan = step
                     rows = queue.fetch_page(session, window.query, **plan)
                     for row in rows:  # holidays of a year not drawn yet load here, not while drawing
-                        row.sla_left(self.app.config, window.query.now)
+                        row.sla_left(self.app.config, now)
                     self.app.call_from_thread(self._store_page, generation, window, page, rows)
         finally:
             self.app.call_from_thread(self._reader_done, cancel)
@@ -688,7 +692,7 @@ class QueueScreen(DeskScreen):
         try:
             with self.app.db.session() as session:
                 tickets.assign(session, self.app.config, self.app.actor, ref)
-        except Exception as exc:  # refused: say why, change nothing
+        except ServiceError as exc:  # refused: say why, change nothing
             self.app.call_from_thread(
                 self.app.notify, str(exc), title="Not taken", severity="error", markup=False
             )
