@@ -53,6 +53,10 @@ class NotificationWatcher:
         self._stop.set()
         self._thread.join(timeout=2)
 
+    def recheck(self) -> None:
+        """Someone else found the database failing: the next good check reports the way back."""
+        self.connected = False
+
     # ------------------------------------------------------------------ checking
 
     def check(self) -> None:

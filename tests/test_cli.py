@@ -289,3 +289,28 @@ def test_help_lists_every_command(capsys):
     out = capsys.readouterr().out
     for command in ("demo", "db", "user", "ticket"):
         assert command in out
+
+
+def test_the_console_log_is_a_private_file_that_keeps_the_details(tmp_path):
+    import logging
+    import stat
+
+    from itsm_tui.cli.running import log_to_file
+
+    path = log_to_file(tmp_path / "logs" / "console.log")
+    logger = logging.getLogger("itsm")
+    handler = logger.handlers[-1]
+    try:
+        try:
+            {}["missing"]
+        except KeyError:
+            logging.getLogger("itsm.app").exception("worker load of TicketScreen failed")
+        handler.flush()
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    text = path.read_text()
+    assert "ERROR itsm.app: worker load of TicketScreen failed" in text
+    assert "KeyError: 'missing'" in text  # the traceback, for whoever investigates
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from itsm_tui.cli.desk import EXIT_ERROR, CliError, Desk, Handler
 from itsm_tui.cli.parser import build_parser
@@ -96,8 +97,32 @@ def _handler(key: str | None) -> Handler | None:
     return handlers.get(key)
 
 
+def log_to_file(path: Path | None = None) -> Path:
+    """Send the console's log (warnings, and the details of anything that went wrong) to a private file.
+
+    A console draws on the terminal, so nothing may go to stderr; the file is the user's own (0600 in a
+    0700 folder), by default ``console.log`` in the user's log directory.
+    """
+    import logging
+    import os
+
+    if path is None:
+        from platformdirs import user_log_path
+
+        path = user_log_path("itsm") / "console.log"
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    handler = logging.StreamHandler(os.fdopen(fd, "a", encoding="utf-8"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("itsm")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    return path
+
+
 def open_console(args: argparse.Namespace) -> int:
     desk = Desk(args)
+    log_to_file()
     with desk.db.read_session() as session:
         actor = desk.actor(session)
     from itsm_tui.app import ItsmApp
