@@ -691,7 +691,8 @@ def test_two_approvers_deciding_at_once_are_both_counted(db, db_url, config, cab
         time.sleep(0.4)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(changes, "_check_version", slow_check)
+    # Patched where the lifecycle looks it up, so that the two decisions really overlap.
+    monkeypatch.setattr("itsm_tui.services.changes.helpers._check_version", slow_check)
     errors: list[Exception] = []
 
     def decide(login: str) -> None:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from itsm_tui.jobs.change_reminders import remind
 from itsm_tui.services import changes, conflicts
 from itsm_tui.services.conflicts import BlackoutSpec, Planned, WindowSpec
 
@@ -302,7 +303,7 @@ def test_conflicts_are_found_at_submit_and_notified_once(desk, config):
             ).all()
         )
     assert kinds == {"change_conflict": 4}  # net1 and eng1 (implementers), lead (raised it), chm
-    result = changes.remind(db, config, now=NOW)
+    result = remind(db, config, now=NOW)
     assert result.conflicts == 0  # already told
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, select
 
 from itsm_tui.db import Database
+from itsm_tui.jobs.change_reminders import remind
 from itsm_tui.models import Notification, User
 from itsm_tui.scheduler import REMINDER_JOB_ID, make_scheduler
 from itsm_tui.services import changes
@@ -63,10 +64,10 @@ def test_awaiting_approval_is_sent_once_and_caught_up_after_a_loss(db, config, s
     step(db, config, staff, changes.submit, "net1", ref)
     step(db, config, staff, changes.assess, "chm", ref)
     assert [login for login, _ in inbox(db, "change_approval") if login == "cab1"] == ["cab1"]
-    assert changes.remind(db, config, NOW).approvals == 0  # already told at assessment
+    assert remind(db, config, NOW).approvals == 0  # already told at assessment
     forget(db)  # e.g. the console that assessed it lost the row: the job sends it again, once
-    assert changes.remind(db, config, NOW).approvals == 1
-    assert changes.remind(db, config, NOW).approvals == 0
+    assert remind(db, config, NOW).approvals == 1
+    assert remind(db, config, NOW).approvals == 0
     assert inbox(db, "change_approval") == [("cab1", f"{ref} awaits your approval: Work")]
 
 
@@ -74,7 +75,7 @@ def test_an_emergency_change_waits_on_the_change_managers(db, config, staff):
     ref = raise_change(db, config, staff, NOW + timedelta(hours=2), change_type="emergency")
     step(db, config, staff, changes.submit, "net1", ref)
     forget(db)
-    assert changes.remind(db, config, NOW).approvals == 1
+    assert remind(db, config, NOW).approvals == 1
     assert inbox(db, "change_approval") == [("chm", f"Emergency change {ref} awaits your approval: Work")]
 
 
@@ -84,7 +85,7 @@ def test_a_conflict_is_reported_once_to_everyone_concerned(db, config, staff):
     for ref, who in ((first, "net1"), (second, "lead")):
         step(db, config, staff, changes.submit, who, ref)
     forget(db)
-    result = changes.remind(db, config, NOW)
+    result = remind(db, config, NOW)
     assert result.conflicts == 4
     told = inbox(db, "change_conflict")
     assert [login for login, _ in told] == ["chm", "eng1", "lead", "net1"]
@@ -92,7 +93,7 @@ def test_a_conflict_is_reported_once_to_everyone_concerned(db, config, staff):
         f"{first} and {second} both change CI core-sw-01 (network) during "
         "2026-03-07 23:00 to 2026-03-08 00:00 UTC"
     )
-    assert changes.remind(db, config, NOW).conflicts == 0
+    assert remind(db, config, NOW).conflicts == 0
     # Moving one so they still meet is a new conflict, reported again.
     step(db, config, staff, changes.reschedule, "lead", second, start=SAT + timedelta(minutes=30), end=None)
     assert len(inbox(db, "change_conflict")) == 8
@@ -108,15 +109,15 @@ def test_starting_soon_within_the_lead_time_once_per_planned_start(db, config, s
         step(db, config, staff, changes.assess, "chm", ref)
         step(db, config, staff, changes.approve, "cab1", ref)
         step(db, config, staff, changes.schedule, "chm", ref)
-    result = changes.remind(db, config, NOW)
+    result = remind(db, config, NOW)
     assert result.starting == 1  # net1 raised and implements it: one person
     assert inbox(db, "change_starting") == [
         ("net1", f"{soon} starts in 20 h (2026-03-03 05:00 UTC): Work"),
     ]
-    assert changes.remind(db, config, NOW + timedelta(hours=1)).starting == 0
-    assert changes.remind(db, config, NOW + timedelta(hours=7)).starting == 1  # now the crm change is due
+    assert remind(db, config, NOW + timedelta(hours=1)).starting == 0
+    assert remind(db, config, NOW + timedelta(hours=7)).starting == 1  # now the crm change is due
     step(db, config, staff, changes.reschedule, "chm", soon, start=NOW + timedelta(hours=22), end=None)
-    assert changes.remind(db, config, NOW + timedelta(hours=7)).starting == 1  # a new start, a new reminder
+    assert remind(db, config, NOW + timedelta(hours=7)).starting == 1  # a new start, a new reminder
 
 
 def test_an_overdue_post_implementation_review_is_reported(db, config, staff):
@@ -143,7 +144,7 @@ def test_an_overdue_post_implementation_review_is_reported(db, config, staff):
     old = failed(datetime(2026, 3, 3, 22, tzinfo=UTC))
     recent = failed(datetime(2026, 3, 7, 22, tzinfo=UTC))
     at = datetime(2026, 3, 10, 9, tzinfo=UTC)  # 6.5 days after the first ended, 2.5 after the second
-    assert changes.remind(db, config, at).reviews == 2
+    assert remind(db, config, at).reviews == 2
     assert inbox(db, "change_review") == [
         ("chm", f"Post-implementation review of {old} (failed) is overdue: Work"),
         ("net1", f"Post-implementation review of {old} (failed) is overdue: Work"),
@@ -151,7 +152,7 @@ def test_an_overdue_post_implementation_review_is_reported(db, config, staff):
     step(
         db, config, staff, changes.start_review, "chm", recent, at=at, notes="Firmware bug; vendor case open"
     )
-    assert changes.remind(db, config, at + timedelta(days=5)).reviews == 0  # old: told; recent: reviewed
+    assert remind(db, config, at + timedelta(days=5)).reviews == 0  # old: told; recent: reviewed
 
 
 def test_concurrent_jobs_send_each_reminder_once(db, db_url, config, staff):
@@ -165,7 +166,7 @@ def test_concurrent_jobs_send_each_reminder_once(db, db_url, config, staff):
     def run() -> None:
         other = Database.connect(db_url)
         try:
-            results.append(changes.remind(other, config, NOW).notifications)
+            results.append(remind(other, config, NOW).notifications)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
         finally:
@@ -180,7 +181,7 @@ def test_concurrent_jobs_send_each_reminder_once(db, db_url, config, staff):
     with db.read_session() as s:
         total = len(s.scalars(select(Notification.id)).all())
     assert total == 4 and sum(results) == total  # every reminder written by exactly one of the four
-    assert changes.remind(db, config, NOW).notifications == 0
+    assert remind(db, config, NOW).notifications == 0
 
 
 async def test_the_reminder_job_runs_beside_the_sla_job(db, config):

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
@@ -64,6 +63,8 @@ async def test_console_catches_up_when_it_starts_and_tells_the_shift_lead(sqlite
 
 
 def test_headless_scheduler_flags_and_stops_on_signal(db, db_url, config, staff):
+    import threading
+
     breached_ticket(db, config, staff["agent1"])
     proc = subprocess.Popen(
         [sys.executable, "-m", "itsm_tui.cli", "scheduler", "--db", db_url],
@@ -72,14 +73,28 @@ def test_headless_scheduler_flags_and_stops_on_signal(db, db_url, config, staff)
         text=True,
         env=os.environ.copy(),
     )
+    lines: list[str] = []
+    reported = threading.Event()
+
+    def read() -> None:  # the scan commits its flags before it prints them: stop only once it said so
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "breaches" in line:
+                reported.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and breaches(db) == 0:
-            time.sleep(0.2)
+        assert reported.wait(timeout=30), "".join(lines)
         assert breaches(db) == 1
     finally:
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
+        proc.wait(timeout=20)
+        reader.join(timeout=5)  # the reader alone reads stdout, to its end
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+    out = "".join(lines)
     assert proc.returncode == 0, err
     assert "SLA scheduler running" in out
     assert "1 breaches" in out or "2 breaches" in out

@@ -1,0 +1,235 @@
+"""What every step of a change shares: instants, versions and locking, audited field changes and state
+moves, and the validation of titles, targets, implementers and windows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from itsm_tui.config import DeskConfig
+from itsm_tui.models import Change, User, utc_or_now
+from itsm_tui.services import audit
+from itsm_tui.services.access import PermissionDenied
+from itsm_tui.services.changes.reading import _login_of, _logins, get_change
+from itsm_tui.services.changes.rules import TITLE_MAX, TRANSITIONS
+from itsm_tui.services.errors import InvalidTransition, StaleEdit, ValidationError
+from itsm_tui.services.users import Actor
+
+
+def _now(now: datetime | None) -> datetime:
+    return utc_or_now(now)
+
+
+def _instant(field_name: str, value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValidationError(field_name, f"{field_name} needs a time zone (e.g. 2026-11-21T22:00Z)")
+    return value.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+def _check_version(session: Session, change: Change, expected_version: int | None) -> None:
+    if expected_version is not None and change.version != expected_version:
+        last = audit.last_change(session, "change", change.id)
+        who, when = last if last else (None, None)
+        raise StaleEdit(change.ref, expected_version, change.version, who, when)
+
+
+def _flush(session: Session, change: Change, expected_version: int | None) -> None:
+    """Write now; a concurrent save that won the race turns into :class:`StaleEdit`."""
+    change_id, ref, loaded_version = change.id, change.ref, change.version
+    try:
+        session.flush()
+    except StaleDataError:
+        reader = session.get_bind().execution_options(sqlite_begin="DEFERRED")
+        with Session(bind=reader) as fresh:
+            current = fresh.scalar(select(Change.version).where(Change.id == change_id)) or 0
+            last = audit.last_change(fresh, "change", change_id)
+        who, when = last if last else (None, None)
+        raise StaleEdit(ref, expected_version or loaded_version, current, who, when) from None
+
+
+def _load(session: Session, ref: str, expected_version: int | None) -> Change:
+    """The change, row-locked on PostgreSQL: two approvers' decisions are counted one after the other."""
+    change = get_change(session, ref, for_update=True)
+    _check_version(session, change, expected_version)
+    return change
+
+
+def _set(
+    session: Session,
+    change: Change,
+    name: str,
+    value: object,
+    actor: Actor | None,
+    now: datetime,
+    action: str = "update",
+) -> bool:
+    actor_id = actor.id if actor else None
+    if name != "implementer_id":
+        return audit.set_field(session, change, "change", name, value, actor_id, now, action)
+    old = change.implementer_id
+    if old == value:
+        return False
+    if value is not None and not isinstance(value, int):
+        raise TypeError(f"implementer_id is a user id, not {value!r}")
+    change.implementer_id = value
+    names = _logins(session, [old, value])
+    audit.record(
+        session,
+        entity_type="change",
+        entity_id=change.id,
+        actor_id=actor_id,
+        at=now,
+        action=action,
+        field="implementer",
+        old=_login_of(names, old),
+        new=_login_of(names, value),
+    )
+    return True
+
+
+def _move(
+    session: Session, change: Change, to: str, actor: Actor | None, now: datetime, action: str = "transition"
+) -> None:
+    allowed = TRANSITIONS[change.state]
+    if to not in allowed:
+        raise InvalidTransition(change.ref, change.state, to, allowed)
+    _set(session, change, "state", to, actor, now, action)
+
+
+def _note(
+    session: Session, change: Change, actor: Actor | None, now: datetime, action: str, name: str, text: str
+) -> None:
+    audit.record(
+        session,
+        entity_type="change",
+        entity_id=change.id,
+        actor_id=actor.id if actor else None,
+        at=now,
+        action=action,
+        field=name,
+        new=text,
+    )
+
+
+def _require_state(change: Change, wanted: str, *states: str) -> None:
+    if change.state not in states:
+        allowed = TRANSITIONS[change.state]
+        raise InvalidTransition(change.ref, change.state, wanted, allowed)
+
+
+def _is_requester(actor: Actor, change: Change) -> bool:
+    return change.requested_by_id == actor.id
+
+
+def _denied(permission: str, actor: Actor, detail: str) -> PermissionDenied:
+    return PermissionDenied(permission, actor.roles, detail)
+
+
+def _validate_title(title: str | None) -> str:
+    title = (title or "").strip()
+    if not title:
+        raise ValidationError("title", "a title is required (one line saying what changes)")
+    if len(title) > TITLE_MAX:
+        raise ValidationError("title", f"the title is {len(title)} characters; keep it within {TITLE_MAX}")
+    return title
+
+
+def parse_targets(config: DeskConfig, items: Iterable[str]) -> list[tuple[str, str | None]]:
+    """Affected services and CIs from text: ``network``, ``core-sw-01`` (a CI: its service is found) or
+    ``network:core-sw-01``; commas separate several."""
+    result: list[tuple[str, str | None]] = []
+    for item in items:
+        for part in str(item).replace(";", ",").split(","):
+            part = part.strip()
+            if not part:
+                continue
+            head, _, tail = part.partition(":")
+            service, ci = head.strip(), tail.strip() or None
+            if ci is None and service.lower() not in config.services:
+                owner = config.service_for_ci(service)
+                if owner is None:
+                    raise ValidationError(
+                        "targets",
+                        f"{service!r} is neither a service ({', '.join(config.services)}) nor a known "
+                        f"configuration item",
+                    )
+                service, ci = owner.code, service
+            service = service.lower()
+            if service not in config.services:
+                raise ValidationError(
+                    "targets", f"unknown service {service!r}; use one of {', '.join(config.services)}"
+                )
+            if ci is not None and ci not in config.services[service].cis:
+                owner = config.service_for_ci(ci)
+                where = f"it belongs to {owner.code}" if owner else "it is not a known configuration item"
+                raise ValidationError(
+                    "targets", f"configuration item {ci!r} is not part of {service} ({where})"
+                )
+            if (service, ci) not in result:
+                result.append((service, ci))
+    if not result:
+        raise ValidationError("targets", "name at least one affected service or configuration item")
+    # A whole service covers its CIs.
+    whole = {s for s, ci in result if ci is None}
+    return [(s, ci) for s, ci in result if ci is None or s not in whole]
+
+
+def _implementer(session: Session, login: str | None) -> User | None:
+    if not login or not login.strip():
+        return None
+    user = session.scalar(select(User).where(User.login == login.strip()))
+    if user is None or not user.active:
+        raise ValidationError("implementer", f"no active user {login!r}; `itsm user list` shows the users")
+    return user
+
+
+def _window(
+    config: DeskConfig,
+    change_type: str,
+    template: str | None,
+    start: datetime | None,
+    end: datetime | None,
+) -> tuple[datetime, datetime]:
+    start = _instant("start", start)
+    end = _instant("end", end)
+    if start is None:
+        raise ValidationError("start", "give the planned start")
+    if change_type == "standard" and template in config.changes.templates:
+        longest = timedelta(minutes=config.changes.templates[template].duration_minutes)
+        if end is None:
+            end = start + longest
+        elif end - start > longest:
+            raise ValidationError(
+                "end",
+                f"template {template} is pre-approved for at most {_minutes(longest)}; "
+                f"shorten the window or raise a normal change",
+            )
+    if end is None:
+        raise ValidationError("end", "give the planned end")
+    if end <= start:
+        raise ValidationError("end", "the planned end must be after the planned start")
+    if end - start > timedelta(days=14):
+        raise ValidationError("end", "a change window is at most 14 days; split longer work into changes")
+    return start, end
+
+
+def _new_window(
+    config: DeskConfig, change: Change, start: datetime | None, end: datetime | None
+) -> tuple[datetime, datetime]:
+    """The validated window of a move: a missing start keeps the current one, a missing end the length."""
+    if start is None:
+        start = change.planned_start
+    if end is None and start is not None and change.planned_start and change.planned_end:
+        end = start + (change.planned_end - change.planned_start)
+    return _window(config, change.change_type, change.template, start, end)
+
+
+def _minutes(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"

@@ -1,0 +1,306 @@
+"""The lifecycle of a change past its creation: submit, schedule and reschedule (blackouts block them),
+start, complete, review and close; the CAB's part is in :mod:`.approvals`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from itsm_tui.config import DeskConfig
+from itsm_tui.models import Change
+from itsm_tui.services import conflicts, notifications
+from itsm_tui.services.access import has_permission
+from itsm_tui.services.changes.helpers import _denied, _flush, _load, _move, _new_window, _note, _now, _set
+from itsm_tui.services.changes.notices import notify_conflicts
+from itsm_tui.services.changes.permissions import enforce
+from itsm_tui.services.changes.reading import _planned_window, planned_of
+from itsm_tui.services.changes.rules import OUTCOMES, ChangeBlocked
+from itsm_tui.services.conflicts import Conflict
+from itsm_tui.services.errors import ValidationError
+from itsm_tui.services.users import Actor
+
+
+def _apply_override(
+    session: Session, change: Change, actor: Actor, reason: str | None, now: datetime
+) -> None:
+    reason = (reason or "").strip()
+    if not reason:
+        return
+    if change.change_type != "emergency":
+        raise ValidationError(
+            "override_reason", "only an emergency change may override a blackout; move the change out of it"
+        )
+    if not has_permission(actor.roles, "change.manage"):
+        raise _denied(
+            "change.manage",
+            actor,
+            f"Overriding a blackout for {change.ref} needs the role change_manager.",
+        )
+    _set(session, change, "override_reason", reason, actor, now, action="override")
+
+
+def _check_blocking(session: Session, change: Change, doing: str) -> list[Conflict]:
+    found = conflicts.check(session, planned_of(session, change))
+    blocked = conflicts.blocking(found)
+    if blocked:
+        raise ChangeBlocked(change.ref, doing, blocked)
+    return found
+
+
+def _not_in_past(change: Change, now: datetime) -> None:
+    start, _ = _planned_window(change)
+    if change.change_type != "emergency" and start < now:
+        raise ValidationError(
+            "start",
+            f"{change.ref} was planned to start in the past ({start:%Y-%m-%d %H:%M} UTC); reschedule it",
+        )
+
+
+def submit(
+    session: Session,
+    config: DeskConfig,
+    actor: Actor,
+    ref: str,
+    *,
+    override_reason: str | None = None,
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> Change:
+    """Submit a draft: checked for blackouts (blocked) and conflicts (notified). A standard change is
+    approved by its template at once; an emergency change goes to the change managers."""
+    now = _now(now)
+    change = _load(session, ref, expected_version)
+    enforce(session, config, actor, change, "submit", now)
+    if change.change_type != "standard":
+        missing = [
+            n
+            for n, v in (
+                ("implementation_plan", change.implementation_plan),
+                ("backout_plan", change.backout_plan),
+            )
+            if not v.strip()
+        ]
+        if missing:
+            raise ValidationError(
+                missing[0],
+                f"a {change.change_type} change needs an implementation plan and a back-out plan "
+                f"before it is submitted",
+            )
+    _not_in_past(change, now)
+    _apply_override(session, change, actor, override_reason, now)
+    found = _check_blocking(session, change, "submitted")
+    _move(session, change, "submitted", actor, now)
+    managers = notifications.users_with_roles(session, ["change_manager"])
+    if change.change_type == "standard":
+        _move(session, change, "approved", None, now, action="preapproved")
+        _note(
+            session,
+            change,
+            actor,
+            now,
+            "preapproved",
+            "approval",
+            f"pre-approved by template {change.template}",
+        )
+    elif change.change_type == "emergency":
+        notifications.notify(
+            session,
+            [m for m in managers if m != change.requested_by_id],
+            kind="change_approval",
+            event_key=f"change_approval:{change.id}",
+            entity=("change", change.id),
+            message=f"Emergency change {change.ref} awaits your approval: {change.title}",
+            now=now,
+            exclude=actor.id,
+        )
+    else:
+        notifications.notify(
+            session,
+            managers,
+            kind="change_approval",
+            event_key=f"change_assess:{change.id}",
+            entity=("change", change.id),
+            message=f"{change.ref} submitted: assess it for the CAB: {change.title}",
+            now=now,
+            exclude=actor.id,
+        )
+    notify_conflicts(session, found, now)
+    change.updated_at = now
+    _flush(session, change, expected_version)
+    return change
+
+
+def schedule(
+    session: Session,
+    config: DeskConfig,
+    actor: Actor,
+    ref: str,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    override_reason: str | None = None,
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> Change:
+    """Put an approved change on the schedule (optionally in a new window); blackouts block it."""
+    now = _now(now)
+    change = _load(session, ref, expected_version)
+    enforce(session, config, actor, change, "schedule", now)
+    if start is not None or end is not None:
+        _move_window(session, config, change, actor, start, end, now)
+    _not_in_past(change, now)
+    _apply_override(session, change, actor, override_reason, now)
+    found = _check_blocking(session, change, "scheduled")
+    _move(session, change, "scheduled", actor, now)
+    notify_conflicts(session, found, now)
+    change.updated_at = now
+    _flush(session, change, expected_version)
+    return change
+
+
+def reschedule(
+    session: Session,
+    config: DeskConfig,
+    actor: Actor,
+    ref: str,
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    override_reason: str | None = None,
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> Change:
+    """Move a change not yet implementing to a new window; past the draft, blackouts block the move."""
+    now = _now(now)
+    change = _load(session, ref, expected_version)
+    enforce(session, config, actor, change, "reschedule", now)
+    _move_window(session, config, change, actor, start, end, now)
+    _apply_override(session, change, actor, override_reason, now)
+    if change.state != "draft":
+        _not_in_past(change, now)
+        found = _check_blocking(session, change, "moved there")
+        notify_conflicts(session, found, now)
+    change.updated_at = now
+    _flush(session, change, expected_version)
+    return change
+
+
+def _move_window(
+    session: Session,
+    config: DeskConfig,
+    change: Change,
+    actor: Actor,
+    start: datetime | None,
+    end: datetime | None,
+    now: datetime,
+) -> None:
+    begin, finish = _new_window(config, change, start, end)
+    _set(session, change, "planned_start", begin, actor, now, action="reschedule")
+    _set(session, change, "planned_end", finish, actor, now, action="reschedule")
+
+
+def start_implementation(
+    session: Session,
+    config: DeskConfig,
+    actor: Actor,
+    ref: str,
+    *,
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> Change:
+    """Begin implementing a scheduled change; a blackout laid over it since it was scheduled stops it."""
+    now = _now(now)
+    change = _load(session, ref, expected_version)
+    enforce(session, config, actor, change, "start", now)
+    _check_blocking(session, change, "started")
+    _move(session, change, "implementing", actor, now)
+    _set(session, change, "actual_start", now, actor, now)
+    change.updated_at = now
+    _flush(session, change, expected_version)
+    return change
+
+
+def complete(
+    session: Session,
+    config: DeskConfig,
+    actor: Actor,
+    ref: str,
+    *,
+    outcome: str,
+    note: str | None = None,
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> Change:
+    """Record how the implementation ended: implemented, failed or backed_out."""
+    now = _now(now)
+    outcome = (outcome or "").strip().lower().replace("-", "_")
+    if outcome not in OUTCOMES:
+        raise ValidationError("outcome", f"the outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
+    change = _load(session, ref, expected_version)
+    enforce(session, config, actor, change, "complete", now)
+    text = (note or "").strip()
+    if outcome != "implemented" and not text:
+        raise ValidationError("note", f"say what happened (a {outcome.replace('_', ' ')} change is reviewed)")
+    _move(session, change, outcome, actor, now)
+    _set(session, change, "outcome", outcome, actor, now)
+    _set(session, change, "actual_end", now, actor, now)
+    if text:
+        _note(session, change, actor, now, "note", "outcome_note", text)
+    change.updated_at = now
+    _flush(session, change, expected_version)
+    return change
+
+
+def start_review(
+    session: Session,
+    config: DeskConfig,
+    actor: Actor,
+    ref: str,
+    *,
+    notes: str | None = None,
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> Change:
+    """Begin the post-implementation review (notes may be recorded now or when closing)."""
+    now = _now(now)
+    change = _load(session, ref, expected_version)
+    enforce(session, config, actor, change, "review", now)
+    _move(session, change, "review", actor, now)
+    text = (notes or "").strip()
+    if text:
+        _set(session, change, "review_notes", text, actor, now, action="review")
+    change.updated_at = now
+    _flush(session, change, expected_version)
+    return change
+
+
+def close(
+    session: Session,
+    config: DeskConfig,
+    actor: Actor,
+    ref: str,
+    *,
+    review_notes: str | None = None,
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> Change:
+    """Close a change: a reviewed one needs its review notes; one needing review cannot skip it."""
+    now = _now(now)
+    change = _load(session, ref, expected_version)
+    enforce(session, config, actor, change, "close", now)
+    text = (review_notes or "").strip()
+    if text:
+        if change.state not in ("review", "implemented"):
+            raise ValidationError("review_notes", f"{change.ref} is {change.state}; it has no review")
+        _set(session, change, "review_notes", text, actor, now, action="review")
+    if change.state == "review" and not (change.review_notes or "").strip():
+        raise ValidationError(
+            "review_notes",
+            f"record the post-implementation review of {change.ref} "
+            f"(what happened, what was learnt) to close it",
+        )
+    _move(session, change, "closed", actor, now)
+    change.updated_at = now
+    _flush(session, change, expected_version)
+    return change

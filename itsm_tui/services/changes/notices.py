@@ -1,0 +1,49 @@
+"""Telling people about the conflicts of their changes: each conflict once per person, whether found by a
+step of the lifecycle or by the reminder job."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from itsm_tui.models import Change
+from itsm_tui.services import notifications
+from itsm_tui.services.conflicts import Conflict
+
+
+def notify_conflicts(
+    session: Session, found: Iterable[Conflict], now: datetime, *, exclude: int | None = None
+) -> int:
+    """Tell who raised and who implements each change of a conflict, and the change managers of the
+    serious ones, once per conflict (a moved change makes a new conflict)."""
+    worth_telling = [c for c in found if c.severity != "overridden"]
+    if not worth_telling:
+        return 0
+    ids = sorted({i for c in worth_telling for i in c.change_ids if i is not None})
+    people = {
+        r.id: (r.requested_by_id, r.implementer_id)
+        for r in session.execute(
+            select(Change.id, Change.requested_by_id, Change.implementer_id).where(Change.id.in_(ids))
+        )
+    }
+    managers = notifications.users_with_roles(session, ["change_manager"])
+    sent = 0
+    for conflict in worth_telling:
+        recipients = {u for i in conflict.change_ids if i in people for u in people[i] if u}
+        if conflict.severity in ("blocked", "conflict"):
+            recipients |= set(managers)
+        subject = next((i for i in conflict.change_ids if i is not None), None)
+        sent += notifications.notify(
+            session,
+            recipients,
+            kind="change_conflict",
+            event_key=f"change_conflict:{conflict.key}",
+            entity=("change", subject) if subject else None,
+            message=conflict.message,
+            now=now,
+            exclude=exclude,
+        )
+    return sent

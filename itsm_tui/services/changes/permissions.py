@@ -1,0 +1,222 @@
+"""Who may take which action on a change, and when: one small guard per action of :data:`ACTIONS`.
+
+A guard checks the change's state and the actor's roles and relation to it, never the inputs of the step (a
+reason, an outcome, a window). Each lifecycle step enforces its action's guard before anything else, and
+:func:`available_actions` asks the same guards, so what a screen offers is what the service then allows,
+with the same words when it refuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeAlias
+
+from sqlalchemy.orm import Session
+
+from itsm_tui.config import DeskConfig
+from itsm_tui.models import Change
+from itsm_tui.services.access import has_permission, require
+from itsm_tui.services.changes.helpers import _denied, _is_requester, _now, _require_state
+from itsm_tui.services.changes.reading import _logins, review_required
+from itsm_tui.services.changes.rules import PRE_IMPLEMENTATION
+from itsm_tui.services.errors import ServiceError
+from itsm_tui.services.users import Actor
+
+# Raises (PermissionDenied, InvalidTransition or another ServiceError) unless the actor may take the action.
+Guard: TypeAlias = Callable[[Session, DeskConfig, Actor, Change, datetime], None]
+
+
+def _is_manager(actor: Actor) -> bool:
+    return has_permission(actor.roles, "change.manage")
+
+
+def guard_submit(session: Session, config: DeskConfig, actor: Actor, change: Change, now: datetime) -> None:
+    """Who raised a draft, or a change manager, submits it."""
+    _require_state(change, "submitted", "draft")
+    require(actor.roles, "change.create")
+    if not (_is_manager(actor) or _is_requester(actor, change)):
+        raise _denied(
+            "change.manage", actor, f"Only who raised {change.ref} or a change_manager may submit it."
+        )
+
+
+def guard_assess(session: Session, config: DeskConfig, actor: Actor, change: Change, now: datetime) -> None:
+    """A change manager assesses a submitted normal change; the other types skip the CAB."""
+    _require_state(change, "assessed", "submitted")
+    if change.change_type != "normal":
+        raise ServiceError(
+            f"{change.ref} is a {change.change_type} change: "
+            + (
+                "it was approved by its template"
+                if change.change_type == "standard"
+                else "a change manager approves it directly, without CAB assessment"
+            )
+        )
+    require(actor.roles, "change.manage")
+
+
+def _guard_decision(session: Session, actor: Actor, change: Change, wanted: str) -> None:
+    """Approving and rejecting share their rule: a change manager other than who raised it decides an
+    emergency change; a CAB member asked at assessment, who has not decided yet, a normal one."""
+    if change.change_type == "standard":
+        raise ServiceError(f"{change.ref} is a standard change, pre-approved by template {change.template}")
+    if change.change_type == "emergency":
+        _require_state(change, wanted, "submitted", "assessed")
+        require(actor.roles, "change.approve_emergency")
+        if _is_requester(actor, change):
+            raise _denied(
+                "change.approve_emergency",
+                actor,
+                f"You raised {change.ref}; another change_manager must approve or reject it.",
+            )
+        return
+    if change.state == "submitted":
+        raise ServiceError(f"{change.ref} awaits assessment by a change_manager before the CAB decides")
+    _require_state(change, wanted, "assessed")
+    require(actor.roles, "change.approve")
+    mine = next((a for a in change.approvals if a.approver_id == actor.id), None)
+    if mine is None:
+        names = _logins(session, [a.approver_id for a in change.approvals])
+        asked = ", ".join(sorted(login for login, _ in names.values()))
+        raise _denied(
+            "change.approve",
+            actor,
+            f"You are not one of the CAB members asked to decide on {change.ref} "
+            f"(asked: {asked or 'nobody'}).",
+        )
+    if mine.decision != "pending":
+        raise ServiceError(f"you already {mine.decision} {change.ref}")
+
+
+def guard_approve(session: Session, config: DeskConfig, actor: Actor, change: Change, now: datetime) -> None:
+    _guard_decision(session, actor, change, "approved")
+
+
+def guard_reject(session: Session, config: DeskConfig, actor: Actor, change: Change, now: datetime) -> None:
+    _guard_decision(session, actor, change, "rejected")
+
+
+def guard_schedule(session: Session, config: DeskConfig, actor: Actor, change: Change, now: datetime) -> None:
+    """A change manager schedules an approved change; a standard one also who raised or implements it."""
+    _require_state(change, "scheduled", "approved")
+    if not _is_manager(actor) and not (
+        change.change_type == "standard"
+        and has_permission(actor.roles, "change.create")
+        and actor.id in (change.requested_by_id, change.implementer_id)
+    ):
+        raise _denied(
+            "change.manage",
+            actor,
+            f"You may not schedule {change.ref}: it needs the role change_manager "
+            f"(a standard change may also be scheduled by who raised or implements it).",
+        )
+
+
+def guard_reschedule(
+    session: Session, config: DeskConfig, actor: Actor, change: Change, now: datetime
+) -> None:
+    """A change manager moves any change not yet implementing; who raised or implements one moves it while
+    it is a draft or submitted (a standard change also once approved or scheduled)."""
+    if change.state not in PRE_IMPLEMENTATION:
+        raise ServiceError(
+            f"{change.ref} is {change.state}; only a change not yet implementing can be rescheduled"
+        )
+    if _is_manager(actor):
+        return
+    require(actor.roles, "change.create")
+    own = actor.id in (change.requested_by_id, change.implementer_id)
+    if not own or not (
+        change.state in ("draft", "submitted")
+        or (change.change_type == "standard" and change.state in ("approved", "scheduled"))
+    ):
+        raise _denied(
+            "change.manage",
+            actor,
+            f"You may not reschedule {change.ref} ({change.state}): it needs the role change_manager "
+            f"(who raised a change may move it while it is a draft or submitted).",
+        )
+
+
+def _guard_implementer(actor: Actor, change: Change, doing: str) -> None:
+    if not (_is_manager(actor) or change.implementer_id == actor.id):
+        raise _denied(
+            "change.manage",
+            actor,
+            f"Only the implementer of {change.ref} or a change_manager may {doing} it.",
+        )
+
+
+def guard_start(session: Session, config: DeskConfig, actor: Actor, change: Change, now: datetime) -> None:
+    """Its implementer, or a change manager, starts a scheduled change."""
+    _require_state(change, "implementing", "scheduled")
+    _guard_implementer(actor, change, "start")
+
+
+def guard_complete(session: Session, config: DeskConfig, actor: Actor, change: Change, now: datetime) -> None:
+    """Its implementer, or a change manager, records how the implementation ended."""
+    _require_state(change, "implemented", "implementing")
+    _guard_implementer(actor, change, "record the outcome of")
+
+
+def guard_review(session: Session, config: DeskConfig, actor: Actor, change: Change, now: datetime) -> None:
+    """A change manager begins the post-implementation review of a finished change."""
+    _require_state(change, "review", "implemented", "failed", "backed_out")
+    require(actor.roles, "change.manage")
+
+
+def guard_close(session: Session, config: DeskConfig, actor: Actor, change: Change, now: datetime) -> None:
+    """A change manager closes a finished or rejected change; one needing review cannot skip it."""
+    _require_state(change, "closed", "implemented", "failed", "backed_out", "review", "rejected")
+    require(actor.roles, "change.manage")
+    if change.state in ("implemented", "failed", "backed_out") and review_required(change):
+        why = (
+            f"it {change.outcome.replace('_', ' ')}"
+            if change.outcome in ("failed", "backed_out")
+            else "an emergency change"
+        )
+        raise ServiceError(
+            f"{change.ref} needs a post-implementation review before it closes ({why}): "
+            f"move it to review and record the review notes"
+        )
+
+
+# One guard per action of ACTIONS, in its order (available_actions answers in this order).
+GUARDS: dict[str, Guard] = {
+    "submit": guard_submit,
+    "assess": guard_assess,
+    "approve": guard_approve,
+    "reject": guard_reject,
+    "schedule": guard_schedule,
+    "reschedule": guard_reschedule,
+    "start": guard_start,
+    "complete": guard_complete,
+    "review": guard_review,
+    "close": guard_close,
+}
+
+
+def enforce(
+    session: Session, config: DeskConfig, actor: Actor, change: Change, action: str, now: datetime
+) -> None:
+    """Raise unless ``actor`` may do ``action`` on ``change`` now (state and permission, not the inputs)."""
+    guard = GUARDS.get(action)
+    if guard is None:
+        raise ValueError(f"unknown change action {action!r}")
+    guard(session, config, actor, change, now)
+
+
+def available_actions(
+    session: Session, config: DeskConfig, actor: Actor, change: Change, now: datetime | None = None
+) -> dict[str, str | None]:
+    """For each action, None if ``actor`` may take it now, else the reason why not."""
+    now = _now(now)
+    result: dict[str, str | None] = {}
+    for action, guard in GUARDS.items():
+        try:
+            guard(session, config, actor, change, now)
+        except ServiceError as exc:
+            result[action] = str(exc)
+        else:
+            result[action] = None
+    return result

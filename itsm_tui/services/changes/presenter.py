@@ -1,0 +1,188 @@
+"""A change as plain data for the detail screen and ``itsm change show``: approvals, history, conflicts and,
+for a viewer, which actions they may take now (or why not)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from itsm_tui.config import DeskConfig
+from itsm_tui.models import Change
+from itsm_tui.services import audit, conflicts
+from itsm_tui.services.changes.helpers import _now
+from itsm_tui.services.changes.permissions import available_actions
+from itsm_tui.services.changes.reading import (
+    _jsonable,
+    _login_of,
+    _login_pair,
+    _logins,
+    _target_text,
+    planned_of,
+    review_required,
+)
+from itsm_tui.services.changes.rules import PRE_IMPLEMENTATION
+from itsm_tui.services.conflicts import Conflict
+from itsm_tui.services.users import Actor
+
+
+@dataclass(frozen=True)
+class ApprovalView:
+    login: str
+    name: str
+    decision: str
+    reason: str | None
+    decided_at: datetime | None
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    at: datetime
+    by: str
+    action: str
+    field: str | None
+    old: str | None
+    new: str | None
+
+
+@dataclass
+class ChangeView:
+    """A change with everything the detail screen and ``itsm change show`` need, as plain data."""
+
+    id: int
+    ref: str
+    title: str
+    description: str
+    change_type: str
+    template: str | None
+    state: str
+    risk: str
+    planned_start: datetime | None
+    planned_end: datetime | None
+    actual_start: datetime | None
+    actual_end: datetime | None
+    targets: tuple[str, ...]
+    services: tuple[str, ...]
+    implementer: str | None
+    requested_by: str | None
+    implementation_plan: str
+    backout_plan: str
+    test_plan: str
+    override_reason: str | None
+    rejection_reason: str | None
+    review_notes: str | None
+    outcome: str | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    approvals: list[ApprovalView]
+    approval_rule: str
+    review_required: bool
+    conflicts: list[Conflict]
+    history: list[HistoryItem]
+    # action -> None when the viewer may do it now, else the reason they may not
+    actions: dict[str, str | None] = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        data = _jsonable({k: v for k, v in self.__dict__.items() if k not in ("conflicts", "history")})
+        data["approvals"] = [_jsonable(asdict(a)) for a in self.approvals]
+        data["conflicts"] = [c.as_json() for c in self.conflicts]
+        data["history"] = [_jsonable(asdict(h)) for h in self.history]
+        return data
+
+
+def view(
+    session: Session,
+    config: DeskConfig,
+    change: Change,
+    actor: Actor | None = None,
+    now: datetime | None = None,
+) -> ChangeView:
+    """The change as plain data; with ``actor``, which actions they may take now (or why not)."""
+    now = _now(now)
+    users = _logins(
+        session, {change.implementer_id, change.requested_by_id} | {a.approver_id for a in change.approvals}
+    )
+    approvals = [
+        ApprovalView(
+            users.get(a.approver_id, ("?", "?"))[0],
+            users.get(a.approver_id, ("?", "?"))[1],
+            a.decision,
+            a.reason,
+            a.decided_at,
+        )
+        for a in sorted(change.approvals, key=lambda a: (users.get(a.approver_id, ("", ""))[0], a.id))
+    ]
+    history = [
+        HistoryItem(
+            e.at,
+            _who(session, users, e.actor_id),
+            e.action,
+            e.field,
+            e.old_value,
+            e.new_value,
+        )
+        for e in audit.history(session, "change", change.id, limit=100)
+    ]
+    live = change.state in (*PRE_IMPLEMENTATION, "implementing")
+    found = conflicts.check(session, planned_of(session, change)) if live and change.planned_start else []
+    found.sort(key=lambda c: (conflicts.SEVERITY_ORDER[c.severity], c.start))  # the worst first
+    result = ChangeView(
+        id=change.id,
+        ref=change.ref,
+        title=change.title,
+        description=change.description,
+        change_type=change.change_type,
+        template=change.template,
+        state=change.state,
+        risk=change.risk,
+        planned_start=change.planned_start,
+        planned_end=change.planned_end,
+        actual_start=change.actual_start,
+        actual_end=change.actual_end,
+        targets=tuple(_target_text(t.service, t.ci) for t in sorted(change.targets, key=lambda t: t.id)),
+        services=tuple(sorted({t.service for t in change.targets})),
+        implementer=_login_of(users, change.implementer_id),
+        requested_by=_login_of(users, change.requested_by_id),
+        implementation_plan=change.implementation_plan,
+        backout_plan=change.backout_plan,
+        test_plan=change.test_plan,
+        override_reason=change.override_reason,
+        rejection_reason=change.rejection_reason,
+        review_notes=change.review_notes,
+        outcome=change.outcome,
+        created_at=change.created_at,
+        updated_at=change.updated_at,
+        version=change.version,
+        approvals=approvals,
+        approval_rule=_rule_text(config, change),
+        review_required=review_required(change),
+        conflicts=found,
+        history=history,
+    )
+    if actor is not None:
+        result.actions = available_actions(session, config, actor, change, now)
+    return result
+
+
+def _who(session: Session, users: Mapping[int, tuple[str, str]], user_id: int | None) -> str:
+    """The login of who did something: from ``users`` when known, else looked up (None: the system)."""
+    pair = users.get(user_id) if user_id is not None else None
+    return (pair or _login_pair(session, user_id))[0]
+
+
+def _rule_text(config: DeskConfig, change: Change) -> str:
+    if change.change_type == "standard":
+        return f"pre-approved (template {change.template})"
+    if change.change_type == "emergency":
+        return "a change manager approves"
+    asked = len(change.approvals)
+    policy = config.changes
+    if policy.rule == "all":
+        return "every CAB member assigned to its services" + (f" ({asked})" if asked else "")
+    needed = min(policy.quorum, asked) if asked else policy.quorum
+    return f"{needed} of the CAB members assigned to its services" + (
+        f" ({needed} of {asked})" if asked else ""
+    )
