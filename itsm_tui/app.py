@@ -35,7 +35,7 @@ from itsm_tui.services.users import Actor
 from itsm_tui.text import strip_control
 
 if TYPE_CHECKING:
-    from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]  # no type info
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
     from itsm_tui.push import NotificationWatcher
 

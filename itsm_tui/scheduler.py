@@ -14,7 +14,7 @@ import signal
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]  # no type info
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from itsm_tui.config import DeskConfig
 from itsm_tui.db import Database

@@ -10,27 +10,39 @@ worker) and show them before anything is saved.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 from zoneinfo import ZoneInfo
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widget import Widget
-from textual.widgets import Checkbox, Input, Label, Select, Static
+from textual.widgets import Checkbox, Input, Select, Static
 
-from itsm_tui.screens.common import literal, local_time
+from itsm_tui.screens.common import WorkerErrorsToApp, literal, local_time
+from itsm_tui.screens.formscreen import FORM_STYLES, FormScreen, ValuesT
+from itsm_tui.services import changes
 from itsm_tui.services.audit import shown_value
 from itsm_tui.services.changes import ChangeBlocked, ChangeView
 from itsm_tui.services.conflicts import SEVERITY_ORDER, Conflict
-from itsm_tui.services.errors import StaleEdit, ValidationError
+from itsm_tui.services.errors import ServiceError, StaleEdit, ValidationError
 from itsm_tui.text import strip_control
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+    from textual import getters
+
+    from itsm_tui.app import ItsmApp
+    from itsm_tui.models import Change
+
+CHANGE_STYLES = Path(__file__).resolve().with_name("change.tcss")
 
 SEVERITY_STYLE = {"blocked": "bold red", "conflict": "bold red", "warning": "yellow", "overridden": "cyan"}
 SEVERITY_LABEL = {
@@ -67,7 +79,7 @@ def conflict_lines(found: list[Conflict], width: int | None = None, limit: int |
     """Conflicts, worst first; with ``width`` one line each (cut with an ellipsis), at most ``limit``."""
     ordered = sorted(found, key=lambda c: (SEVERITY_ORDER[c.severity], c.start))
     shown = ordered if limit is None or len(ordered) <= limit else ordered[: limit - 1]
-    lines = []
+    lines: list[Text] = []
     for conflict in shown:
         line = Text(f"{SEVERITY_LABEL[conflict.severity]:<8} ", style=SEVERITY_STYLE[conflict.severity])
         line.append(strip_control(conflict.message, single_line=True))
@@ -96,9 +108,13 @@ def parse_when(field: str, text: str, tz: str) -> datetime:
 # --------------------------------------------------------------------------- the change
 
 
-class ChangeScreen(ModalScreen[None]):
+class ChangeScreen(WorkerErrorsToApp, ModalScreen[None]):
     """One change; Escape goes back to the calendar."""
 
+    if TYPE_CHECKING:  # the console app, typed (at run time Textual's own property)
+        app = getters.app(ItsmApp)
+
+    CSS_PATH = [CHANGE_STYLES]
     BINDINGS = [
         Binding("escape", "back", "Back", id="change.back"),
         Binding("u", "act('submit')", "Submit", id="change.submit"),
@@ -112,14 +128,6 @@ class ChangeScreen(ModalScreen[None]):
         Binding("z", "act('close')", "Close", id="change.close"),
         Binding("f5,ctrl+r", "reload", "Reload", id="change.reload", key_display="F5"),
     ]
-    DEFAULT_CSS = """
-    ChangeScreen { align: center middle; }
-    ChangeScreen #change-box { width: 100%; max-width: 110; height: 100%; max-height: 40;
-                               border: round $primary; background: $surface; padding: 0 1; }
-    ChangeScreen #change-head { height: auto; }
-    ChangeScreen #change-body { height: 1fr; }
-    ChangeScreen #change-actions { height: auto; max-height: 2; background: $panel; }
-    """
 
     def __init__(self, ref: str) -> None:
         super().__init__()
@@ -140,8 +148,6 @@ class ChangeScreen(ModalScreen[None]):
 
     @work(thread=True, exclusive=True, group="change-load", exit_on_error=False)
     def load(self) -> None:
-        from itsm_tui.services import changes
-
         app = self.app
         with app.db.read_session() as session:
             view = changes.view(
@@ -170,7 +176,7 @@ class ChangeScreen(ModalScreen[None]):
         fields.add_column(style="dim", no_wrap=True)
         fields.add_column()
         planned = f"{local_time(view.planned_start, tz)} - {local_time(view.planned_end, tz)} ({tz})"
-        rows: list[tuple[str, Any]] = [
+        rows: list[tuple[str, RenderableType]] = [
             ("Planned", planned),
             ("Targets", ", ".join(view.targets) or "-"),
             ("Implementer", view.implementer or "-"),
@@ -185,16 +191,16 @@ class ChangeScreen(ModalScreen[None]):
             )
         if view.outcome:
             rows.append(("Outcome", view.outcome + (" (review required)" if view.review_required else "")))
-        for label, value in (
+        for label, text in (
             ("Override", view.override_reason),
             ("Rejected", view.rejection_reason),
             ("Review", view.review_notes),
         ):
-            if value:
-                rows.append((label, Text(strip_control(value))))
+            if text:
+                rows.append((label, Text(strip_control(text))))
         for label, value in rows:
             fields.add_row(label, value)
-        parts: list[Any] = [fields]
+        parts: list[RenderableType] = [fields]
         if view.conflicts:
             parts += [Text("\nConflicts", style="bold"), conflict_lines(view.conflicts)]
         else:
@@ -266,54 +272,41 @@ class ChangeScreen(ModalScreen[None]):
 
     def action_act(self, action: str) -> None:
         reason = self.refusal(action)
-        if reason is not None:
-            self.app.notify(reason, title=f"Cannot {action}", severity="warning", markup=False, timeout=8)
-            return
         view = self.view
-        app = self.app
-        if action == "reject":
-            app.push_screen(
-                ReasonForm(f"Reject {view.ref}", reject_saver(app, view.ref, view.version), True),
-                callback=self._done,
+        if reason is not None or view is None:
+            self.app.notify(
+                reason or "the change is still loading",
+                title=f"Cannot {action}",
+                severity="warning",
+                markup=False,
+                timeout=8,
             )
+            return
+        app, ref, version = self.app, view.ref, view.version
+        if action == "reject":
+            app.push_screen(ReasonForm(f"Reject {ref}", reject_saver(app, ref, version), True), self._done)
         elif action == "schedule":
             app.push_screen(
                 ScheduleForm(
-                    view.ref, view.change_type, view.state, view.planned_start, view.planned_end, view.version
+                    ref, view.change_type, view.state, view.planned_start, view.planned_end, version
                 ),
-                callback=self._done,
+                self._done,
             )
         elif action == "complete":
-            app.push_screen(CompleteForm(view.ref, view.version), callback=self._done)
+            app.push_screen(CompleteForm(ref, version), self._done)
         elif action == "review":
-            app.push_screen(
-                NotesForm(
-                    f"Review {view.ref}",
-                    "Findings",
-                    _saver(app, "start_review", view.ref, view.version, "notes"),
-                    required=False,
-                ),
-                callback=self._done,
-            )
+            save = _saver(app, changes.start_review, ref, version, "notes")
+            app.push_screen(NotesForm(f"Review {ref}", "Findings", save, required=False), self._done)
         elif action == "close" and view.state == "review" and not view.review_notes:
-            app.push_screen(
-                NotesForm(
-                    f"Close {view.ref}",
-                    "Review notes",
-                    _saver(app, "close", view.ref, view.version, "review_notes"),
-                    required=True,
-                ),
-                callback=self._done,
-            )
+            save = _saver(app, changes.close, ref, version, "review_notes")
+            app.push_screen(NotesForm(f"Close {ref}", "Review notes", save, required=True), self._done)
         else:
-            self.run_step(action, view.version)
+            self.run_step(action, version)
 
     @work(thread=True, exclusive=True, group="change-step", exit_on_error=False)
     def run_step(self, action: str, version: int) -> None:
-        from itsm_tui.services import changes
-
         app = self.app
-        fn = {
+        fn: Callable[..., Change] = {
             "submit": changes.submit,
             "assess": changes.assess,
             "approve": changes.approve,
@@ -334,7 +327,7 @@ class ChangeScreen(ModalScreen[None]):
                 app.notify, str(exc), title="Blocked", severity="error", markup=False, timeout=10
             )
             return
-        except Exception as exc:
+        except ServiceError as exc:
             app.call_from_thread(
                 app.notify, str(exc), title=f"Not done: {action}", severity="error", markup=False, timeout=10
             )
@@ -346,18 +339,19 @@ class ChangeScreen(ModalScreen[None]):
 
     def _ask_override(self, message: str) -> None:
         view = self.view
-        self.app.push_screen(
-            ReasonForm(
-                f"Override the blackout for {view.ref}",
-                _saver(self.app, "submit", view.ref, view.version, "override_reason"),
-                required=True,
-                note=message,
-                label="Override reason",
-            ),
-            callback=self._done,
+        if view is None:
+            return
+        save = _saver(self.app, changes.submit, view.ref, view.version, "override_reason")
+        form = ReasonForm(
+            f"Override the blackout for {view.ref}",
+            save,
+            required=True,
+            note=message,
+            label="Override reason",
         )
+        self.app.push_screen(form, self._done)
 
-    def _done(self, result: Any) -> None:
+    def _done(self, result: str | None) -> None:
         if result:
             self.app.notify(f"{self.ref} saved.", markup=False)
         self.load()
@@ -366,153 +360,102 @@ class ChangeScreen(ModalScreen[None]):
 # --------------------------------------------------------------------------- forms
 
 
-def _saver(app, fn_name: str, ref: str, version: int, field: str) -> Callable[[dict], Any]:
+@dataclass(frozen=True)
+class ReasonValues:
+    text: str
+
+
+@dataclass(frozen=True)
+class OutcomeValues:
+    outcome: str
+    note: str
+
+
+@dataclass(frozen=True)
+class WindowValues:
+    start: datetime
+    end: datetime | None
+    override: str | None
+
+
+@dataclass(frozen=True)
+class NewChangeValues:
+    change_type: str
+    template: str | None
+    title: str | None
+    targets: tuple[str, ...]
+    start: datetime
+    end: datetime | None
+    risk: str | None
+    implementer: str | None
+    implementation_plan: str | None
+    backout_plan: str | None
+    test_plan: str | None
+    override: str | None
+    submit: bool
+
+
+def _step(app: ItsmApp, step: Callable[..., Change], ref: str, version: int, **fields: object) -> str:
+    """Run one change service step on ``ref`` in a session of its own, as the console's user at the console's
+    clock, against the version shown; the change's state after it."""
+    with app.db.session() as session:
+        change = step(
+            session, app.config, app.actor, ref, expected_version=version, now=app.clock(), **fields
+        )
+        return change.state
+
+
+def _saver(
+    app: ItsmApp, step: Callable[..., Change], ref: str, version: int, field: str
+) -> Callable[[ReasonValues], str]:
     """A save function (run in the form's worker) calling one change service step with one text field."""
 
-    def save(values: dict) -> str:
-        from itsm_tui.services import changes
-
-        with app.db.session() as session:
-            change = getattr(changes, fn_name)(
-                session,
-                app.config,
-                app.actor,
-                ref,
-                expected_version=version,
-                now=app.clock(),
-                **{field: values.get("text")},
-            )
-            return change.state
+    def save(values: ReasonValues) -> str:
+        return _step(app, step, ref, version, **{field: values.text})
 
     return save
 
 
-def reject_saver(app, ref: str, version: int) -> Callable[[dict], Any]:
-    return _saver(app, "reject", ref, version, "reason")
+def reject_saver(app: ItsmApp, ref: str, version: int) -> Callable[[ReasonValues], str]:
+    return _saver(app, changes.reject, ref, version, "reason")
 
 
-class ChangeForm(ModalScreen[Any]):
-    """A modal form: fields, an error line, an optional conflicts panel; ctrl+s saves, Escape cancels.
+class ChangeForm(FormScreen[ValuesT]):
+    """A form of the change screen or the calendar: its rows packed close, so an error shows on the top line
+    (naming the field); a form that ``SHOW_CONFLICTS`` checks the conflicts saving would meet while the
+    fields are filled in (in a worker) and shows them under the fields.
 
-    ``save(values)`` runs in a thread worker; an exception keeps the form open with the message shown.
+    It closes with what ``save`` returns (the change's new state, or its reference).
     """
 
-    FORM_TITLE = "Change"
-    SHOW_CONFLICTS = False
-    BINDINGS = [
-        Binding("escape", "cancel", "Cancel", id="changeform.cancel"),
-        Binding("ctrl+s", "save", "Save", id="changeform.save"),
-    ]
-    DEFAULT_CSS = """
-    ChangeForm { align: center middle; }
-    ChangeForm #cf-box { width: 78; max-width: 100%; height: auto; max-height: 100%;
-                         border: round $primary; background: $surface; padding: 0 1; }
-    ChangeForm #cf-body { height: auto; max-height: 14; }
-    ChangeForm .cf-row { height: auto; }
-    ChangeForm .cf-label { width: 14; color: $text-muted; padding-top: 0; }
-    ChangeForm .cf-row > Input, ChangeForm .cf-row > Select { width: 1fr; }
-    ChangeForm Input, ChangeForm Input:focus, ChangeForm Select > SelectCurrent,
-    ChangeForm Select:focus > SelectCurrent, ChangeForm Checkbox, ChangeForm Checkbox:focus {
-        border: none; height: 1; padding: 0 1;
-    }
-    ChangeForm Input:focus, ChangeForm Select:focus > SelectCurrent, ChangeForm Checkbox:focus {
-        background: $boost;
-    }
-    ChangeForm #cf-error { color: $text-error; height: auto; display: none; }
-    ChangeForm #cf-error.-shown { display: block; }
-    ChangeForm #cf-note { color: $text-muted; height: auto; }
-    ChangeForm #cf-conflicts { height: auto; max-height: 5; border-top: solid $primary-lighten-2; }
-    ChangeForm #cf-hint { color: $text-muted; height: 1; }
-    ChangeForm .-hidden { display: none; }
-    """
+    CSS_PATH = [FORM_STYLES, CHANGE_STYLES]
+    TITLE = "Change"
+    ERRORS_BESIDE_FIELDS = False
+    SHOW_CONFLICTS: ClassVar[bool] = False
 
-    def __init__(self, save: Callable[[dict], Any] | None = None, *, note: str | None = None) -> None:
-        super().__init__()
-        self._save = save
-        self.note = note
-        self.saving = False
-        self.error_shown: str | None = None
+    def __init__(
+        self, save: Callable[[ValuesT], str], *, title: str | None = None, note: str | None = None
+    ) -> None:
+        super().__init__(save=save, title=title, note=note)
         self.previewed: list[Conflict] | None = None  # the conflicts last shown (tests wait for them)
         self.preview_generation = 0
         self.preview_shown = -1
 
-    def compose(self) -> ComposeResult:
-        with Vertical(id="cf-box") as box:
-            box.border_title = strip_control(self.FORM_TITLE, single_line=True)
-            if self.note:
-                yield Static(Text(strip_control(self.note)), id="cf-note")
-            yield Static("", id="cf-error")
-            body = VerticalScroll(id="cf-body")
-            body.can_focus = False
-            with body:
-                yield from self.compose_fields()
-            if self.SHOW_CONFLICTS:
-                yield Static(Text("Conflicts show here as you type.", style="dim"), id="cf-conflicts")
-            yield Static("ctrl+s save · tab next field · esc cancel", id="cf-hint")
+    def compose_below_fields(self) -> ComposeResult:
+        if self.SHOW_CONFLICTS:
+            yield Static(Text("Conflicts show here as you type.", style="dim"), id="form-conflicts")
 
-    def compose_fields(self) -> ComposeResult:
-        yield from ()
+    def value(self, name: str) -> str:
+        """What is typed in the field ``name``, without the spaces around it."""
+        return self.text_of(name).strip()
 
-    def row(self, label: str, widget: Widget, *, hidden: bool = False) -> ComposeResult:
-        with Horizontal(classes="cf-row" + (" -hidden" if hidden else ""), id=f"row-{widget.id}"):
-            yield Label(label, classes="cf-label")
-            yield widget
-
-    def value(self, widget_id: str) -> Any:
-        widget = self.query_one(f"#{widget_id}")
-        if isinstance(widget, Select):
-            return None if widget.is_blank() else widget.value
-        if isinstance(widget, Checkbox):
-            return widget.value
-        return widget.value.strip()
-
-    def collect(self) -> dict:
-        raise NotImplementedError
-
-    def action_cancel(self) -> None:
-        if not self.saving:
-            self.dismiss(None)
-
-    def action_save(self) -> None:
-        if self.saving:
-            return
-        try:
-            values = self.collect()
-        except ValidationError as exc:
-            self.show_error(exc)
-            return
-        if self._save is None:
-            self.dismiss(values)
-            return
-        self.saving = True
-        self._run_save(values)
-
-    @work(thread=True, exclusive=True, group="change-form-save", exit_on_error=False)
-    def _run_save(self, values: dict) -> None:
-        try:
-            result = self._save(values)
-        except Exception as exc:  # refused: keep everything typed, say why
-            self.app.call_from_thread(self.show_error, exc)
-            return
-        self.app.call_from_thread(self.dismiss, result if result is not None else True)
-
-    def show_error(self, exc: Exception) -> None:
-        self.saving = False
-        message = str(exc)
-        if isinstance(exc, ValidationError):
-            message = f"{exc.field}: {exc}"
-        self.error_shown = message
-        error = self.query_one("#cf-error", Static)
-        error.update(Text(strip_control(message), style="bold"))
-        error.add_class("-shown")
-
-    @on(Input.Submitted)
-    def _submitted(self) -> None:
-        self.action_save()
+    def error_text(self, exc: ServiceError) -> str:
+        """The service's words, naming the field (nothing is reloaded underneath a change's form)."""
+        return f"{exc.field}: {exc}" if isinstance(exc, ValidationError) else str(exc)
 
     # ----------------------------------------------------------------- conflicts before saving
 
-    def preview_values(self) -> dict | None:
+    def preview_values(self) -> ValuesT | None:
         """What the preview checks, or None if the form cannot be checked yet."""
         return None
 
@@ -529,28 +472,28 @@ class ChangeForm(ModalScreen[Any]):
         try:
             values = self.preview_values()
         except ValidationError as exc:
-            self._show_preview(generation, None, f"{exc.field}: {exc}")
+            self._show_preview(generation, None, self.error_text(exc))
             return
         if values is not None:
             self.run_preview(generation, values)
 
     @work(thread=True, exclusive=True, group="change-form-preview", exit_on_error=False)
-    def run_preview(self, generation: int, values: dict) -> None:
+    def run_preview(self, generation: int, values: ValuesT) -> None:
         try:
             with self.app.db.read_session() as session:
                 found = self.check(session, values)
-        except ValidationError as exc:
-            self.app.call_from_thread(self._show_preview, generation, None, f"{exc.field}: {exc}")
+        except ServiceError as exc:
+            self.app.call_from_thread(self._show_preview, generation, None, self.error_text(exc))
             return
         self.app.call_from_thread(self._show_preview, generation, found, None)
 
-    def check(self, session, values: dict) -> list[Conflict]:
+    def check(self, session: Session, values: ValuesT) -> list[Conflict]:
         raise NotImplementedError
 
     def _show_preview(self, generation: int, found: list[Conflict] | None, problem: str | None) -> None:
         if generation != self.preview_generation:
             return
-        panel = self.query_one("#cf-conflicts", Static)
+        panel = self.query_one("#form-conflicts", Static)
         self.preview_shown = generation
         self.previewed = found
         if problem is not None:
@@ -569,95 +512,82 @@ class ChangeForm(ModalScreen[Any]):
         self.schedule_preview()
 
 
-class ReasonForm(ChangeForm):
+class ReasonForm(ChangeForm[ReasonValues]):
     """One line of text: a rejection reason, an approval note, a blackout override reason."""
+
+    PLACEHOLDER: ClassVar[str] = "why (the requester reads it)"
+    # The service's name for the text, when it refuses an empty one.
+    FIELD: ClassVar[str] = "reason"
+    REQUIRED_MESSAGE: ClassVar[str] = "say why (it is recorded in the audit trail)"
 
     def __init__(
         self,
         title: str,
-        save: Callable[[dict], Any],
+        save: Callable[[ReasonValues], str],
         required: bool = True,
         *,
         note: str | None = None,
         label: str = "Reason",
     ) -> None:
-        super().__init__(save, note=note)
-        self.FORM_TITLE = title
+        super().__init__(save, title=title, note=note)
         self.required = required
         self.label = label
 
     def compose_fields(self) -> ComposeResult:
-        yield from self.row(self.label, Input(id="reason", placeholder="why (the requester reads it)"))
+        yield from self.row("reason", self.label, Input(id="reason", placeholder=self.PLACEHOLDER))
 
     def on_mount(self) -> None:
-        self.query_one("#reason", Input).focus()
+        self.field("reason").focus()
 
-    def collect(self) -> dict:
+    def collect(self) -> ReasonValues:
         text = self.value("reason")
         if self.required and not text:
-            raise ValidationError("reason", "say why (it is recorded in the audit trail)")
-        return {"text": text}
+            raise ValidationError(self.FIELD, self.REQUIRED_MESSAGE)
+        return ReasonValues(text)
 
 
 class NotesForm(ReasonForm):
-    def __init__(self, title: str, label: str, save: Callable[[dict], Any], required: bool) -> None:
+    """What a review found: its notes (required to close a reviewed change)."""
+
+    PLACEHOLDER = "what happened, what was learnt"
+    FIELD = "review_notes"
+    REQUIRED_MESSAGE = "record the review's findings to close the change"
+
+    def __init__(self, title: str, label: str, save: Callable[[ReasonValues], str], required: bool) -> None:
         super().__init__(title, save, required, label=label)
 
-    def compose_fields(self) -> ComposeResult:
-        yield from self.row(self.label, Input(id="reason", placeholder="what happened, what was learnt"))
 
-    def collect(self) -> dict:
-        text = self.value("reason")
-        if self.required and not text:
-            raise ValidationError("review_notes", "record the review's findings to close the change")
-        return {"text": text}
+class CompleteForm(ChangeForm[OutcomeValues]):
+    """How the implementation ended, and a note (needed unless it went as planned)."""
 
-
-class CompleteForm(ChangeForm):
-    FORM_TITLE = "Record the outcome"
+    TITLE = "Record the outcome"
 
     def __init__(self, ref: str, version: int) -> None:
         self.ref, self.version = ref, version
-        super().__init__(self._store)
-        self.FORM_TITLE = f"Outcome of {ref}"
+        super().__init__(self._store, title=f"Outcome of {ref}")
 
     def compose_fields(self) -> ComposeResult:
+        outcomes = [("implemented", "implemented"), ("failed", "failed"), ("backed out", "backed_out")]
         yield from self.row(
-            "Outcome",
-            Select(
-                [("implemented", "implemented"), ("failed", "failed"), ("backed out", "backed_out")],
-                value="implemented",
-                allow_blank=False,
-                id="outcome",
-            ),
+            "outcome", "Outcome", Select(outcomes, value="implemented", allow_blank=False, id="outcome")
         )
-        yield from self.row("Note", Input(id="note", placeholder="what happened (needed unless implemented)"))
+        yield from self.row(
+            "note", "Note", Input(id="note", placeholder="what happened (needed unless implemented)")
+        )
 
     def on_mount(self) -> None:
-        self.query_one("#outcome", Select).focus()
+        self.field("outcome").focus()
 
-    def collect(self) -> dict:
-        return {"outcome": self.value("outcome"), "note": self.value("note")}
+    def collect(self) -> OutcomeValues:
+        return OutcomeValues(self.choice("outcome") or "implemented", self.value("note"))
 
-    def _store(self, values: dict) -> str:
-        from itsm_tui.services import changes
-
-        app = self.app
-        with app.db.session() as session:
-            change = changes.complete(
-                session,
-                app.config,
-                app.actor,
-                self.ref,
-                outcome=values["outcome"],
-                note=values["note"],
-                expected_version=self.version,
-                now=app.clock(),
-            )
-            return change.state
+    def _store(self, values: OutcomeValues) -> str:
+        return _step(
+            self.app, changes.complete, self.ref, self.version, outcome=values.outcome, note=values.note
+        )
 
 
-class ScheduleForm(ChangeForm):
+class ScheduleForm(ChangeForm[WindowValues]):
     """Schedule an approved change or move one to a new window; its conflicts show before saving."""
 
     SHOW_CONFLICTS = True
@@ -673,65 +603,58 @@ class ScheduleForm(ChangeForm):
     ) -> None:
         self.ref, self.change_type, self.state, self.version = ref, change_type, state, version
         self.start, self.end = start, end
-        super().__init__(self._store)
-        self.FORM_TITLE = f"{'Schedule' if state == 'approved' else 'Move'} {ref}"
+        super().__init__(self._store, title=f"{'Schedule' if state == 'approved' else 'Move'} {ref}")
 
     def compose_fields(self) -> ComposeResult:
         tz = self.app.actor.timezone
+        start = local_time(self.start, tz, TIME_FORMAT) if self.start else ""
+        end = local_time(self.end, tz, TIME_FORMAT) if self.end else ""
+        yield from self.row("start", "Start", Input(start, id="start"))
+        yield from self.row("end", "End", Input(end, id="end"))
         yield from self.row(
-            "Start", Input(local_time(self.start, tz, TIME_FORMAT) if self.start else "", id="start")
-        )
-        yield from self.row("End", Input(local_time(self.end, tz, TIME_FORMAT) if self.end else "", id="end"))
-        yield from self.row(
+            "override",
             "Override",
             Input(id="override", placeholder="emergency in a blackout: why"),
             hidden=self.change_type != "emergency",
         )
 
     def on_mount(self) -> None:
-        self.query_one("#start", Input).focus()
+        self.field("start").focus()
         super().on_mount()
 
-    def collect(self) -> dict:
+    def collect(self) -> WindowValues:
         tz = self.app.actor.timezone
         start = parse_when("start", self.value("start"), tz)
         end = parse_when("end", self.value("end"), tz) if self.value("end") else None
-        return {"start": start, "end": end, "override": self.value("override") or None}
+        return WindowValues(start, end, self.value("override") or None)
 
-    def preview_values(self) -> dict | None:
+    def preview_values(self) -> WindowValues:
         return self.collect()
 
-    def check(self, session, values: dict) -> list[Conflict]:
-        from itsm_tui.services import changes
-
+    def check(self, session: Session, values: WindowValues) -> list[Conflict]:
         return changes.preview_move(
-            session, self.app.config, self.ref, values["start"], values["end"], values["override"]
+            session, self.app.config, self.ref, values.start, values.end, values.override
         )
 
-    def _store(self, values: dict) -> str:
-        from itsm_tui.services import changes
-
-        app = self.app
-        with app.db.session() as session:
-            fn = changes.schedule if self.state == "approved" else changes.reschedule
-            change = fn(
-                session,
-                app.config,
-                app.actor,
-                self.ref,
-                start=values["start"],
-                end=values["end"],
-                override_reason=values["override"],
-                expected_version=self.version,
-                now=app.clock(),
-            )
-            return change.state
+    def _store(self, values: WindowValues) -> str:
+        step = changes.schedule if self.state == "approved" else changes.reschedule
+        return _step(
+            self.app,
+            step,
+            self.ref,
+            self.version,
+            start=values.start,
+            end=values.end,
+            override_reason=values.override,
+        )
 
 
-class NewChangeForm(ChangeForm):
-    """Raise a change (and submit it); the conflicts it would have show while the fields are filled in."""
+class NewChangeForm(ChangeForm[NewChangeValues]):
+    """Raise a change (and submit it); the conflicts it would have show while the fields are filled in.
 
-    FORM_TITLE = "New change"
+    It closes with the new change's reference."""
+
+    TITLE = "New change"
     SHOW_CONFLICTS = True
 
     def __init__(self, start: datetime) -> None:
@@ -741,123 +664,116 @@ class NewChangeForm(ChangeForm):
     def compose_fields(self) -> ComposeResult:
         config = self.app.config
         tz = self.app.actor.timezone
+        types = [("normal", "normal"), ("standard (template)", "standard"), ("emergency", "emergency")]
         templates = [(f"{t.code}: {t.title}", t.code) for t in config.changes.templates.values()]
+        end = self.start + timedelta(hours=2)
+        yield from self.row("type", "Type", Select(types, value="normal", allow_blank=False, id="type"))
         yield from self.row(
-            "Type",
-            Select(
-                [("normal", "normal"), ("standard (template)", "standard"), ("emergency", "emergency")],
-                value="normal",
-                allow_blank=False,
-                id="type",
-            ),
+            "template", "Template", Select(templates, prompt="pick a template", id="template"), hidden=True
         )
+        yield from self.row("title", "Title", Input(id="title", placeholder="what changes"))
         yield from self.row(
-            "Template", Select(templates, prompt="pick a template", id="template"), hidden=True
+            "targets", "Targets", Input(id="targets", placeholder="services or CIs: network, core-sw-01")
         )
-        yield from self.row("Title", Input(id="title", placeholder="what changes"))
+        yield from self.row("start", "Start", Input(local_time(self.start, tz, TIME_FORMAT), id="start"))
+        yield from self.row("end", "End", Input(local_time(end, tz, TIME_FORMAT), id="end"))
         yield from self.row(
-            "Targets", Input(id="targets", placeholder="services or CIs: network, core-sw-01")
-        )
-        yield from self.row("Start", Input(local_time(self.start, tz, TIME_FORMAT), id="start"))
-        yield from self.row(
-            "End", Input(local_time(self.start + timedelta(hours=2), tz, TIME_FORMAT), id="end")
-        )
-        yield from self.row(
+            "risk",
             "Risk",
             Select([(r, r) for r in ("low", "medium", "high")], value="medium", allow_blank=False, id="risk"),
         )
-        yield from self.row("Implementer", Input(self.app.actor.login, id="implementer", placeholder="login"))
-        yield from self.row("Plan", Input(id="plan", placeholder="implementation plan"))
-        yield from self.row("Back-out", Input(id="backout", placeholder="back-out plan"))
-        yield from self.row("Test", Input(id="test", placeholder="test plan (optional)"))
         yield from self.row(
-            "Override", Input(id="override", placeholder="emergency in a blackout: why"), hidden=True
+            "implementer", "Implementer", Input(self.app.actor.login, id="implementer", placeholder="login")
         )
-        yield from self.row("Submit now", Checkbox("submit when saved", value=True, id="submit"))
+        yield from self.row("plan", "Plan", Input(id="plan", placeholder="implementation plan"))
+        yield from self.row("backout", "Back-out", Input(id="backout", placeholder="back-out plan"))
+        yield from self.row("test", "Test", Input(id="test", placeholder="test plan (optional)"))
+        yield from self.row(
+            "override",
+            "Override",
+            Input(id="override", placeholder="emergency in a blackout: why"),
+            hidden=True,
+        )
+        yield from self.row("submit", "Submit now", Checkbox("submit when saved", value=True, id="submit"))
 
     def on_mount(self) -> None:
-        self.query_one("#type", Select).focus()
+        self.field("type").focus()
         super().on_mount()
 
     @on(Select.Changed, "#type")
     def _type_changed(self, event: Select.Changed) -> None:
         standard = event.value == "standard"
-        for name in ("template",):
-            self.query_one(f"#row-{name}").set_class(not standard, "-hidden")
+        self.set_row_visible("template", standard)
         for name in ("plan", "backout", "test", "risk"):
-            self.query_one(f"#row-{name}").set_class(standard, "-hidden")
-        self.query_one("#row-override").set_class(event.value != "emergency", "-hidden")
+            self.set_row_visible(name, not standard)
+        self.set_row_visible("override", event.value == "emergency")
 
-    def collect(self) -> dict:
+    def collect(self) -> NewChangeValues:
         tz = self.app.actor.timezone
-        change_type = self.value("type")
+        change_type = self.choice("type") or "normal"
         standard = change_type == "standard"
-        return {
-            "change_type": change_type,
-            "template": self.value("template") if standard else None,
-            "title": self.value("title") or None,
-            "targets": [self.value("targets")],
-            "start": parse_when("start", self.value("start"), tz),
-            "end": parse_when("end", self.value("end"), tz) if self.value("end") else None,
-            "risk": None if standard else self.value("risk"),
-            "implementer": self.value("implementer") or None,
-            "implementation_plan": None if standard else self.value("plan"),
-            "backout_plan": None if standard else self.value("backout"),
-            "test_plan": None if standard else self.value("test"),
-            "override": self.value("override") or None,
-            "submit": self.value("submit"),
-        }
+        return NewChangeValues(
+            change_type=change_type,
+            template=self.choice("template") if standard else None,
+            title=self.value("title") or None,
+            targets=(self.value("targets"),),
+            start=parse_when("start", self.value("start"), tz),
+            end=parse_when("end", self.value("end"), tz) if self.value("end") else None,
+            risk=None if standard else self.choice("risk"),
+            implementer=self.value("implementer") or None,
+            implementation_plan=None if standard else self.value("plan"),
+            backout_plan=None if standard else self.value("backout"),
+            test_plan=None if standard else self.value("test"),
+            override=self.value("override") or None,
+            submit=self.checked("submit"),
+        )
 
-    def preview_values(self) -> dict | None:
+    def preview_values(self) -> NewChangeValues:
         values = self.collect()
-        if not values["targets"][0]:
+        if not values.targets[0]:
             raise ValidationError("targets", "name the affected services or CIs")
         return values
 
-    def check(self, session, values: dict) -> list[Conflict]:
-        from itsm_tui.services import changes
-
+    def check(self, session: Session, values: NewChangeValues) -> list[Conflict]:
         return changes.preview(
             session,
             self.app.config,
-            change_type=values["change_type"],
-            targets=values["targets"],
-            start=values["start"],
-            end=values["end"],
-            template=values["template"],
-            implementer=values["implementer"],
-            override_reason=values["override"],
+            change_type=values.change_type,
+            targets=list(values.targets),
+            start=values.start,
+            end=values.end,
+            template=values.template,
+            implementer=values.implementer,
+            override_reason=values.override,
         )
 
-    def _store(self, values: dict) -> str:
-        from itsm_tui.services import changes
-
+    def _store(self, values: NewChangeValues) -> str:
         app = self.app
         with app.db.session() as session:
             change = changes.create_change(
                 session,
                 app.config,
                 app.actor,
-                change_type=values["change_type"],
-                template=values["template"],
-                title=values["title"],
-                targets=values["targets"],
-                start=values["start"],
-                end=values["end"],
-                risk=values["risk"],
-                implementer=values["implementer"],
-                implementation_plan=values["implementation_plan"],
-                backout_plan=values["backout_plan"],
-                test_plan=values["test_plan"],
+                change_type=values.change_type,
+                template=values.template,
+                title=values.title,
+                targets=list(values.targets),
+                start=values.start,
+                end=values.end,
+                risk=values.risk,
+                implementer=values.implementer,
+                implementation_plan=values.implementation_plan,
+                backout_plan=values.backout_plan,
+                test_plan=values.test_plan,
                 now=app.clock(),
             )
-            if values["submit"]:
+            if values.submit:
                 changes.submit(
                     session,
                     app.config,
                     app.actor,
                     change.ref,
-                    override_reason=values["override"],
+                    override_reason=values.override,
                     now=app.clock(),
                 )
             return change.ref

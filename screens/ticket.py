@@ -9,28 +9,30 @@ what changed. Presence: a heartbeat every 10 s says who else has the ticket open
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from contextlib import AbstractContextManager
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 from zoneinfo import ZoneInfo
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
-from itsm_tui.screens.common import StatusLine, literal, local_time
+from itsm_tui.screens.common import DeskScreen, StatusLine, literal, local_time
 from itsm_tui.screens.forms import (
     AssignForm,
     AssignValues,
     EditTicketForm,
     EscalateForm,
     EscalateValues,
+    FormScreen,
     ImpactUrgencyForm,
     ImpactUrgencyValues,
     KedbChoice,
@@ -48,9 +50,15 @@ from itsm_tui.screens.forms import (
     TransitionValues,
     stale_summary,
 )
-from itsm_tui.services.errors import StaleEdit
-from itsm_tui.services.tickets import TicketView, TimelineItem
+from itsm_tui.services import knowledge, presence, tickets
+from itsm_tui.services.errors import ServiceError, StaleEdit
+from itsm_tui.services.tickets import TicketDetail, TimelineItem
 from itsm_tui.text import strip_control
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+ValuesT = TypeVar("ValuesT")
 
 SLA_STYLE = {
     "ok": "green",
@@ -80,18 +88,6 @@ ACTIONS: dict[str, tuple[str | None, str]] = {
 }
 
 
-@dataclass
-class TicketDetail:
-    """Everything the screen shows, as plain data read in one worker."""
-
-    view: TicketView
-    links: list[str]
-    timeline: list[TimelineItem]
-    actions: dict[str, str | None]
-    transitions: tuple[str, ...]
-    left: dict[str, float | None]
-
-
 def format_duration(seconds: float) -> str:
     minutes = int(abs(seconds) // 60)
     days, rest = divmod(minutes, 1440)
@@ -101,13 +97,18 @@ def format_duration(seconds: float) -> str:
     return f"{hours}h{mins:02d}m" if hours else f"{mins}m"
 
 
-def _item_key(item: TimelineItem) -> tuple:
+ItemKey = tuple[datetime, str, str, str]
+
+
+def _item_key(item: TimelineItem) -> ItemKey:
     return (item.at, item.kind, item.by, item.text)
 
 
-class TicketScreen(Screen):
+class TicketScreen(DeskScreen):
     """One ticket. Escape goes back to where it was opened from."""
 
+    CSS_PATH = [Path(__file__).resolve().with_name("ticket.tcss")]
+    SCREEN_TITLE = "Ticket"
     HEARTBEAT_SECONDS = 10.0
     BINDINGS = [
         Binding("t", "take", "Take", id="ticket.take"),
@@ -128,15 +129,6 @@ class TicketScreen(Screen):
         Binding("f5,ctrl+r", "reload", "Reload", id="ticket.reload", key_display="F5"),
         Binding("escape", "back", "Back", id="ticket.back"),
     ]
-    DEFAULT_CSS = """
-    TicketScreen #ticket-presence { height: auto; background: $warning 30%; padding: 0 1; display: none; }
-    TicketScreen #ticket-notice {
-        height: auto; max-height: 3; background: $error 25%; padding: 0 1; display: none;
-    }
-    TicketScreen #ticket-presence.-shown, TicketScreen #ticket-notice.-shown { display: block; }
-    TicketScreen #ticket-body { height: 1fr; padding: 0 1; }
-    TicketScreen #ticket-actions { height: auto; max-height: 4; padding: 0 1; background: $panel; }
-    """
 
     def __init__(self, ticket_id: int) -> None:
         super().__init__()
@@ -146,14 +138,14 @@ class TicketScreen(Screen):
         self.others: list[str] = []
         self._form_version: int | None = None  # the version shown when the open form started
         self._pending_action: str | None = None
-        self._seen: set[tuple] | None = None
-        self._fresh: set[tuple] = set()
+        self._seen: set[ItemKey] | None = None
+        self._fresh: set[ItemKey] = set()
         self._catching_up = False
 
     # ----------------------------------------------------------------- layout
 
     def compose(self) -> ComposeResult:
-        yield StatusLine("Ticket")
+        yield from self.compose_status()
         yield Static("", id="ticket-presence")
         yield Static("", id="ticket-notice")
         with VerticalScroll(id="ticket-body"):
@@ -163,8 +155,6 @@ class TicketScreen(Screen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        from itsm_tui.services import presence
-
         self.console_id = getattr(self.app, "console_id", None) or _process_console_id(
             presence.new_console_id
         )
@@ -174,27 +164,19 @@ class TicketScreen(Screen):
         self.set_interval(self.HEARTBEAT_SECONDS, self.beat)
 
     def on_unmount(self) -> None:
-        from itsm_tui.services import presence
-
         db, console_id, ticket_id = self.app.db, self.console_id, self.ticket_id
 
-        def leave() -> None:
-            try:
-                with db.session() as session:
-                    presence.leave(session, console_id, "ticket", ticket_id)
-            except Exception:
-                pass  # the row goes stale by itself
+        def leave() -> None:  # a failure goes to the console's handler; the row goes stale by itself
+            with db.session() as session:
+                presence.leave(session, console_id, "ticket", ticket_id)
 
         self.app.run_worker(leave, thread=True, exit_on_error=False, group="presence-leave")
 
     # ----------------------------------------------------------------- loading
 
-    def _now(self):
-        """The app's clock (fixed in snapshot tests), else the wall clock."""
-        from itsm_tui.models import utcnow
-
-        clock = getattr(self.app, "clock", None)
-        return clock() if clock is not None else utcnow()
+    def _now(self) -> datetime:
+        """The app's clock (fixed in snapshot tests)."""
+        return self.app.clock()
 
     @property
     def ref(self) -> str:
@@ -209,27 +191,20 @@ class TicketScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="ticket-load")
     def load(self, stale: StaleEdit | None = None, changed: bool = False) -> None:
-        from itsm_tui.services import sla, tickets
-
         app = self.app
         with app.db.read_session() as session:
-            ticket = tickets.find_ticket_by_id(session, self.ticket_id)
-            now = self._now()
-            view = tickets.view(session, ticket, now)
-            detail = TicketDetail(
-                view=view,
-                links=tickets.links_of(session, ticket),
-                timeline=tickets.timeline(session, ticket, zone=ZoneInfo(app.actor.timezone)),
-                actions=tickets.available_actions(app.actor, view),
-                transitions=tickets.allowed_transitions(view),
-                left={t: sla.time_left(ticket, app.config, now, t) for t in ("response", "resolution")},
+            detail = tickets.detail(
+                session,
+                app.config,
+                app.actor,
+                self.ticket_id,
+                now=self._now(),
+                zone=ZoneInfo(app.actor.timezone),
             )
         app.call_from_thread(self.show, detail, stale, changed)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="ticket-presence")
     def beat(self) -> None:
-        from itsm_tui.services import presence, tickets
-
         app = self.app
         now = self._now()
         with app.db.session() as session:
@@ -239,25 +214,16 @@ class TicketScreen(Screen):
         app.call_from_thread(self.show_presence, others, version)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state != WorkerState.ERROR:
+        """A failed load lets the next heartbeat try again, and says so in place of a ticket never shown;
+        the console's handler reports the failure as well."""
+        if event.state != WorkerState.ERROR or event.worker.group != "ticket-load":
             return
-        error = event.worker.error
-        if event.worker.group == "ticket-presence":
-            return  # presence is best effort; the next heartbeat tries again
-        if event.worker.group == "ticket-load":
-            self._catching_up = False  # the next heartbeat may try again
-        if event.worker.group == "ticket-load" and self.detail is None:
+        self._catching_up = False
+        if self.detail is None:
+            error = strip_control(str(event.worker.error))
             self.query_one("#ticket-fields", Static).update(
-                Text(
-                    f"Could not load this ticket: {strip_control(str(error))}. F5 tries again, Esc goes back."
-                )
+                Text(f"Could not load this ticket: {error}. F5 tries again, Esc goes back.")
             )
-        self.app.notify(
-            strip_control(str(error)) or type(error).__name__,
-            title="Could not load the ticket" if event.worker.group == "ticket-load" else "Failed",
-            severity="error",
-            markup=False,
-        )
 
     def show_presence(self, others: list[str], version: int) -> None:
         line = self.query_one("#ticket-presence", Static)
@@ -473,7 +439,7 @@ class TicketScreen(Screen):
             return None  # shown disabled in the footer
         return True
 
-    def on_key(self, event) -> None:
+    def on_key(self, event: events.Key) -> None:
         """A disabled action's key says why instead of doing nothing."""
         active = self.active_bindings.get(event.key)
         if active is None or active.enabled or active.node is not self:
@@ -498,59 +464,52 @@ class TicketScreen(Screen):
             return
         getattr(self, f"action_{action}")()
 
-    def _ready(self, action: str) -> bool:
-        """True when the action may run now; before the ticket is loaded it runs once it is."""
+    def _ready(self, action: str) -> TicketDetail | None:
+        """The ticket shown, when the action may run now; before the ticket is loaded it runs once it is."""
         if self.detail is None:
             self._pending_action = action
-            return False
-        reason = self.refusal(action)
-        if reason:
+            return None
+        if self.refusal(action):
             self.invoke(action)
-            return False
-        return True
+            return None
+        return self.detail
 
     # ----------------------------------------------------------------- forms
 
-    def _open_form(
-        self,
-        form_factory: Callable[..., ModalScreen],
-        save: Callable[[Any], str],
-        **form_kwargs: Any,
-    ) -> None:
-        """Open a form whose save runs ``save(values)`` (a service call) against the version shown now."""
+    def _open_form(self, form: FormScreen[ValuesT]) -> None:
+        """Open a form whose save (a service call) goes against the version shown now; its message is shown
+        and the ticket reloaded once it saved."""
         self._form_version = self.detail.view.version if self.detail else None
 
-        def done(result: Any) -> None:
-            if result is not None:
-                self.app.notify(strip_control(str(result)), markup=False)
+        def done(message: str | None) -> None:
+            if message is not None:
+                self.app.notify(strip_control(message), markup=False)
                 self.load()
 
-        form = form_factory(save=save, on_refused=self._refused, **form_kwargs)
         self.app.push_screen(form, done)
 
-    def _refused(self, exc: Exception) -> None:
+    def _refused(self, exc: ServiceError) -> None:
         if isinstance(exc, StaleEdit):
             self.load(stale=exc)
 
-    def _session(self):
+    def _session(self) -> AbstractContextManager[Session]:
         return self.app.db.session()
 
     def action_take(self) -> None:
-        if self._ready("take"):
-            self.take()
+        detail = self._ready("take")
+        if detail is not None:
+            self.take(detail.view.ref, detail.view.version)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="ticket-action")
-    def take(self) -> None:
-        from itsm_tui.services import tickets
-
-        app, ref, version = self.app, self.ref, self.detail.view.version
+    def take(self, ref: str, version: int) -> None:
+        app = self.app
         try:
             with self._session() as session:
                 tickets.assign(session, app.config, app.actor, ref, expected_version=version)
         except StaleEdit as exc:
             app.call_from_thread(self.load, exc)
             return
-        except Exception as exc:
+        except ServiceError as exc:
             app.call_from_thread(
                 app.notify, strip_control(str(exc)), title="Not taken", severity="error", markup=False
             )
@@ -559,13 +518,12 @@ class TicketScreen(Screen):
         app.call_from_thread(self.load)
 
     def action_assign(self) -> None:
-        if not self._ready("assign"):
+        detail = self._ready("assign")
+        if detail is None:
             return
-        app, ref = self.app, self.ref
+        app, ref = self.app, detail.view.ref
 
         def save(values: AssignValues) -> str:
-            from itsm_tui.services import tickets
-
             with self._session() as session:
                 tickets.assign(
                     session,
@@ -578,16 +536,16 @@ class TicketScreen(Screen):
                 )
             return f"{ref} assigned to {values.login}."
 
-        self._open_form(AssignForm, save, title=f"Assign {ref}", groups=list(app.config.groups))
+        groups = list(app.config.groups)
+        self._open_form(AssignForm(save=save, on_refused=self._refused, title=f"Assign {ref}", groups=groups))
 
     def action_escalate(self) -> None:
-        if not self._ready("escalate"):
+        detail = self._ready("escalate")
+        if detail is None:
             return
-        app, ref = self.app, self.ref
+        app, ref = self.app, detail.view.ref
 
         def save(values: EscalateValues) -> str:
-            from itsm_tui.services import tickets
-
             with self._session() as session:
                 ticket = tickets.escalate(
                     session,
@@ -602,21 +560,22 @@ class TicketScreen(Screen):
             return f"{ref} escalated to {group}."
 
         self._open_form(
-            EscalateForm,
-            save,
-            title=f"Escalate {ref}",
-            groups=list(app.config.groups),
-            current_group=self.detail.view.group,
+            EscalateForm(
+                save=save,
+                on_refused=self._refused,
+                title=f"Escalate {ref}",
+                groups=list(app.config.groups),
+                current_group=detail.view.group,
+            )
         )
 
     def action_status(self, target: str | None = None) -> None:
-        if not self._ready("status"):
+        detail = self._ready("status")
+        if detail is None:
             return
-        app, ref = self.app, self.ref
+        app, ref = self.app, detail.view.ref
 
         def save(values: TransitionValues) -> str:
-            from itsm_tui.services import tickets
-
             with self._session() as session:
                 tickets.transition(
                     session,
@@ -632,38 +591,36 @@ class TicketScreen(Screen):
             return f"{ref} is now {values.to_status}."
 
         self._open_form(
-            TransitionForm,
-            save,
-            title=f"Status of {ref}",
-            current=self.detail.view.status,
-            targets=self.detail.transitions,
-            resolution_codes=app.config.resolution_codes,
-            target=target,
+            TransitionForm(
+                save=save,
+                on_refused=self._refused,
+                title=f"Status of {ref}",
+                current=detail.view.status,
+                targets=detail.transitions,
+                resolution_codes=app.config.resolution_codes,
+                target=target,
+            )
         )
 
-    def _entry(self, public: bool) -> None:
-        app, ref = self.app, self.ref
+    def _entry(self, ref: str, public: bool) -> None:
+        app = self.app
 
         def save(values: TextValues) -> str:
-            from itsm_tui.services import tickets
-
             with self._session() as session:
                 tickets.add_entry(session, app.config, app.actor, ref, body=values.text, public=values.public)
             return "Reply sent." if values.public else "Work note added."
 
-        self._open_form(
-            TextForm, save, public=public, title=("Reply on " if public else "Work note on ") + ref
-        )
+        title = ("Reply on " if public else "Work note on ") + ref
+        self._open_form(TextForm(save=save, on_refused=self._refused, public=public, title=title))
 
     def action_escalate_lead(self) -> None:
         """Hierarchical escalation: a reason, sent to the shift lead as a notification and kept as a note."""
-        if not self._ready("escalate"):
+        detail = self._ready("escalate")
+        if detail is None:
             return
-        app, ref = self.app, self.ref
+        app, ref = self.app, detail.view.ref
 
         def save(values: TextValues) -> str:
-            from itsm_tui.services import tickets
-
             with self._session() as session:
                 told = tickets.escalate_to_lead(session, app.config, app.actor, ref, reason=values.text)
             return (
@@ -672,24 +629,27 @@ class TicketScreen(Screen):
                 else f"{ref}: noted; no shift lead to tell."
             )
 
-        self._open_form(TextForm, save, public=False, title=f"Tell the shift lead why {ref} needs them")
+        title = f"Tell the shift lead why {ref} needs them"
+        self._open_form(TextForm(save=save, on_refused=self._refused, public=False, title=title))
 
     def action_reply(self) -> None:
-        if self._ready("reply"):
-            self._entry(True)
+        detail = self._ready("reply")
+        if detail is not None:
+            self._entry(detail.view.ref, True)
 
     def action_note(self) -> None:
-        if self._ready("note"):
-            self._entry(False)
+        detail = self._ready("note")
+        if detail is not None:
+            self._entry(detail.view.ref, False)
 
     def action_impact(self) -> None:
-        if not self._ready("impact"):
+        detail = self._ready("impact")
+        if detail is None:
             return
-        app, ref, view = self.app, self.ref, self.detail.view
+        app, view = self.app, detail.view
+        ref = view.ref
 
         def save(values: ImpactUrgencyValues) -> str:
-            from itsm_tui.services import tickets
-
             with self._session() as session:
                 ticket = tickets.update_fields(
                     session,
@@ -704,28 +664,40 @@ class TicketScreen(Screen):
             return f"{ref}: impact {values.impact}, urgency {values.urgency}, priority P{priority}."
 
         self._open_form(
-            ImpactUrgencyForm,
-            save,
-            title=f"Impact and urgency of {ref}",
-            impact=view.impact,
-            urgency=view.urgency,
-            config=app.config,
+            ImpactUrgencyForm(
+                save=save,
+                on_refused=self._refused,
+                title=f"Impact and urgency of {ref}",
+                impact=view.impact,
+                urgency=view.urgency,
+                config=app.config,
+            )
         )
 
     def action_edit_details(self) -> None:
-        if not self._ready("edit_details"):
+        detail = self._ready("edit_details")
+        if detail is None:
             return
-        app, ref, view = self.app, self.ref, self.detail.view
+        app, view = self.app, detail.view
+        ref = view.ref
 
         def save(edits: TicketEdits) -> str:
-            from itsm_tui.services import tickets
-
             changes = edits.as_changes()
             if not changes:
                 return f"{ref}: nothing changed."
             with self._session() as session:
                 tickets.update_fields(
-                    session, app.config, app.actor, ref, expected_version=self._form_version, **changes
+                    session,
+                    app.config,
+                    app.actor,
+                    ref,
+                    expected_version=self._form_version,
+                    title=edits.title,
+                    requester=edits.requester,
+                    category=edits.category,
+                    service=edits.service,
+                    ci=edits.ci,
+                    description=edits.description,
                 )
             return f"{ref}: {', '.join(changes)} saved."
 
@@ -738,32 +710,37 @@ class TicketScreen(Screen):
             description=view.description,
         )
         self._open_form(
-            EditTicketForm, save, title=f"Edit {ref}", shown=shown, kind=view.kind, config=app.config
+            EditTicketForm(
+                save=save,
+                on_refused=self._refused,
+                title=f"Edit {ref}",
+                shown=shown,
+                kind=view.kind,
+                config=app.config,
+            )
         )
 
     def action_link(self) -> None:
-        if not self._ready("link"):
+        detail = self._ready("link")
+        if detail is None:
             return
-        app, ref = self.app, self.ref
+        app, ref = self.app, detail.view.ref
 
         def save(values: LinkValues) -> str:
-            from itsm_tui.services import tickets
-
             with self._session() as session:
                 tickets.link(session, app.actor, ref, values.target)
             return f"{ref} linked to {values.target}."
 
-        self._open_form(LinkForm, save, title=f"Link {ref} to")
+        self._open_form(LinkForm(save=save, on_refused=self._refused, title=f"Link {ref} to"))
 
     def action_kedb(self) -> None:
-        if not self._ready("kedb"):
+        detail = self._ready("kedb")
+        if detail is None:
             return
-        app, ref = self.app, self.ref
-        refusal = self.detail.actions.get("apply_workaround")
+        app, ref = self.app, detail.view.ref
+        refusal = detail.actions.get("apply_workaround")
 
         def save(choice: KedbChoice) -> str:
-            from itsm_tui.services import knowledge, tickets
-
             with self._session() as session:
                 if choice.kind == "known_error" and choice.has_workaround:
                     knowledge.apply_workaround(session, app.config, app.actor, ref, choice.ref)
@@ -774,16 +751,16 @@ class TicketScreen(Screen):
         title = f"KEDB and knowledge for {ref}"
         if refusal:
             title += f" (read only: {refusal})"
-        self._open_form(KedbForm, save, title=title, words=_search_words(self.detail.view.title))
+        words = _search_words(detail.view.title)
+        self._open_form(KedbForm(save=save, on_refused=self._refused, title=title, words=words))
 
     def action_resolve(self) -> None:
-        if not self._ready("resolve"):
+        detail = self._ready("resolve")
+        if detail is None:
             return
-        app, ref = self.app, self.ref
+        app, ref = self.app, detail.view.ref
 
         def save(values: ResolveValues) -> str:
-            from itsm_tui.services import tickets
-
             with self._session() as session:
                 tickets.resolve(
                     session,
@@ -796,22 +773,22 @@ class TicketScreen(Screen):
                 )
             return f"{ref} resolved ({values.code})."
 
+        codes = app.config.resolution_codes
         self._open_form(
-            ResolveForm, save, title=f"Resolve {ref}", resolution_codes=app.config.resolution_codes
+            ResolveForm(save=save, on_refused=self._refused, title=f"Resolve {ref}", resolution_codes=codes)
         )
 
     def action_reopen(self) -> None:
-        if self._ready("reopen"):
+        if self._ready("reopen") is not None:
             self.action_status("in_progress")
 
     def action_cancel_ticket(self) -> None:
-        if not self._ready("cancel_ticket"):
+        detail = self._ready("cancel_ticket")
+        if detail is None:
             return
-        app, ref = self.app, self.ref
+        app, ref = self.app, detail.view.ref
 
         def save(values: TransitionValues) -> str:
-            from itsm_tui.services import tickets
-
             with self._session() as session:
                 tickets.cancel(
                     session,
@@ -824,27 +801,28 @@ class TicketScreen(Screen):
             return f"{ref} cancelled."
 
         self._open_form(
-            TransitionForm,
-            save,
-            title=f"Cancel {ref}",
-            current=self.detail.view.status,
-            targets=("cancelled",),
-            target="cancelled",
+            TransitionForm(
+                save=save,
+                on_refused=self._refused,
+                title=f"Cancel {ref}",
+                current=detail.view.status,
+                targets=("cancelled",),
+                target="cancelled",
+            )
         )
 
     def action_rate(self) -> None:
-        if not self._ready("rate"):
+        detail = self._ready("rate")
+        if detail is None:
             return
-        app, ref = self.app, self.ref
+        app, ref = self.app, detail.view.ref
 
         def save(values: RateValues) -> str:
-            from itsm_tui.services import tickets
-
             with self._session() as session:
                 tickets.rate(session, app.actor, ref, score=values.score, comment=values.comment)
             return f"Rating {values.score} recorded on {ref}."
 
-        self._open_form(RateForm, save, title=f"Rate {ref}")
+        self._open_form(RateForm(save=save, on_refused=self._refused, title=f"Rate {ref}"))
 
 
 def _search_words(title: str, count: int = 3) -> str:

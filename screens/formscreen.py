@@ -1,0 +1,319 @@
+"""The console's modal form, which the ticket forms (forms.py) and the change forms (change.py) are made of.
+
+A form is a ``ModalScreen`` typed by the values it collects (a small frozen dataclass) and by what its save
+returns (text by default: a message or a reference); Escape cancels with None. The caller passes ``save``: a
+blocking function that runs the service call in the form's thread worker, for example::
+
+    def save(values: AssignValues) -> str:  # runs in a worker thread
+        with app.db.session() as session:
+            tickets.assign(session, app.config, app.actor, ref, assignee=values.login, group=values.group,
+                           expected_version=version_shown)
+        return f"{ref} assigned to {values.login}."
+
+    app.push_screen(AssignForm(save=save), callback=after_assign)
+
+The form closes with ``save``'s return value only when the save succeeded. A refusal (a
+:class:`~itsm_tui.services.errors.ServiceError`) keeps the form open with everything typed, shows the message
+next to the field named by ``ValidationError.field`` (or at the top) and calls ``on_refused(exc)`` on the UI
+thread, so that the screen underneath can reload (e.g. on :class:`StaleEdit`). A save that fails otherwise
+(the database, a fault) keeps the form open too, says it was not saved, and goes on to the console's handler
+of failed workers, which logs it or says that the database is gone.
+
+User text (titles, error messages quoting input) is always rendered literally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Generic, NamedTuple, Required, TypedDict
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widget import Widget
+from textual.widgets import Checkbox, Input, Label, Select, Static, TextArea
+from textual.widgets.select import NoSelection
+from textual.worker import Worker, WorkerState
+from typing_extensions import TypeVar  # a type parameter's default (typing has it from Python 3.13)
+
+from itsm_tui.screens.common import WorkerErrorsToApp, database_failure, local_time
+from itsm_tui.services.errors import NotFound, ServiceError, StaleEdit, ValidationError
+from itsm_tui.text import strip_control
+
+if TYPE_CHECKING:
+    from textual import getters
+
+    from itsm_tui.app import ItsmApp
+
+FORM_STYLES = Path(__file__).resolve().with_name("formscreen.tcss")  # absolute: found from subclasses too
+SAVE_GROUP = "form-save"
+
+ValuesT = TypeVar("ValuesT")
+ChoiceT = TypeVar("ChoiceT")
+ResultT = TypeVar("ResultT", default=str)
+WidgetT = TypeVar("WidgetT", bound=Widget)
+
+
+class FormArgs(TypedDict, Generic[ValuesT, ResultT], total=False):
+    """What every form is given (see :class:`FormScreen`), for the ``**options`` a form passes on."""
+
+    save: Required[Callable[[ValuesT], ResultT]]
+    on_refused: Callable[[ServiceError], None] | None
+    title: str | None
+    note: str | None
+
+
+class ShownError(NamedTuple):
+    """The error a form shows: beside which field (None: on the top line) and what it says."""
+
+    field: str | None
+    message: str
+
+    def __contains__(self, words: object) -> bool:
+        """Whether the message says ``words`` (``"say why" in form.error_shown``)."""
+        return isinstance(words, str) and words in self.message
+
+
+def stale_summary(exc: StaleEdit, timezone: str = "UTC") -> str:
+    """Who changed the record and when, since the version the user saw (for messages)."""
+    by = f" by {exc.who}" if exc.who else ""
+    at = f" at {local_time(exc.when, timezone, '%H:%M:%S')}" if exc.when else ""
+    return f"{exc.ref} was changed{by}{at} after you opened it (version {exc.expected}, now {exc.current})"
+
+
+def select_value(select: Select[ChoiceT]) -> ChoiceT | None:
+    """A Select's value, or None when nothing is chosen."""
+    value = select.value
+    return None if isinstance(value, NoSelection) else value
+
+
+class FormScreen(WorkerErrorsToApp, ModalScreen[ResultT], Generic[ValuesT, ResultT]):
+    """A modal form: fields with an error line each, an error line on top, ctrl+s saves, Escape cancels."""
+
+    if TYPE_CHECKING:  # the console app, typed (at run time Textual's own property)
+        app = getters.app(ItsmApp)
+
+    CSS_PATH = [FORM_STYLES]
+    TITLE: ClassVar[str] = "Form"
+    # Service field names (ValidationError.field) shown beside a differently named field of this form.
+    FIELD_ALIASES: ClassVar[dict[str, str]] = {}
+    # Where a NotFound is shown (e.g. the reference field of the link form); None: at the top.
+    NOT_FOUND_FIELD: ClassVar[str | None] = None
+    # Each field has an error line under it; without, every error shows on the top line (a form whose rows
+    # are packed too tightly for them).
+    ERRORS_BESIDE_FIELDS: ClassVar[bool] = True
+    # Enter in a one-line input saves the form (else it moves to the next field).
+    SUBMIT_ON_ENTER: ClassVar[bool] = True
+    HINT: ClassVar[str] = "ctrl+s save · tab next field · esc cancel"
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="form.cancel"),
+        Binding("ctrl+s", "save", "Save", id="form.save"),
+    ]
+
+    def __init__(
+        self,
+        *,
+        save: Callable[[ValuesT], ResultT],
+        on_refused: Callable[[ServiceError], None] | None = None,
+        title: str | None = None,
+        note: str | None = None,
+    ) -> None:
+        super().__init__()
+        self._save = save
+        self._on_refused = on_refused
+        self.form_title = title or self.TITLE
+        self.note = note  # a line above the fields: why the form is asked
+        self.saving = False
+        # The error shown last (None: none is shown), for tests.
+        self.error_shown: ShownError | None = None
+        self._fields: dict[str, Widget] = {}
+
+    # ----------------------------------------------------------------- layout
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="form-box") as box:
+            box.border_title = strip_control(self.form_title, single_line=True)
+            if self.note:
+                yield Static(Text(strip_control(self.note)), id="form-note")
+            yield Static("", id="form-error", classes="form-error", markup=False)
+            body = VerticalScroll(id="form-body")
+            body.can_focus = False
+            with body:
+                yield from self.compose_fields()
+            yield from self.compose_below_fields()
+            yield Static(self.HINT, id="form-hint", markup=False)
+
+    def compose_fields(self) -> ComposeResult:
+        """The form's rows; use :meth:`row` for each field."""
+        yield from ()
+
+    def compose_below_fields(self) -> ComposeResult:
+        """What stands between the fields and the hint (e.g. a preview of what saving would do)."""
+        yield from ()
+
+    def row(self, name: str, label: str, widget: Widget, *, hidden: bool = False) -> ComposeResult:
+        """A labelled field (its widget gets the id ``field-NAME`` unless it has one) with its error line."""
+        if widget.id is None:
+            widget.id = f"field-{name}"
+        self._fields[name] = widget
+        with Horizontal(classes="form-row" + (" -hidden" if hidden else ""), id=f"row-{name}"):
+            yield Label(label, classes="form-label")
+            yield widget
+        if self.ERRORS_BESIDE_FIELDS:
+            yield Static("", id=f"error-{name}", classes="form-error form-field-error", markup=False)
+
+    def field(self, name: str) -> Widget:
+        return self._fields[name]
+
+    def field_of(self, name: str, kind: type[WidgetT]) -> WidgetT:
+        """The field ``name``, which is a ``kind``."""
+        widget = self._fields[name]
+        if not isinstance(widget, kind):
+            raise TypeError(f"the field {name} is a {type(widget).__name__}, not a {kind.__name__}")
+        return widget
+
+    def text_of(self, name: str) -> str:
+        widget = self.field(name)
+        if isinstance(widget, TextArea):
+            return widget.text
+        return self.field_of(name, Input).value
+
+    def choice(self, name: str) -> str | None:
+        """What is chosen in the select ``name`` of texts (None: nothing)."""
+        value = select_value(self.field_of(name, Select))
+        return value if isinstance(value, str) else None
+
+    def checked(self, name: str) -> bool:
+        return self.field_of(name, Checkbox).value
+
+    def set_row_visible(self, name: str, visible: bool) -> None:
+        self.query_one(f"#row-{name}").set_class(not visible, "-hidden")
+        if not visible:
+            for line in self.query(f"#error-{name}"):
+                line.set_class(False, "-shown")
+
+    # ----------------------------------------------------------------- values and saving
+
+    def collect(self) -> ValuesT:
+        """The form's values; raise :class:`ValidationError` for what the form can check itself."""
+        raise NotImplementedError
+
+    def action_cancel(self) -> None:
+        if not self.saving:
+            self.dismiss(None)
+
+    def action_save(self) -> None:
+        if self.saving:
+            return
+        self.clear_errors()
+        try:
+            values = self.collect()
+        except ValidationError as exc:
+            self.show_error(exc)
+            return
+        self.saving = True
+        self.query_one("#form-hint", Static).update("Saving ...")
+        self._run_save(values)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group=SAVE_GROUP)
+    def _run_save(self, values: ValuesT) -> None:
+        try:
+            result = self._save(values)
+        except ServiceError as exc:  # refused: keep the form and say why
+            self.app.call_from_thread(self._refused, exc)
+            return
+        self.app.call_from_thread(self._saved, result)
+
+    def _saved(self, result: ResultT) -> None:
+        self.saving = False
+        self.saved(result)
+        self.dismiss(result)
+
+    def saved(self, result: ResultT) -> None:
+        """Called on success just before the form closes (a hook)."""
+
+    def _refused(self, exc: ServiceError) -> None:
+        self._ready_again()
+        self.show_error(exc)
+        if self._on_refused is not None:
+            self._on_refused(exc)
+
+    def _ready_again(self) -> None:
+        self.saving = False
+        self.query_one("#form-hint", Static).update(self.HINT)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A save that failed otherwise than by a refusal keeps the form open with all that was typed and says
+        it was not saved; the failure goes on to the console's handler as well (it logs a fault, and marks
+        the database as unreachable)."""
+        if event.state != WorkerState.ERROR or event.worker.group != SAVE_GROUP:
+            return
+        self._ready_again()
+        error = event.worker.error
+        if error is not None and database_failure(error):
+            text = f"The database refused the save ({type(error).__name__}); nothing was changed. {error}"
+        else:
+            text = f"Not saved: something went wrong ({type(error).__name__}); what you typed is still here."
+        self._show(text, None)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if self.SUBMIT_ON_ENTER:
+            self.action_save()
+        else:
+            self.focus_next()
+
+    # ----------------------------------------------------------------- errors
+
+    @on(Input.Changed)
+    @on(TextArea.Changed)
+    def _edited(self, event: Input.Changed | TextArea.Changed) -> None:
+        """Editing a field hides the error shown beside it (the message has been read)."""
+        for name, widget in self._fields.items():
+            if widget is event.control:
+                for line in self.query(f"#error-{name}"):
+                    line.set_class(False, "-shown")
+
+    def clear_errors(self) -> None:
+        self.error_shown = None
+        for node in self.query(".form-error"):
+            node.set_class(False, "-shown")
+            if isinstance(node, Static):
+                node.update("")
+
+    def error_text(self, exc: ServiceError) -> str:
+        if isinstance(exc, StaleEdit):
+            return (
+                f"Not saved: {stale_summary(exc, self.app.actor.timezone)}. It has been reloaded underneath; "
+                f"save again to apply yours over that change, or Esc to drop yours."
+            )
+        return str(exc) or type(exc).__name__
+
+    def show_error(self, exc: ServiceError) -> None:
+        """Show ``exc`` beside the field it names (if the form shows that field), else at the top."""
+        name = exc.field if isinstance(exc, ValidationError) else None
+        if name is None and isinstance(exc, NotFound):
+            name = self.NOT_FOUND_FIELD
+        name = self.FIELD_ALIASES.get(name, name) if name else None
+        beside = (
+            name
+            if name in self._fields
+            and self.ERRORS_BESIDE_FIELDS
+            and not self.query_one(f"#row-{name}").has_class("-hidden")
+            else None
+        )
+        self._show(self.error_text(exc), beside)
+
+    def _show(self, text: str, name: str | None) -> None:
+        """``text`` on the error line of the field ``name`` (which gets the focus), or on the top line."""
+        line = self.query_one(f"#error-{name}" if name else "#form-error", Static)
+        line.update(Text(strip_control(text), style="bold"))
+        line.set_class(True, "-shown")
+        if name:
+            self.field(name).focus()
+        self.error_shown = ShownError(name, text)
