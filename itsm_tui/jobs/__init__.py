@@ -1,1 +1,1 @@
-"""Scheduled jobs: each uses the services (never the reverse) and runs in the console or ``itsm scheduler``."""
+"""Scheduled jobs: each uses the services (never the reverse); they run in the console or headless."""
