@@ -13,6 +13,7 @@ import logging
 import signal
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -23,6 +24,7 @@ from itsm_tui.jobs import change_reminders, sla_scan
 log = logging.getLogger("itsm.scheduler")
 JOB_ID = "sla-scan"
 REMINDER_JOB_ID = "change-reminders"
+R = TypeVar("R")
 
 
 def make_scheduler(
@@ -40,16 +42,22 @@ def make_scheduler(
         timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
     )
 
-    async def run_scan() -> None:
+    async def run_job(
+        job: Callable[[Database, DeskConfig], R], what: str, done: Callable[[R], None] | None
+    ) -> None:
+        """One run of a job, in a thread: its result goes to ``done``, a failure to ``on_error``."""
         try:
-            result = await asyncio.to_thread(sla_scan.scan, db, config)
+            result = await asyncio.to_thread(job, db, config)
         except Exception as exc:  # a lost database must not stop the schedule
-            log.warning("SLA scan failed: %s", exc)
+            log.warning("%s failed: %s", what, exc)
             if on_error is not None:
                 on_error(exc)
             return
-        if on_result is not None:
-            on_result(result)
+        if done is not None:
+            done(result)
+
+    async def run_scan() -> None:
+        await run_job(sla_scan.scan, "SLA scan", on_result)
 
     first_run = datetime.now(UTC) + timedelta(seconds=first_run_after)
     scheduler.add_job(
@@ -58,15 +66,7 @@ def make_scheduler(
 
     async def run_reminders() -> None:
         # Awaiting approval, conflicts ahead, starting soon, overdue reviews: each person told once.
-        try:
-            result = await asyncio.to_thread(change_reminders.remind, db, config)
-        except Exception as exc:
-            log.warning("change reminders failed: %s", exc)
-            if on_error is not None:
-                on_error(exc)
-            return
-        if on_reminders is not None:
-            on_reminders(result)
+        await run_job(change_reminders.remind, "change reminders", on_reminders)
 
     scheduler.add_job(
         run_reminders,

@@ -31,7 +31,7 @@ from itsm_tui.screens.formscreen import FORM_STYLES, FormScreen, ValuesT
 from itsm_tui.services import changes
 from itsm_tui.services.audit import shown_value
 from itsm_tui.services.changes import ChangeBlocked, ChangeView
-from itsm_tui.services.conflicts import SEVERITY_ORDER, Conflict
+from itsm_tui.services.conflicts import SEVERITY_LABEL, SEVERITY_ORDER, Conflict
 from itsm_tui.services.errors import ServiceError, StaleEdit, ValidationError
 from itsm_tui.text import strip_control
 
@@ -45,12 +45,6 @@ if TYPE_CHECKING:
 CHANGE_STYLES = Path(__file__).resolve().with_name("change.tcss")
 
 SEVERITY_STYLE = {"blocked": "bold red", "conflict": "bold red", "warning": "yellow", "overridden": "cyan"}
-SEVERITY_LABEL = {
-    "blocked": "BLOCKED",
-    "conflict": "CONFLICT",
-    "warning": "warning",
-    "overridden": "override",
-}
 STATE_STYLE = {
     "approved": "green",
     "scheduled": "green",
@@ -175,30 +169,12 @@ class ChangeScreen(WorkerErrorsToApp, ModalScreen[None]):
         fields = Table.grid(padding=(0, 1))
         fields.add_column(style="dim", no_wrap=True)
         fields.add_column()
-        planned = f"{local_time(view.planned_start, tz)} - {local_time(view.planned_end, tz)} ({tz})"
-        rows: list[tuple[str, RenderableType]] = [
-            ("Planned", planned),
-            ("Targets", ", ".join(view.targets) or "-"),
-            ("Implementer", view.implementer or "-"),
-            ("Requested by", view.requested_by or "-"),
-            ("Approval", view.approval_rule),
-        ]
-        if view.template:
-            rows.append(("Template", view.template))
-        if view.actual_start:
-            rows.append(
-                ("Actual", f"{local_time(view.actual_start, tz)} - {local_time(view.actual_end, tz)}")
-            )
-        if view.outcome:
-            rows.append(("Outcome", view.outcome + (" (review required)" if view.review_required else "")))
-        for label, text in (
-            ("Override", view.override_reason),
-            ("Rejected", view.rejection_reason),
-            ("Review", view.review_notes),
-        ):
-            if text:
-                rows.append((label, Text(strip_control(text))))
-        for label, value in rows:
+
+        def window(start: datetime | None, end: datetime | None) -> str:
+            return f"{local_time(start, tz)} - {local_time(end, tz)}"
+
+        planned = f"{window(view.planned_start, view.planned_end)} ({tz})"
+        for label, value in view.fields(planned, window, lambda text: Text(strip_control(text))):
             fields.add_row(label, value)
         parts: list[RenderableType] = [fields]
         if view.conflicts:
@@ -216,14 +192,8 @@ class ChangeScreen(WorkerErrorsToApp, ModalScreen[None]):
                     Text(strip_control(approval.reason or "", single_line=True)),
                 )
             parts += [Text("\nApprovals", style="bold"), approvals]
-        for label, value in (
-            ("Description", view.description),
-            ("Implementation plan", view.implementation_plan),
-            ("Back-out plan", view.backout_plan),
-            ("Test plan", view.test_plan),
-        ):
-            if value:
-                parts += [Text(f"\n{label}", style="bold"), Text(strip_control(value))]
+        for label, value in view.plans():
+            parts += [Text(f"\n{label}", style="bold"), Text(strip_control(value))]
         if view.history:
             history = Table.grid(padding=(0, 1))
             zone = ZoneInfo(tz)

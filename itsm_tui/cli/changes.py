@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from itsm_tui.cli.desk import CliError, Desk, Handler, with_desk
-from itsm_tui.cli.output import jsonable, local, plain, print_table
+from itsm_tui.cli.output import local, plain, print_table
+from itsm_tui.services.jsondata import jsonable
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -39,49 +40,28 @@ def _day_range(args: argparse.Namespace, before_days: int, after_days: int) -> t
 
 
 def _print_conflicts(found: Iterable[Conflict], tz: str) -> None:
+    from itsm_tui.services.conflicts import SEVERITY_LABEL
+
     for conflict in found:
-        mark = {"blocked": "BLOCKED", "conflict": "CONFLICT", "warning": "warning", "overridden": "override"}
-        print(f"  {mark[conflict.severity]:<8} {plain(conflict.message)}")
+        print(f"  {SEVERITY_LABEL[conflict.severity]:<8} {plain(conflict.message)}")
 
 
 def _print_change(view: ChangeView, tz: str) -> None:
     print(f"{view.ref}  {view.change_type}  {view.state}  {view.risk} risk  v{view.version}")
     print(f"  {plain(view.title)}")
-    rows = [
-        ("Planned", f"{local(view.planned_start, tz)} to {local(view.planned_end, tz)}"),
-        ("Targets", ", ".join(view.targets) or "-"),
-        ("Implementer", view.implementer or "-"),
-        ("Requested by", view.requested_by or "-"),
-        ("Approval", view.approval_rule),
-    ]
-    if view.template:
-        rows.append(("Template", view.template))
-    if view.actual_start:
-        rows.append(("Actual", f"{local(view.actual_start, tz)} to {local(view.actual_end, tz)}"))
-    if view.outcome:
-        rows.append(("Outcome", view.outcome + (" (review required)" if view.review_required else "")))
-    for label, text in (
-        ("Override", view.override_reason),
-        ("Rejected", view.rejection_reason),
-        ("Review", view.review_notes),
-    ):
-        if text:
-            rows.append((label, plain(text)))
-    for label, value in rows:
+
+    def window(start: datetime | None, end: datetime | None) -> str:
+        return f"{local(start, tz)} to {local(end, tz)}"
+
+    for label, value in view.fields(window(view.planned_start, view.planned_end), window, plain):
         print(f"  {label + ':':<14}{value}")
     if view.approvals:
         print("\nApprovals:")
         for a in view.approvals:
             when = local(a.decided_at, tz) if a.decided_at else ""
             print(f"  {a.login:<12} {a.decision:<9} {when}  {plain(a.reason or '')}".rstrip())
-    for label, text in (
-        ("Description", view.description),
-        ("Implementation plan", view.implementation_plan),
-        ("Back-out plan", view.backout_plan),
-        ("Test plan", view.test_plan),
-    ):
-        if text:
-            print(f"\n{label}:\n{plain(text)}")
+    for label, text in view.plans():
+        print(f"\n{label}:\n{plain(text)}")
     if view.conflicts:
         print("\nConflicts:")
         _print_conflicts(view.conflicts, tz)
@@ -267,26 +247,9 @@ def cmd_change_windows(desk: Desk, args: argparse.Namespace) -> int:
         windows = list(session.scalars(select(MaintenanceWindow).order_by(MaintenanceWindow.service)))
         blackouts = list(session.scalars(select(Blackout).order_by(Blackout.starts_at)))
         if args.json:
+            columns = MaintenanceWindow.__table__.columns.keys()  # every column, in the table's order
             data = {
-                "windows": [
-                    jsonable(
-                        {
-                            c: getattr(w, c)
-                            for c in (
-                                "id",
-                                "name",
-                                "service",
-                                "timezone",
-                                "rrule",
-                                "start_local",
-                                "duration_minutes",
-                                "valid_from",
-                                "valid_until",
-                            )
-                        }
-                    )
-                    for w in windows
-                ],
+                "windows": [jsonable({c: getattr(w, c) for c in columns}) for w in windows],
                 "blackouts": [
                     jsonable(
                         {

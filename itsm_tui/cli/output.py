@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 
 def plain(text: str) -> str:
@@ -19,13 +18,6 @@ def local(instant: datetime | None, tz: str) -> str:
     from zoneinfo import ZoneInfo
 
     return instant.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %Z")
-
-
-def jsonable(data: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: (v.astimezone(UTC).isoformat().replace("+00:00", "Z") if isinstance(v, datetime) else v)
-        for k, v in data.items()
-    }
 
 
 def print_table(headers: list[str], rows: list[list[str]]) -> None:

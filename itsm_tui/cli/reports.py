@@ -114,45 +114,31 @@ def cmd_report_handover(desk: Desk, args: argparse.Namespace) -> int:
         return 0
     tz = actor.timezone
     print(f"Shift handover, {local(result.now, tz)}")
+
+    def ticket(r: dict, state: str, *more: str) -> list[str]:
+        """A ticket's line: reference, priority, ``state``, group, assignee, ``more`` and the title."""
+        return [
+            r["ref"],
+            f"P{r['priority']}",
+            state,
+            r["group"] or "",
+            r["assignee"] or "-",
+            *more,
+            plain(r["title"])[:50],
+        ]
+
     sections = [
         (
             "Open P1/P2",
             result.major_open,
-            lambda r: [
-                r["ref"],
-                f"P{r['priority']}",
-                r["status"],
-                r["group"] or "",
-                r["assignee"] or "-",
-                local(r["resolution_due_at"], tz),
-                plain(r["title"])[:50],
-            ],
+            lambda r: ticket(r, r["status"], local(r["resolution_due_at"], tz)),
         ),
         (
             f"Breaches in the last {result.shift_hours} h",
             result.breaches,
-            lambda r: [
-                r["ref"],
-                f"P{r['priority']}",
-                r["status"],
-                r["group"] or "",
-                r["assignee"] or "-",
-                "response" if r["response_breached_at"] else "resolution",
-                plain(r["title"])[:50],
-            ],
+            lambda r: ticket(r, r["status"], "response" if r["response_breached_at"] else "resolution"),
         ),
-        (
-            "Pending on others",
-            result.pending_on_others,
-            lambda r: [
-                r["ref"],
-                f"P{r['priority']}",
-                r["pending_reason"] or "",
-                r["group"] or "",
-                r["assignee"] or "-",
-                plain(r["title"])[:50],
-            ],
-        ),
+        ("Pending on others", result.pending_on_others, lambda r: ticket(r, r["pending_reason"] or "")),
         (
             "Changes in the next 12 h",
             result.changes_next,

@@ -7,6 +7,7 @@ loading every other command (nor the services they use).
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -58,42 +59,26 @@ def _command_key(args: argparse.Namespace) -> str | None:
     return f"{args.command} {sub}" if sub else args.command
 
 
+# The module of itsm_tui.cli that handles each command.
+COMMAND_MODULES = {
+    "demo": "database",
+    "db": "database",
+    "user": "users",
+    "ticket": "tickets",
+    "sla": "sla",
+    "scheduler": "sla",
+    "serve": "serve",
+    "report": "reports",
+    "change": "changes",
+}
+
+
 def _handler(key: str | None) -> Handler | None:
     """The handler of ``COMMAND [ACTION]``, from the module of that command alone (none: the console)."""
-    if key is None:
+    module = COMMAND_MODULES.get(key.partition(" ")[0]) if key is not None else None
+    if key is None or module is None:
         return None
-    handlers: Mapping[str, Handler]
-    match key.partition(" ")[0]:
-        case "demo" | "db":
-            from itsm_tui.cli import database
-
-            handlers = database.HANDLERS
-        case "user":
-            from itsm_tui.cli import users
-
-            handlers = users.HANDLERS
-        case "ticket":
-            from itsm_tui.cli import tickets
-
-            handlers = tickets.HANDLERS
-        case "sla" | "scheduler":
-            from itsm_tui.cli import sla
-
-            handlers = sla.HANDLERS
-        case "serve":
-            from itsm_tui.cli import serve
-
-            handlers = serve.HANDLERS
-        case "report":
-            from itsm_tui.cli import reports
-
-            handlers = reports.HANDLERS
-        case "change":
-            from itsm_tui.cli import changes
-
-            handlers = changes.HANDLERS
-        case _:
-            return None
+    handlers: Mapping[str, Handler] = importlib.import_module(f"itsm_tui.cli.{module}").HANDLERS
     return handlers.get(key)
 
 

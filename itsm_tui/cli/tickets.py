@@ -7,7 +7,8 @@ import json
 from typing import TYPE_CHECKING
 
 from itsm_tui.cli.desk import CliError, Desk, Handler, with_desk
-from itsm_tui.cli.output import jsonable, local, plain, print_table
+from itsm_tui.cli.output import local, plain, print_table
+from itsm_tui.services.jsondata import jsonable
 
 if TYPE_CHECKING:
     from itsm_tui.models import Ticket

@@ -13,6 +13,7 @@ from itsm_tui.config import DeskConfig
 from itsm_tui.demo.roster import Staff
 from itsm_tui.demo.tables import FUTURE_DAYS, HISTORY_DAYS
 from itsm_tui.demo.writer import AuditFields, Row, Writer
+from itsm_tui.models import MaintenanceWindow
 from itsm_tui.services import audit
 
 
@@ -32,17 +33,7 @@ def write_changes(
     valid_from = w.instant(start_ts - 365 * 86400)
     w.insert(
         "maintenance_windows",
-        (
-            "id",
-            "name",
-            "service",
-            "timezone",
-            "rrule",
-            "start_local",
-            "duration_minutes",
-            "valid_from",
-            "valid_until",
-        ),
+        MaintenanceWindow.__table__.columns.keys(),
         [
             (i, n, s, "Europe/Berlin", r, t, d, valid_from, None)
             for i, (n, s, r, t, d) in enumerate(windows, start=1)
@@ -182,6 +173,27 @@ def write_changes(
         return change_id
 
     services = [s for s in titles if s in config.services]
+
+    def add_random_change(
+        service: str, ctype: str, state: str, start: float, hours: tuple[int, ...], outcome: str | None = None
+    ) -> None:
+        """A change of ``service`` on one of its CIs (if it has any), by a random implementer."""
+        cis = config.services[service].cis
+        ci = rng.choice(cis) if cis else None
+        add_change(
+            rng.choice(titles[service]),
+            ctype,
+            state,
+            rng.choice(("low", "medium", "high")),
+            start,
+            rng.choice(hours),
+            service,
+            ci,
+            rng.choice(implementers),
+            outcome,
+            template="std-patch" if ctype == "standard" else None,
+        )
+
     # Past changes: mostly successful, some failed or backed out awaiting review.
     for _ in range(40):
         service = rng.choice(services)
@@ -193,20 +205,7 @@ def write_changes(
             state = "closed"
         else:
             state = "review" if rng.random() < 0.5 else "closed"
-        ci = rng.choice(config.services[service].cis) if config.services[service].cis else None
-        add_change(
-            rng.choice(titles[service]),
-            ctype,
-            state,
-            rng.choice(("low", "medium", "high")),
-            start,
-            rng.choice((1, 2, 4)),
-            service,
-            ci,
-            rng.choice(implementers),
-            outcome,
-            template="std-patch" if ctype == "standard" else None,
-        )
+        add_random_change(service, ctype, state, start, (1, 2, 4), outcome)
     # Future changes: in the pipeline.
     for _ in range(20):
         service = rng.choice(services)
@@ -218,19 +217,7 @@ def write_changes(
             if ctype == "normal"
             else "scheduled"
         )
-        ci = rng.choice(config.services[service].cis) if config.services[service].cis else None
-        add_change(
-            rng.choice(titles[service]),
-            ctype,
-            state,
-            rng.choice(("low", "medium", "high")),
-            start,
-            rng.choice((1, 2, 3)),
-            service,
-            ci,
-            rng.choice(implementers),
-            template="std-patch" if ctype == "standard" else None,
-        )
+        add_random_change(service, ctype, state, start, (1, 2, 3))
     # Two changes on one switch in overlapping windows, and one planned inside the quarter-end freeze.
     clash = (end + timedelta(days=5)).replace(hour=21, minute=0).timestamp()
     net = [s for s in implementers if "NET-L2" in s.groups] or implementers

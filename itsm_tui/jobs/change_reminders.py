@@ -75,14 +75,8 @@ def _awaiting_approval(session: Session, managers: list[int], now: datetime) -> 
             Change.change_type == "emergency", Change.state.in_(("submitted", "assessed"))
         )
     ):
-        sent += notifications.notify(
-            session,
-            [m for m in managers if m != emergency.requested_by_id],
-            kind="change_approval",
-            event_key=f"change_approval:{emergency.id}",
-            entity=("change", emergency.id),
-            message=f"Emergency change {emergency.ref} awaits your approval: {emergency.title}",
-            now=now,
+        sent += changes.notify_emergency_approval(
+            session, managers, emergency.id, emergency.ref, emergency.title, emergency.requested_by_id, now
         )
     return sent
 

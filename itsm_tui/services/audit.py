@@ -6,7 +6,7 @@ through this module, so that every row is written the same way (values as text, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -115,13 +115,48 @@ def set_field(
     actor_id: int | None,
     at: datetime,
     action: str = "update",
+    names: Callable[[Any, Any], tuple[str | None, str | None]] | None = None,
 ) -> bool:
-    """Set ``record_obj.field`` to ``value`` and audit it; nothing happens when the value is unchanged."""
+    """Set ``record_obj.field`` to ``value`` and audit it; nothing happens when the value is unchanged.
+
+    With ``names``, the field holds another row's id and is audited by that row's name: as the field less its
+    ``_id``, with the names ``names`` gives for the old and the new id (asked once the field is set).
+    """
     old = getattr(record_obj, field)
     if old == value:
         return False
     setattr(record_obj, field, value)
-    record(
+    if names is None:
+        record_for(session, entity_type, record_obj, actor_id, at, action, field, value, old)
+    else:
+        old_name, new_name = names(old, value)
+        record_for(
+            session,
+            entity_type,
+            record_obj,
+            actor_id,
+            at,
+            action,
+            field.removesuffix("_id"),
+            new_name,
+            old_name,
+        )
+    return True
+
+
+def record_for(
+    session: Session,
+    entity_type: str,
+    record_obj: Any,
+    actor_id: int | None,
+    at: datetime,
+    action: str,
+    field: str | None,
+    new: Any,
+    old: Any = None,
+) -> AuditEvent:
+    """:func:`record` one event of ``record_obj`` (a row with an ``id``), its fields given in their order."""
+    return record(
         session,
         entity_type=entity_type,
         entity_id=record_obj.id,
@@ -130,9 +165,8 @@ def set_field(
         action=action,
         field=field,
         old=old,
-        new=value,
+        new=new,
     )
-    return True
 
 
 def last_change(session: Session, entity_type: str, entity_id: int) -> tuple[str, datetime] | None:

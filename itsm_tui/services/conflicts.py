@@ -23,13 +23,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrule, rrulestr
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, Row, Select, or_, select
 from sqlalchemy.orm import Session
 
 from itsm_tui.models import Blackout, Change, ChangeTarget, MaintenanceWindow, User
+from itsm_tui.services import jsondata
 
 # States in which a change holds its slot on the calendar (drafts are tentative, the rest are over).
 LIVE_STATES = ("submitted", "assessed", "approved", "scheduled", "implementing")
@@ -38,6 +40,13 @@ LIVE_STATES = ("submitted", "assessed", "approved", "scheduled", "implementing")
 # "warning" is advice; "overridden" is a blackout an emergency change may enter with a recorded reason.
 KINDS = ("overlap", "implementer", "blackout", "outside_window")
 SEVERITY_ORDER = {"blocked": 0, "conflict": 1, "warning": 2, "overridden": 3}
+# How a list of conflicts marks each severity (the change screen and the command line alike).
+SEVERITY_LABEL = {
+    "blocked": "BLOCKED",
+    "conflict": "CONFLICT",
+    "warning": "warning",
+    "overridden": "override",
+}
 
 
 @dataclass(frozen=True)
@@ -135,7 +144,7 @@ class Conflict:
     @property
     def key(self) -> str:
         """A short stable identity (for notifying each conflict once); moving a change gives a new one."""
-        detail = f"{self.resource}|{_iso(self.start)}|{_iso(self.end)}".encode()
+        detail = f"{self.resource}|{jsondata.instant(self.start)}|{jsondata.instant(self.end)}".encode()
         return f"{self.kind}:{','.join(self.refs)}:{hashlib.sha1(detail).hexdigest()[:12]}"
 
     def as_json(self) -> dict:
@@ -144,14 +153,10 @@ class Conflict:
             "severity": self.severity,
             "changes": list(self.refs),
             "resource": self.resource,
-            "start": _iso(self.start),
-            "end": _iso(self.end),
+            "start": jsondata.instant(self.start),
+            "end": jsondata.instant(self.end),
             "message": self.message,
         }
-
-
-def _iso(instant: datetime) -> str:
-    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _span(start: datetime, end: datetime) -> str:
@@ -480,7 +485,20 @@ def planned_changes(
         if implementer_id is not None:
             either.append(Change.implementer_id == implementer_id)
         conditions.append(or_(*either))
-    rows = session.execute(
+    rows = session.execute(changes_select().where(*conditions))
+    targets = targets_where(session, conditions)
+    result = []
+    for row in rows:
+        if row.planned_start is None or row.planned_end is None:  # never: the window conditions say so
+            continue
+        result.append(planned_from(row, targets.get(row.id, ())))
+    return result
+
+
+def changes_select(*columns: Any) -> Select[Any]:
+    """Changes in planned order with what :func:`planned_from` reads (the implementer's login joined), and
+    ``columns`` beside."""
+    return (
         select(
             Change.id,
             Change.ref,
@@ -491,33 +509,28 @@ def planned_changes(
             Change.implementer_id,
             Change.override_reason,
             User.login,
+            *columns,
         )
         .outerjoin(User, User.id == Change.implementer_id)
-        .where(*conditions)
         .order_by(Change.planned_start, Change.id)
-    ).tuples()
-    targets = targets_where(session, conditions)
-    result = []
-    for change_id, ref, change_type, state, begin, finish, implementer, override, login in rows:
-        if begin is None or finish is None:  # never: the window conditions leave out unplanned changes
-            continue
-        mine = targets.get(change_id, ())
-        result.append(
-            Planned(
-                change_id,
-                ref,
-                change_type,
-                state,
-                begin,
-                finish,
-                frozenset(service for service, _ in mine),
-                frozenset(ci for _, ci in mine if ci),
-                implementer,
-                login,
-                override,
-            )
-        )
-    return result
+    )
+
+
+def planned_from(row: Row[Any], targets: Sequence[tuple[str, str | None]]) -> Planned:
+    """A change read by :func:`changes_select`, with its targets (service, CI or None), as checks see it."""
+    return Planned(
+        row.id,
+        row.ref,
+        row.change_type,
+        row.state,
+        row.planned_start,
+        row.planned_end,
+        frozenset(service for service, _ in targets),
+        frozenset(ci for _, ci in targets if ci),
+        row.implementer_id,
+        row.login,
+        row.override_reason,
+    )
 
 
 def targets_where(session: Session, conditions: list) -> dict[int, list[tuple[str, str | None]]]:

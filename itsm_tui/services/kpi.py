@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import Float, case, cast, delete, func, insert, literal_column, select, true
 from sqlalchemy.orm import Session
@@ -141,31 +142,28 @@ def _day_rows(session: Session, first: datetime, end: datetime) -> dict[tuple, d
             return (func.julianday(later) - func.julianday(earlier)) * 86400.0
         return cast(func.extract("epoch", later - earlier), Float)  # numeric otherwise
 
-    opened_day = day_of(Ticket.opened_at)
-    for r in session.execute(
-        select(
-            opened_day.label("day"),
-            group_key.label("g"),
-            Ticket.priority,
-            func.count().label("opened"),
-            func.count(Ticket.responded_at).label("responded"),
-            func.coalesce(func.sum(seconds(Ticket.responded_at, Ticket.opened_at)), 0).label(
-                "response_seconds"
-            ),
-            func.sum(
-                case(
-                    (Ticket.responded_at.is_not(None) | Ticket.response_breached_at.is_not(None), 1), else_=0
-                )
-            ).label("response_decided"),
-            func.sum(case((Ticket.responded_at <= Ticket.response_due_at, 1), else_=0)).label("response_met"),
-        )
-        .where(Ticket.opened_at >= first, Ticket.opened_at < end)
-        .group_by(opened_day, group_key, Ticket.priority)
-    ):
-        target = rows[(_as_date(r.day), r.g, r.priority)]
-        for name in ("opened", "responded", "response_seconds", "response_decided", "response_met"):
-            target[name] += getattr(r, name) or 0
-    resolved_day = day_of(Ticket.resolved_at)
+    def add_sums(instant: Any, *sums: Any, join_on: Any = None) -> None:
+        """Add the sums over the rows whose ``instant`` lies in [first, end), by day, group and priority."""
+        day = day_of(instant)
+        stmt = select(day.label("day"), group_key.label("g"), Ticket.priority, *sums)
+        if join_on is not None:
+            stmt = stmt.join(Ticket, join_on)
+        stmt = stmt.where(instant >= first, instant < end).group_by(day, group_key, Ticket.priority)
+        for row in session.execute(stmt):
+            target = rows[(_as_date(row.day), row.g, row.priority)]
+            for name in row._fields[3:]:  # the sums, labelled as in SUMS
+                target[name] += getattr(row, name) or 0
+
+    add_sums(
+        Ticket.opened_at,
+        func.count().label("opened"),
+        func.count(Ticket.responded_at).label("responded"),
+        func.coalesce(func.sum(seconds(Ticket.responded_at, Ticket.opened_at)), 0).label("response_seconds"),
+        func.sum(
+            case((Ticket.responded_at.is_not(None) | Ticket.response_breached_at.is_not(None), 1), else_=0)
+        ).label("response_decided"),
+        func.sum(case((Ticket.responded_at <= Ticket.response_due_at, 1), else_=0)).label("response_met"),
+    )
     first_contact = case(
         (
             (Ticket.kind == "incident")
@@ -177,53 +175,23 @@ def _day_rows(session: Session, first: datetime, end: datetime) -> dict[tuple, d
         ),
         else_=0,
     )
-    for r in session.execute(
-        select(
-            resolved_day.label("day"),
-            group_key.label("g"),
-            Ticket.priority,
-            func.count().label("resolved"),
-            func.sum(seconds(Ticket.resolved_at, Ticket.opened_at)).label("resolve_seconds"),
-            func.coalesce(func.sum(Ticket.resolution_business_seconds), 0).label("resolve_business_seconds"),
-            func.sum(case((Ticket.resolved_at <= Ticket.resolution_due_at, 1), else_=0)).label(
-                "resolution_met"
-            ),
-            func.sum(case((Ticket.kind == "incident", 1), else_=0)).label("incidents_resolved"),
-            func.sum(first_contact).label("first_contact"),
-            func.sum(case((Ticket.reopen_count > 0, 1), else_=0)).label("reopened"),
-            func.sum(case((Ticket.escalation_count > 0, 1), else_=0)).label("escalated"),
-        )
-        .where(Ticket.resolved_at >= first, Ticket.resolved_at < end)
-        .group_by(resolved_day, group_key, Ticket.priority)
-    ):
-        target = rows[(_as_date(r.day), r.g, r.priority)]
-        for name in (
-            "resolved",
-            "resolve_seconds",
-            "resolve_business_seconds",
-            "resolution_met",
-            "incidents_resolved",
-            "first_contact",
-            "reopened",
-            "escalated",
-        ):
-            target[name] += getattr(r, name) or 0
-    rated_day = day_of(SatisfactionRating.rated_at)
-    for r in session.execute(
-        select(
-            rated_day.label("day"),
-            group_key.label("g"),
-            Ticket.priority,
-            func.count().label("rated"),
-            func.sum(case((SatisfactionRating.score >= 4, 1), else_=0)).label("satisfied"),
-        )
-        .join(Ticket, Ticket.id == SatisfactionRating.ticket_id)
-        .where(SatisfactionRating.rated_at >= first, SatisfactionRating.rated_at < end)
-        .group_by(rated_day, group_key, Ticket.priority)
-    ):
-        target = rows[(_as_date(r.day), r.g, r.priority)]
-        target["rated"] += r.rated or 0
-        target["satisfied"] += r.satisfied or 0
+    add_sums(
+        Ticket.resolved_at,
+        func.count().label("resolved"),
+        func.sum(seconds(Ticket.resolved_at, Ticket.opened_at)).label("resolve_seconds"),
+        func.coalesce(func.sum(Ticket.resolution_business_seconds), 0).label("resolve_business_seconds"),
+        func.sum(case((Ticket.resolved_at <= Ticket.resolution_due_at, 1), else_=0)).label("resolution_met"),
+        func.sum(case((Ticket.kind == "incident", 1), else_=0)).label("incidents_resolved"),
+        func.sum(first_contact).label("first_contact"),
+        func.sum(case((Ticket.reopen_count > 0, 1), else_=0)).label("reopened"),
+        func.sum(case((Ticket.escalation_count > 0, 1), else_=0)).label("escalated"),
+    )
+    add_sums(
+        SatisfactionRating.rated_at,
+        func.count().label("rated"),
+        func.sum(case((SatisfactionRating.score >= 4, 1), else_=0)).label("satisfied"),
+        join_on=Ticket.id == SatisfactionRating.ticket_id,
+    )
     return rows
 
 
@@ -412,27 +380,11 @@ def report(
     snapshot = operational_snapshot(session, now or datetime.now(UTC), group=group)
     result.backlog, result.backlog_by_age = snapshot.open, snapshot.by_age
     result.workload = snapshot.workload
-    values = {
-        "sla_resolution": result.sla_resolution_pct,
-        "sla_response": result.sla_response_pct,
-        "fcr": result.fcr_pct,
-        "csat": result.csat_pct,
-        "mttr_hours": result.mttr_hours,
-        "reopen_rate": result.reopen_rate_pct,
-        "change_success": result.change_success_pct,
-    }
+    values = _target_values(result)
     previous = None
     if with_previous:
         previous = report(session, config, period.previous(), group, with_previous=False, now=now)
-        previous_values = {
-            "sla_resolution": previous.sla_resolution_pct,
-            "sla_response": previous.sla_response_pct,
-            "fcr": previous.fcr_pct,
-            "csat": previous.csat_pct,
-            "mttr_hours": previous.mttr_hours,
-            "reopen_rate": previous.reopen_rate_pct,
-            "change_success": previous.change_success_pct,
-        }
+        previous_values = _target_values(previous)
     for name, target in config.kpi_targets.items():
         value = values[name]
         result.headline.append(
@@ -447,6 +399,19 @@ def report(
             )
         )
     return result
+
+
+def _target_values(result: KpiReport) -> dict[str, float | None]:
+    """The figures of a report that kpi.toml sets targets for, by the target's name."""
+    return {
+        "sla_resolution": result.sla_resolution_pct,
+        "sla_response": result.sla_response_pct,
+        "fcr": result.fcr_pct,
+        "csat": result.csat_pct,
+        "mttr_hours": result.mttr_hours,
+        "reopen_rate": result.reopen_rate_pct,
+        "change_success": result.change_success_pct,
+    }
 
 
 def _changes(session: Session, period: Period, result: KpiReport) -> None:

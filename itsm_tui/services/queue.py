@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -31,6 +32,7 @@ from sqlalchemy.orm import Session
 from itsm_tui.config import DeskConfig
 from itsm_tui.models import TICKET_STATUSES, Group, Ticket, User
 from itsm_tui.services import sla
+from itsm_tui.services.tickets.reading import LIST_COLUMNS, with_names
 from itsm_tui.services.users import Actor
 
 PAGE_SIZE = 50
@@ -122,10 +124,11 @@ def parse_filter(text: str, actor: Actor | None = None) -> Filter:
                 raise FilterError(f"p: takes priorities 1 to 5, not {value!r}")
             result = replace(result, priorities=result.priorities + priorities)
         elif name == "status":
-            statuses = tuple(v.lower() for v in values)
-            for status in statuses:
-                if status not in TICKET_STATUSES:
-                    raise FilterError(f"status: {status!r} is not a status; use {', '.join(TICKET_STATUSES)}")
+            statuses = _among(
+                values,
+                TICKET_STATUSES,
+                lambda v: f"status: {v!r} is not a status; use {', '.join(TICKET_STATUSES)}",
+            )
             result = replace(result, statuses=result.statuses + statuses)
         elif name == "group":
             result = replace(result, groups=result.groups + tuple(v.lower() for v in values))
@@ -135,12 +138,18 @@ def parse_filter(text: str, actor: Actor | None = None) -> Filter:
         elif name == "svc":
             result = replace(result, services=result.services + tuple(v.lower() for v in values))
         elif name == "sla":
-            states = tuple(v.lower() for v in values)
-            for state in states:
-                if state not in SLA_TOKENS:
-                    raise FilterError(f"sla: takes {', '.join(SLA_TOKENS)}, not {state!r}")
+            states = _among(values, SLA_TOKENS, lambda v: f"sla: takes {', '.join(SLA_TOKENS)}, not {v!r}")
             result = replace(result, sla=result.sla + states)
     return result
+
+
+def _among(values: list[str], allowed: tuple[str, ...], refusal: Callable[[str], str]) -> tuple[str, ...]:
+    """A token's values in lower case; the first one not ``allowed`` is refused in ``refusal``'s words."""
+    lowered = tuple(v.lower() for v in values)
+    for value in lowered:
+        if value not in allowed:
+            raise FilterError(refusal(value))
+    return lowered
 
 
 _EXAMPLES = {
@@ -403,30 +412,18 @@ def _page_statement(query: QueueQuery, dialect: str, search_index: bool, how: st
         page = page.offset(bindparam("page_offset", type_=Integer))
     chosen = page.subquery()
     page_keys = [*[chosen.c[f"k{i}"] for i in range(len(sort_columns))], chosen.c.page_id]
-    return (
-        select(
-            Ticket.id,
-            Ticket.ref,
-            Ticket.priority,
-            Ticket.status,
-            Ticket.title,
-            Ticket.requester,
-            Group.code.label("group"),
-            User.login.label("assignee"),
-            Ticket.service,
-            Ticket.opened_at,
-            Ticket.updated_at,
-            Ticket.resolved_at,
-            Ticket.resolution_warn_at,
-            Ticket.resolution_due_at,
-            Ticket.paused_at,
-            *page_keys[:-1],
-        )
-        .join(chosen, chosen.c.page_id == Ticket.id)
-        .outerjoin(Group, Group.id == Ticket.group_id)
-        .outerjoin(User, User.id == Ticket.assignee_id)
-        .order_by(*[c.desc() if descending else c.asc() for c in page_keys])
-    )
+    rows = select(
+        *LIST_COLUMNS,
+        Ticket.service,
+        Ticket.opened_at,
+        Ticket.updated_at,
+        Ticket.resolved_at,
+        Ticket.resolution_warn_at,
+        Ticket.resolution_due_at,
+        Ticket.paused_at,
+        *page_keys[:-1],
+    ).join(chosen, chosen.c.page_id == Ticket.id)
+    return with_names(rows).order_by(*[c.desc() if descending else c.asc() for c in page_keys])
 
 
 def count(session: Session, query: QueueQuery) -> int:

@@ -18,6 +18,7 @@ from itsm_tui.models import Group, GroupMembership, RoleMembership, User, utcnow
 from itsm_tui.services import audit
 from itsm_tui.services.access import PermissionDenied, require
 from itsm_tui.services.errors import NotFound, ValidationError
+from itsm_tui.services.inputs import known_timezone
 
 LOGIN_PATTERN = re.compile(r"[a-z_][a-z0-9_.-]{0,63}", re.IGNORECASE)
 
@@ -138,12 +139,7 @@ def add_user(
     if not roles:
         raise ValidationError("role", f"give at least one --role ({', '.join(ROLES)})")
     _check_roles(roles)
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationError("timezone", f"unknown time zone {timezone!r} (e.g. Europe/Berlin)") from None
+    known_timezone(timezone)
     first = session.scalar(select(func.count()).select_from(User)) == 0
     actor_id = None
     if first:
@@ -161,26 +157,11 @@ def add_user(
     user.groups = [GroupMembership(group_id=g.id) for g in group_rows]
     session.add(user)
     session.flush()
-    audit.record(
-        session,
-        entity_type="user",
-        entity_id=user.id,
-        actor_id=actor_id or user.id,
-        at=now,
-        action="create",
-        field="roles",
-        new=",".join(sorted(set(roles))),
-    )
+    by = actor_id or user.id
+    audit.record_for(session, "user", user, by, now, "create", "roles", ",".join(sorted(set(roles))))
     if group_rows:
-        audit.record(
-            session,
-            entity_type="user",
-            entity_id=user.id,
-            actor_id=actor_id or user.id,
-            at=now,
-            action="create",
-            field="groups",
-            new=",".join(g.code for g in group_rows),
+        audit.record_for(
+            session, "user", user, by, now, "create", "groups", ",".join(g.code for g in group_rows)
         )
     return user
 
@@ -213,17 +194,8 @@ def change_roles(
         user.roles = [m for m in user.roles if m.role in new_roles] + [
             RoleMembership(role=r) for r in sorted(new_roles - old_roles)
         ]
-        audit.record(
-            session,
-            entity_type="user",
-            entity_id=user.id,
-            actor_id=actor.id,
-            at=now,
-            action="update",
-            field="roles",
-            old=",".join(sorted(old_roles)),
-            new=",".join(sorted(new_roles)),
-        )
+        old, new = ",".join(sorted(old_roles)), ",".join(sorted(new_roles))
+        audit.record_for(session, "user", user, actor.id, now, "update", "roles", new, old)
     old_groups = {m.group.code for m in user.groups}
     leads = {g.code for g in _groups_by_code(session, list(lead_of))}
     wanted = {g.code: g for g in _groups_by_code(session, [*old_groups, *add_groups, *lead_of])}
@@ -237,17 +209,9 @@ def change_roles(
             if code in leads:
                 kept[code].is_lead = True
         user.groups = list(kept.values())
-        audit.record(
-            session,
-            entity_type="user",
-            entity_id=user.id,
-            actor_id=actor.id,
-            at=now,
-            action="update",
-            field="groups",
-            old=",".join(sorted(old_groups)),
-            new=",".join(sorted(wanted)) + (f" (lead of {','.join(sorted(leads))})" if leads else ""),
-        )
+        lead = f" (lead of {','.join(sorted(leads))})" if leads else ""
+        old, new = ",".join(sorted(old_groups)), ",".join(sorted(wanted)) + lead
+        audit.record_for(session, "user", user, actor.id, now, "update", "groups", new, old)
     return user
 
 

@@ -20,10 +20,10 @@ stale version is refused with :class:`StaleEdit`. Screens get plain dataclasses,
 
 The modules, each importing only those above it: ``rules`` (types, transitions, actions), ``reading``
 (changes by reference, lists, shared lookups), ``helpers`` (versions, audited fields, validation),
-``permissions`` (one guard per action, and what a viewer may do), ``presenter`` (:func:`view`),
-``creating`` (new changes and previews), ``notices`` (conflict notifications), ``approvals`` (the CAB),
-``lifecycle`` (the other steps), ``calendar_data`` and ``windows`` (maintenance windows and blackouts).
-Callers import from the package.
+``permissions`` (one guard per action, what a viewer may do, and the start of every step), ``presenter``
+(:func:`view`), ``creating`` (new changes and previews), ``notices`` (conflict and approval notifications),
+``approvals`` (the CAB), ``lifecycle`` (the other steps), ``calendar_data`` and ``windows`` (maintenance
+windows and blackouts). Callers import from the package.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from itsm_tui.services.changes.lifecycle import (
     start_review,
     submit,
 )
-from itsm_tui.services.changes.notices import notify_conflicts
+from itsm_tui.services.changes.notices import notify_conflicts, notify_emergency_approval
 from itsm_tui.services.changes.permissions import GUARDS, Guard, available_actions, enforce
 from itsm_tui.services.changes.presenter import ApprovalView, ChangeView, HistoryItem, view
 from itsm_tui.services.changes.reading import (
@@ -107,6 +107,7 @@ __all__ = [
     "get_change",
     "list_changes",
     "notify_conflicts",
+    "notify_emergency_approval",
     "parse_targets",
     "planned_of",
     "preview",

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 from itsm_tui.config import DeskConfig
 from itsm_tui.models import Change, ChangeApproval, Group, GroupMembership, RoleMembership, User
 from itsm_tui.services import notifications
-from itsm_tui.services.changes.helpers import _flush, _load, _move, _note, _now, _set
-from itsm_tui.services.changes.permissions import enforce
+from itsm_tui.services.changes.helpers import _finish, _move, _note, _now, _set
+from itsm_tui.services.changes.permissions import begin
 from itsm_tui.services.changes.reading import _login_pair, _logins
 from itsm_tui.services.changes.rules import RISKS
 from itsm_tui.services.errors import ServiceError, ValidationError
@@ -86,8 +86,7 @@ def assess(
 ) -> Change:
     """A change manager assesses a submitted normal change and asks the CAB members the rule names."""
     now = _now(now)
-    change = _load(session, ref, expected_version)
-    enforce(session, config, actor, change, "assess", now)
+    change = begin(session, config, actor, ref, "assess", expected_version, now)
     if risk:
         risk = risk.strip().lower()
         if risk not in RISKS:
@@ -125,9 +124,7 @@ def assess(
         now=now,
         exclude=actor.id,
     )
-    change.updated_at = now
-    _flush(session, change, expected_version)
-    return change
+    return _finish(session, change, expected_version, now)
 
 
 def approve(
@@ -177,9 +174,8 @@ def decide(
     reason = (reason or "").strip() or None
     if not approve and not reason:
         raise ValidationError("reason", "say why the change is rejected (the requester reads it)")
-    change = _load(session, ref, expected_version)
     action = "approve" if approve else "reject"
-    enforce(session, config, actor, change, action, now)
+    change = begin(session, config, actor, ref, action, expected_version, now)
     decision = "approved" if approve else "rejected"
     mine = next((a for a in change.approvals if a.approver_id == actor.id), None)
     if mine is None:  # an emergency change: the change manager's own row
@@ -224,6 +220,4 @@ def decide(
             now=now,
             exclude=actor.id,
         )
-    change.updated_at = now
-    _flush(session, change, expected_version)
-    return change
+    return _finish(session, change, expected_version, now)

@@ -8,9 +8,9 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from itsm_tui.models import Blackout, Change, MaintenanceWindow, User
+from itsm_tui.models import Blackout, Change, MaintenanceWindow
 from itsm_tui.services import conflicts
-from itsm_tui.services.changes.reading import ChangeRow
+from itsm_tui.services.changes.reading import ChangeRow, _change_row
 from itsm_tui.services.conflicts import Conflict, Planned
 
 
@@ -44,72 +44,18 @@ def calendar(session: Session, start: datetime, end: datetime, *, limit: int = 5
     """Everything the calendar draws for a range: each change read once (two queries) serves both the rows
     and the conflict check among the live ones."""
     in_range = [Change.planned_start < end, Change.planned_end > start]
-    rows = (
-        session.execute(
-            select(
-                Change.id,
-                Change.ref,
-                Change.title,
-                Change.change_type,
-                Change.state,
-                Change.risk,
-                Change.planned_start,
-                Change.planned_end,
-                Change.version,
-                Change.implementer_id,
-                Change.override_reason,
-                User.login,
-            )
-            .outerjoin(User, User.id == Change.implementer_id)
-            .where(*in_range)
-            .order_by(Change.planned_start, Change.id)
-            .limit(limit + 1)
-        )
-        .tuples()
-        .all()
-    )
+    rows = session.execute(
+        conflicts.changes_select(Change.title, Change.risk, Change.version).where(*in_range).limit(limit + 1)
+    ).all()
     truncated = len(rows) > limit
     targets = conflicts.targets_where(session, in_range)
     change_rows: list[ChangeRow] = []
     planned: list[Planned] = []
-    for (
-        change_id,
-        ref,
-        title,
-        kind,
-        state,
-        risk,
-        begin,
-        finish,
-        version,
-        implementer,
-        override,
-        login,
-    ) in rows[:limit]:
-        mine = targets.get(change_id, ())
-        services = frozenset(service for service, _ in mine)
-        change_rows.append(
-            ChangeRow(
-                ref,
-                title,
-                kind,
-                state,
-                risk,
-                begin,
-                finish,
-                tuple(sorted(services)),
-                change_id,
-                login,
-                version,
-            )
-        )
-        if state in conflicts.LIVE_STATES:
-            cis = frozenset(ci for _, ci in mine if ci)
-            planned.append(
-                Planned(
-                    change_id, ref, kind, state, begin, finish, services, cis, implementer, login, override
-                )
-            )
+    for row in rows[:limit]:
+        mine = targets.get(row.id, ())
+        change_rows.append(_change_row(row, {service for service, _ in mine}))
+        if row.state in conflicts.LIVE_STATES:
+            planned.append(conflicts.planned_from(row, mine))
     windows = conflicts.window_specs(session)
     blackouts = conflicts.blackout_specs(session, start, end)
     return CalendarData(

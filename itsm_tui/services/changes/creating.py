@@ -11,11 +11,12 @@ from sqlalchemy.orm import Session
 
 from itsm_tui.config import DeskConfig
 from itsm_tui.models import Change, ChangeTarget, User
-from itsm_tui.services import audit, conflicts
+from itsm_tui.services import conflicts
 from itsm_tui.services.access import require
 from itsm_tui.services.changes.helpers import (
     _implementer,
     _new_window,
+    _note,
     _now,
     _validate_title,
     _window,
@@ -100,16 +101,7 @@ def create_change(
         ("implementer", values.implementer.login if values.implementer else None),
     ):
         if value is not None:
-            audit.record(
-                session,
-                entity_type="change",
-                entity_id=change.id,
-                actor_id=actor.id,
-                at=now,
-                action="create",
-                field=name,
-                new=value,
-            )
+            _note(session, change, actor, now, "create", name, value)
     return change
 
 

@@ -6,17 +6,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
 from itsm_tui.config import DeskConfig
 from itsm_tui.models import Change, User, utc_or_now
-from itsm_tui.services import audit
+from itsm_tui.services import audit, versions
 from itsm_tui.services.access import PermissionDenied
 from itsm_tui.services.changes.reading import _login_of, _logins, get_change
 from itsm_tui.services.changes.rules import TITLE_MAX, TRANSITIONS
-from itsm_tui.services.errors import InvalidTransition, StaleEdit, ValidationError
+from itsm_tui.services.errors import InvalidTransition, ValidationError
+from itsm_tui.services.inputs import active_user, known_service, required_title
 from itsm_tui.services.users import Actor
 
 
@@ -33,30 +32,25 @@ def _instant(field_name: str, value: datetime | None) -> datetime | None:
 
 
 def _check_version(session: Session, change: Change, expected_version: int | None) -> None:
-    if expected_version is not None and change.version != expected_version:
-        last = audit.last_change(session, "change", change.id)
-        who, when = last if last else (None, None)
-        raise StaleEdit(change.ref, expected_version, change.version, who, when)
+    versions.check_version(session, "change", change, expected_version)
 
 
 def _flush(session: Session, change: Change, expected_version: int | None) -> None:
     """Write now; a concurrent save that won the race turns into :class:`StaleEdit`."""
-    change_id, ref, loaded_version = change.id, change.ref, change.version
-    try:
-        session.flush()
-    except StaleDataError:
-        reader = session.get_bind().execution_options(sqlite_begin="DEFERRED")
-        with Session(bind=reader) as fresh:
-            current = fresh.scalar(select(Change.version).where(Change.id == change_id)) or 0
-            last = audit.last_change(fresh, "change", change_id)
-        who, when = last if last else (None, None)
-        raise StaleEdit(ref, expected_version or loaded_version, current, who, when) from None
+    versions.flush(session, "change", change, expected_version)
 
 
 def _load(session: Session, ref: str, expected_version: int | None) -> Change:
     """The change, row-locked on PostgreSQL: two approvers' decisions are counted one after the other."""
     change = get_change(session, ref, for_update=True)
     _check_version(session, change, expected_version)
+    return change
+
+
+def _finish(session: Session, change: Change, expected_version: int | None, now: datetime) -> Change:
+    """The end of every lifecycle step: the change was updated at ``now``, and the step is written."""
+    change.updated_at = now
+    _flush(session, change, expected_version)
     return change
 
 
@@ -72,25 +66,14 @@ def _set(
     actor_id = actor.id if actor else None
     if name != "implementer_id":
         return audit.set_field(session, change, "change", name, value, actor_id, now, action)
-    old = change.implementer_id
-    if old == value:
-        return False
-    if value is not None and not isinstance(value, int):
+    if value != change.implementer_id and value is not None and not isinstance(value, int):
         raise TypeError(f"implementer_id is a user id, not {value!r}")
-    change.implementer_id = value
-    names = _logins(session, [old, value])
-    audit.record(
-        session,
-        entity_type="change",
-        entity_id=change.id,
-        actor_id=actor_id,
-        at=now,
-        action=action,
-        field="implementer",
-        old=_login_of(names, old),
-        new=_login_of(names, value),
-    )
-    return True
+
+    def logins(old: int | None, new: int | None) -> tuple[str | None, str | None]:
+        names = _logins(session, [old, new])
+        return _login_of(names, old), _login_of(names, new)
+
+    return audit.set_field(session, change, "change", name, value, actor_id, now, action, logins)
 
 
 def _move(
@@ -103,18 +86,9 @@ def _move(
 
 
 def _note(
-    session: Session, change: Change, actor: Actor | None, now: datetime, action: str, name: str, text: str
+    session: Session, change: Change, actor: Actor | None, now: datetime, action: str, name: str, text: object
 ) -> None:
-    audit.record(
-        session,
-        entity_type="change",
-        entity_id=change.id,
-        actor_id=actor.id if actor else None,
-        at=now,
-        action=action,
-        field=name,
-        new=text,
-    )
+    audit.record_for(session, "change", change, actor.id if actor else None, now, action, name, text)
 
 
 def _require_state(change: Change, wanted: str, *states: str) -> None:
@@ -132,12 +106,7 @@ def _denied(permission: str, actor: Actor, detail: str) -> PermissionDenied:
 
 
 def _validate_title(title: str | None) -> str:
-    title = (title or "").strip()
-    if not title:
-        raise ValidationError("title", "a title is required (one line saying what changes)")
-    if len(title) > TITLE_MAX:
-        raise ValidationError("title", f"the title is {len(title)} characters; keep it within {TITLE_MAX}")
-    return title
+    return required_title(title, "one line saying what changes", TITLE_MAX)
 
 
 def parse_targets(config: DeskConfig, items: Iterable[str]) -> list[tuple[str, str | None]]:
@@ -160,11 +129,7 @@ def parse_targets(config: DeskConfig, items: Iterable[str]) -> list[tuple[str, s
                         f"configuration item",
                     )
                 service, ci = owner.code, service
-            service = service.lower()
-            if service not in config.services:
-                raise ValidationError(
-                    "targets", f"unknown service {service!r}; use one of {', '.join(config.services)}"
-                )
+            service = known_service(config, service, "targets")
             if ci is not None and ci not in config.services[service].cis:
                 owner = config.service_for_ci(ci)
                 where = f"it belongs to {owner.code}" if owner else "it is not a known configuration item"
@@ -183,10 +148,7 @@ def parse_targets(config: DeskConfig, items: Iterable[str]) -> list[tuple[str, s
 def _implementer(session: Session, login: str | None) -> User | None:
     if not login or not login.strip():
         return None
-    user = session.scalar(select(User).where(User.login == login.strip()))
-    if user is None or not user.active:
-        raise ValidationError("implementer", f"no active user {login!r}; `itsm user list` shows the users")
-    return user
+    return active_user(session, login, "implementer")
 
 
 def _window(

@@ -11,9 +11,9 @@ from itsm_tui.config import DeskConfig
 from itsm_tui.models import Change
 from itsm_tui.services import conflicts, notifications
 from itsm_tui.services.access import has_permission
-from itsm_tui.services.changes.helpers import _denied, _flush, _load, _move, _new_window, _note, _now, _set
-from itsm_tui.services.changes.notices import notify_conflicts
-from itsm_tui.services.changes.permissions import enforce
+from itsm_tui.services.changes.helpers import _denied, _finish, _move, _new_window, _note, _now, _set
+from itsm_tui.services.changes.notices import notify_conflicts, notify_emergency_approval
+from itsm_tui.services.changes.permissions import begin
 from itsm_tui.services.changes.reading import _planned_window, planned_of
 from itsm_tui.services.changes.rules import OUTCOMES, ChangeBlocked
 from itsm_tui.services.conflicts import Conflict
@@ -70,8 +70,7 @@ def submit(
     """Submit a draft: checked for blackouts (blocked) and conflicts (notified). A standard change is
     approved by its template at once; an emergency change goes to the change managers."""
     now = _now(now)
-    change = _load(session, ref, expected_version)
-    enforce(session, config, actor, change, "submit", now)
+    change = begin(session, config, actor, ref, "submit", expected_version, now)
     if change.change_type != "standard":
         missing = [
             n
@@ -104,14 +103,14 @@ def submit(
             f"pre-approved by template {change.template}",
         )
     elif change.change_type == "emergency":
-        notifications.notify(
+        notify_emergency_approval(
             session,
-            [m for m in managers if m != change.requested_by_id],
-            kind="change_approval",
-            event_key=f"change_approval:{change.id}",
-            entity=("change", change.id),
-            message=f"Emergency change {change.ref} awaits your approval: {change.title}",
-            now=now,
+            managers,
+            change.id,
+            change.ref,
+            change.title,
+            change.requested_by_id,
+            now,
             exclude=actor.id,
         )
     else:
@@ -126,9 +125,7 @@ def submit(
             exclude=actor.id,
         )
     notify_conflicts(session, found, now)
-    change.updated_at = now
-    _flush(session, change, expected_version)
-    return change
+    return _finish(session, change, expected_version, now)
 
 
 def schedule(
@@ -145,8 +142,7 @@ def schedule(
 ) -> Change:
     """Put an approved change on the schedule (optionally in a new window); blackouts block it."""
     now = _now(now)
-    change = _load(session, ref, expected_version)
-    enforce(session, config, actor, change, "schedule", now)
+    change = begin(session, config, actor, ref, "schedule", expected_version, now)
     if start is not None or end is not None:
         _move_window(session, config, change, actor, start, end, now)
     _not_in_past(change, now)
@@ -154,9 +150,7 @@ def schedule(
     found = _check_blocking(session, change, "scheduled")
     _move(session, change, "scheduled", actor, now)
     notify_conflicts(session, found, now)
-    change.updated_at = now
-    _flush(session, change, expected_version)
-    return change
+    return _finish(session, change, expected_version, now)
 
 
 def reschedule(
@@ -173,17 +167,14 @@ def reschedule(
 ) -> Change:
     """Move a change not yet implementing to a new window; past the draft, blackouts block the move."""
     now = _now(now)
-    change = _load(session, ref, expected_version)
-    enforce(session, config, actor, change, "reschedule", now)
+    change = begin(session, config, actor, ref, "reschedule", expected_version, now)
     _move_window(session, config, change, actor, start, end, now)
     _apply_override(session, change, actor, override_reason, now)
     if change.state != "draft":
         _not_in_past(change, now)
         found = _check_blocking(session, change, "moved there")
         notify_conflicts(session, found, now)
-    change.updated_at = now
-    _flush(session, change, expected_version)
-    return change
+    return _finish(session, change, expected_version, now)
 
 
 def _move_window(
@@ -211,14 +202,11 @@ def start_implementation(
 ) -> Change:
     """Begin implementing a scheduled change; a blackout laid over it since it was scheduled stops it."""
     now = _now(now)
-    change = _load(session, ref, expected_version)
-    enforce(session, config, actor, change, "start", now)
+    change = begin(session, config, actor, ref, "start", expected_version, now)
     _check_blocking(session, change, "started")
     _move(session, change, "implementing", actor, now)
     _set(session, change, "actual_start", now, actor, now)
-    change.updated_at = now
-    _flush(session, change, expected_version)
-    return change
+    return _finish(session, change, expected_version, now)
 
 
 def complete(
@@ -237,8 +225,7 @@ def complete(
     outcome = (outcome or "").strip().lower().replace("-", "_")
     if outcome not in OUTCOMES:
         raise ValidationError("outcome", f"the outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
-    change = _load(session, ref, expected_version)
-    enforce(session, config, actor, change, "complete", now)
+    change = begin(session, config, actor, ref, "complete", expected_version, now)
     text = (note or "").strip()
     if outcome != "implemented" and not text:
         raise ValidationError("note", f"say what happened (a {outcome.replace('_', ' ')} change is reviewed)")
@@ -247,9 +234,7 @@ def complete(
     _set(session, change, "actual_end", now, actor, now)
     if text:
         _note(session, change, actor, now, "note", "outcome_note", text)
-    change.updated_at = now
-    _flush(session, change, expected_version)
-    return change
+    return _finish(session, change, expected_version, now)
 
 
 def start_review(
@@ -264,15 +249,12 @@ def start_review(
 ) -> Change:
     """Begin the post-implementation review (notes may be recorded now or when closing)."""
     now = _now(now)
-    change = _load(session, ref, expected_version)
-    enforce(session, config, actor, change, "review", now)
+    change = begin(session, config, actor, ref, "review", expected_version, now)
     _move(session, change, "review", actor, now)
     text = (notes or "").strip()
     if text:
         _set(session, change, "review_notes", text, actor, now, action="review")
-    change.updated_at = now
-    _flush(session, change, expected_version)
-    return change
+    return _finish(session, change, expected_version, now)
 
 
 def close(
@@ -287,8 +269,7 @@ def close(
 ) -> Change:
     """Close a change: a reviewed one needs its review notes; one needing review cannot skip it."""
     now = _now(now)
-    change = _load(session, ref, expected_version)
-    enforce(session, config, actor, change, "close", now)
+    change = begin(session, config, actor, ref, "close", expected_version, now)
     text = (review_notes or "").strip()
     if text:
         if change.state not in ("review", "implemented"):
@@ -301,6 +282,4 @@ def close(
             f"(what happened, what was learnt) to close it",
         )
     _move(session, change, "closed", actor, now)
-    change.updated_at = now
-    _flush(session, change, expected_version)
-    return change
+    return _finish(session, change, expected_version, now)

@@ -1,5 +1,5 @@
-"""Telling people about the conflicts of their changes: each conflict once per person, whether found by a
-step of the lifecycle or by the reminder job."""
+"""Telling people about the conflicts of their changes, and the change managers about an emergency change to
+approve: each once per person, whether told by a step of the lifecycle or by the reminder job."""
 
 from __future__ import annotations
 
@@ -47,3 +47,27 @@ def notify_conflicts(
             exclude=exclude,
         )
     return sent
+
+
+def notify_emergency_approval(
+    session: Session,
+    managers: Iterable[int],
+    change_id: int,
+    ref: str,
+    title: str,
+    requested_by_id: int | None,
+    now: datetime,
+    *,
+    exclude: int | None = None,
+) -> int:
+    """Ask the change managers (of ``managers``, never who raised it) to approve an emergency change."""
+    return notifications.notify(
+        session,
+        [m for m in managers if m != requested_by_id],
+        kind="change_approval",
+        event_key=f"change_approval:{change_id}",
+        entity=("change", change_id),
+        message=f"Emergency change {ref} awaits your approval: {title}",
+        now=now,
+        exclude=exclude,
+    )

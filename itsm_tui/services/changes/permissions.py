@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from itsm_tui.config import DeskConfig
 from itsm_tui.models import Change
 from itsm_tui.services.access import has_permission, require
-from itsm_tui.services.changes.helpers import _denied, _is_requester, _now, _require_state
+from itsm_tui.services.changes.helpers import _denied, _is_requester, _load, _now, _require_state
 from itsm_tui.services.changes.reading import _logins, review_required
 from itsm_tui.services.changes.rules import PRE_IMPLEMENTATION
 from itsm_tui.services.errors import ServiceError
@@ -204,6 +204,22 @@ def enforce(
     if guard is None:
         raise ValueError(f"unknown change action {action!r}")
     guard(session, config, actor, change, now)
+
+
+def begin(
+    session: Session,
+    config: DeskConfig,
+    actor: Actor,
+    ref: str,
+    action: str,
+    expected_version: int | None,
+    now: datetime,
+) -> Change:
+    """The change a lifecycle step works on: loaded (row-locked, refused if stale), then refused unless
+    ``actor`` may take ``action`` on it now, before any input of the step is looked at."""
+    change = _load(session, ref, expected_version)
+    enforce(session, config, actor, change, action, now)
+    return change
 
 
 def available_actions(

@@ -3,9 +3,10 @@ for a viewer, which actions they may take now (or why not)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -15,7 +16,6 @@ from itsm_tui.services import audit, conflicts
 from itsm_tui.services.changes.helpers import _now
 from itsm_tui.services.changes.permissions import available_actions
 from itsm_tui.services.changes.reading import (
-    _jsonable,
     _login_of,
     _login_pair,
     _logins,
@@ -25,7 +25,10 @@ from itsm_tui.services.changes.reading import (
 )
 from itsm_tui.services.changes.rules import PRE_IMPLEMENTATION
 from itsm_tui.services.conflicts import Conflict
+from itsm_tui.services.jsondata import jsonable
 from itsm_tui.services.users import Actor
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -86,11 +89,57 @@ class ChangeView:
     actions: dict[str, str | None] = field(default_factory=dict)
 
     def as_json(self) -> dict:
-        data = _jsonable({k: v for k, v in self.__dict__.items() if k not in ("conflicts", "history")})
-        data["approvals"] = [_jsonable(asdict(a)) for a in self.approvals]
+        data = jsonable({k: v for k, v in self.__dict__.items() if k not in ("conflicts", "history")})
+        data["approvals"] = [jsonable(asdict(a)) for a in self.approvals]
         data["conflicts"] = [c.as_json() for c in self.conflicts]
-        data["history"] = [_jsonable(asdict(h)) for h in self.history]
+        data["history"] = [jsonable(asdict(h)) for h in self.history]
         return data
+
+    def fields(
+        self,
+        planned: str,
+        window: Callable[[datetime | None, datetime | None], str],
+        typed: Callable[[str], T],
+    ) -> list[tuple[str, str | T]]:
+        """The labelled fields of the change, as the change screen and ``itsm change show`` list them.
+
+        Each writes times its own way: ``planned`` is the planned window as written, ``window`` writes the
+        actual one; ``typed`` makes what someone typed (override, rejection, review) safe for its output.
+        """
+        rows: list[tuple[str, str | T]] = [
+            ("Planned", planned),
+            ("Targets", ", ".join(self.targets) or "-"),
+            ("Implementer", self.implementer or "-"),
+            ("Requested by", self.requested_by or "-"),
+            ("Approval", self.approval_rule),
+        ]
+        if self.template:
+            rows.append(("Template", self.template))
+        if self.actual_start:
+            rows.append(("Actual", window(self.actual_start, self.actual_end)))
+        if self.outcome:
+            rows.append(("Outcome", self.outcome + (" (review required)" if self.review_required else "")))
+        for label, text in (
+            ("Override", self.override_reason),
+            ("Rejected", self.rejection_reason),
+            ("Review", self.review_notes),
+        ):
+            if text:
+                rows.append((label, typed(text)))
+        return rows
+
+    def plans(self) -> list[tuple[str, str]]:
+        """The description and the plans that are written, each with its heading, in the order shown."""
+        return [
+            (label, text)
+            for label, text in (
+                ("Description", self.description),
+                ("Implementation plan", self.implementation_plan),
+                ("Back-out plan", self.backout_plan),
+                ("Test plan", self.test_plan),
+            )
+            if text
+        ]
 
 
 def view(

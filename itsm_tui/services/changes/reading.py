@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from itsm_tui.models import Change, ChangeTarget, User
-from itsm_tui.services.conflicts import Planned
+from itsm_tui.services.conflicts import Planned, changes_select
 from itsm_tui.services.errors import NotFound
+from itsm_tui.services.jsondata import jsonable
 
 
 def ref_of(session: Session, change_id: int) -> str | None:
@@ -54,7 +55,7 @@ class ChangeRow:
     version: int = 1
 
     def as_json(self) -> dict:
-        return _jsonable(asdict(self))
+        return jsonable(asdict(self))
 
 
 def list_changes(
@@ -69,23 +70,7 @@ def list_changes(
 ) -> list[ChangeRow]:
     """Changes whose planned window overlaps [start, end), by planned start (bounded; plain columns, two
     queries however many rows)."""
-    stmt = (
-        select(
-            Change.id,
-            Change.ref,
-            Change.title,
-            Change.change_type,
-            Change.state,
-            Change.risk,
-            Change.planned_start,
-            Change.planned_end,
-            Change.version,
-            User.login,
-        )
-        .outerjoin(User, User.id == Change.implementer_id)
-        .order_by(Change.planned_start, Change.id)
-        .limit(max(1, min(limit, 100_000)))
-    )
+    stmt = changes_select(Change.title, Change.risk, Change.version).limit(max(1, min(limit, 100_000)))
     if start is not None:
         stmt = stmt.where(Change.planned_end > start)
     if end is not None:
@@ -108,34 +93,29 @@ def list_changes(
             )
         ):
             services.setdefault(change_id, set()).add(target)
-    return [
-        ChangeRow(
-            r.ref,
-            r.title,
-            r.change_type,
-            r.state,
-            r.risk,
-            r.planned_start,
-            r.planned_end,
-            tuple(sorted(services.get(r.id, ()))),
-            r.id,
-            r.login,
-            r.version,
-        )
-        for r in rows
-    ]
+    return [_change_row(r, services.get(r.id, ())) for r in rows]
+
+
+def _change_row(row: Row[Any], services: Iterable[str]) -> ChangeRow:
+    """A change read by :func:`conflicts.changes_select` with its title, risk and version; its services."""
+    return ChangeRow(
+        row.ref,
+        row.title,
+        row.change_type,
+        row.state,
+        row.risk,
+        row.planned_start,
+        row.planned_end,
+        tuple(sorted(services)),
+        row.id,
+        row.login,
+        row.version,
+    )
 
 
 def upcoming(session: Session, now: datetime, *, days: int = 14, limit: int = 200) -> list[ChangeRow]:
     """Changes whose planned window ends after ``now`` and starts within ``days`` days, soonest first."""
     return list_changes(session, start=now, end=now + timedelta(days=days), limit=limit)
-
-
-def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: (v.astimezone(UTC).isoformat().replace("+00:00", "Z") if isinstance(v, datetime) else v)
-        for k, v in data.items()
-    }
 
 
 def _login_pair(session: Session, user_id: int | None) -> tuple[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -12,7 +13,10 @@ from itsm_tui.services import audit, conflicts
 from itsm_tui.services.access import require
 from itsm_tui.services.changes.helpers import _instant, _now
 from itsm_tui.services.errors import ValidationError
+from itsm_tui.services.inputs import known_service, known_timezone
 from itsm_tui.services.users import Actor
+
+Added = TypeVar("Added", MaintenanceWindow, Blackout)
 
 
 def add_window(
@@ -31,27 +35,18 @@ def add_window(
     now: datetime | None = None,
 ) -> MaintenanceWindow:
     """Add a recurring maintenance window to a service (change managers)."""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
     require(actor.roles, "change.manage")
     now = _now(now)
     name = (name or "").strip()
     if not name:
         raise ValidationError("name", "give the window a name (e.g. Network weekly window)")
-    service = (service or "").strip().lower()
-    if service not in config.services:
-        raise ValidationError(
-            "service", f"unknown service {service!r}; use one of {', '.join(config.services)}"
-        )
+    service = known_service(config, service or "")
     try:
         rule = conflicts.validate_rrule(rrule)
         conflicts.validate_start_local(start_local)
     except ValueError as exc:
         raise ValidationError("rrule" if "RULE" in str(exc).upper() else "start_local", str(exc)) from None
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationError("timezone", f"unknown time zone {timezone!r} (e.g. Europe/Berlin)") from None
+    known_timezone(timezone)
     if not 1 <= int(duration_minutes) <= 7 * 1440:
         raise ValidationError("duration_minutes", "the duration is between 1 minute and 7 days")
     window = MaintenanceWindow(
@@ -64,19 +59,8 @@ def add_window(
         valid_from=_instant("valid_from", valid_from) or now,
         valid_until=_instant("valid_until", valid_until),
     )
-    session.add(window)
-    session.flush()
-    audit.record(
-        session,
-        entity_type="window",
-        entity_id=window.id,
-        actor_id=actor.id,
-        at=now,
-        action="create",
-        field="rule",
-        new=f"{service}: {rule} at {start_local} {timezone} for {duration_minutes} min",
-    )
-    return window
+    rule_text = f"{service}: {rule} at {start_local} {timezone} for {duration_minutes} min"
+    return _added(session, window, "window", actor, now, "rule", rule_text)
 
 
 def add_blackout(
@@ -98,11 +82,7 @@ def add_blackout(
     if not name:
         raise ValidationError("name", "give the freeze a name (e.g. Year-end change freeze)")
     if service:
-        service = service.strip().lower()
-        if service not in config.services:
-            raise ValidationError(
-                "service", f"unknown service {service!r}; use one of {', '.join(config.services)}"
-            )
+        service = known_service(config, service)
     begin, finish = _instant("start", start), _instant("end", end)
     if begin is None or finish is None or finish <= begin:
         raise ValidationError("end", "a blackout needs a start and a later end")
@@ -113,16 +93,15 @@ def add_blackout(
         starts_at=begin,
         ends_at=finish,
     )
-    session.add(blackout)
+    period = f"{service or 'all services'}: {begin.isoformat()} to {finish.isoformat()}"
+    return _added(session, blackout, "blackout", actor, now, "period", period)
+
+
+def _added(
+    session: Session, row: Added, entity_type: str, actor: Actor, now: datetime, field: str, text: str
+) -> Added:
+    """A new window or blackout written (so that it has its id) and its creation audited."""
+    session.add(row)
     session.flush()
-    audit.record(
-        session,
-        entity_type="blackout",
-        entity_id=blackout.id,
-        actor_id=actor.id,
-        at=now,
-        action="create",
-        field="period",
-        new=f"{service or 'all services'}: {begin.isoformat()} to {finish.isoformat()}",
-    )
-    return blackout
+    audit.record_for(session, entity_type, row, actor.id, now, "create", field, text)
+    return row

@@ -11,6 +11,7 @@ from itsm_tui.models import Group, Ticket
 from itsm_tui.services import audit, kpi, sla
 from itsm_tui.services.access import require
 from itsm_tui.services.errors import ValidationError
+from itsm_tui.services.inputs import required_title
 from itsm_tui.services.tickets.helpers import (
     TITLE_MAX,
     _group_by_code,
@@ -46,11 +47,7 @@ def create_ticket(
     kind = (kind or "").strip().lower()
     if kind not in KINDS:
         raise ValidationError("kind", f"kind must be incident or request, not {kind!r}")
-    title = (title or "").strip()
-    if not title:
-        raise ValidationError("title", "a title is required (one line saying what is wrong or wanted)")
-    if len(title) > TITLE_MAX:
-        raise ValidationError("title", f"the title is {len(title)} characters; keep it within {TITLE_MAX}")
+    title = required_title(title, "one line saying what is wrong or wanted", TITLE_MAX)
     requester = (requester or "").strip()
     if not requester:
         raise ValidationError("requester", "a requester is required (who reported it)")
@@ -91,36 +88,8 @@ def create_ticket(
     session.add(ticket)
     session.flush()
     kpi.mark_dirty(session, ticket.opened_at)
-    audit.record(
-        session,
-        entity_type="ticket",
-        entity_id=ticket.id,
-        actor_id=actor.id,
-        at=now,
-        action="create",
-        field="status",
-        new="new",
-    )
-    audit.record(
-        session,
-        entity_type="ticket",
-        entity_id=ticket.id,
-        actor_id=actor.id,
-        at=now,
-        action="create",
-        field="priority",
-        new=ticket.priority,
-    )
-    audit.record(
-        session,
-        entity_type="ticket",
-        entity_id=ticket.id,
-        actor_id=actor.id,
-        at=now,
-        action="create",
-        field="group",
-        new=group_row.code,
-    )
+    for field, value in (("status", "new"), ("priority", ticket.priority), ("group", group_row.code)):
+        audit.record_for(session, "ticket", ticket, actor.id, now, "create", field, value)
     return ticket
 
 

@@ -11,8 +11,8 @@ from itsm_tui.config import DeskConfig
 from itsm_tui.models import Group, GroupMembership, Ticket, TicketEntry
 from itsm_tui.services import audit, notifications, sla
 from itsm_tui.services.errors import ValidationError
+from itsm_tui.services.inputs import active_user
 from itsm_tui.services.tickets.guards import (
-    TicketFacts,
     guard_assign,
     guard_edit,
     guard_escalate,
@@ -23,19 +23,19 @@ from itsm_tui.services.tickets.guards import (
 from itsm_tui.services.tickets.helpers import (
     TITLE_MAX,
     _actor_user,
-    _check_version,
     _flush,
     _group_by_code,
     _group_code,
+    _guarded,
     _mark_responded,
     _now,
+    _save,
     _set,
     _touch,
-    _user_by_login,
     _validate_classification,
     _validate_level,
+    _work_note,
 )
-from itsm_tui.services.tickets.reading import get_ticket
 from itsm_tui.services.users import Actor
 
 EDITABLE = ("title", "description", "requester", "category", "service", "ci", "impact", "urgency")
@@ -53,9 +53,7 @@ def update_fields(
 ) -> Ticket:
     """Edit title, description, requester, category, service, CI, impact or urgency (priority follows)."""
     now = _now(now)
-    ticket = get_ticket(session, ref)
-    _check_version(session, ticket, expected_version)
-    guard_edit(actor, TicketFacts.of(ticket))
+    ticket = _guarded(session, actor, ref, guard_edit, expected_version)
     unknown = set(changes) - set(EDITABLE)
     if unknown:
         raise ValidationError(sorted(unknown)[0], f"cannot edit {', '.join(sorted(unknown))} this way")
@@ -89,8 +87,7 @@ def update_fields(
         sla.retarget(ticket, config)  # from the original start, paused time kept out
         changed = True
     if changed:
-        _touch(ticket, now)
-        _flush(session, ticket, expected_version)
+        _save(session, ticket, now, expected_version)
     return ticket
 
 
@@ -107,11 +104,9 @@ def assign(
 ) -> Ticket:
     """Assign a ticket. Without ``assignee`` (or with one's own login) and without ``group`` it is a take."""
     now = _now(now)
-    ticket = get_ticket(session, ref)
-    _check_version(session, ticket, expected_version)
     taking = not group and (not assignee or assignee.strip() == actor.login)
-    (guard_take if taking else guard_assign)(actor, TicketFacts.of(ticket))
-    target_user = _user_by_login(session, assignee) if assignee else _actor_user(session, actor)
+    ticket = _guarded(session, actor, ref, guard_take if taking else guard_assign, expected_version)
+    target_user = active_user(session, assignee, "assignee") if assignee else _actor_user(session, actor)
     target_group = _group_by_code(session, group) if group else None
     group_id = target_group.id if target_group else ticket.group_id
     member_groups = set(
@@ -143,8 +138,7 @@ def assign(
     if ticket.status == "new":
         _set(session, ticket, "status", "assigned", actor, now, action="transition")
     _mark_responded(session, ticket, actor, now)
-    _touch(ticket, now)
-    _flush(session, ticket, expected_version)
+    _save(session, ticket, now, expected_version)
     return ticket
 
 
@@ -161,9 +155,7 @@ def escalate(
 ) -> Ticket:
     """Functional escalation: hand the ticket to another group (by default the service's support group)."""
     now = _now(now)
-    ticket = get_ticket(session, ref)
-    _check_version(session, ticket, expected_version)
-    guard_escalate(actor, TicketFacts.of(ticket))
+    ticket = _guarded(session, actor, ref, guard_escalate, expected_version)
     if not (reason or "").strip():
         raise ValidationError("reason", "say why the ticket is escalated (it goes into the work notes)")
     if group is None:
@@ -189,8 +181,7 @@ def escalate_to_lead(
     escalate a ticket may call its shift lead.
     """
     now = _now(now)
-    ticket = get_ticket(session, ref)
-    guard_escalate(actor, TicketFacts.of(ticket))
+    ticket = _guarded(session, actor, ref, guard_escalate)
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError("text", "say why the shift lead is needed")
@@ -199,25 +190,8 @@ def escalate_to_lead(
         config.raci_roles("functional_escalation", "A"),
         [ticket.group_id] if ticket.group_id else None,
     )
-    session.add(
-        TicketEntry(
-            ticket_id=ticket.id,
-            author_id=actor.id,
-            kind="note",
-            body=f"Escalated to the shift lead: {reason}",
-            created_at=now,
-        )
-    )
-    audit.record(
-        session,
-        entity_type="ticket",
-        entity_id=ticket.id,
-        actor_id=actor.id,
-        at=now,
-        action="escalate",
-        field="hierarchical",
-        new=reason,
-    )
+    _work_note(session, ticket, actor, now, f"Escalated to the shift lead: {reason}")
+    audit.record_for(session, "ticket", ticket, actor.id, now, "escalate", "hierarchical", reason)
     told = notifications.notify(
         session,
         leads,
@@ -228,8 +202,7 @@ def escalate_to_lead(
         now=now,
         exclude=actor.id,
     )
-    _touch(ticket, now)
-    _flush(session, ticket, None)
+    _save(session, ticket, now, None)
     return told
 
 
@@ -254,15 +227,7 @@ def move_to_group(
     _set(session, ticket, "pending_reason", None, actor, now, action="escalate")
     ticket.escalation_count += 1
     ticket.reassignment_count += 1
-    session.add(
-        TicketEntry(
-            ticket_id=ticket.id,
-            author_id=actor.id if actor else None,
-            kind="note",
-            body=f"Escalated to {target.code}: {reason}",
-            created_at=now,
-        )
-    )
+    _work_note(session, ticket, actor, now, f"Escalated to {target.code}: {reason}")
     _touch(ticket, now)
     by = f" by {actor.name}" if actor else ""
     notifications.notify(
@@ -289,8 +254,7 @@ def add_entry(
 ) -> TicketEntry:
     """Add a public reply (``public``) or an internal work note. A first public reply is the response."""
     now = _now(now)
-    ticket = get_ticket(session, ref)
-    (guard_reply if public else guard_note)(actor, TicketFacts.of(ticket))
+    ticket = _guarded(session, actor, ref, guard_reply if public else guard_note)
     body = (body or "").strip()
     if not body:
         raise ValidationError("body", "the text is empty")
@@ -299,18 +263,10 @@ def add_entry(
     )
     session.add(entry)
     session.flush()
-    audit.record(
-        session,
-        entity_type="ticket",
-        entity_id=ticket.id,
-        actor_id=actor.id,
-        at=now,
-        action="reply" if public else "note",
-        field="entry",
-        new=entry.id,
+    audit.record_for(
+        session, "ticket", ticket, actor.id, now, "reply" if public else "note", "entry", entry.id
     )
     if public:
         _mark_responded(session, ticket, actor, now)
-    _touch(ticket, now)
-    _flush(session, ticket, None)
+    _save(session, ticket, now, None)
     return entry

@@ -6,12 +6,14 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
 from itsm_tui.config import LEVELS, DeskConfig
-from itsm_tui.models import Group, Ticket, User, utc_or_now
-from itsm_tui.services import audit, kpi
-from itsm_tui.services.errors import NotFound, StaleEdit, ValidationError
+from itsm_tui.models import Group, Ticket, TicketEntry, User, utc_or_now
+from itsm_tui.services import audit, kpi, versions
+from itsm_tui.services.errors import NotFound, ValidationError
+from itsm_tui.services.inputs import known_service
+from itsm_tui.services.tickets.guards import Guard, TicketFacts
+from itsm_tui.services.tickets.reading import get_ticket
 from itsm_tui.services.users import Actor
 
 TITLE_MAX = 200
@@ -22,28 +24,37 @@ def _now(now: datetime | None) -> datetime:
 
 
 def _check_version(session: Session, ticket: Ticket, expected_version: int | None) -> None:
-    if expected_version is not None and ticket.version != expected_version:
-        last = audit.last_change(session, "ticket", ticket.id)
-        who, when = last if last else (None, None)
-        raise StaleEdit(ticket.ref, expected_version, ticket.version, who, when)
+    versions.check_version(session, "ticket", ticket, expected_version)
 
 
 def _flush(session: Session, ticket: Ticket, expected_version: int | None) -> None:
-    """Write the changes now; a concurrent save that won the race turns into :class:`StaleEdit`."""
-    ticket_id, ref, loaded_version = ticket.id, ticket.ref, ticket.version  # expired once the flush fails
+    """Write the changes now (a lost race is :class:`StaleEdit`), then mark the ticket's KPI days."""
     days = (ticket.opened_at, ticket.resolved_at)
-    try:
-        session.flush()  # first, so that a lost race is caught here and nowhere else
-        kpi.mark_dirty(session, *days)
-    except StaleDataError:
-        # This session must be rolled back by its owner; read who won the race through a fresh one
-        # (a reader: on SQLite the writer's BEGIN IMMEDIATE would wait for this very transaction).
-        reader = session.get_bind().execution_options(sqlite_begin="DEFERRED")
-        with Session(bind=reader) as fresh:
-            current = fresh.scalar(select(Ticket.version).where(Ticket.id == ticket_id)) or 0
-            last = audit.last_change(fresh, "ticket", ticket_id)
-        who, when = last if last else (None, None)
-        raise StaleEdit(ref, expected_version or loaded_version, current, who, when) from None
+    versions.flush(session, "ticket", ticket, expected_version)
+    kpi.mark_dirty(session, *days)
+
+
+def _load(session: Session, ref: str, expected_version: int | None) -> Ticket:
+    """The ticket to change, refused as stale unless it is still the version the caller saw (if given)."""
+    ticket = get_ticket(session, ref)
+    _check_version(session, ticket, expected_version)
+    return ticket
+
+
+def _guarded(
+    session: Session, actor: Actor, ref: str, guard: Guard, expected_version: int | None = None
+) -> Ticket:
+    """The ticket an action is taken on: as :func:`_load`, then refused unless ``actor`` passes the action's
+    guard (before any input is looked at)."""
+    ticket = _load(session, ref, expected_version)
+    guard(actor, TicketFacts.of(ticket))
+    return ticket
+
+
+def _save(session: Session, ticket: Ticket, now: datetime, expected_version: int | None) -> None:
+    """The end of a change to a ticket: it was updated at ``now``, and the changes are written."""
+    _touch(ticket, now)
+    _flush(session, ticket, expected_version)
 
 
 def _set(
@@ -59,9 +70,6 @@ def _set(
     actor_id = actor.id if actor is not None else None
     if field not in ("assignee_id", "group_id"):
         return audit.set_field(session, ticket, "ticket", field, value, actor_id, now, action)
-    old = getattr(ticket, field)
-    if old == value:
-        return False
 
     def name(row_id: object) -> str | None:
         if row_id is None:
@@ -70,19 +78,23 @@ def _set(
             return session.scalar(select(User.login).where(User.id == row_id))
         return session.scalar(select(Group.code).where(Group.id == row_id))
 
-    setattr(ticket, field, value)
-    audit.record(
-        session,
-        entity_type="ticket",
-        entity_id=ticket.id,
-        actor_id=actor_id,
-        at=now,
-        action=action,
-        field=field.removesuffix("_id"),
-        old=name(old),
-        new=name(value),
+    def names(old: object, new: object) -> tuple[str | None, str | None]:
+        return name(old), name(new)
+
+    return audit.set_field(session, ticket, "ticket", field, value, actor_id, now, action, names)
+
+
+def _work_note(session: Session, ticket: Ticket, actor: Actor | None, now: datetime, body: str) -> None:
+    """An internal work note on the ticket (``actor`` None: written by the system)."""
+    session.add(
+        TicketEntry(
+            ticket_id=ticket.id,
+            author_id=actor.id if actor is not None else None,
+            kind="note",
+            body=body,
+            created_at=now,
+        )
     )
-    return True
 
 
 def _touch(ticket: Ticket, now: datetime) -> None:
@@ -101,13 +113,6 @@ def _group_code(session: Session, group_id: int | None) -> str:
     """The code of a ticket's group (``-`` for none), for messages."""
     group = session.get(Group, group_id) if group_id is not None else None
     return group.code if group is not None else "-"
-
-
-def _user_by_login(session: Session, login: str) -> User:
-    user = session.scalar(select(User).where(User.login == login.strip()))
-    if user is None or not user.active:
-        raise ValidationError("assignee", f"no active user {login!r}; `itsm user list` shows the users")
-    return user
 
 
 def _actor_user(session: Session, actor: Actor) -> User:
@@ -146,11 +151,7 @@ def _validate_classification(
             )
         service = owner.code
     if service:
-        service = service.strip().lower()
-        if service not in config.services:
-            raise ValidationError(
-                "service", f"unknown service {service!r}; use one of {', '.join(config.services)}"
-            )
+        service = known_service(config, service)
     return category or None, service or None, ci or None
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from itsm_tui.config import DeskConfig
-from itsm_tui.models import OPEN_STATUSES, SatisfactionRating, Ticket, TicketEntry
+from itsm_tui.models import OPEN_STATUSES, SatisfactionRating, Ticket
 from itsm_tui.services import audit, kpi, sla
 from itsm_tui.services.access import PermissionDenied
 from itsm_tui.services.errors import InvalidTransition, ServiceError, ValidationError
@@ -22,8 +22,17 @@ from itsm_tui.services.tickets.guards import (
     guard_resolve,
     move_action,
 )
-from itsm_tui.services.tickets.helpers import _check_version, _flush, _mark_responded, _now, _set, _touch
-from itsm_tui.services.tickets.reading import get_ticket
+from itsm_tui.services.tickets.helpers import (
+    _flush,
+    _guarded,
+    _load,
+    _mark_responded,
+    _now,
+    _save,
+    _set,
+    _touch,
+    _work_note,
+)
 from itsm_tui.services.users import Actor
 
 PENDING_REASONS = ("customer", "vendor", "change")
@@ -74,8 +83,7 @@ def _change_status(
     """
     now = _now(now)
     to_status = (to_status or "").strip().lower()
-    ticket = get_ticket(session, ref)
-    _check_version(session, ticket, expected_version)
+    ticket = _load(session, ref, expected_version)
     current = ticket.status
     allowed = TRANSITIONS.get(current, ())
     facts = TicketFacts.of(ticket)
@@ -118,15 +126,7 @@ def _change_status(
         sla.pause(ticket, now)
     elif to_status == "cancelled":
         _set(session, ticket, "cancelled_at", now, actor, now, action="cancel")
-        session.add(
-            TicketEntry(
-                ticket_id=ticket.id,
-                author_id=actor.id,
-                kind="note",
-                body=f"Cancelled: {reason or ''}",
-                created_at=now,
-            )
-        )
+        _work_note(session, ticket, actor, now, f"Cancelled: {reason or ''}")
     elif to_status == "closed":
         _set(session, ticket, "closed_at", now, actor, now, action="close")
     elif reopening:
@@ -137,20 +137,11 @@ def _change_status(
         for field in ("resolved_at", "resolution_code", "resolution_note"):
             _set(session, ticket, field, None, actor, now, action="reopen")
         sla.resume(ticket, config, now, restart=config.reopen_restarts_resolution)
-        session.add(
-            TicketEntry(
-                ticket_id=ticket.id,
-                author_id=actor.id,
-                kind="note",
-                body=f"Reopened: {reason or ''}",
-                created_at=now,
-            )
-        )
+        _work_note(session, ticket, actor, now, f"Reopened: {reason or ''}")
 
     _set(session, ticket, "status", to_status, actor, now, action="transition")
     ticket.is_open = to_status in OPEN_STATUSES
-    _touch(ticket, now)
-    _flush(session, ticket, expected_version)
+    _save(session, ticket, now, expected_version)
     return ticket
 
 
@@ -255,24 +246,14 @@ def rate(
 ) -> SatisfactionRating:
     """Record the requester's satisfaction (1-5) with a resolved or closed ticket."""
     now = _now(now)
-    ticket = get_ticket(session, ref)
-    guard_rate(actor, TicketFacts.of(ticket))
+    ticket = _guarded(session, actor, ref, guard_rate)
     if not isinstance(score, int) or not 1 <= score <= 5:
         raise ValidationError("score", "the rating is a whole number from 1 (poor) to 5 (excellent)")
     rating = SatisfactionRating(
         ticket_id=ticket.id, score=score, comment=comment, rated_at=now, recorded_by_id=actor.id
     )
     session.add(rating)
-    audit.record(
-        session,
-        entity_type="ticket",
-        entity_id=ticket.id,
-        actor_id=actor.id,
-        at=now,
-        action="rate",
-        field="rating",
-        new=score,
-    )
+    audit.record_for(session, "ticket", ticket, actor.id, now, "rate", "rating", score)
     _touch(ticket, now)
     kpi.mark_dirty(session, now)  # the rating counts on the day it was given
     _flush(session, ticket, None)

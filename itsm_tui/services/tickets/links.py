@@ -10,9 +10,8 @@ from sqlalchemy.orm import Session
 from itsm_tui.models import Change, KnowledgeArticle, KnownError, Link, Problem, Ticket
 from itsm_tui.services import audit
 from itsm_tui.services.errors import NotFound, ValidationError
-from itsm_tui.services.tickets.guards import TicketFacts, guard_link
-from itsm_tui.services.tickets.helpers import _flush, _now, _touch
-from itsm_tui.services.tickets.reading import get_ticket
+from itsm_tui.services.tickets.guards import guard_link
+from itsm_tui.services.tickets.helpers import _guarded, _now, _save
 from itsm_tui.services.users import Actor
 
 Linkable = type[Problem] | type[KnownError] | type[KnowledgeArticle] | type[Change] | type[Ticket]
@@ -31,8 +30,7 @@ LINK_TARGETS: dict[str, tuple[str, Linkable]] = {
 def link(session: Session, actor: Actor, ref: str, target_ref: str, now: datetime | None = None) -> Link:
     """Link a ticket to a problem, known error, knowledge article, change or another ticket."""
     now = _now(now)
-    ticket = get_ticket(session, ref)
-    guard_link(actor, TicketFacts.of(ticket))
+    ticket = _guarded(session, actor, ref, guard_link)
     target_ref = (target_ref or "").strip().upper()
     prefix = target_ref.rstrip("0123456789")
     if prefix not in LINK_TARGETS:
@@ -64,18 +62,8 @@ def link(session: Session, actor: Actor, ref: str, target_ref: str, now: datetim
         created_at=now,
     )
     session.add(row)
-    audit.record(
-        session,
-        entity_type="ticket",
-        entity_id=ticket.id,
-        actor_id=actor.id,
-        at=now,
-        action="link",
-        field="link",
-        new=target_ref,
-    )
-    _touch(ticket, now)
-    _flush(session, ticket, None)
+    audit.record_for(session, "ticket", ticket, actor.id, now, "link", "link", target_ref)
+    _save(session, ticket, now, None)
     return row
 
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime, tzinfo
+from typing import Any
 
-from sqlalchemy import func, select, true
+from sqlalchemy import Select, func, select, true
 from sqlalchemy.orm import Session
 
 from itsm_tui.models import Group, SatisfactionRating, Ticket, TicketEntry, User, utcnow
 from itsm_tui.services import audit, sla
 from itsm_tui.services.errors import NotFound
+from itsm_tui.services.jsondata import jsonable
 
 # Fields of a view that are the database's own row ids: the JSON names the group and the assignee instead.
 _INTERNAL_IDS = ("group_id", "assignee_id")
@@ -25,6 +27,24 @@ def get_ticket(session: Session, ref: str, *, for_update: bool = False) -> Ticke
     if ticket is None:
         raise NotFound(f"no ticket {ref!r}; `itsm ticket list` shows the tickets")
     return ticket
+
+
+# The columns every list of tickets starts with (``itsm ticket list`` and the queue's pages).
+LIST_COLUMNS = (
+    Ticket.id,
+    Ticket.ref,
+    Ticket.priority,
+    Ticket.status,
+    Ticket.title,
+    Ticket.requester,
+    Group.code.label("group"),
+    User.login.label("assignee"),
+)
+
+
+def with_names(stmt: Select[Any]) -> Select[Any]:
+    """A statement over tickets joined to the names of their group and assignee (:data:`LIST_COLUMNS`)."""
+    return stmt.outerjoin(Group, Group.id == Ticket.group_id).outerjoin(User, User.id == Ticket.assignee_id)
 
 
 def find_ticket_by_id(session: Session, ticket_id: int) -> Ticket:
@@ -80,10 +100,7 @@ class TicketView:
         data = asdict(self)
         for key in _INTERNAL_IDS:
             del data[key]
-        for key, value in data.items():
-            if isinstance(value, datetime):
-                data[key] = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-        return data
+        return jsonable(data)
 
 
 def view(session: Session, ticket: Ticket, now: datetime | None = None) -> TicketView:
@@ -158,20 +175,7 @@ def list_tickets(
     """Newest tickets first, at most ``limit``; pass the last row's id as ``before_id`` for the next page."""
     limit = max(1, min(limit, 1000))
     stmt = (
-        select(
-            Ticket.id,
-            Ticket.ref,
-            Ticket.priority,
-            Ticket.status,
-            Ticket.title,
-            Ticket.requester,
-            Group.code.label("group"),
-            User.login.label("assignee"),
-            Ticket.opened_at,
-            Ticket.resolution_due_at,
-        )
-        .outerjoin(Group, Group.id == Ticket.group_id)
-        .outerjoin(User, User.id == Ticket.assignee_id)
+        with_names(select(*LIST_COLUMNS, Ticket.opened_at, Ticket.resolution_due_at))
         .order_by(Ticket.id.desc())
         .limit(limit)
     )
