@@ -4,12 +4,11 @@ approve as a CAB member, be refused as an agent, reject with a reason, and see a
 
 from __future__ import annotations
 
-import html
-import re
 from datetime import date
 
 import pytest
 from calendar_data import FIXED, build_calendar
+from pilot_helpers import screen_text, settle, wait_until
 from sqlalchemy import func, select
 
 from itsm_tui.app import ItsmApp
@@ -30,32 +29,24 @@ def make_app(db, config, actor) -> ItsmApp:
     return ItsmApp(db, config, actor, run_scheduler=False, clock=lambda: FIXED)
 
 
-async def wait_for(pilot, predicate, tries: int = 150, what: str = "condition"):
-    for _ in range(tries):
-        await pilot.pause(0.02)
-        if predicate():
-            return
-    raise AssertionError(f"{what} not reached")
-
-
 async def open_calendar(pilot, app) -> CalendarScreen:
     await pilot.press("f3")
-    await wait_for(
-        pilot, lambda: isinstance(app.screen, CalendarScreen) and app.screen.up_to_date, what="load"
-    )
+    await wait_until(pilot, lambda: isinstance(app.screen, CalendarScreen) and app.screen.up_to_date, "load")
     return app.screen
 
 
 async def settled(pilot, screen: CalendarScreen) -> None:
-    await wait_for(pilot, lambda: screen.up_to_date, what="calendar reload")
-    await pilot.pause(0.05)
+    await wait_until(pilot, lambda: screen.up_to_date, "calendar reload")
+    await settle(pilot)
 
 
-def screen_text(app) -> str:
-    """What the terminal shows as text, whitespace runs collapsed (styled runs are separate in the SVG)."""
-    svg = app.export_screenshot()
-    text = html.unescape(" ".join(re.findall(r">([^<>]+)</text>", svg))).replace("\xa0", " ")
-    return re.sub(r"\s+", " ", text)
+def shown(app) -> str:
+    """What the terminal shows as text, white space runs (and line breaks) collapsed to one space."""
+    return " ".join(screen_text(app).split())
+
+
+def change_shown(app) -> bool:
+    return isinstance(app.screen, ChangeScreen) and app.screen.view is not None
 
 
 def listed_refs(screen: CalendarScreen) -> list[str]:
@@ -87,18 +78,18 @@ async def test_navigate_month_week_and_agenda(desk, config):
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_calendar(pilot, app)
         assert screen.selected == date(2026, 3, 20)
-        assert "March 2026" in screen_text(app)
+        assert "March 2026" in shown(app)
         await pilot.press("right")
         await settled(pilot, screen)
         assert screen.selected == date(2026, 3, 21)
         assert listed_refs(screen) == [refs["switch"], refs["firmware"]]
-        text = screen_text(app)
+        text = shown(app)
         assert "Saturday 21 March 2026 2 changes" in text
         await pilot.press("down")
         assert screen.selected == date(2026, 3, 28)
         await pilot.press("pagedown")
         await settled(pilot, screen)
-        assert screen.selected == date(2026, 4, 28) and "April 2026" in screen_text(app)
+        assert screen.selected == date(2026, 4, 28) and "April 2026" in shown(app)
         await pilot.press("pageup", "up", "left")
         await settled(pilot, screen)
         assert screen.selected == date(2026, 3, 20)
@@ -110,7 +101,7 @@ async def test_navigate_month_week_and_agenda(desk, config):
 
         await pilot.press("2")
         await settled(pilot, screen)
-        text = screen_text(app)
+        text = shown(app)
         assert "Week 12, 16 Mar - 22 Mar 2026 [Week]" in text
         assert "Sat 21" in text
         await pilot.press("3")
@@ -131,13 +122,13 @@ async def test_windows_are_shown_in_the_viewers_time_zone(desk, config):
         screen = await open_calendar(pilot, app)
         await pilot.press("right")
         await settled(pilot, screen)
-        assert "window 21:00-22.03 network" in screen_text(app)  # Saturday 22:00 CET
+        assert "window 21:00-22.03 network" in shown(app)  # Saturday 22:00 CET
         await pilot.press("down")  # the 28th: summer time starts that night
         await settled(pilot, screen)
-        assert "window 21:00-29.03 network" in screen_text(app)
+        assert "window 21:00-29.03 network" in shown(app)
         await pilot.press("down")
         await settled(pilot, screen)
-        assert "window 20:00-05.04 network" in screen_text(app)  # 22:00 CEST
+        assert "window 20:00-05.04 network" in shown(app)  # 22:00 CEST
 
 
 async def test_open_a_change_and_see_its_conflicts(desk, config):
@@ -147,20 +138,20 @@ async def test_open_a_change_and_see_its_conflicts(desk, config):
         screen = await open_calendar(pilot, app)
         await pilot.press("right")
         await settled(pilot, screen)
-        assert refs["switch"] in screen_text(app) and "both change CI core-sw-01" in screen_text(app)
+        assert refs["switch"] in shown(app) and "both change CI core-sw-01" in shown(app)
         await pilot.press("tab", "down", "enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, ChangeScreen) and app.screen.view is not None)
+        await wait_until(pilot, lambda: change_shown(app), "the change")
         detail = app.screen
         assert detail.ref == refs["firmware"]
-        text = screen_text(app)
+        text = shown(app)
         assert "Upgrade core switch firmware" in text and "submitted" in text
         assert f"CONFLICT {refs['switch']} and {refs['firmware']} both change CI core-sw-01" in text
         assert "Approval" in text
         await pilot.press("a")  # a shift lead may not approve: the detail says why, nothing changes
-        await pilot.pause(0.1)
+        await settle(pilot)
         assert state_of(db, refs["firmware"]) == "submitted"
         await pilot.press("escape")
-        await wait_for(pilot, lambda: app.screen is screen)
+        await wait_until(pilot, lambda: app.screen is screen, "the calendar again")
 
 
 async def test_a_cab_member_approves_from_the_calendar(desk, config):
@@ -173,10 +164,8 @@ async def test_a_cab_member_approves_from_the_calendar(desk, config):
         await settled(pilot, screen)
         assert screen.current_ref() == refs["switch"]
         await pilot.press("a")
-        await wait_for(pilot, lambda: state_of(db, refs["switch"]) == "approved", what="approval")
-        await wait_for(
-            pilot, lambda: f"You approved {refs['switch']}: it is approved." in said, what="notice"
-        )
+        await wait_until(pilot, lambda: state_of(db, refs["switch"]) == "approved", "approval")
+        await wait_until(pilot, lambda: f"You approved {refs['switch']}: it is approved." in said, "notice")
         await settled(pilot, screen)
         assert "approved" in str(screen.day_list.get_option_at_index(screen.day_list.highlighted).prompt)
 
@@ -190,7 +179,7 @@ async def test_an_agent_is_refused_and_told_which_role_approves(desk, config):
         await pilot.press("right")
         await settled(pilot, screen)
         await pilot.press("a")
-        await wait_for(pilot, lambda: any("cab_member or change_manager" in m for m in said), what="refusal")
+        await wait_until(pilot, lambda: any("cab_member or change_manager" in m for m in said), "refusal")
         assert state_of(db, refs["switch"]) == "assessed"
 
 
@@ -202,13 +191,13 @@ async def test_reject_needs_a_reason(desk, config):
         await pilot.press("right")
         await settled(pilot, screen)
         await pilot.press("x")
-        await wait_for(pilot, lambda: isinstance(app.screen, ReasonForm))
+        await wait_until(pilot, lambda: isinstance(app.screen, ReasonForm), "the ReasonForm")
         form = app.screen
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: form.error_shown is not None)
+        await wait_until(pilot, lambda: form.error_shown is not None, "the refusal")
         assert "say why" in form.error_shown
         await pilot.press(*"Clashes with the firmware upgrade", "enter")
-        await wait_for(pilot, lambda: state_of(db, refs["switch"]) == "rejected", what="rejection")
+        await wait_until(pilot, lambda: state_of(db, refs["switch"]) == "rejected", "rejection")
         with db.read_session() as s:
             assert (
                 "Clashes with the firmware upgrade" in changes.get_change(s, refs["switch"]).rejection_reason
@@ -225,27 +214,27 @@ async def test_a_new_change_shows_its_conflicts_before_it_is_saved(desk, config)
         await pilot.press("right")  # Saturday 21st: the form proposes 22:00
         await settled(pilot, screen)
         await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, NewChangeForm))
+        await wait_until(pilot, lambda: isinstance(app.screen, NewChangeForm), "the NewChangeForm")
         form = app.screen
         await pilot.press("tab", *"Swap core switch PSU", "tab", *"core-sw-01")
-        await wait_for(pilot, lambda: form.previewed, what="preview")
+        await wait_until(pilot, lambda: form.previewed, "preview")
         kinds = {(c.kind, c.refs) for c in form.previewed}
         assert ("overlap", (refs["switch"], "(new)")) in kinds
         assert ("overlap", ("(new)", refs["firmware"])) in kinds  # ordered by start
         assert ("implementer", (refs["switch"], "(new)")) in kinds  # net1 is booked on the switch already
-        text = screen_text(app)
+        text = shown(app)
         assert f"CONFLICT {refs['switch']} and (new) both change CI core-sw-01" in text
         with db.read_session() as s:
             assert s.scalar(select(func.count()).select_from(Change)) == before  # nothing saved yet
 
         # Saving without plans is refused in the form; with them it is raised and submitted.
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: form.error_shown is not None)
+        await wait_until(pilot, lambda: form.error_shown is not None, "the refusal")
         assert "implementation plan" in form.error_shown
         form.query_one("#plan").value = "Swap the power supply."
         form.query_one("#backout").value = "Put the old one back."
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: app.screen is screen, what="form closed")
+        await wait_until(pilot, lambda: app.screen is screen, "form closed")
         await settled(pilot, screen)
     with db.read_session() as s:
         assert s.scalar(select(func.count()).select_from(Change)) == before + 1
@@ -262,17 +251,17 @@ async def test_moving_a_change_shows_the_conflicts_of_the_new_window(desk, confi
         await settled(pilot, screen)
         assert screen.current_ref() == refs["mail"]
         await pilot.press("s")
-        await wait_for(pilot, lambda: isinstance(app.screen, ScheduleForm))
+        await wait_until(pilot, lambda: isinstance(app.screen, ScheduleForm), "the ScheduleForm")
         form = app.screen
-        await wait_for(pilot, lambda: form.previewed is not None, what="first preview")
+        await wait_until(pilot, lambda: form.previewed is not None, "first preview")
         assert [c.kind for c in form.previewed] == ["outside_window"]
         start = form.query_one("#start")
         start.value = "2026-03-25 21:00"  # Wednesday 22:00 CET: inside the email window
         form.query_one("#end").value = "2026-03-25 22:00"
-        await wait_for(pilot, lambda: form.previewed == [], what="clean preview")
-        assert "No conflicts." in screen_text(app)
+        await wait_until(pilot, lambda: form.previewed == [], "clean preview")
+        assert "No conflicts." in shown(app)
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: app.screen is screen)
+        await wait_until(pilot, lambda: app.screen is screen, "the calendar again")
     with db.read_session() as s:
         assert changes.get_change(s, refs["mail"]).planned_start.day == 25
 
@@ -294,7 +283,7 @@ async def test_user_text_is_shown_literally(desk, config):
     app = make_app(db, config, staff["net1"])
     async with app.run_test(size=(80, 24)) as pilot:
         await open_calendar(pilot, app)
-        text = screen_text(app)
+        text = shown(app)
         assert "vpn [b]x[/] ^[[2J" in text  # markup and escapes shown, not obeyed
 
 
@@ -322,13 +311,15 @@ async def test_a_change_manager_assesses_and_overrides_a_blackout_from_the_chang
         await pilot.press("right")
         await settled(pilot, screen)
         await pilot.press("tab", "down", "enter")  # the firmware upgrade: submitted, to assess
-        await wait_for(pilot, lambda: isinstance(app.screen, ChangeScreen) and app.screen.view is not None)
+        await wait_until(pilot, lambda: change_shown(app), "the change")
         assert app.screen.refusal("assess") is None and app.screen.refusal("approve") is not None
         await pilot.press("e")
-        await wait_for(pilot, lambda: state_of(db, refs["firmware"]) == "assessed", what="assessment")
-        await wait_for(pilot, lambda: f"{refs['firmware']}: 0 of 1 approvals; waiting for cab1." in said)
+        await wait_until(pilot, lambda: state_of(db, refs["firmware"]) == "assessed", "assessment")
+        await wait_until(
+            pilot, lambda: f"{refs['firmware']}: 0 of 1 approvals; waiting for cab1." in said, "the notice"
+        )
         await pilot.press("escape")
-        await wait_for(pilot, lambda: app.screen is screen)
+        await wait_until(pilot, lambda: app.screen is screen, "the calendar again")
 
         # An emergency change inside the ERP freeze: submitting asks the change manager for an override.
         await pilot.press("pagedown", "t")
@@ -342,11 +333,11 @@ async def test_a_change_manager_assesses_and_overrides_a_blackout_from_the_chang
             await pilot.press("down")
         assert screen.current_ref() == emergency
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, ChangeScreen) and app.screen.view is not None)
+        await wait_until(pilot, lambda: change_shown(app), "the change")
         await pilot.press("u")
-        await wait_for(pilot, lambda: isinstance(app.screen, ReasonForm), what="override form")
+        await wait_until(pilot, lambda: isinstance(app.screen, ReasonForm), "override form")
         assert "change freeze 'Quarter close'" in app.screen.note  # why it asks
         await pilot.press(*"ERP database hangs", "enter")
-        await wait_for(pilot, lambda: state_of(db, emergency) == "submitted", what="submit with override")
+        await wait_until(pilot, lambda: state_of(db, emergency) == "submitted", "submit with override")
     with db.read_session() as s:
         assert changes.get_change(s, emergency).override_reason == "ERP database hangs"

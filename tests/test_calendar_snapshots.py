@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 from calendar_data import FIXED, build_calendar
+from pilot_helpers import settle, wait_until
 from sqlalchemy import func, select
 
 from itsm_tui.app import ItsmApp
@@ -28,19 +29,21 @@ def calendar_app(staff_sqlite, config):
     return ItsmApp(db, config, actor, run_scheduler=False, clock=lambda: FIXED), unread
 
 
-def settle(app: ItsmApp, unread: int, *keys: str):
+def calendar_after(app: ItsmApp, unread: int, *keys: str):
+    """A ``run_before`` that opens the calendar, presses ``keys`` and waits until it and the unread count
+    have loaded."""
+
     async def run_before(pilot) -> None:
         await pilot.press("f3")
         for key in keys:
             await pilot.press(key)
-        for _ in range(200):
-            await pilot.pause(0.02)
+
+        def loaded() -> bool:
             screen = app.screen
-            if isinstance(screen, CalendarScreen) and screen.up_to_date and app.unread == unread:
-                break
-        else:
-            raise AssertionError("the calendar did not settle")
-        await pilot.pause(0.1)
+            return isinstance(screen, CalendarScreen) and screen.up_to_date and app.unread == unread
+
+        await wait_until(pilot, loaded, "the calendar and the unread count")
+        await settle(pilot)
 
     return run_before
 
@@ -48,9 +51,9 @@ def settle(app: ItsmApp, unread: int, *keys: str):
 def test_month_view(snap_compare, calendar_app):
     app, unread = calendar_app
     # Saturday 21 March selected: two changes clash on core-sw-01 inside the network window.
-    assert snap_compare(app, terminal_size=(80, 24), run_before=settle(app, unread, "right"))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=calendar_after(app, unread, "right"))
 
 
 def test_week_view(snap_compare, calendar_app):
     app, unread = calendar_app
-    assert snap_compare(app, terminal_size=(80, 24), run_before=settle(app, unread, "right", "2"))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=calendar_after(app, unread, "right", "2"))

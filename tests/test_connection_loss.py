@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pilot_helpers import settle, wait_until
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -30,26 +31,20 @@ async def test_lost_database_shows_a_banner_and_recovers(db, config, staff):
         pytest.skip("an SQLite file cannot be taken away from an open connection")
     app = ItsmApp(db, config, staff["lead"], run_scheduler=False)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.pause(0.5)
+        await settle(pilot)
         assert app.connected
         set_connections(db.url, False)
         try:
-            for _ in range(100):
-                await pilot.pause(0.1)
-                if not app.connected:
-                    break
+            await wait_until(pilot, lambda: not app.connected, "the lost connection to show")
             assert not app.connected
             from itsm_tui.screens.common import StatusLine
 
             line = str(app.screen.query_one(StatusLine).render())
             assert "DATABASE UNREACHABLE" in line
             await pilot.press("4")  # still usable: keys do not crash it
-            await pilot.pause(0.3)
+            await settle(pilot)
             assert app.is_running
         finally:
             set_connections(db.url, True)
-        for _ in range(100):
-            await pilot.pause(0.1)
-            if app.connected:
-                break
+        await wait_until(pilot, lambda: app.connected, "the connection to come back")
         assert app.connected

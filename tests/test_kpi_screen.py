@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from pilot_helpers import settle, wait_until
 from sqlalchemy import func, select, true
 from textual.widgets import Input, OptionList, TabbedContent
 
@@ -28,31 +29,23 @@ def make_app(db, config, actor) -> ItsmApp:
     return ItsmApp(db, config, actor, run_scheduler=False, clock=lambda: FIXED)
 
 
-async def wait_for(pilot, predicate, what: str, tries: int = 300) -> None:
-    for _ in range(tries):
-        await pilot.pause(0.03)
-        if predicate():
-            return
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def open_board(pilot, app: ItsmApp) -> KpiScreen:
     await pilot.press("f4")
-    await wait_for(pilot, lambda: isinstance(app.screen, KpiScreen) and app.screen.loads >= 1, "the board")
+    await wait_until(pilot, lambda: isinstance(app.screen, KpiScreen) and app.screen.loads >= 1, "the board")
     return app.screen
 
 
 async def press_and_load(pilot, screen: KpiScreen, *keys: str) -> None:
     before = screen.loads
     await pilot.press(*keys)
-    await wait_for(pilot, lambda: screen.loads > before, f"a load after {keys}")
+    await wait_until(pilot, lambda: screen.loads > before, f"a load after {keys}")
 
 
 def bar(screen) -> str:
     return str(screen.query_one("#kpi-bar").render())
 
 
-def screen_text(widget) -> str:
+def widget_text(widget) -> str:
     """What a widget shows, as plain lines."""
     return "\n".join(widget.render_line(y).text for y in range(widget.size.height))
 
@@ -82,7 +75,7 @@ def assert_tiles_match(screen: KpiScreen, report: kpi.KpiReport) -> None:
         assert tile.has_class(figure.status), figure.name
 
 
-async def test_tabs_periods_group_and_tiles_follow_the_service(demo, config):
+async def test_the_operational_tab_shows_the_live_snapshot_at_the_apps_clock(demo, config):
     db, actor = demo
     app = make_app(db, config, actor)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -111,22 +104,35 @@ async def test_tabs_periods_group_and_tiles_follow_the_service(demo, config):
         assert [k for k in prompts if k.startswith("agent:")] == [f"agent:{a}" for a in first_agents]
         assert live.breached > 0 and live.workload
 
-        # tabs
+
+async def test_tabs_switch_by_key_and_show_the_services_figures(demo, config):
+    db, actor = demo
+    app = make_app(db, config, actor)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_board(pilot, app)
+        tabbed = screen.query_one(TabbedContent)
         await pilot.press("s")
-        await pilot.pause()
+        await settle(pilot)
         assert tabbed.active == "strategic"
         assert_tiles_match(screen, service_report(db, config, kpi.period_for("30d", FIXED)))
         await pilot.press("n")
-        await pilot.pause()
+        await settle(pilot)
         assert tabbed.active == "management"
         month = service_report(db, config, kpi.period_for("30d", FIXED))
-        summary = screen_text(screen.query_one("#kpi-summary"))
+        summary = widget_text(screen.query_one("#kpi-summary"))
         assert f"{month.opened:,}" in summary and f"{month.resolved:,}" in summary
         assert _value(month.mtta_hours, "h") in summary
         await pilot.press("o")
-        await pilot.pause()
+        await settle(pilot)
         assert tabbed.active == "operational"
 
+
+async def test_periods_are_named_in_the_bar_and_the_tiles_follow_them(demo, config):
+    db, actor = demo
+    app = make_app(db, config, actor)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_board(pilot, app)
+        tabbed = screen.query_one(TabbedContent)
         # periods: the bar names each, the tiles give the service's figures for it
         await pilot.press("s")
         for key, name, label in (
@@ -141,13 +147,20 @@ async def test_tabs_periods_group_and_tiles_follow_the_service(demo, config):
             assert_tiles_match(screen, service_report(db, config, kpi.period_for(name, FIXED)))
         assert tabbed.active == "strategic"  # the tab stays as the period changes
 
+
+async def test_a_custom_period_then_a_group_then_a_named_period(demo, config):
+    db, actor = demo
+    app = make_app(db, config, actor)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_board(pilot, app)
+        await pilot.press("s")
         # a custom period
         await pilot.press("c")
-        await wait_for(pilot, lambda: app.screen.query("#period-from"), "the custom-period form")
+        await wait_until(pilot, lambda: app.screen.query("#period-from"), "the custom-period form")
         await pilot.press(*"2026-11-02", "tab", *"2026-11-08")
         before = screen.loads
         await pilot.press("enter")
-        await wait_for(pilot, lambda: screen.loads > before, "the custom period")
+        await wait_until(pilot, lambda: screen.loads > before, "the custom period")
         assert bar(screen).startswith("2026-11-02 to 2026-11-08 (11-02 to 11-09 01:00)")
         custom = kpi.custom_period(datetime(2026, 11, 2).date(), datetime(2026, 11, 8).date(), FIXED)
         assert_tiles_match(screen, service_report(db, config, custom))
@@ -186,7 +199,7 @@ async def queue_showing(pilot, app: ItsmApp, text: str) -> QueueScreen:
             and screen.up_to_date
         )
 
-    await wait_for(pilot, ready, f"the queue filtered by {text}")
+    await wait_until(pilot, ready, f"the queue filtered by {text}")
     return app.screen
 
 
@@ -238,7 +251,7 @@ async def test_an_agents_workload_opens_the_queue_on_their_tickets(demo, config)
 
         # back to the board (it keeps its state), then the second agent
         await pilot.press("f4")
-        await wait_for(pilot, lambda: app.screen is screen, "the board again")
+        await wait_until(pilot, lambda: app.screen is screen, "the board again")
         second, second_count = list(workload.items())[1]
         await select_figure(pilot, screen, f"agent:{second}")
         qs = await queue_showing(pilot, app, f"assignee:{second}")
@@ -253,7 +266,7 @@ async def test_the_board_of_an_empty_desk(staff_sqlite, config):
         screen = await open_board(pilot, app)
         assert bar(screen).startswith("Last 30 days")
         await pilot.press("s")
-        await pilot.pause()
+        await settle(pilot)
         shown = tiles(screen)
         assert len(shown) == 7
         assert all(text.splitlines()[1].strip() == "-" for text, _ in shown.values())

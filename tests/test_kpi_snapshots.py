@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from pilot_helpers import settle, wait_until
 
 from itsm_tui.app import ItsmApp
 from itsm_tui.screens.kpi import KpiScreen
@@ -32,15 +33,14 @@ def board_on(tab_key: str):
         with app.db.read_session() as s:
             unread = notifications.unread_count(s, app.actor.id)
         await pilot.press("f4")
-        for _ in range(400):
-            await pilot.pause(0.03)
+
+        def loaded() -> bool:
             screen = app.screen
-            if isinstance(screen, KpiScreen) and screen.loads >= 1 and app.unread == unread:
-                break
-        else:
-            raise AssertionError("the KPI board did not load")
+            return isinstance(screen, KpiScreen) and screen.loads >= 1 and app.unread == unread
+
+        await wait_until(pilot, loaded, "the KPI board and the unread count")
         await pilot.press(tab_key)
-        await pilot.pause(0.1)
+        await settle(pilot)
 
     return run_before
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import html
+import asyncio
 import os
-import re
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
+from pilot_helpers import screen_text, settle, wait_until
 from sqlalchemy import text
 
 from itsm_tui.app import ItsmApp
@@ -24,13 +23,13 @@ def other_process_assigns(db_url: str, ref: str, assignee: str, as_login: str = 
         "import getpass, sys; getpass.getuser = lambda: sys.argv[1]; from itsm_tui.cli import main; "
         "sys.exit(main(sys.argv[2:]))"
     )
-    subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-c", code, as_login, "ticket", "update", ref, "--db", db_url, "--assign", assignee],
-        check=True,
         capture_output=True,
         text=True,
         env=os.environ.copy(),
     )
+    assert done.returncode == 0, done.stderr
 
 
 def new_ticket(db, config, actor, title="Printer jammed") -> str:
@@ -38,7 +37,8 @@ def new_ticket(db, config, actor, title="Printer jammed") -> str:
         return tickets.create_ticket(s, config, actor, title=title, requester="Rita").ref
 
 
-def wait_until(predicate, seconds: float = 10.0) -> bool:
+def eventually(predicate, seconds: float = 20.0) -> bool:
+    """Whether ``predicate()`` comes true within ``seconds`` (for the watcher's thread, outside any app)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if predicate():
@@ -55,9 +55,9 @@ def test_watcher_hears_another_process(db, db_url, config, staff):
     )
     watcher.start()
     try:
-        assert wait_until(lambda: watcher.last_id == 0 and (db.backend == "sqlite" or watcher.listening))
+        assert eventually(lambda: watcher.last_id == 0 and (db.backend == "sqlite" or watcher.listening))
         other_process_assigns(db_url, ref, "agent2")
-        assert wait_until(lambda: heard)
+        assert eventually(lambda: heard)
     finally:
         watcher.stop()
     rows, unread = heard[0]
@@ -75,13 +75,14 @@ def test_postgres_listener_falls_back_to_polling_when_its_connection_drops(pg_ur
     )
     watcher.start()
     try:
-        assert wait_until(lambda: watcher.listening)
+        assert eventually(lambda: watcher.listening)
         with db.engine.connect() as conn:
             killed = (
                 conn.execute(
                     text(
                         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE query LIKE 'LISTEN itsm_notifications%' AND pid <> pg_backend_pid()"
+                        "WHERE query LIKE 'LISTEN itsm_notifications%' AND pid <> pg_backend_pid() "
+                        "AND datname = current_database()"  # not the listeners of other test runs
                     )
                 )
                 .scalars()
@@ -89,19 +90,14 @@ def test_postgres_listener_falls_back_to_polling_when_its_connection_drops(pg_ur
             )
             conn.commit()
         assert killed
-        assert wait_until(lambda: not watcher.listening)
+        assert eventually(lambda: not watcher.listening)
         other_process_assigns(db.url, refs[0], "agent2")
-        assert wait_until(lambda: len(heard) == 1)  # delivered by the poll
-        assert wait_until(lambda: watcher.listening)  # and it listens again
+        assert eventually(lambda: len(heard) == 1)  # delivered by the poll
+        assert eventually(lambda: watcher.listening)  # and it listens again
         other_process_assigns(db.url, refs[1], "agent2")
-        assert wait_until(lambda: len(heard) == 2)
+        assert eventually(lambda: len(heard) == 2)
     finally:
         watcher.stop()
-
-
-def screen_text(app) -> str:
-    svg = app.export_screenshot()
-    return html.unescape(" ".join(re.findall(r">([^<>]+)</text>", svg))).replace("\xa0", " ")
 
 
 async def test_console_shows_toast_and_count_for_another_process(db, db_url, config, staff):
@@ -109,17 +105,12 @@ async def test_console_shows_toast_and_count_for_another_process(db, db_url, con
     ref = new_ticket(db, config, staff["agent1"], title)
     app = ItsmApp(db, config, staff["agent2"], run_scheduler=False)
     async with app.run_test(size=(120, 30), notifications=True) as pilot:
-        await pilot.pause(0.3)
+        await settle(pilot)
         assert app.unread == 0
-        worker = threading.Thread(target=other_process_assigns, args=(db_url, ref, "agent2"))
-        worker.start()
-        for _ in range(200):
-            await pilot.pause(0.05)
-            if app.unread == 1:
-                break
-        worker.join()
+        await asyncio.to_thread(other_process_assigns, db_url, ref, "agent2")  # the console runs meanwhile
+        await wait_until(pilot, lambda: app.unread == 1, "the other process's notification")
         assert app.unread == 1
-        await pilot.pause(0.2)
+        await wait_until(pilot, lambda: app.screen.query("Toast"), "the toast")
         shown = screen_text(app)
         assert f"{ref} (P3) assigned to you by Lead" in shown
         # the title as typed, not as markup or a control sequence (the toast may wrap it)

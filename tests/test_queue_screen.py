@@ -6,7 +6,10 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
+from pilot_helpers import settle as settle_work
+from pilot_helpers import wait_until
 from sqlalchemy import func, select
+from textual.widgets import Input
 
 from itsm_tui.app import ItsmApp
 from itsm_tui.models import Ticket, User
@@ -22,16 +25,28 @@ def demo(demo_copy):
     return demo_copy(4000, 11)
 
 
-async def settle(pilot, screen: QueueScreen, predicate=None, tries: int = 100) -> None:
-    """Wait until the rows and count of what was last asked for are shown."""
-    await pilot.pause(0.05)  # let the input's change reach the screen
-    for _ in range(tries):
-        await pilot.pause(0.03)
-        table = screen.table
-        ready = table.window is not None and screen.up_to_date and (predicate is None or predicate())
-        if ready:
-            return
-    raise AssertionError("the queue did not settle")
+def shows_what_was_asked(screen: QueueScreen) -> bool:
+    """Whether the rows and count of the latest query are shown, the filter as typed applied."""
+    try:
+        typed = queue.parse_filter(screen.query_one("#queue-filter", Input).value, screen.app.actor)
+    except queue.FilterError:
+        typed = screen.filter  # a filter the queue does not understand is not applied
+    return (
+        screen.table.window is not None
+        and screen.up_to_date
+        and screen.filter == typed
+        and screen.query_state is not None
+        and screen.query_state.filter == typed
+    )
+
+
+async def settle(pilot, screen: QueueScreen, predicate=None) -> None:
+    """Wait until the rows and count of what was last asked for are shown (and ``predicate`` holds)."""
+    await wait_until(
+        pilot,
+        lambda: shows_what_was_asked(screen) and (predicate is None or predicate()),
+        "the queue to show what was asked for",
+    )
 
 
 def bar(screen: QueueScreen) -> str:
@@ -51,7 +66,7 @@ def open_count(db, **where) -> int:
         return s.scalar(stmt)
 
 
-async def test_views_filters_sorts_and_paging(demo, config):
+async def test_the_default_view_is_all_open_in_sla_order(demo, config):
     db, actor = demo
     app = ItsmApp(db, config, actor, run_scheduler=False)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -66,11 +81,25 @@ async def test_views_filters_sorts_and_paging(demo, config):
         rows = [screen.table.window.row(i) for i in range(10)]
         assert [r.resolution_due_at for r in rows] == sorted(r.resolution_due_at for r in rows)
 
+
+async def test_the_major_view_shows_p1_and_p2_only(demo, config):
+    db, actor = demo
+    app = ItsmApp(db, config, actor, run_scheduler=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await settle(pilot, screen)
         await pilot.press("5")  # Major (P1/P2)
         await settle(pilot, screen)
         assert "Major" in bar(screen)
         assert all(screen.table.window.row(i).priority in (1, 2) for i in range(screen.table.total))
 
+
+async def test_a_filter_narrows_the_queue_and_a_wrong_token_says_what_would_work(demo, config):
+    db, actor = demo
+    app = ItsmApp(db, config, actor, run_scheduler=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await settle(pilot, screen)
         await pilot.press("4")
         await settle(pilot, screen)
         await pilot.press("slash")
@@ -81,7 +110,7 @@ async def test_views_filters_sorts_and_paging(demo, config):
         assert {screen.table.window.row(i).status for i in range(min(50, screen.table.total))} == {"new"}
 
         await pilot.press(*" foo:bar")
-        await pilot.pause(0.2)
+        await settle_work(pilot)
         error = str(screen.query_one("#queue-error").render())
         assert "unknown filter 'foo:'" in error and "p:, status:" in error
         for _ in range(8):
@@ -90,7 +119,15 @@ async def test_views_filters_sorts_and_paging(demo, config):
         await settle(pilot, screen)
         assert not screen.query_one("#queue-error").has_class("shown")
 
-        # free text matches the title
+
+async def test_free_text_matches_the_title(demo, config):
+    db, actor = demo
+    app = ItsmApp(db, config, actor, run_scheduler=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await settle(pilot, screen)
+        await pilot.press("4")
+        await settle(pilot, screen)
         await pilot.press("slash", "end", "ctrl+u")  # clear the filter
         await pilot.press(*"printer", "enter")
         await settle(pilot, screen)
@@ -98,20 +135,29 @@ async def test_views_filters_sorts_and_paging(demo, config):
             "printer" in screen.table.window.row(i).title.lower() for i in range(min(20, screen.table.total))
         )
 
-        # sort by the next column (status), then reverse
-        await pilot.press("slash", "end", "ctrl+u", "enter")
+
+async def sort_by_status_descending(pilot, screen: QueueScreen) -> None:
+    """Sort by the next column (status), then reverse."""
+    await pilot.press("right_square_bracket")
+    await settle(pilot, screen)
+    assert "sort: Status" in bar(screen)
+    table = screen.table
+    statuses = [table.window.row(i).status for i in range(table.total if table.total < 50 else 50)]
+    assert statuses == sorted(statuses)
+    await pilot.press("minus")
+    await settle(pilot, screen)
+    assert "sort: Status desc" in bar(screen)
+
+
+async def test_sorting_by_status_reversed_then_paging_to_the_end(demo, config):
+    db, actor = demo
+    app = ItsmApp(db, config, actor, run_scheduler=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
         await settle(pilot, screen)
-        await pilot.press("right_square_bracket")
+        await pilot.press("4")
         await settle(pilot, screen)
-        assert "sort: Status" in bar(screen)
-        statuses = [
-            screen.table.window.row(i).status
-            for i in range(screen.table.total if screen.table.total < 50 else 50)
-        ]
-        assert statuses == sorted(statuses)
-        await pilot.press("minus")
-        await settle(pilot, screen)
-        assert "sort: Status desc" in bar(screen)
+        await sort_by_status_descending(pilot, screen)
 
         # page to the very end of the queue: the last row is the last ticket by that order
         await pilot.press("end")
@@ -139,14 +185,11 @@ async def test_take_from_the_queue(demo, config):
         row = screen.table.current
         assert row is not None and row.assignee is None
         await pilot.press("t")
-        for _ in range(100):
-            await pilot.pause(0.03)
-            with db.read_session() as s:
-                login = s.scalar(
-                    select(User.login).join(Ticket, Ticket.assignee_id == User.id).where(Ticket.id == row.id)
-                )
-            if login:
-                break
+        await settle_work(pilot)  # the take is saved before its worker ends
+        with db.read_session() as s:
+            login = s.scalar(
+                select(User.login).join(Ticket, Ticket.assignee_id == User.id).where(Ticket.id == row.id)
+            )
         assert login == actor.login
 
 
@@ -168,11 +211,12 @@ async def test_rows_follow_other_peoples_work_and_the_cursor_stays(demo, config)
             if t.status in ("new", "assigned", "pending"):
                 tickets.transition(s, config, lead, above.ref, "in_progress")
             tickets.resolve(s, config, lead, above.ref, code="fixed", note="done elsewhere")
-        for _ in range(100):
-            await pilot.pause(0.05)
+
+        def moved_up() -> bool:  # the queue's poll notices the change and reloads
             first = screen.table.window.row(0)
-            if first and first.id != above.id and screen.up_to_date:
-                break
+            return bool(first and first.id != above.id and screen.up_to_date)
+
+        await wait_until(pilot, moved_up, "the resolved ticket to leave the queue")
         assert screen.table.window.row(0).id != above.id
         assert screen.table.current.id == chosen.id
         assert screen.table.cursor == 2
@@ -269,7 +313,7 @@ async def test_moving_while_a_live_reload_reads_keeps_the_ticket_moved_to(demo, 
         release.clear()
         screen.reload(keep_cursor=True)
         await pilot.press("pagedown", "pagedown", "pagedown")
-        await pilot.pause(0.3)
+        await settle_work(pilot, except_groups={"queue-query"})  # all but the held-up reload
         release.set()
         await settle(pilot, screen, lambda: table.current is not None)
         with db.read_session() as s:

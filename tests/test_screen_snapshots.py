@@ -6,7 +6,11 @@ at the new SVG files under ``tests/__snapshots__/`` before committing them.
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
+from pilot_helpers import settle, wait_until
 from sqlalchemy import select
 
 from itsm_tui.app import ItsmApp
@@ -24,12 +28,14 @@ def app(demo_copy, demo_anchor, config):
 
 
 async def _queue_ready(pilot) -> None:
-    for _ in range(400):
-        await pilot.pause(0.03)
-        screen = pilot.app.screen
-        if isinstance(screen, QueueScreen) and screen.up_to_date and pilot.app.unread:
-            break
-    await pilot.pause(0.2)
+    """Wait until the queue's rows and count and the unread count have loaded."""
+    app = pilot.app
+    await wait_until(
+        pilot,
+        lambda: isinstance(app.screen, QueueScreen) and app.screen.up_to_date and app.unread,
+        "the queue and the unread count",
+    )
+    await settle(pilot)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -48,12 +54,27 @@ def test_ticket_detail(snap_compare, app, size):
 
     async def run_before(pilot) -> None:
         await _queue_ready(pilot)
-        pilot.app.open_ticket(ticket_id)
-        for _ in range(400):
-            await pilot.pause(0.03)
-            screen = pilot.app.screen
-            if isinstance(screen, TicketScreen) and screen.detail is not None:
-                break
-        await pilot.pause(0.3)
+        app = pilot.app
+        app.open_ticket(ticket_id)
+        await wait_until(
+            pilot,
+            lambda: isinstance(app.screen, TicketScreen) and app.screen.detail is not None,
+            "the ticket",
+        )
+        await settle(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_every_snapshot_belongs_to_a_test():
+    """A snapshot whose test is gone is reported (and removed by ``--snapshot-update``) by syrupy only when
+    the suite runs in one process; on pytest-xdist workers, as it runs by default, this test reports it."""
+    here = Path(__file__).parent
+    for folder in sorted(p for p in (here / "__snapshots__").iterdir() if p.is_dir()):
+        module = here / f"{folder.name}.py"
+        assert module.is_file(), f"{folder} holds the snapshots of a test module that is gone"
+        functions = ast.walk(ast.parse(module.read_text(encoding="utf-8")))
+        tests = {f.name for f in functions if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)}
+        for snapshot in sorted(folder.iterdir()):
+            test = snapshot.name.removesuffix(".svg").split("[")[0]
+            assert test in tests, f"{snapshot} is left from a test that is gone"

@@ -17,34 +17,50 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_serve_answers_with_the_terminal_page(sqlite_url):
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "itsm_tui.cli", "serve", "--db", sqlite_url, "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=os.environ.copy(),
-    )
-    try:
-        page = ""
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
-                    page = response.read().decode()
-                    assert response.status == 200
-                break
-            except OSError:
-                time.sleep(0.2)
-        assert "textual.js" in page
-        assert f"127.0.0.1:{port}" in page
-    finally:
-        proc.send_signal(signal.SIGINT)
+def page_of(proc: subprocess.Popen, port: int, seconds: float = 30) -> str | None:
+    """The page the server started as ``proc`` answers on ``port``; None if it stopped first."""
+    deadline = time.monotonic() + seconds
+    while proc.poll() is None and time.monotonic() < deadline:
         try:
-            proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+                assert response.status == 200
+                page = response.read().decode()
+        except OSError:
+            time.sleep(0.2)  # not listening yet: the process is still starting
+            continue
+        return page if proc.poll() is None else None  # an answer from another process does not count
+    return None
+
+
+def stop(proc: subprocess.Popen) -> str:
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.communicate(timeout=10)[1]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.communicate()[1]
+
+
+def test_serve_answers_with_the_terminal_page(sqlite_url):
+    # A free port can be taken by a test running in parallel before the server binds it: then another one.
+    for _ in range(5):
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "itsm_tui.cli", "serve", "--db", sqlite_url, "--port", str(port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=os.environ.copy(),
+        )
+        try:
+            page = page_of(proc, port)
+        finally:
+            errors = stop(proc)
+        if page is not None or "address already in use" not in errors.lower():
+            break
+    assert page is not None, errors
+    assert "textual.js" in page
+    assert f"127.0.0.1:{port}" in page
 
 
 def test_serve_refuses_an_unusable_database(tmp_path, capsys):

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import html
-import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pilot_helpers import screen_text, settle, squash, type_text, wait_shown, wait_until
 from sqlalchemy import select
 from textual.geometry import Region
 from textual.widgets import Input, Select, TextArea
@@ -33,37 +32,8 @@ from itsm_tui.services import presence, tickets
 SIZE = (80, 24)
 
 
-async def wait_for(pilot, predicate, tries: int = 200, what: str = "condition"):
-    for _ in range(tries):
-        await pilot.pause(0.02)
-        if predicate():
-            return
-    raise AssertionError(f"{what} not reached")
-
-
-def screen_text(app) -> str:
-    """What the terminal shows, as plain text (from the screenshot Textual renders)."""
-    svg = app.export_screenshot()
-    return html.unescape(" ".join(re.findall(r">([^<>]+)</text>", svg))).replace("\xa0", " ")
-
-
-def squash(text: str) -> str:
-    """Text without spaces (the screenshot splits differently styled runs with spaces)."""
-    return re.sub(r"\s+", "", text)
-
-
 def messages(app) -> str:
     return "\n".join(str(n.message) for n in app._notifications)
-
-
-async def shows(pilot, app, text: str) -> None:
-    """Wait until the terminal shows ``text`` (spaces ignored)."""
-    await wait_for(pilot, lambda: squash(text) in squash(screen_text(app)), what=f"{text!r} shown")
-
-
-async def type_text(pilot, text: str) -> None:
-    for char in text:
-        await pilot.press("enter" if char == "\n" else char)
 
 
 def new_ticket(db, config, actor, **fields) -> tuple[int, str]:
@@ -81,13 +51,15 @@ def row(db, ref) -> tickets.TicketView:
 
 async def open_ticket(app, pilot, ticket_id: int) -> TicketScreen:
     app.open_ticket(ticket_id)
-    await wait_for(pilot, lambda: isinstance(app.screen, TicketScreen) and app.screen.detail is not None)
-    await pilot.pause(0.05)  # let the layout catch up with the content
+    await wait_until(
+        pilot, lambda: isinstance(app.screen, TicketScreen) and app.screen.detail is not None, "the ticket"
+    )
+    await settle(pilot)  # the layout catches up with the content
     return app.screen
 
 
 async def reloaded(pilot, screen: TicketScreen, check) -> None:
-    await wait_for(pilot, lambda: screen.detail is not None and check(screen.detail.view), what="reload")
+    await wait_until(pilot, lambda: screen.detail is not None and check(screen.detail.view), "the reload")
 
 
 async def choose(pilot, select: Select, value) -> None:
@@ -95,21 +67,30 @@ async def choose(pilot, select: Select, value) -> None:
     assert select.has_focus
     options = [v for _, v in select._options]
     await pilot.press("enter")
-    await pilot.pause()
+    await settle(pilot)
     current = options.index(select.value) if not select.is_blank() else 0
     target = options.index(value)
     for _ in range(abs(target - current)):
         await pilot.press("down" if target > current else "up")
     await pilot.press("enter")
-    await wait_for(pilot, lambda: select.value == value, what=f"select {value}")
+    await wait_until(pilot, lambda: select.value == value, f"select {value}")
 
 
 # --------------------------------------------------------------------------- the working day
 
 
-async def test_incident_from_new_to_resolved_with_the_keyboard_only(staff_sqlite, config):
-    db, staff = staff_sqlite
+def mail_down(db, config, staff, in_progress: bool = False) -> tuple[int, str]:
+    """A major incident; ``in_progress``: taken and worked on by agent1 already."""
     ticket_id, ref = new_ticket(db, config, staff["lead"], title="Mail down", impact="high", urgency="high")
+    if in_progress:
+        with db.session() as s:
+            tickets.transition(s, config, staff["agent1"], ref, "in_progress")
+    return ticket_id, ref
+
+
+async def test_take_then_the_status_form_offers_the_allowed_targets_only(staff_sqlite, config):
+    db, staff = staff_sqlite
+    ticket_id, ref = mail_down(db, config, staff)
     app = ItsmApp(db, config, staff["agent1"], run_scheduler=False)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         screen = await open_ticket(app, pilot, ticket_id)
@@ -119,7 +100,7 @@ async def test_incident_from_new_to_resolved_with_the_keyboard_only(staff_sqlite
         await reloaded(pilot, screen, lambda v: v.status == "assigned" and v.assignee == "agent1")
 
         await pilot.press("s")  # status: the allowed targets only
-        await wait_for(pilot, lambda: isinstance(app.screen, TransitionForm))
+        await wait_until(pilot, lambda: isinstance(app.screen, TransitionForm), "the TransitionForm")
         form = app.screen
         assert [v for _, v in form.field("to_status")._options] == ["in_progress", "cancelled"]
         assert form.field("to_status").value == "in_progress"
@@ -127,15 +108,38 @@ async def test_incident_from_new_to_resolved_with_the_keyboard_only(staff_sqlite
         await reloaded(pilot, screen, lambda v: v.status == "in_progress")
         assert app.screen is screen
 
+    ticket = row(db, ref)
+    assert ticket.assignee == "agent1" and ticket.responded_at is not None
+
+
+async def test_a_public_reply_typed_over_two_lines(staff_sqlite, config):
+    db, staff = staff_sqlite
+    ticket_id, _ = mail_down(db, config, staff, in_progress=True)
+    app = ItsmApp(db, config, staff["agent1"], run_scheduler=False)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        screen = await open_ticket(app, pilot, ticket_id)
         await pilot.press("r")  # public reply
-        await wait_for(pilot, lambda: isinstance(app.screen, TextForm))
+        await wait_until(pilot, lambda: isinstance(app.screen, TextForm), "the TextForm")
         await type_text(pilot, "On it.\nRestarting the gateway.")
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: app.screen is screen)
-        await wait_for(pilot, lambda: any(i.kind == "reply" for i in screen.detail.timeline))
+        await wait_until(pilot, lambda: app.screen is screen, "the ticket again")
+        await wait_until(pilot, lambda: any(i.kind == "reply" for i in screen.detail.timeline), "the reply")
 
+    with db.read_session() as s:
+        replies = s.scalars(
+            select(TicketEntry.body).where(TicketEntry.ticket_id == ticket_id, TicketEntry.kind == "reply")
+        ).all()
+    assert replies == ["On it.\nRestarting the gateway."]
+
+
+async def test_resolving_with_a_code_and_a_note_with_the_keyboard_only(staff_sqlite, config):
+    db, staff = staff_sqlite
+    ticket_id, ref = mail_down(db, config, staff, in_progress=True)
+    app = ItsmApp(db, config, staff["agent1"], run_scheduler=False)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        screen = await open_ticket(app, pilot, ticket_id)
         await pilot.press("x")  # resolve with a code and a note
-        await wait_for(pilot, lambda: isinstance(app.screen, ResolveForm))
+        await wait_until(pilot, lambda: isinstance(app.screen, ResolveForm), "the ResolveForm")
         form = app.screen
         await choose(pilot, form.field("code"), "fixed")
         await pilot.press("tab")
@@ -144,18 +148,12 @@ async def test_incident_from_new_to_resolved_with_the_keyboard_only(staff_sqlite
         await pilot.press("ctrl+s")
         await reloaded(pilot, screen, lambda v: v.status == "resolved")
         assert "resolved" in messages(app)
-        await shows(pilot, app, "fixed: Gateway restarted; mail flows again.")
+        await wait_shown(pilot, "fixed: Gateway restarted; mail flows again.")
 
     ticket = row(db, ref)
     assert (ticket.status, ticket.resolution_code) == ("resolved", "fixed")
     assert ticket.resolution_note == "Gateway restarted; mail flows again."
-    assert ticket.assignee == "agent1" and ticket.responded_at is not None
     assert ticket.resolved_at is not None
-    with db.read_session() as s:
-        replies = s.scalars(
-            select(TicketEntry.body).where(TicketEntry.ticket_id == ticket_id, TicketEntry.kind == "reply")
-        ).all()
-    assert replies == ["On it.\nRestarting the gateway."]
 
 
 async def test_a_refused_form_save_stays_open_with_the_error_beside_the_field(staff_sqlite, config):
@@ -167,15 +165,15 @@ async def test_a_refused_form_save_stays_open_with_the_error_beside_the_field(st
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         screen = await open_ticket(app, pilot, ticket_id)
         await pilot.press("s")
-        await wait_for(pilot, lambda: isinstance(app.screen, TransitionForm))
+        await wait_until(pilot, lambda: isinstance(app.screen, TransitionForm), "the TransitionForm")
         form = app.screen
         assert form.field("to_status").value == "pending"
         await pilot.press("ctrl+s")  # pending without saying what it waits for
-        await wait_for(pilot, lambda: form.error_shown is not None)
+        await wait_until(pilot, lambda: form.error_shown is not None, "the refusal")
         assert form.error_shown[0] == "pending_reason"
         assert "pending needs a reason" in form.error_shown[1]
         assert app.screen is form
-        await shows(pilot, app, "pending needs a reason")
+        await wait_shown(pilot, "pending needs a reason")
         await choose(pilot, form.field("pending_reason"), "vendor")
         await pilot.press("ctrl+s")
         await reloaded(pilot, screen, lambda v: v.status == "pending" and v.pending_reason == "vendor")
@@ -192,13 +190,13 @@ async def test_actions_not_allowed_here_are_disabled_and_say_why(staff_sqlite, c
         assert bindings["a"].enabled is False  # assign to someone else: shift leads
         assert bindings["x"].enabled is False  # a new ticket is not resolved
         assert bindings["t"].enabled is True
-        await shows(pilot, app, "assign: needs the role shift_lead")
+        await wait_shown(pilot, "assign: needs the role shift_lead")
         await pilot.press("a")
-        await pilot.pause(0.1)
+        await settle(pilot)
         assert app.screen is screen  # no form opened
         assert "needs the role shift_lead" in messages(app)
         await pilot.press("x")
-        await pilot.pause(0.1)
+        await settle(pilot)
         assert app.screen is screen
         assert "not in progress yet" in messages(app)
     assert row(db, ref).status == "new"
@@ -212,7 +210,7 @@ async def test_an_analyst_cannot_take(staff_sqlite, config):
         screen = await open_ticket(app, pilot, ticket_id)
         assert screen.active_bindings["t"].enabled is False
         await pilot.press("t")
-        await pilot.pause(0.2)
+        await settle(pilot)
         assert "You cannot take" in messages(app)
         assert "agent, support_l2, support_l3 or shift_lead" in messages(app)
         # Searching the KEDB stays open to everyone; applying says it is read only.
@@ -227,11 +225,11 @@ async def test_a_shift_lead_assigns_through_the_form(staff_sqlite, config):
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         screen = await open_ticket(app, pilot, ticket_id)
         await pilot.press("a")
-        await wait_for(pilot, lambda: isinstance(app.screen, AssignForm))
+        await wait_until(pilot, lambda: isinstance(app.screen, AssignForm), "the AssignForm")
         form = app.screen
         await type_text(pilot, "net1")
         await pilot.press("enter")  # net1 is not in SD-L1: refused beside the login
-        await wait_for(pilot, lambda: form.error_shown is not None)
+        await wait_until(pilot, lambda: form.error_shown is not None, "the refusal")
         assert form.error_shown[0] == "login" and "not a member of group SD-L1" in form.error_shown[1]
         assert form.field("login").value == "net1"
         await pilot.press("ctrl+u", *"agent2", "enter")
@@ -252,7 +250,7 @@ async def test_a_stale_save_is_refused_keeps_the_typed_text_and_shows_what_chang
         screen = await open_ticket(app, pilot, ticket_id)
         shown_version = screen.detail.view.version
         await pilot.press("x")
-        await wait_for(pilot, lambda: isinstance(app.screen, ResolveForm))
+        await wait_until(pilot, lambda: isinstance(app.screen, ResolveForm), "the ResolveForm")
         form = app.screen
         await choose(pilot, form.field("code"), "workaround")
         await pilot.press("tab")
@@ -263,7 +261,7 @@ async def test_a_stale_save_is_refused_keeps_the_typed_text_and_shows_what_chang
             tickets.update_fields(s, config, staff["lead"], ref, impact="high", urgency="high")
 
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: form.error_shown is not None, what="refusal")
+        await wait_until(pilot, lambda: form.error_shown is not None, "refusal")
         assert app.screen is form  # still open ...
         assert form.field("note").text == "Cleared the spooler"  # ... with what was typed
         assert form.field("code").value == "workaround"
@@ -297,7 +295,7 @@ async def test_also_open_by_shows_another_console(staff_sqlite, config, monkeypa
     app = ItsmApp(db, config, staff["agent1"], run_scheduler=False)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         screen = await open_ticket(app, pilot, ticket_id)
-        await pilot.pause(0.3)
+        await settle(pilot)  # the heartbeats so far have landed
         assert "Also open by" not in screen_text(app)
         with db.read_session() as s:  # this console's own heartbeat is there
             mine = s.scalars(select(Presence.console_id).where(Presence.entity_id == ticket_id)).all()
@@ -305,18 +303,18 @@ async def test_also_open_by_shows_another_console(staff_sqlite, config, monkeypa
 
         with db.session() as s:  # another console opens the ticket
             presence.heartbeat(s, staff["agent2"].id, "other-console", "ticket", ticket_id, utcnow())
-        await shows(pilot, app, "Also open by: Agent2")
+        await wait_shown(pilot, "Also open by: Agent2")
         assert screen.others == ["Agent2"]
 
         await pilot.press("escape")  # leaving forgets this console's row
-        await wait_for(pilot, lambda: not isinstance(app.screen, TicketScreen))
-        for _ in range(100):
-            await pilot.pause(0.02)
+        await wait_until(pilot, lambda: not isinstance(app.screen, TicketScreen), "the TicketScreen to close")
+
+        def left() -> list[str]:
             with db.read_session() as s:
-                left = s.scalars(select(Presence.console_id).where(Presence.entity_id == ticket_id)).all()
-            if left == ["other-console"]:
-                break
-        assert left == ["other-console"]
+                return s.scalars(select(Presence.console_id).where(Presence.entity_id == ticket_id)).all()
+
+        await wait_until(pilot, lambda: left() == ["other-console"], "this console's row to go")
+        assert left() == ["other-console"]
 
 
 async def test_a_change_by_someone_else_reloads_the_screen_and_is_marked(staff_sqlite, config, monkeypatch):
@@ -329,7 +327,7 @@ async def test_a_change_by_someone_else_reloads_the_screen_and_is_marked(staff_s
         with db.session() as s:
             tickets.assign(s, config, staff["lead"], ref, assignee="agent2")
         await reloaded(pilot, screen, lambda v: v.assignee == "agent2")
-        await shows(pilot, app, "Updated by lead while you were here")
+        await wait_shown(pilot, "Updated by lead while you were here")
         assert screen._fresh
 
 
@@ -355,15 +353,15 @@ async def test_kedb_search_and_apply_workaround_adds_a_note_and_a_link(staff_sql
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         screen = await open_ticket(app, pilot, ticket_id)
         await pilot.press("k")
-        await wait_for(pilot, lambda: isinstance(app.screen, KedbForm))
+        await wait_until(pilot, lambda: isinstance(app.screen, KedbForm), "the KedbForm")
         form = app.screen
         assert form.field("words").has_focus
         await pilot.press("ctrl+u", *"SPOOLER queued")
-        await wait_for(pilot, lambda: [h.ref for h in form.hits] == ["KE0000001"], what="results")
-        await shows(pilot, app, "Restart the spooler service")
+        await wait_until(pilot, lambda: [h.ref for h in form.hits] == ["KE0000001"], "results")
+        await wait_shown(pilot, "Restart the spooler service")
         await pilot.press("down", "enter")
-        await wait_for(pilot, lambda: app.screen is screen)
-        await wait_for(pilot, lambda: screen.detail.links == ["KE0000001"], what="link shown")
+        await wait_until(pilot, lambda: app.screen is screen, "the ticket again")
+        await wait_until(pilot, lambda: screen.detail.links == ["KE0000001"], "link shown")
     with db.read_session() as s:
         ticket = tickets.get_ticket(s, ref)
         notes = s.scalars(select(TicketEntry.body).where(TicketEntry.ticket_id == ticket.id)).all()
@@ -381,7 +379,7 @@ async def test_new_ticket_form_keeps_typed_fields_on_refusal_then_creates_with_t
     app = ItsmApp(db, config, staff["agent1"], run_scheduler=False)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await pilot.press("n")  # from the queue
-        await wait_for(pilot, lambda: isinstance(app.screen, NewTicketForm))
+        await wait_until(pilot, lambda: isinstance(app.screen, NewTicketForm), "the NewTicketForm")
         form = app.screen
         assert form.field("title").has_focus
         await pilot.press("tab", *"Rita Requester", "tab")  # requester; the title stays empty
@@ -390,10 +388,10 @@ async def test_new_ticket_form_keeps_typed_fields_on_refusal_then_creates_with_t
         await choose(pilot, form.field("impact"), "high")
         assert "P2" in str(form.query_one("#field-priority").render())
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: form.error_shown is not None)
+        await wait_until(pilot, lambda: form.error_shown is not None, "the refusal")
         assert form.error_shown[0] == "title" and "a title is required" in form.error_shown[1]
         assert app.screen is form
-        await shows(pilot, app, "a title is required")
+        await wait_shown(pilot, "a title is required")
         assert form.field("requester").value == "Rita Requester"
         assert form.field("impact").value == "high"
 
@@ -401,9 +399,7 @@ async def test_new_ticket_form_keeps_typed_fields_on_refusal_then_creates_with_t
         await type_text(pilot, "Laptop will not boot")
         await pilot.press("ctrl+s")
         # the new ticket opens, to go on working it
-        await wait_for(
-            pilot, lambda: isinstance(app.screen, TicketScreen) and app.screen.detail, what="opened"
-        )
+        await wait_until(pilot, lambda: isinstance(app.screen, TicketScreen) and app.screen.detail, "opened")
         assert "created (P2)" in messages(app)
         result = app.screen.detail.view
     ticket = row(db, result.ref)
@@ -421,17 +417,17 @@ async def test_new_ticket_validation_names_the_field(staff_sqlite, config):
     app = ItsmApp(db, config, staff["agent1"], run_scheduler=False)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         app.push_screen(NewTicketForm())
-        await wait_for(pilot, lambda: isinstance(app.screen, NewTicketForm))
+        await wait_until(pilot, lambda: isinstance(app.screen, NewTicketForm), "the NewTicketForm")
         form = app.screen
         await pilot.press(*"Disk full", "tab")
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: form.error_shown is not None)
+        await wait_until(pilot, lambda: form.error_shown is not None, "the refusal")
         assert form.error_shown[0] == "requester"
         assert form.field("requester").has_focus
         await pilot.press(*"Bob")  # editing the field hides its error
         assert not form.query_one("#error-requester").has_class("-shown")
         await pilot.press("escape")
-        await wait_for(pilot, lambda: not isinstance(app.screen, FormScreen))
+        await wait_until(pilot, lambda: not isinstance(app.screen, FormScreen), "the FormScreen to close")
     with db.read_session() as s:
         assert s.scalars(select(Ticket)).all() == []
 
@@ -441,15 +437,15 @@ async def test_new_ticket_categories_follow_the_kind(staff_sqlite, config):
     app = ItsmApp(db, config, staff["agent1"], run_scheduler=False)
     async with app.run_test(size=SIZE) as pilot:
         app.push_screen(NewTicketForm())
-        await wait_for(pilot, lambda: isinstance(app.screen, NewTicketForm))
+        await wait_until(pilot, lambda: isinstance(app.screen, NewTicketForm), "the NewTicketForm")
         form = app.screen
         form.field("category").focus()
-        await pilot.pause()
+        await settle(pilot)
         await choose(pilot, form.field("category"), "outage")  # an incident category
         form.field("kind").focus()
-        await pilot.pause()
+        await settle(pilot)
         await choose(pilot, form.field("kind"), "request")
-        await wait_for(pilot, lambda: form.field("category").is_blank(), what="category cleared")
+        await wait_until(pilot, lambda: form.field("category").is_blank(), "category cleared")
         offered = [value for _, value in form.field("category")._options if isinstance(value, str)]
         assert offered == list(config.categories["request"])
 
@@ -479,7 +475,7 @@ async def test_markup_and_escape_sequences_show_literally(staff_sqlite, config, 
     app = ItsmApp(db, config, staff["lead"], run_scheduler=False)
     async with app.run_test(size=size, notifications=True) as pilot:
         screen = await open_ticket(app, pilot, ticket_id)
-        await shows(pilot, app, "[red]boom[/red] ^[[31mred^[[0m")
+        await wait_shown(pilot, "[red]boom[/red] ^[[31mred^[[0m")
         text = screen_text(app)
         assert "[b]Mallory[/b]" in text
         assert "[link=http://evil]click[/link] ^[]0;pwned^G" in text
@@ -492,12 +488,12 @@ async def test_markup_and_escape_sequences_show_literally(staff_sqlite, config, 
                     assert "\x1b" not in segment.text and "\x07" not in segment.text
                     assert segment.style is None or segment.style.link is None
         await pilot.press("r")  # the form title carries the reference only; typed text stays literal
-        await wait_for(pilot, lambda: isinstance(app.screen, TextForm))
+        await wait_until(pilot, lambda: isinstance(app.screen, TextForm), "the TextForm")
         await type_text(pilot, "[b]bold?[/b]")
         assert app.screen.query_one(TextArea).text == "[b]bold?[/b]"
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: isinstance(app.screen, TicketScreen))
-        await shows(pilot, app, "[b]bold?[/b]")
+        await wait_until(pilot, lambda: isinstance(app.screen, TicketScreen), "the TicketScreen")
+        await wait_shown(pilot, "[b]bold?[/b]")
 
 
 async def test_opening_with_an_action_runs_it_once_loaded(staff_sqlite, config):
@@ -510,22 +506,28 @@ async def test_opening_with_an_action_runs_it_once_loaded(staff_sqlite, config):
         app.push_screen(screen)
         await screen.run_action("assign")
         # the form is pushed, then composed: wait for its field
-        await wait_for(pilot, lambda: isinstance(app.screen, AssignForm) and app.screen.query("#field-login"))
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, AssignForm) and app.screen.query("#field-login"), "field"
+        )
         assert isinstance(app.screen.query_one("#field-login"), Input)
 
 
-async def test_impact_urgency_preview_link_escalate_rate_reopen_and_cancel(staff_sqlite, config):
-    db, staff = staff_sqlite
+def worked_on(db, config, staff) -> tuple[int, str]:
+    """A printer ticket agent1 works on."""
     ticket_id, ref = new_ticket(db, config, staff["lead"])
-    other_id, other = new_ticket(db, config, staff["lead"], title="Duplicate")
     with db.session() as s:
         tickets.transition(s, config, staff["agent1"], ref, "in_progress")
+    return ticket_id, ref
+
+
+async def test_impact_and_urgency_preview_the_priority_as_they_change(staff_sqlite, config):
+    db, staff = staff_sqlite
+    ticket_id, _ = worked_on(db, config, staff)
     app = ItsmApp(db, config, staff["agent1"], run_scheduler=False)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         screen = await open_ticket(app, pilot, ticket_id)
-
         await pilot.press("i")  # impact and urgency, with the priority previewed as they change
-        await wait_for(pilot, lambda: isinstance(app.screen, ImpactUrgencyForm))
+        await wait_until(pilot, lambda: isinstance(app.screen, ImpactUrgencyForm), "the ImpactUrgencyForm")
         form = app.screen
         assert "unchanged" in str(form.query_one("#field-priority").render())
         await choose(pilot, form.field("impact"), "high")
@@ -533,41 +535,74 @@ async def test_impact_urgency_preview_link_escalate_rate_reopen_and_cancel(staff
         await pilot.press("ctrl+s")
         await reloaded(pilot, screen, lambda v: v.priority == 2 and v.impact == "high")
 
+
+async def test_a_link_to_an_unknown_reference_is_refused_beside_the_field(staff_sqlite, config):
+    db, staff = staff_sqlite
+    ticket_id, _ = worked_on(db, config, staff)
+    _, other = new_ticket(db, config, staff["lead"], title="Duplicate")
+    app = ItsmApp(db, config, staff["agent1"], run_scheduler=False)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        screen = await open_ticket(app, pilot, ticket_id)
         await pilot.press("l")  # link: an unknown reference is refused beside the field
-        await wait_for(pilot, lambda: isinstance(app.screen, LinkForm))
+        await wait_until(pilot, lambda: isinstance(app.screen, LinkForm), "the LinkForm")
         form = app.screen
         await pilot.press(*"PRB0000042", "enter")
-        await wait_for(pilot, lambda: form.error_shown is not None)
+        await wait_until(pilot, lambda: form.error_shown is not None, "the refusal")
         assert form.error_shown[0] == "target" and "PRB0000042" in form.error_shown[1]
         await pilot.press("ctrl+u", *other.lower(), "enter")
-        await wait_for(pilot, lambda: screen.detail.links == [other], what="link")
+        await wait_until(pilot, lambda: screen.detail.links == [other], "link")
 
+
+async def test_resolved_then_rated_once(staff_sqlite, config):
+    db, staff = staff_sqlite
+    ticket_id, ref = worked_on(db, config, staff)
+    app = ItsmApp(db, config, staff["agent1"], run_scheduler=False)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        screen = await open_ticket(app, pilot, ticket_id)
         await pilot.press("x")
-        await wait_for(pilot, lambda: isinstance(app.screen, ResolveForm))
+        await wait_until(pilot, lambda: isinstance(app.screen, ResolveForm), "the ResolveForm")
         await choose(pilot, app.screen.field("code"), "fixed")
         await pilot.press("tab", *"done", "ctrl+s")
         await reloaded(pilot, screen, lambda v: v.status == "resolved")
 
         await pilot.press("asterisk")  # the requester's rating, taken on the phone
-        await wait_for(pilot, lambda: isinstance(app.screen, RateForm))
+        await wait_until(pilot, lambda: isinstance(app.screen, RateForm), "the RateForm")
         await choose(pilot, app.screen.field("score"), 4)
         await pilot.press("tab", *"quick", "enter")
         await reloaded(pilot, screen, lambda v: v.rating == 4)
         assert screen.active_bindings["asterisk"].enabled is False  # rated once
+    assert row(db, ref).rating == 4
 
+
+async def test_reopening_needs_a_reason(staff_sqlite, config):
+    db, staff = staff_sqlite
+    ticket_id, ref = worked_on(db, config, staff)
+    with db.session() as s:
+        tickets.resolve(s, config, staff["agent1"], ref, code="fixed", note="done")
+    app = ItsmApp(db, config, staff["agent1"], run_scheduler=False)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        screen = await open_ticket(app, pilot, ticket_id)
         await pilot.press("o")  # reopen needs a reason
-        await wait_for(pilot, lambda: isinstance(app.screen, TransitionForm))
+        await wait_until(pilot, lambda: isinstance(app.screen, TransitionForm), "the TransitionForm")
         form = app.screen
         assert form.field("to_status").value == "in_progress"
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: form.error_shown is not None)
+        await wait_until(pilot, lambda: form.error_shown is not None, "the refusal")
         assert form.error_shown[0] == "reason" and "reopening needs a reason" in form.error_shown[1]
         form.field("reason").focus()
         await pilot.press(*"still jams", "enter")
         await reloaded(pilot, screen, lambda v: v.status == "in_progress" and v.reopen_count == 1)
+    assert row(db, ref).reopen_count == 1
 
+
+async def test_escalating_to_another_group_hands_the_ticket_over(staff_sqlite, config):
+    db, staff = staff_sqlite
+    ticket_id, ref = worked_on(db, config, staff)
+    app = ItsmApp(db, config, staff["agent1"], run_scheduler=False)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        screen = await open_ticket(app, pilot, ticket_id)
         await pilot.press("e")  # escalate to another group
-        await wait_for(pilot, lambda: isinstance(app.screen, EscalateForm))
+        await wait_until(pilot, lambda: isinstance(app.screen, EscalateForm), "the EscalateForm")
         form = app.screen
         await choose(pilot, form.field("group"), "NET-L2")
         await pilot.press("tab", *"switch port", "enter")
@@ -576,13 +611,18 @@ async def test_impact_urgency_preview_link_escalate_rate_reopen_and_cancel(staff
         assert screen.active_bindings["r"].enabled is False
         assert screen.active_bindings["c"].enabled is False
     ticket = row(db, ref)
-    assert (ticket.group, ticket.escalation_count, ticket.rating, ticket.reopen_count) == ("NET-L2", 1, 4, 1)
+    assert (ticket.group, ticket.escalation_count) == ("NET-L2", 1)
 
+
+async def test_a_shift_lead_cancels_with_a_reason(staff_sqlite, config):
+    db, staff = staff_sqlite
+    _, ref = worked_on(db, config, staff)
+    other_id, other = new_ticket(db, config, staff["lead"], title="Duplicate")
     app = ItsmApp(db, config, staff["lead"], run_scheduler=False)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         screen = await open_ticket(app, pilot, other_id)
         await pilot.press("c")  # cancel with a reason
-        await wait_for(pilot, lambda: isinstance(app.screen, TransitionForm))
+        await wait_until(pilot, lambda: isinstance(app.screen, TransitionForm), "the TransitionForm")
         await pilot.press("tab", *"duplicate of " + ref, "enter")
         await reloaded(pilot, screen, lambda v: v.status == "cancelled")
     assert row(db, other).status == "cancelled"
@@ -604,28 +644,43 @@ async def test_a_paused_overdue_clock_says_overdue(staff_sqlite, config):
         assert "breached" in clock and "paused" in clock and "overdue" in clock and " left" not in clock
 
 
-async def test_editing_title_and_classification_through_the_form(staff_sqlite, config):
-    db, staff = staff_sqlite
-    ticket_id, ref = new_ticket(
+def printer_ticket(db, config, staff) -> tuple[int, str]:
+    return new_ticket(
         db, config, staff["lead"], category="software", service="email", ci="mx-01", description="Paper stuck"
     )
+
+
+async def test_an_edit_with_an_empty_title_is_refused_and_keeps_what_was_typed(staff_sqlite, config):
+    db, staff = staff_sqlite
+    ticket_id, _ = printer_ticket(db, config, staff)
     app = ItsmApp(db, config, staff["agent1"], run_scheduler=False)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
-        screen = await open_ticket(app, pilot, ticket_id)
+        await open_ticket(app, pilot, ticket_id)
         await pilot.press("d")
-        await wait_for(pilot, lambda: isinstance(app.screen, EditTicketForm))
+        await wait_until(pilot, lambda: isinstance(app.screen, EditTicketForm), "the EditTicketForm")
         form = app.screen
         assert form.field("title").value == "Printer jammed"
         assert (form.field("category").value, form.field("ci").value) == ("software", "mx-01")
         await pilot.press("ctrl+u", "tab", "end", *" (2nd floor)", "ctrl+s")  # an empty title is refused
-        await wait_for(pilot, lambda: form.error_shown is not None)
+        await wait_until(pilot, lambda: form.error_shown is not None, "the refusal")
         assert form.error_shown[0] == "title" and app.screen is form
         assert form.field("requester").value == "Rita (2nd floor)"  # what was typed stays
 
-        form.field("title").focus()
+
+async def test_editing_title_and_classification_through_the_form(staff_sqlite, config):
+    db, staff = staff_sqlite
+    ticket_id, ref = printer_ticket(db, config, staff)
+    app = ItsmApp(db, config, staff["agent1"], run_scheduler=False)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        screen = await open_ticket(app, pilot, ticket_id)
+        await pilot.press("d")
+        await wait_until(pilot, lambda: isinstance(app.screen, EditTicketForm), "the EditTicketForm")
+        form = app.screen
+        await pilot.press("ctrl+u")
         await type_text(pilot, "Printer jams on every page")
+        await pilot.press("tab", "end", *" (2nd floor)")
         form.field("category").focus()
-        await pilot.pause()
+        await settle(pilot)
         await choose(pilot, form.field("category"), "hardware")
         await pilot.press("tab")
         await choose(pilot, form.field("service"), "workplace")
@@ -635,7 +690,7 @@ async def test_editing_title_and_classification_through_the_form(staff_sqlite, c
         await pilot.press("ctrl+s")
         await reloaded(pilot, screen, lambda v: v.title == "Printer jams on every page")
         assert "title, requester, category, service, ci saved" in messages(app)
-        await shows(pilot, app, "Printer jams on every page")
+        await wait_shown(pilot, "Printer jams on every page")
     ticket = row(db, ref)
     assert (
         ticket.title,
