@@ -247,16 +247,8 @@ class ItsmApp(App[None]):
         """Open a change's screen by its id (a notification knows the id, the screen the reference)."""
         from itsm_tui.services import changes
 
-        try:
-            with self.db.read_session() as session:
-                ref = changes.ref_of(session, change_id)
-        except Exception as exc:  # the database went away: say so, stay where we are
-            if not database_failure(exc):
-                raise
-            self.call_from_thread(
-                self.notify, f"Could not open the change: {exc}", severity="error", markup=False
-            )
-            return
+        with self.db.read_session() as session:  # a failure goes to on_worker_state_changed
+            ref = changes.ref_of(session, change_id)
         self.call_from_thread(self._show_change, ref)
 
     def _show_change(self, ref: str | None) -> None:

@@ -125,3 +125,15 @@ def test_record_for_takes_the_id_of_the_record():
     assert session.added == [event]
     assert (event.entity_type, event.entity_id, event.actor_id, event.action) == ("user", 9, 2, "update")
     assert (event.field, event.old_value, event.new_value) == ("roles", "a", "a,b")
+
+
+def test_an_instant_before_the_first_one_there_is_is_refused_not_crashed():
+    from datetime import datetime, timedelta, timezone
+
+    from itsm_tui.services.changes.helpers import _instant
+    from itsm_tui.services.errors import ValidationError
+
+    with pytest.raises(ValidationError) as refused:
+        _instant("planned_start", datetime(1, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=1))))
+    assert refused.value.field == "planned_start"
+    assert "out of range" in str(refused.value)

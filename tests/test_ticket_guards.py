@@ -166,11 +166,12 @@ def check_agrees(
     if isinstance(error, InvalidTransition) and not tickets.allowed_transitions(shown):
         # A final ticket has no valid target: the lifecycle names the wanted one and says it is final.
         assert error.allowed == () and reason == f"no status change from {shown.status}", where
-    elif str(error) != reason and isinstance(error, PermissionDenied) and error.permission == "ticket.link":
+    elif error.reason != reason and isinstance(error, PermissionDenied) and error.permission == "ticket.link":
         # knowledge.apply_workaround asks for the link permission itself, in the general wording.
         assert where.endswith("apply_workaround") and reason == LINK_ROLES, where
     else:
-        assert str(error) == reason, where
+        assert error.reason == reason, where
+        assert shown.ref in str(error), f"{where}: the refusal names the ticket: {error}"
 
 
 def test_offered_is_allowed_for_every_role_situation_and_action(db, config) -> None:

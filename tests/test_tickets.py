@@ -643,3 +643,20 @@ def test_refused_transition_leaves_the_session_clean(db, config, staff, target: 
         assert not s.dirty and not s.new
     assert snapshot(db, ref) == before
     assert events_after(db, before.id, mark) == []
+
+
+def test_a_refusal_names_the_ticket_and_the_roles_of_who_tried(db, config, staff) -> None:
+    """Who is refused is told which ticket and which roles they have; the screen lists the short reason."""
+    ref = new_ticket(db, config, staff["agent1"])
+    with db.session() as s, pytest.raises(PermissionDenied) as caught:
+        tickets.add_entry(s, config, staff["analyst1"], ref, body="x", public=False)
+    assert str(caught.value) == (
+        f"You may not add a note to {ref}: needs the role agent, support_l2, support_l3 or shift_lead "
+        "(you have analyst)."
+    )
+    assert caught.value.reason == "needs the role agent, support_l2, support_l3 or shift_lead"
+    drive_ref = drive(db, config, staff["agent1"], "closed")
+    with db.session() as s, pytest.raises(ValidationError) as closed:
+        tickets.escalate(s, config, staff["agent1"], drive_ref, group="NET-L2", reason="x")
+    assert str(closed.value) == f"{drive_ref}: the ticket is closed"
+    assert closed.value.field == "status"

@@ -35,7 +35,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _known_error_message(exc: Exception) -> str | None:
     from itsm_tui.config import ConfigError
     from itsm_tui.db import DatabaseError
-    from itsm_tui.services.access import PermissionDenied
     from itsm_tui.services.errors import ServiceError, ValidationError
     from itsm_tui.services.users import UnknownUser
 
@@ -43,7 +42,7 @@ def _known_error_message(exc: Exception) -> str | None:
         return f"bad configuration file {exc.path}: key {exc.key}: {exc.rule}"
     if isinstance(exc, ValidationError):
         return f"{exc.field}: {exc}"
-    if isinstance(exc, ServiceError | PermissionDenied | UnknownUser | DatabaseError | CliError):
+    if isinstance(exc, ServiceError | UnknownUser | DatabaseError | CliError):
         return str(exc)
     from sqlalchemy.exc import OperationalError
 

@@ -6,7 +6,23 @@ from datetime import datetime
 
 
 class ServiceError(Exception):
-    """A refused action. Nothing was written."""
+    """A refused action. Nothing was written.
+
+    ``reason`` is the refusal in short, as a screen lists it beside an action it does not offer; the message
+    (``str``) is what the person who tried is told, which may say more (which record, which roles they have).
+    """
+
+    @property
+    def reason(self) -> str:
+        return self.__dict__.get("_reason", str(self))
+
+    def explained(self, message: str) -> ServiceError:
+        """The same refusal (same type and attributes, same ``reason``) told as ``message``."""
+        told = type(self).__new__(type(self))
+        told.__dict__.update(self.__dict__)
+        told.__dict__["_reason"] = self.reason
+        told.args = (message,)
+        return told
 
 
 class NotFound(ServiceError):

@@ -145,7 +145,7 @@ def apply_workaround(
     both or neither.
     """
     ticket = tickets.get_ticket(session, ticket_ref)
-    tickets.guard_apply_workaround(actor, tickets.TicketFacts.of(ticket))  # the rule the screen offers
+    tickets.enforce(tickets.guard_apply_workaround, actor, ticket)  # the rule the screen offers
     ref = (known_error_ref or "").strip().upper()
     known_error = session.scalar(select(KnownError).where(KnownError.ref == ref))
     if known_error is None:

@@ -28,7 +28,10 @@ def _instant(field_name: str, value: datetime | None) -> datetime | None:
         return None
     if value.tzinfo is None:
         raise ValidationError(field_name, f"{field_name} needs a time zone (e.g. 2026-11-21T22:00Z)")
-    return value.astimezone(UTC).replace(second=0, microsecond=0)
+    try:
+        return value.astimezone(UTC).replace(second=0, microsecond=0)
+    except OverflowError:  # e.g. 0001-01-01 00:30 east of UTC: before the first instant there is
+        raise ValidationError(field_name, f"{field_name} is out of range; give a date in this era") from None
 
 
 def _check_version(session: Session, change: Change, expected_version: int | None) -> None:

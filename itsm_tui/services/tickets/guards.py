@@ -262,6 +262,41 @@ GUARDS: dict[str, Guard] = {
 }
 
 
+# How a refusal names what was tried ("You may not reply to INC0000123: ...").
+_TRIED = {
+    "take": "take",
+    "assign": "assign",
+    "escalate": "escalate",
+    "reply": "reply to",
+    "note": "add a note to",
+    "transition": "change the status of",
+    "edit": "edit",
+    "link": "link",
+    "apply_workaround": "apply a workaround to",
+    "resolve": "resolve",
+    "reopen": "reopen",
+    "cancel": "cancel",
+    "rate": "rate",
+}
+_ACTION_OF = {guard: action for action, guard in GUARDS.items()}
+
+
+def enforce(guard: Guard, actor: Actor, ticket: Ticket) -> None:
+    """Refuse unless ``actor`` passes ``guard`` on ``ticket``: the refusal's ``reason`` is what
+    :func:`available_actions` offers; its message adds the ticket and, for a missing permission, the roles
+    the actor has."""
+    try:
+        guard(actor, TicketFacts.of(ticket))
+    except PermissionDenied as refusal:
+        have = ", ".join(sorted(actor.roles)) or "no role"
+        tried = _TRIED[_ACTION_OF[guard]]
+        raise refusal.explained(
+            f"You may not {tried} {ticket.ref}: {refusal.reason} (you have {have})."
+        ) from None
+    except ServiceError as refusal:
+        raise refusal.explained(f"{ticket.ref}: {refusal.reason}") from None
+
+
 def available_actions(actor: Actor, ticket: Ticket | TicketView | TicketFacts) -> dict[str, str | None]:
     """For each action of :data:`ACTIONS`: None if ``actor`` may do it on ``ticket`` now, else why not.
 
@@ -274,7 +309,7 @@ def available_actions(actor: Actor, ticket: Ticket | TicketView | TicketFacts) -
         try:
             GUARDS[action](actor, facts)
         except ServiceError as refusal:
-            result[action] = str(refusal)
+            result[action] = refusal.reason
         else:
             result[action] = None
     return result

@@ -12,7 +12,7 @@ from itsm_tui.models import Group, Ticket, TicketEntry, User, utc_or_now
 from itsm_tui.services import audit, kpi, versions
 from itsm_tui.services.errors import NotFound, ValidationError
 from itsm_tui.services.inputs import known_service
-from itsm_tui.services.tickets.guards import Guard, TicketFacts
+from itsm_tui.services.tickets.guards import Guard, enforce
 from itsm_tui.services.tickets.reading import get_ticket
 from itsm_tui.services.users import Actor
 
@@ -47,7 +47,7 @@ def _guarded(
     """The ticket an action is taken on: as :func:`_load`, then refused unless ``actor`` passes the action's
     guard (before any input is looked at)."""
     ticket = _load(session, ref, expected_version)
-    guard(actor, TicketFacts.of(ticket))
+    enforce(guard, actor, ticket)
     return ticket
 
 

@@ -15,7 +15,7 @@ from itsm_tui.services.tickets.guards import (
     GUARDS,
     TRANSITIONS,
     Guard,
-    TicketFacts,
+    enforce,
     guard_cancel,
     guard_rate,
     guard_reopen,
@@ -86,12 +86,11 @@ def _change_status(
     ticket = _load(session, ref, expected_version)
     current = ticket.status
     allowed = TRANSITIONS.get(current, ())
-    facts = TicketFacts.of(ticket)
     if guard is not None:
-        guard(actor, facts)
+        enforce(guard, actor, ticket)
     else:
         try:
-            GUARDS[move_action(current, to_status)](actor, facts)
+            enforce(GUARDS[move_action(current, to_status)], actor, ticket)
         except PermissionDenied:
             raise
         except ServiceError:
