@@ -164,6 +164,23 @@ def db_url(request, tmp_path) -> str:
     return url
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_db(request, tmp_path_factory, config) -> Iterator[Database]:
+    """An empty, migrated database shared by the tests of one module, on each backend: for tests that only
+    read what the module builds in it once (a demo is seconds to build; a test reading it is milliseconds)."""
+    if request.param == "sqlite":
+        target = tmp_path_factory.mktemp("module-db") / "desk.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), target)
+        url = f"sqlite:///{target}"
+    else:
+        url = request.getfixturevalue("pg_url")
+        _empty_pg(url)
+    database = Database.connect(url)
+    database.sync_catalog(config)
+    yield database
+    database.dispose()
+
+
 @pytest.fixture
 def sqlite_url(tmp_path, sqlite_template) -> str:
     target = tmp_path / "desk.db"

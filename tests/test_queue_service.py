@@ -21,13 +21,14 @@ ANCHOR = datetime(2026, 11, 20, 12, tzinfo=UTC)
 ALL = 10**6
 
 
-@pytest.fixture
-def demo_db(db, config, monkeypatch):
-    """A 2,500-ticket demo on each backend, with its console user."""
-    monkeypatch.setattr("getpass.getuser", lambda: "deskuser")
-    build_demo(db, config, tickets=2500, seed=7, anchor=ANCHOR)
-    with db.read_session() as session:
-        return db, resolve_actor(session, "deskuser")
+@pytest.fixture(scope="module")
+def demo_db(module_db, config):
+    """A 2,500-ticket demo on each backend, with its console user: built once, only read by the tests."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("getpass.getuser", lambda: "deskuser")
+        build_demo(module_db, config, tickets=2500, seed=7, anchor=ANCHOR)
+    with module_db.read_session() as session:
+        return module_db, resolve_actor(session, "deskuser")
 
 
 def reference(session, query) -> list[int]:
