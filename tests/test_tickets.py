@@ -660,3 +660,23 @@ def test_a_refusal_names_the_ticket_and_the_roles_of_who_tried(db, config, staff
         tickets.escalate(s, config, staff["agent1"], drive_ref, group="NET-L2", reason="x")
     assert str(closed.value) == f"{drive_ref}: the ticket is closed"
     assert closed.value.field == "status"
+
+
+def test_a_cancelled_tickets_clocks_stop_when_it_is_cancelled(db, config, staff) -> None:
+    """P1 (24x7: respond in 15 min, resolve in 4 h) opened at T0. Cancelled at T0+5 min, both targets stop
+    unmet and unbreached; cancelled at T0+30 min, the response had run out 15 min before and stays 15 min
+    overdue, however late one looks."""
+    agent = staff["agent1"]
+    early = new_ticket(db, config, agent, impact="high", urgency="high")
+    late = new_ticket(db, config, agent, impact="high", urgency="high")
+    with db.session() as s:
+        tickets.cancel(s, config, agent, early, reason="duplicate of INC0000999", now=at(5))
+        tickets.cancel(s, config, agent, late, reason="duplicate of INC0000999", now=at(30))
+    much_later = at(600)
+    with db.read_session() as s:
+        shown = tickets.detail(s, config, agent, early, now=much_later)
+        assert (shown.view.response_state, shown.view.resolution_state) == ("stopped", "stopped")
+        assert shown.left == {"response": None, "resolution": None}
+        shown = tickets.detail(s, config, agent, late, now=much_later)
+        assert (shown.view.response_state, shown.view.resolution_state) == ("breached", "stopped")
+        assert shown.left == {"response": -15 * 60.0, "resolution": None}

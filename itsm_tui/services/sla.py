@@ -135,8 +135,10 @@ def time_left(ticket: Ticket, config: DeskConfig, now: datetime, target: str = "
         return None
     if target == "response" and ticket.responded_at is not None:
         return None
+    if ticket.cancelled_at is not None and ticket.cancelled_at < due:
+        return None  # cancelled in time: nothing is left to meet
     clock = policy_clock(config, ticket.priority)
-    moment = ticket.paused_at or now
+    moment = ticket.cancelled_at or ticket.paused_at or now  # a cancelled ticket's clock stopped then
     if moment <= due:
         return clock.elapsed(moment, due)
     return -clock.elapsed(due, moment)
@@ -152,6 +154,8 @@ def sla_state(ticket: Ticket, now: datetime, target: str = "resolution") -> str:
         return "stopped"
     if done is not None:
         return "met" if done <= due else "breached"
+    if ticket.cancelled_at is not None:  # the clock stopped: breached if it ran out before the cancel
+        return "breached" if ticket.cancelled_at >= due else "stopped"
     moment = ticket.paused_at or now
     if moment >= due:
         return "breached"
