@@ -48,6 +48,10 @@ FORCED = {
     ("emergency", "assessed"): "submitted",
 }
 ACTORS = (*(f"role:{role}" for role in ROLES), "no role", "requester", "implementer")
+# The guards are the same code on both databases: the whole grid runs on SQLite; on PostgreSQL a
+# cross-section of actors (who approves, who decides, who raised, who implements, nobody) checks that doing
+# the actions through its SQL agrees too, at a fifth of the cost.
+PG_ACTORS = ("role:change_manager", "role:cab_member", "role:agent", "no role", "requester", "implementer")
 
 # Worked out by hand from the rules: (actor, kind, state, action) -> allowed. The only CAB member is
 # "role:cab_member"; nobody is assigned to the changes' service, so every CAB member is asked.
@@ -131,9 +135,10 @@ def test_what_is_offered_is_what_is_allowed(db, config, kind):
     desk = build(db, config, kind)
     mismatches: list[str] = []
     answered: dict[tuple[str, str, str, str], bool] = {}
+    actors = ACTORS if db.backend == "sqlite" else PG_ACTORS
     with db.session() as s:
         for state, ref in desk.refs.items():
-            for who in ACTORS:
+            for who in actors:
                 actor = desk.actor(who)
                 offered = changes.available_actions(s, config, actor, changes.get_change(s, ref), NOW)
                 assert tuple(offered) == changes.ACTIONS
