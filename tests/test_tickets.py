@@ -17,6 +17,7 @@ from ticket_helpers import (
     last_event_id,
     move,
     new_ticket,
+    pauses,
     snapshot,
     take,
 )
@@ -166,10 +167,12 @@ def test_pending_pauses_and_resume_moves_due_instants(db, config, staff) -> None
     move(db, config, agent, ref, "in_progress", now=at(70))
     resumed = snapshot(db, ref)
     assert (resumed.status, resumed.pending_reason, resumed.paused_at) == ("in_progress", None, None)
-    assert resumed.paused_seconds == 3600
+    assert pauses(db, ref) == [("customer", at(10), at(70))]
     assert resumed.resolution_due_at == before.resolution_due_at + timedelta(hours=1)
     assert resumed.resolution_warn_at == before.resolution_warn_at + timedelta(hours=1)
-    assert resumed.response_due_at == before.response_due_at + timedelta(hours=1)
+    # The response was made when the work began: its target has stopped and keeps its instants.
+    assert resumed.response_due_at == before.response_due_at
+    assert resumed.response_warn_at == before.response_warn_at
 
 
 def test_pending_overnight_only_moves_by_business_time(db, config, staff) -> None:
@@ -182,7 +185,7 @@ def test_pending_overnight_only_moves_by_business_time(db, config, staff) -> Non
     move(db, config, agent, ref, "in_progress", now=tuesday_9am)
     ticket = snapshot(db, ref)
     clock = sla.clock_for(config.calendars["office"])
-    assert ticket.paused_seconds == 2 * 3600  # 17:00-18:00 and 08:00-09:00
+    assert pauses(db, ref) == [("vendor", monday_5pm, tuesday_9am)]  # 2 h of business time: 17-18, 08-09
     assert ticket.resolution_due_at == clock.add(opened, config.policies[3].resolution_minutes * 60 + 7200)
 
 
@@ -616,7 +619,7 @@ def test_priority_change_keeps_paused_time_out(db, config, staff) -> None:
     ticket = snapshot(db, ref)
     assert ticket.priority == 2
     assert ticket.resolution_due_at == T0 + timedelta(minutes=480 + 60)
-    assert ticket.response_due_at == T0 + timedelta(minutes=30 + 60)
+    assert ticket.response_due_at == T0 + timedelta(minutes=15)  # responded: the P1 target it had stays
 
 
 def test_unchanged_fields_do_not_bump_the_version(db, config, staff) -> None:

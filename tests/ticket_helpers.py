@@ -108,3 +108,17 @@ def events_after(db, ticket_id: int, after_id: int) -> list[AuditEvent]:
 def last_event_id(db) -> int:
     with db.read_session() as s:
         return s.scalar(select(func.max(AuditEvent.id))) or 0
+
+
+def pauses(db, ref: str) -> list[tuple[str, datetime, datetime | None]]:
+    """A ticket's stored pause intervals: (reason, start, end), in order."""
+    from itsm_tui.models import TicketPause
+
+    with db.session() as s:
+        ticket_id = s.scalar(select(Ticket.id).where(Ticket.ref == ref))
+        rows = s.execute(
+            select(TicketPause.reason, TicketPause.started_at, TicketPause.ended_at)
+            .where(TicketPause.ticket_id == ticket_id)
+            .order_by(TicketPause.started_at, TicketPause.id)
+        )
+        return [tuple(row) for row in rows]

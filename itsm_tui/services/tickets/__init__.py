@@ -7,8 +7,9 @@ version is refused (:class:`StaleEdit`). Who may do what is decided by one guard
 :func:`available_actions` asks the same guards, so offered and allowed cannot drift apart.
 
 The modules, lowest first: :mod:`.references`, :mod:`.reading`, :mod:`.helpers`, :mod:`.guards`, then
-:mod:`.creating`, :mod:`.editing`, :mod:`.lifecycle`, :mod:`.links` and :mod:`.presenter` (a ticket's page
-as plain data). They import one another directly, never this package, so the package can name them all.
+:mod:`.major` (announcing major incidents), :mod:`.creating`, :mod:`.editing`, :mod:`.lifecycle`,
+:mod:`.links` and :mod:`.presenter` (a ticket's page as plain data). They import one another directly,
+never this package, so the package can name them all.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from itsm_tui.services.tickets.lifecycle import (
     transition,
 )
 from itsm_tui.services.tickets.links import LINK_TARGETS, link, links_of
+from itsm_tui.services.tickets.major import MajorAnnouncement, announce_major
 from itsm_tui.services.tickets.presenter import SLA_TARGETS, TicketDetail, detail
 from itsm_tui.services.tickets.reading import (
     TicketRow,
@@ -85,6 +87,7 @@ __all__ = [
     "TITLE_MAX",
     "TRANSITIONS",
     "Guard",
+    "MajorAnnouncement",
     "TicketDetail",
     "TicketFacts",
     "TicketRow",
@@ -92,6 +95,7 @@ __all__ = [
     "TimelineItem",
     "add_entry",
     "allowed_transitions",
+    "announce_major",
     "assign",
     "available_actions",
     "cancel",

@@ -19,6 +19,7 @@ from itsm_tui.services.tickets.helpers import (
     _validate_classification,
     _validate_level,
 )
+from itsm_tui.services.tickets.major import announce_major
 from itsm_tui.services.tickets.references import PREFIX, next_reference
 from itsm_tui.services.users import Actor
 
@@ -41,7 +42,10 @@ def create_ticket(
     opened_at: datetime | None = None,
     now: datetime | None = None,
 ) -> Ticket:
-    """Log a new incident or request; priority comes from the matrix, SLA targets from its policy."""
+    """Log a new incident or request; priority comes from the matrix, SLA targets from its policy.
+
+    A ticket of a major priority is announced as a major incident (:mod:`.major`) in the same transaction.
+    """
     require(actor.roles, "ticket.create")
     now = _now(now)
     kind = (kind or "").strip().lower()
@@ -76,10 +80,10 @@ def create_ticket(
         status="new",
         is_open=True,
         group_id=group_row.id,
+        first_group_id=group_row.id,
         created_by_id=actor.id,
         opened_at=opened_at,
         updated_at=now,
-        paused_seconds=0,
         reopen_count=0,
         escalation_count=0,
         reassignment_count=0,
@@ -90,6 +94,7 @@ def create_ticket(
     kpi.mark_dirty(session, ticket.opened_at)
     for field, value in (("status", "new"), ("priority", ticket.priority), ("group", group_row.code)):
         audit.record_for(session, "ticket", ticket, actor.id, now, "create", field, value)
+    announce_major(session, config, ticket, actor, now)
     return ticket
 
 

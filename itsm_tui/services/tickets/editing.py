@@ -36,6 +36,7 @@ from itsm_tui.services.tickets.helpers import (
     _validate_level,
     _work_note,
 )
+from itsm_tui.services.tickets.major import announce_major
 from itsm_tui.services.users import Actor
 
 EDITABLE = ("title", "description", "requester", "category", "service", "ci", "impact", "urgency")
@@ -88,6 +89,7 @@ def update_fields(
         changed = True
     if changed:
         _save(session, ticket, now, expected_version)
+        announce_major(session, config, ticket, actor, now)  # raised to a major priority: announced once
     return ticket
 
 
@@ -214,13 +216,15 @@ def move_to_group(
     actor: Actor | None,
     reason: str,
     now: datetime,
-) -> None:
+) -> int:
     """Hand a ticket to another group's queue (unassigned, status new), audited, noted and notified.
 
-    Used by a person's escalation and by the SLA job's functional escalation (``actor`` None).
+    Used by a person's escalation and by the SLA job's functional escalation (``actor`` None). The target
+    group's leads (else its members) and the person who had the ticket are told; returns how many were.
     """
     if ticket.paused_at is not None and ticket.status == "pending":
         sla.resume(ticket, config, now)
+    previous_assignee = ticket.assignee_id
     _set(session, ticket, "group_id", target.id, actor, now, action="escalate")
     _set(session, ticket, "assignee_id", None, actor, now, action="escalate")
     _set(session, ticket, "status", "new", actor, now, action="escalate")
@@ -230,7 +234,7 @@ def move_to_group(
     _work_note(session, ticket, actor, now, f"Escalated to {target.code}: {reason}")
     _touch(ticket, now)
     by = f" by {actor.name}" if actor else ""
-    notifications.notify(
+    told = notifications.notify(
         session,
         notifications.group_leads(session, [target.id]) or notifications.group_members(session, [target.id]),
         kind="escalated",
@@ -240,6 +244,21 @@ def move_to_group(
         now=now,
         exclude=actor.id if actor else None,
     )
+    if previous_assignee is not None:  # whoever was working it hears that it has gone, and where
+        told += notifications.notify(
+            session,
+            [previous_assignee],
+            kind="escalated",
+            event_key=f"escalated-away:{ticket.id}:{ticket.escalation_count}",
+            entity=("ticket", ticket.id),
+            message=(
+                f"{ticket.ref} (P{ticket.priority}) is no longer yours: escalated to {target.code}{by}"
+                f" ({reason})"
+            ),
+            now=now,
+            exclude=actor.id if actor else None,
+        )
+    return told
 
 
 def add_entry(

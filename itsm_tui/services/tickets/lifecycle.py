@@ -109,11 +109,9 @@ def _change_status(
         _mark_responded(session, ticket, actor, now)
     if to_status == "pending":
         _set(session, ticket, "pending_reason", reason, actor, now, action="transition")
-        sla.pause(ticket, now)
-    elif current == "pending":
+    elif current == "pending":  # the pause ends (whatever comes next): its time moves the due instants
         _set(session, ticket, "pending_reason", None, actor, now, action="transition")
-        if to_status in ("in_progress", "resolved"):  # the pause ends: its time moves the due instants
-            sla.resume(ticket, config, now)
+    sla.leave_status(ticket, config, current, now)
     if to_status == "resolved":
         _set(session, ticket, "resolution_code", code, actor, now, action="resolve")
         _set(session, ticket, "resolution_note", note, actor, now, action="resolve")
@@ -122,7 +120,6 @@ def _change_status(
             sla.policy_clock(config, ticket.priority).elapsed(ticket.opened_at, now)
         )
         _mark_responded(session, ticket, actor, now)
-        sla.pause(ticket, now)
     elif to_status == "cancelled":
         _set(session, ticket, "cancelled_at", now, actor, now, action="cancel")
         _work_note(session, ticket, actor, now, f"Cancelled: {reason or ''}")
@@ -135,9 +132,11 @@ def _change_status(
         ticket.resolution_business_seconds = None
         for field in ("resolved_at", "resolution_code", "resolution_note"):
             _set(session, ticket, field, None, actor, now, action="reopen")
-        sla.resume(ticket, config, now, restart=config.reopen_restarts_resolution)
+        if config.reopen_restarts_resolution:
+            _set(session, ticket, "resolution_started_at", now, actor, now, action="reopen")
         _work_note(session, ticket, actor, now, f"Reopened: {reason or ''}")
 
+    sla.enter_status(ticket, config, current, to_status, now, reason)
     _set(session, ticket, "status", to_status, actor, now, action="transition")
     ticket.is_open = to_status in OPEN_STATUSES
     _save(session, ticket, now, expected_version)
