@@ -41,8 +41,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("itsm.app")
 
-SEVERITIES: dict[str, SeverityLevel] = {"sla_breach": "error", "sla_warning": "warning"}
-SEVERITY_ORDER = {"sla_breach": 3, "escalated": 2, "sla_warning": 1}
+SEVERITIES: dict[str, SeverityLevel] = {
+    "major_incident": "error",
+    "sla_breach": "error",
+    "sla_warning": "warning",
+}
+SEVERITY_ORDER = {"major_incident": 4, "sla_breach": 3, "escalated": 2, "sla_warning": 1}
 
 
 class ScreenSwitcher(Provider):

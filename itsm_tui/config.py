@@ -32,6 +32,7 @@ CONFIG_FILES = (
 KPI_NAMES = ("sla_resolution", "sla_response", "fcr", "csat", "mttr_hours", "reopen_rate", "change_success")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 RACI_LETTERS = ("R", "A", "C", "I")
+MAJOR_INCIDENT_ACTIVITY = "major_incident"  # the RACI activity whose Accountable hears of major incidents
 KINDS = TICKET_KINDS  # the ticket kinds by their configuration name (LEVELS and ROLES are imported from here)
 
 
@@ -284,6 +285,10 @@ class DeskConfig:
     kpi_targets: dict[str, KpiTarget]
     sources: dict[str, Path]
     changes: ChangePolicy = field(default_factory=ChangePolicy)
+    # Priorities announced as major incidents (sla.toml), and how recent a group member's work at the desk
+    # must be for them to count as on shift (services/tickets/major.py).
+    major_incident_priorities: frozenset[int] = frozenset({1})
+    on_shift_minutes: int = 60
 
     def priority_for(self, impact: str, urgency: str) -> int:
         return self.priority_matrix[impact][urgency]
@@ -338,6 +343,12 @@ def load_config(config_dir: str | os.PathLike[str] | None = None) -> DeskConfig:
                 f"priority P{priority} is used but sla.toml has no [policies.P{priority}]",
             )
     raci = _parse_raci(paths["raci.toml"], raw["raci.toml"])
+    if MAJOR_INCIDENT_ACTIVITY not in raci:
+        raise ConfigError(
+            paths["raci.toml"],
+            f"activities.{MAJOR_INCIDENT_ACTIVITY}",
+            "missing: major incidents (sla.toml major_incident_priorities) are announced to its Accountable",
+        )
     escalations = _parse_escalations(paths["sla.toml"], raw["sla.toml"], catalog.groups)
     return DeskConfig(
         priority_matrix=matrix,
@@ -356,6 +367,8 @@ def load_config(config_dir: str | os.PathLike[str] | None = None) -> DeskConfig:
         kpi_targets=_parse_kpi(paths["kpi.toml"], raw["kpi.toml"]),
         sources=paths,
         changes=_parse_changes(paths["changes.toml"], raw["changes.toml"], catalog.services),
+        major_incident_priorities=sla["major_incident_priorities"],
+        on_shift_minutes=sla["on_shift_minutes"],
     )
 
 
@@ -421,6 +434,14 @@ def _parse_sla(path: Path, data: dict, calendars: dict[str, Calendar]) -> dict:
     restarts = data.get("reopen_restarts_resolution", False)
     if not isinstance(restarts, bool):
         raise ConfigError(path, "reopen_restarts_resolution", "must be true or false")
+    majors = data.get("major_incident_priorities", [1])
+    if not isinstance(majors, list) or not majors:
+        raise ConfigError(path, "major_incident_priorities", "must list priorities, e.g. [1] or [1, 2]")
+    for p in majors:
+        _int(path, "major_incident_priorities", p, 1, 5)
+    if len(set(majors)) != len(majors):
+        raise ConfigError(path, "major_incident_priorities", f"lists a priority twice: {majors}")
+    on_shift = _int(path, "on_shift_minutes", data.get("on_shift_minutes", 60), 1, 24 * 60)
     policies: dict[int, SlaPolicy] = {}
     for name, body in _table(path, data, "policies").items():
         match = re.fullmatch(r"P([1-5])", name)
@@ -448,6 +469,8 @@ def _parse_sla(path: Path, data: dict, calendars: dict[str, Calendar]) -> dict:
         "scan_interval_seconds": interval,
         "auto_close_days": auto_close,
         "reopen_restarts_resolution": restarts,
+        "major_incident_priorities": frozenset(majors),
+        "on_shift_minutes": on_shift,
     }
 
 

@@ -23,6 +23,7 @@ KINDS = (
     "sla_warning",
     "sla_breach",
     "escalated",
+    "major_incident",
     "change_approval",
     "change_conflict",
     "change_starting",
