@@ -53,12 +53,13 @@ async def test_console_catches_up_when_it_starts_and_tells_the_shift_lead(sqlite
     ref = breached_ticket(db, config, staff["agent1"])
     app = ItsmApp(db, config, staff["lead"])
     async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        # the lead heard of the P1 as a major incident when it was logged; the catch-up adds the breaches
         for _ in range(200):
             await pilot.pause(0.05)
-            if app.unread >= 1:
+            if app.unread >= 2:
                 break
         assert breaches(db) == 1
-        assert app.unread >= 1
+        assert app.unread >= 2
     assert ref
 
 

@@ -51,11 +51,13 @@ def test_warning_then_breach_each_once_with_recipients(db, config, staff):
     ref = make(db, config, staff["agent1"], impact="high", urgency="high")  # P1: 24x7, 15 min response
     t = row(db, ref)
     assert t.response_warn_at == NOW + timedelta(minutes=15 * config.warning_ratio)
+    # a P1 is a major incident: the shift lead heard of it when it was logged
+    assert notes(db, ref) == [("lead", "major_incident")]
 
     result = sla_scan.scan(db, config, NOW + timedelta(minutes=12))
     assert (result.warnings, result.breaches) == (1, 0)
     # warning: the assignee (none yet) and the group's lead
-    assert notes(db, ref) == [("lead", "sla_warning")]
+    assert notes(db, ref) == [("lead", "major_incident"), ("lead", "sla_warning")]
     assert sla_scan.scan(db, config, NOW + timedelta(minutes=13)).warnings == 0  # flagged once
 
     with db.session() as s:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from itsm_tui.config import DeskConfig
 from itsm_tui.db import Database
 from itsm_tui.models import Group, Ticket
-from itsm_tui.services import audit, kpi, notifications, tickets
+from itsm_tui.services import audit, kpi, notifications, sla_explain, tickets
 
 SCAN_BATCH = 500
 # Breaches first, so that a target found both warned and breached in one run (a database left without a
@@ -30,6 +30,9 @@ SCAN_ORDER = (
     ("response", "warning"),
     ("resolution", "warning"),
 )
+# The PostgreSQL advisory lock ("SLA_SCAN") each write transaction of a scan holds: scans running at once
+# take turns batch by batch, as SQLite's write lock has them do (see flag_due).
+SCAN_LOCK = int.from_bytes(b"SLA_SCAN", "big")
 
 _Instant = InstrumentedAttribute[datetime | None]
 # A ticket just flagged: id, ref, title, priority, group_id, assignee_id, service, reopen_count, opened_at and
@@ -66,12 +69,22 @@ def _columns(target: str, kind: str) -> tuple[_Instant, _Instant, ColumnElement[
     return instant, flag, running
 
 
+def _due(target: str, kind: str, now: datetime) -> list[ColumnElement[bool]]:
+    """The conditions of a target that became due (warning or breach) and is not flagged yet."""
+    instant, flag, running = _columns(target, kind)
+    conditions = [Ticket.is_open == true(), flag.is_(None), running, instant <= now]
+    if kind == "warning":
+        # A target whose due instant has passed is a breach, reported once as a breach (which implies the
+        # warning): the warning pass never takes it, whatever another scan's breach pass has done so far.
+        conditions.append(_columns(target, "breach")[0] > now)
+    return conditions
+
+
 def anything_due(session: Session, target: str, kind: str, now: datetime) -> bool:
     """Whether any target of this kind became due and is not flagged yet (one probe of the index)."""
-    instant, flag, running = _columns(target, kind)
-    probe = (
-        select(Ticket.id).where(Ticket.is_open == true(), flag.is_(None), running, instant <= now).limit(1)
-    )
+    instant = _columns(target, kind)[0]
+    # In the order of the instant, so that the probe reads the instant's partial index from its start
+    probe = select(Ticket.id).where(*_due(target, kind, now)).order_by(instant).limit(1)
     return session.execute(probe).first() is not None
 
 
@@ -80,18 +93,22 @@ def flag_due(
 ) -> list[FlaggedRow]:
     """Mark targets that became due (warning or breach) and are not marked yet; return the marked tickets.
 
-    The conditional UPDATE is the guard: the ``flag IS NULL`` test is re-checked on the row that is
-    written, so two scans running at once never mark (and so never report) the same target twice. The
-    candidates come from the partial indexes on open tickets, so the cost follows what is due.
+    The conditional UPDATE is the guard: the conditions are re-checked on the row that is written, so two
+    scans running at once never mark (and so never report) the same target twice. The candidates come from
+    the partial indexes on open tickets, so the cost follows what is due.
+
+    On PostgreSQL the transaction first waits for its turn among the scans (:data:`SCAN_LOCK`), as SQLite's
+    write lock makes it wait. A scan holds a ticket's row for one target and kind; without turns, another
+    scan would skip that row, end its breach pass with the ticket's other target unflagged and judge it in
+    its warning pass: a breach reported as a warning, or as a warning and a breach. With turns, each pass
+    finds flagged whatever the earlier passes of every scan flagged. Rows held by anything else (a person's
+    edit) are still skipped, for the next run; the warning pass never takes a target that is due.
     """
-    instant, flag, running = _columns(target, kind)
-    candidates = (
-        select(Ticket.id)
-        .where(Ticket.is_open == true(), flag.is_(None), running, instant <= now)
-        .order_by(instant)
-        .limit(limit)
-    )
+    instant, flag, _ = _columns(target, kind)
+    due = _due(target, kind, now)
+    candidates = select(Ticket.id).where(*due).order_by(instant).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(SCAN_LOCK)))
         candidates = candidates.with_for_update(skip_locked=True)
     values: dict[_Instant, Any] = {flag: instant}
     if kind == "breach":  # a breach is past the warning too; it is not reported again as a warning
@@ -99,7 +116,7 @@ def flag_due(
         values[warned] = func.coalesce(warned, instant)
     stmt = (
         update(Ticket)
-        .where(Ticket.id.in_(candidates), flag.is_(None))
+        .where(Ticket.id.in_(candidates), *due)
         .values(values)
         .returning(
             Ticket.id,
@@ -133,6 +150,9 @@ def scan(
         pending = [(t, k) for t, k in SCAN_ORDER if anything_due(session, t, k, now)]
     for target, kind in pending:
         while True:
+            with db.read_session() as session:  # and again before each batch: another scan may have done it
+                if not anything_due(session, target, kind, now):
+                    break
             with db.session() as session:
                 rows = flag_due(session, target, kind, now, batch)
                 if rows:
@@ -203,8 +223,8 @@ def escalate(
 ) -> int:
     """Functional escalation of the tickets just flagged, by the rules of sla.toml; returns how many moved.
 
-    A rule matches on the event, the target, the ticket's priority and its group's support level; it names
-    a group or ``service`` (the support group of the ticket's service). A ticket already there stays.
+    The group is chosen by :func:`itsm_tui.services.sla_explain.escalation_target` (the rule the SLA
+    preview of a ticket's form uses too). A ticket already there stays.
     """
     rules = [rule for rule in config.escalations if rule.event == kind and rule.target == target]
     if not rules:
@@ -212,20 +232,12 @@ def escalate(
     moved = 0
     levels = dict(session.execute(select(Group.id, Group.level)).tuples().all())
     codes = dict(session.execute(select(Group.code, Group.id)).tuples().all())
+    names = {group_id: code for code, group_id in codes.items()}
     for r in rows:
-        rule = next(
-            (x for x in rules if r.priority in x.priorities and levels.get(r.group_id) == x.from_level),
-            None,
+        code = sla_explain.escalation_target(
+            config, kind, target, r.priority, levels.get(r.group_id), r.service, names.get(r.group_id)
         )
-        if rule is None:
-            continue
-        if rule.to != "service":
-            code = rule.to
-        elif r.service in config.services:
-            code = config.services[r.service].support_group
-        else:
-            continue  # no service, so no service group to escalate to
-        if codes.get(code) in (None, r.group_id):
+        if code is None or code not in codes:
             continue
         ticket = session.get(Ticket, r.id)
         group = session.get(Group, codes[code])
