@@ -79,12 +79,13 @@ def test_a_monthly_window_expands_across_months_and_zones():
 
 
 def test_a_start_inside_the_spring_gap_moves_an_hour_on_and_validity_bounds_hold():
-    daily = window("FREQ=DAILY", "02:30", 60, valid_from=utc(2026, 3, 27), valid_until=utc(2026, 3, 30, 12))
+    daily = window("FREQ=DAILY", "02:30", 90, valid_from=utc(2026, 3, 27), valid_until=utc(2026, 3, 30, 12))
     assert spans(daily, utc(2026, 3, 1), utc(2026, 4, 30)) == [
-        (utc(2026, 3, 27, 1, 30), utc(2026, 3, 27, 2, 30)),
-        (utc(2026, 3, 28, 1, 30), utc(2026, 3, 28, 2, 30)),
-        (utc(2026, 3, 29, 1, 30), utc(2026, 3, 29, 2, 30)),  # 02:30 does not exist: 03:30 CEST, full hour
-        (utc(2026, 3, 30, 0, 30), utc(2026, 3, 30, 1, 30)),
+        (utc(2026, 3, 27, 1, 30), utc(2026, 3, 27, 3)),
+        (utc(2026, 3, 28, 1, 30), utc(2026, 3, 28, 3)),
+        # 02:30 does not exist: 03:30 CEST (01:30 UTC), to the local end 04:00 CEST (02:00 UTC), half an hour
+        (utc(2026, 3, 29, 1, 30), utc(2026, 3, 29, 2)),
+        (utc(2026, 3, 30, 0, 30), utc(2026, 3, 30, 2)),
     ]
 
 
@@ -95,6 +96,8 @@ def test_an_until_in_utc_is_honoured():
     assert conflicts.validate_rrule("RRULE:freq=weekly;byday=sa") == "FREQ=WEEKLY;BYDAY=SA"
     with pytest.raises(ValueError, match="not a valid RRULE"):
         conflicts.validate_rrule("FREQ=WEEKLY;BYDAY=XX")
+    with pytest.raises(ValueError, match="repeats within a day"):
+        conflicts.validate_rrule("FREQ=HOURLY;UNTIL=20260315T000000Z")
 
 
 @settings(max_examples=60, deadline=None)

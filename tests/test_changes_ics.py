@@ -123,3 +123,31 @@ def test_the_command_writes_a_file_calendar_programs_import(
     assert target.read_bytes().count(b"\r\n") > 100
     code = main(["change", "export", "--db", db_url, "--ics", str(tmp_path / "no" / "x.ics")])
     assert code == 2 and "cannot write" in capsys.readouterr().err
+
+
+def test_an_export_span_with_too_many_occurrences_of_a_window_is_refused(
+    db_url, db, config, staff, tmp_path, monkeypatch, capsys
+):
+    with db.session() as s:
+        changes.add_window(
+            s,
+            staff["chm"],
+            name="Nightly backup window",
+            service="storage",
+            rrule="FREQ=DAILY",
+            start_local="23:00",
+            duration_minutes=120,
+            timezone="Europe/Berlin",
+            config=config,
+            valid_from=datetime(2026, 1, 1, tzinfo=UTC),
+            now=FIXED,
+        )
+    monkeypatch.setattr("getpass.getuser", lambda: "agent1")
+    target = tmp_path / "changes.ics"
+    span = ["--from", "2026-01-01", "--to", "2045-12-31"]  # twenty years of nights
+    assert main(["change", "export", "--db", db_url, "--ics", str(target), *span]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and not target.exists()
+    assert "'Nightly backup window' (FREQ=DAILY) has more than 4000 occurrences" in err
+    assert main(["change", "export", "--db", db_url, "--ics", str(target), "--from", "2026-01-01"]) == 0
+    assert "maintenance-window occurrences" in capsys.readouterr().out

@@ -241,6 +241,7 @@ def cmd_change_windows(desk: Desk, args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
     from itsm_tui.models import Blackout, MaintenanceWindow
+    from itsm_tui.services.conflicts import rule_refusal
 
     with desk.db.read_session() as session:
         actor = desk.actor(session)
@@ -270,6 +271,10 @@ def cmd_change_windows(desk: Desk, args: argparse.Namespace) -> int:
                 for w in windows
             ],
         )
+        for w in windows:
+            refusal = rule_refusal(w.rrule)
+            if refusal is not None:  # stored before such rules were refused: it has no occurrences
+                print(f"  window {w.id} ({plain(w.name)}) is not expanded: {refusal}")
         print("\nBlackouts:")
         print_table(
             ["FROM", "TO", "SERVICE", "NAME"],

@@ -1,12 +1,12 @@
 """Change conflicts: overlapping changes on a service or CI, one implementer booked twice, blackouts, and
 changes outside every maintenance window of their services.
 
-Maintenance windows recur by an RFC 5545 RRULE on local wall-clock time: each occurrence starts at the
-window's local HH:MM in its time zone and ends ``duration_minutes`` of wall-clock time later, each converted
-to UTC on its own, so a "Saturday 22:00-Sunday 04:00" window stays 22:00-04:00 local across daylight-saving
-changes (and is seven hours long on the night the clocks go back). A local start time that does not exist
-(inside the spring-forward gap) is taken with the offset before the gap, i.e. one hour later on the clock,
-and that occurrence keeps its full duration.
+Maintenance windows recur by an RFC 5545 RRULE (at most daily) on local wall-clock time: each occurrence
+starts at the window's local HH:MM in its time zone and ends ``duration_minutes`` of wall-clock time later,
+each end resolved to UTC on its own, so a "Saturday 22:00-Sunday 04:00" window stays 22:00-04:00 local across
+daylight-saving changes (five hours on the night the clocks go forward, seven when they go back). A local time
+inside the spring-forward gap is taken with the offset before the gap (one hour later on the clock), one that
+occurs twice in autumn as its first occurrence; :func:`occurrences` is the one expansion every consumer uses.
 
 The pure functions here work on plain data (:class:`Planned`, :class:`WindowSpec`, :class:`BlackoutSpec`) so
 that the whole check of thousands of changes is one sweep over sorted intervals; the ``load_*`` functions read
@@ -21,7 +21,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from itsm_tui.models import Blackout, Change, ChangeTarget, MaintenanceWindow, User
 from itsm_tui.services import jsondata
+from itsm_tui.services.errors import ServiceError
 
 # States in which a change holds its slot on the calendar (drafts are tentative, the rest are over).
 LIVE_STATES = ("submitted", "assessed", "approved", "scheduled", "implementing")
@@ -176,10 +177,33 @@ def _minute(instant: datetime) -> str:
 
 _UNTIL = re.compile(r"UNTIL=(\d{8})(T(\d{6}))?Z?", re.IGNORECASE)
 _HHMM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
+# A window opens at most once a day, at its own start time: these frequencies and parts are refused.
+FREQUENCIES = ("DAILY", "WEEKLY", "MONTHLY", "YEARLY")
+_WITHIN_A_DAY = ("SECONDLY", "MINUTELY", "HOURLY")
+_TIME_PARTS = ("BYHOUR", "BYMINUTE", "BYSECOND")
+# Parts that choose the days; without any of them dateutil takes the day from DTSTART.
+_DAY_PARTS = ("BYWEEKNO", "BYYEARDAY", "BYMONTHDAY", "BYDAY", "BYEASTER")
+_WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+# The most occurrences of one window that one query expands: more than ten years of a daily window.
+MAX_OCCURRENCES = 4000
+
+
+class TooManyOccurrences(ServiceError):
+    """A query span holds more occurrences of one window than :data:`MAX_OCCURRENCES`."""
+
+    def __init__(self, window: WindowSpec, start: datetime, end: datetime) -> None:
+        super().__init__(
+            f"window {window.name!r} ({window.rrule}) has more than {MAX_OCCURRENCES} occurrences between "
+            f"{_minute(start.astimezone(UTC))} and {_minute(end.astimezone(UTC))} UTC; ask for a shorter span"
+        )
 
 
 def validate_rrule(text: str) -> str:
-    """The rule normalised (upper case, no ``RRULE:`` prefix); ValueError saying what is wrong."""
+    """The rule normalised (upper case, no ``RRULE:`` prefix); ValueError saying what is wrong.
+
+    A window recurs at most once a day, at its start time: FREQ is DAILY, WEEKLY, MONTHLY or YEARLY, and the
+    rule has no BYHOUR, BYMINUTE or BYSECOND (nor DTSTART: the start is the window's local start time).
+    """
     rule = (text or "").strip()
     if rule.upper().startswith("RRULE:"):
         rule = rule[6:]
@@ -188,9 +212,28 @@ def validate_rrule(text: str) -> str:
         raise ValueError(f"{text!r} is not an RRULE; write e.g. FREQ=WEEKLY;BYDAY=SA")
     if "DTSTART" in rule:
         raise ValueError("give the start as the window's local start time, not DTSTART inside the rule")
+    parts = _parts(rule)
+    freq = parts.get("FREQ", "")
+    allowed = "FREQ=DAILY, WEEKLY, MONTHLY or YEARLY"
+    if freq in _WITHIN_A_DAY:
+        raise ValueError(
+            f"{rule} repeats within a day; a maintenance window recurs at most once a day, at its start "
+            f"time: use {allowed}"
+        )
+    if freq not in FREQUENCIES:
+        raise ValueError(f"{rule} is not a valid RRULE: use {allowed}")
+    for name in ("INTERVAL", "COUNT"):
+        if name in parts and not (parts[name].isdigit() and int(parts[name]) >= 1):
+            raise ValueError(f"{rule} is not a valid RRULE: {name} is a whole number, 1 or more")
+    for name in _TIME_PARTS:
+        if name in parts:
+            raise ValueError(
+                f"{rule} sets {name}; a maintenance window opens once a day at its start time (HH:MM), so "
+                f"the rule has no BYHOUR, BYMINUTE or BYSECOND"
+            )
     try:
         rrulestr(_naive_until(rule, UTC), dtstart=datetime(2026, 1, 1))
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, KeyError) as exc:
         raise ValueError(f"{text!r} is not a valid RRULE: {exc}") from None
     return rule
 
@@ -199,6 +242,39 @@ def validate_start_local(text: str) -> str:
     if not _HHMM.fullmatch(text or ""):
         raise ValueError(f"{text!r} is not a local time of day (HH:MM, e.g. 22:00)")
     return text
+
+
+@lru_cache(maxsize=512)
+def rule_refusal(rule_text: str) -> str | None:
+    """Why a stored rule is not expanded (one accepted before these rules, e.g. FREQ=HOURLY); None: it is."""
+    try:
+        validate_rrule(rule_text)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def check_occurs(window: WindowSpec) -> None:
+    """ValueError if the window's rule never occurs from its first day (e.g. BYMONTH=2;BYMONTHDAY=30, or an
+    UNTIL before the start)."""
+    first = _first_local(window)
+    if _never(_pinned(window.rrule, first), window.timezone, first):
+        raise ValueError(
+            f"{window.rrule} never occurs from {first:%Y-%m-%d}; check its UNTIL, BYMONTH, BYMONTHDAY, BYDAY "
+            f"and BYSETPOS"
+        )
+
+
+def _parts(rule: str) -> dict[str, str]:
+    parts: dict[str, str] = {}
+    for item in rule.split(";"):
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise ValueError(f"{rule} is not a valid RRULE: {item!r} is not NAME=VALUE")
+        if name in parts:
+            raise ValueError(f"{rule} is not a valid RRULE: {name} is given twice")
+        parts[name] = value
+    return parts
 
 
 def _naive_until(rule: str, zone) -> str:
@@ -214,32 +290,115 @@ def _naive_until(rule: str, zone) -> str:
     return _UNTIL.sub(local, rule)
 
 
+def _first_local(window: WindowSpec) -> datetime:
+    """The rule's DTSTART: the local day of ``valid_from`` at the window's start time (naive local)."""
+    zone = ZoneInfo(window.timezone)
+    hour, minute = (int(x) for x in window.start_local.split(":"))
+    return window.valid_from.astimezone(zone).replace(
+        hour=hour, minute=minute, second=0, microsecond=0, tzinfo=None
+    )
+
+
+def _pinned(rule_text: str, first: datetime) -> str:
+    """The rule with what dateutil would otherwise take from DTSTART written out (the start time, and the
+    weekday, day of month or date of the first day when no part chooses days), so that the rule can be
+    expanded from any later period of it with the same result."""
+    parts = _parts(rule_text)
+    if not any(name in parts for name in _DAY_PARTS):
+        if parts["FREQ"] == "WEEKLY":
+            parts["BYDAY"] = _WEEKDAYS[first.weekday()]
+        elif parts["FREQ"] == "MONTHLY":
+            parts["BYMONTHDAY"] = str(first.day)
+        elif parts["FREQ"] == "YEARLY":
+            parts.setdefault("BYMONTH", str(first.month))
+            parts["BYMONTHDAY"] = str(first.day)
+    parts.update(BYHOUR=str(first.hour), BYMINUTE=str(first.minute), BYSECOND="0")
+    return ";".join(f"{name}={value}" for name, value in parts.items())
+
+
+def _period_start(rule_text: str, first: datetime, low: datetime) -> datetime:
+    """Where to start expanding a (pinned) rule to reach ``low``: the start of its last period (a day, week,
+    month or year, INTERVAL periods apart from the first) that begins on or before ``low``; ``first`` when
+    that is the first period, or when the rule has a COUNT (which counts from the first occurrence on)."""
+    parts = _parts(rule_text)
+    if "COUNT" in parts or low <= first:
+        return first
+    interval = max(1, int(parts.get("INTERVAL", "1")))
+    day, target = first.date(), low.date()
+    freq = parts["FREQ"]
+    if freq == "DAILY":
+        periods = (target - day).days // interval * interval
+        begin = day + timedelta(days=periods)
+    elif freq == "WEEKLY":
+        week = day - timedelta(days=(day.weekday() - _WEEKDAYS.index(parts.get("WKST", "MO"))) % 7)
+        periods = (target - week).days // 7 // interval * interval
+        begin = week + timedelta(weeks=periods)
+    elif freq == "MONTHLY":
+        periods = ((target.year - day.year) * 12 + target.month - day.month) // interval * interval
+        years, month = divmod(day.month - 1 + periods, 12)
+        begin = date(day.year + years, month + 1, 1)
+    else:
+        periods = (target.year - day.year) // interval * interval
+        begin = date(day.year + periods, 1, 1)
+    return first if periods <= 0 else datetime.combine(begin, datetime.min.time())
+
+
 @lru_cache(maxsize=512)
 def _rule(rule_text: str, timezone: str, dtstart: datetime) -> rrule:
-    return rrulestr(_naive_until(rule_text, ZoneInfo(timezone)), dtstart=dtstart, cache=True)
+    """The parsed rule (kept); each expansion iterates it afresh from ``dtstart``, which lies just before the
+    span asked for, so no list of past occurrences is kept (nor shared between threads)."""
+    return rrulestr(_naive_until(rule_text, ZoneInfo(timezone)), dtstart=dtstart)
+
+
+@lru_cache(maxsize=512)
+def _never(rule_text: str, timezone: str, first: datetime) -> bool:
+    """The rule has no occurrence at all (dateutil looks as far as the year 9999 to say so, once)."""
+    return next(iter(_rule(rule_text, timezone, first)), None) is None
 
 
 def occurrences(window: WindowSpec, start: datetime, end: datetime) -> list[Occurrence]:
-    """The window's occurrences that overlap [start, end), in UTC, oldest first."""
+    """The window's occurrences that overlap [start, end), in UTC, oldest first: the one expansion that the
+    conflict check, the calendar and the .ics export use.
+
+    Each occurrence is a local wall-clock start and the wall-clock time ``duration_minutes`` later, both
+    resolved to UTC as RFC 5545 resolves a local time: one inside the spring-forward gap with the offset
+    before the gap (02:00 in Europe/Berlin on 2027-03-28 is 03:00 CEST, 01:00 UTC), one that occurs twice in
+    autumn as its first occurrence (02:00 on 2027-10-31 is 02:00 CEST, 00:00 UTC). So a Sunday 02:00 window
+    of 240 minutes ends at 06:00 local on both days: three real hours in spring, five in autumn. An
+    occurrence that the gap leaves without time (its end resolves to no later than its start) is left out.
+
+    Bounded: the rule is expanded only from the period holding the span (from its start when it has a COUNT)
+    and only up to the span's end, and more than :data:`MAX_OCCURRENCES` in the span is refused
+    (:class:`TooManyOccurrences`). A stored rule that today's rules refuse (:func:`rule_refusal`) or that
+    never occurs gives no occurrences.
+    """
+    if rule_refusal(window.rrule) is not None:
+        return []
     zone = ZoneInfo(window.timezone)
-    hour, minute = (int(x) for x in window.start_local.split(":"))
     duration = timedelta(minutes=window.duration_minutes)
-    first_day = window.valid_from.astimezone(zone)
-    dtstart = first_day.replace(hour=hour, minute=minute, second=0, microsecond=0, tzinfo=None)
-    rule = _rule(window.rrule, window.timezone, dtstart)
+    first = _first_local(window)
+    pinned = _pinned(window.rrule, first)
+    if _never(pinned, window.timezone, first):
+        return []
     # Local search bounds, a day wider than needed on each side (offsets differ by at most a day).
-    low = (start - duration - timedelta(days=1)).astimezone(zone).replace(tzinfo=None)
+    low = max(first, (start - duration - timedelta(days=1)).astimezone(zone).replace(tzinfo=None))
     high = (end + timedelta(days=1)).astimezone(zone).replace(tzinfo=None)
-    result = []
-    for local_start in rule.between(max(low, dtstart), high, inc=True):
+    rule = _rule(pinned, window.timezone, _period_start(pinned, first, low))
+    result: list[Occurrence] = []
+    for local_start in rule:
+        if local_start > high:
+            break
+        if local_start < low:
+            continue
         occ_start = local_start.replace(tzinfo=zone).astimezone(UTC)
-        if occ_start.astimezone(zone).replace(tzinfo=None) != local_start:  # in the spring-forward gap
-            occ_end = occ_start + duration
-        else:
-            occ_end = (local_start + duration).replace(tzinfo=zone).astimezone(UTC)
+        occ_end = (local_start + duration).replace(tzinfo=zone).astimezone(UTC)
+        if occ_end <= occ_start:
+            continue
         if occ_start < window.valid_from or (window.valid_until and occ_start >= window.valid_until):
             continue
         if occ_end > start and occ_start < end:
+            if len(result) == MAX_OCCURRENCES:
+                raise TooManyOccurrences(window, start, end)
             result.append(Occurrence(window.id, window.name, window.service, occ_start, occ_end))
     return result
 

@@ -1,8 +1,17 @@
 """The change calendar as an RFC 5545 iCalendar file that calendar programs import.
 
 One VEVENT per change (SUMMARY, DESCRIPTION, LOCATION = its services, STATUS, CATEGORIES = its type), one per
-blackout and one per maintenance-window occurrence, all in UTC. Written here rather than with a library: the
-format needs only escaping, line folding at 75 octets and CRLF line ends, and the console gains no dependency.
+blackout and one per maintenance-window occurrence, all as UTC instants (so no VTIMEZONE is needed). Written
+here rather than with a library: the format needs only escaping, line folding at 75 octets and CRLF line ends,
+and the console gains no dependency.
+
+A window is written occurrence by occurrence, over the exported span only (at most
+``conflicts.MAX_OCCURRENCES`` per window), from the expansion the conflict check uses, not as one VEVENT with
+an RRULE: RFC 5545 gives every instance of a recurring event the exact duration of the first (with DTEND, and
+with DURATION:PT240M alike), so a client would show the Sunday 02:00 Europe/Berlin window of 240 minutes on
+the spring-forward day as 01:00-05:00 UTC where it ends at 06:00 local, 04:00 UTC; and clients expand rules
+in their own ways (khal through dateutil, Thunderbird through libical: WKST, BYSETPOS, a start inside the
+gap). UTC instants read the same in every client and are the instants the conflict check judges by.
 """
 
 from __future__ import annotations

@@ -42,7 +42,8 @@ class CalendarData:
 
 def calendar(session: Session, start: datetime, end: datetime, *, limit: int = 5000) -> CalendarData:
     """Everything the calendar draws for a range: each change read once (two queries) serves both the rows
-    and the conflict check among the live ones."""
+    and the conflict check among the live ones; the window occurrences come from the expansion the conflict
+    check and the .ics export use (:func:`conflicts.occurrences`), over the range only."""
     in_range = [Change.planned_start < end, Change.planned_end > start]
     rows = session.execute(
         conflicts.changes_select(Change.title, Change.risk, Change.version).where(*in_range).limit(limit + 1)

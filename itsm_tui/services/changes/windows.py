@@ -34,7 +34,12 @@ def add_window(
     valid_until: datetime | None = None,
     now: datetime | None = None,
 ) -> MaintenanceWindow:
-    """Add a recurring maintenance window to a service (change managers)."""
+    """Add a recurring maintenance window to a service (change managers).
+
+    The rule recurs at most daily (FREQ=DAILY, WEEKLY, MONTHLY or YEARLY, no BYHOUR/BYMINUTE/BYSECOND: the
+    window opens at ``start_local``) and must occur at least once; each occurrence runs from ``start_local``
+    to the wall-clock time ``duration_minutes`` later (see :func:`conflicts.occurrences`).
+    """
     require(actor.roles, "change.manage")
     now = _now(now)
     name = (name or "").strip()
@@ -43,12 +48,24 @@ def add_window(
     service = known_service(config, service or "")
     try:
         rule = conflicts.validate_rrule(rrule)
+    except ValueError as exc:
+        raise ValidationError("rrule", str(exc)) from None
+    try:
         conflicts.validate_start_local(start_local)
     except ValueError as exc:
-        raise ValidationError("rrule" if "RULE" in str(exc).upper() else "start_local", str(exc)) from None
+        raise ValidationError("start_local", str(exc)) from None
     known_timezone(timezone)
     if not 1 <= int(duration_minutes) <= 7 * 1440:
         raise ValidationError("duration_minutes", "the duration is between 1 minute and 7 days")
+    begins = _instant("valid_from", valid_from) or now
+    ends = _instant("valid_until", valid_until)
+    spec = conflicts.WindowSpec(
+        0, name, service, timezone, rule, start_local, int(duration_minutes), begins, ends
+    )
+    try:
+        conflicts.check_occurs(spec)
+    except ValueError as exc:
+        raise ValidationError("rrule", str(exc)) from None
     window = MaintenanceWindow(
         name=name,
         service=service,
@@ -56,8 +73,8 @@ def add_window(
         rrule=rule,
         start_local=start_local,
         duration_minutes=int(duration_minutes),
-        valid_from=_instant("valid_from", valid_from) or now,
-        valid_until=_instant("valid_until", valid_until),
+        valid_from=begins,
+        valid_until=ends,
     )
     rule_text = f"{service}: {rule} at {start_local} {timezone} for {duration_minutes} min"
     return _added(session, window, "window", actor, now, "rule", rule_text)
