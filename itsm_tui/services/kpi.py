@@ -20,6 +20,21 @@ Definitions (the screen, the report and the tests share them):
 - Backlog: open tickets now, by age (<1 day, 1-3, 3-7, >7 days).
 - Change success rate: of changes finished in the period (implemented, failed or backed out), the share
   implemented. Emergency-change share: of changes planned to start in the period, the share of emergencies.
+
+With a group, each figure counts a ticket under one group, the one that answers for that figure:
+
+- the group the ticket was first assigned to (its group at creation, ``first_group_id``): opened per day,
+  MTTA, response compliance, first-contact resolution and escalation rate (so a level-1 group's FCR and
+  escalation rate include the tickets it handed on). FCR is a level-1 figure: a group of another level has
+  none (the incidents logged straight into it count, unresolved at first contact, in the desk-wide FCR);
+- the group that resolved it (its group at resolution, which stays its group while it is resolved or
+  closed): resolved per day, MTTR, resolution compliance, reopen rate (a reopened ticket counts once, for
+  the group that resolved it last) and CSAT;
+- its group now: the backlog, its ages and the workload;
+- changes count for a group when their implementer is a member of it now (so a change counts for each
+  group of its implementer; a change without an implementer for none).
+
+Without a group each ticket and change counts once, so the desk-wide figures do not depend on these rules.
 """
 
 from __future__ import annotations
@@ -37,6 +52,7 @@ from itsm_tui.db import conflict_insert
 from itsm_tui.models import (
     Change,
     Group,
+    GroupMembership,
     KpiDaily,
     KpiDirtyDay,
     SatisfactionRating,
@@ -61,6 +77,7 @@ SUMS = (
     "first_contact",
     "reopened",
     "escalated",
+    "first_group_resolved",
     "rated",
     "satisfied",
 )
@@ -128,10 +145,13 @@ def mark_dirty(session: Session, *instants: datetime | None) -> None:
 
 
 def _day_rows(session: Session, first: datetime, end: datetime) -> dict[tuple, dict[str, float]]:
-    """The roll-up sums of tickets opened / resolved / rated in [first, end), by (day, group, priority)."""
+    """The roll-up sums of tickets opened / resolved / rated in [first, end), by (day, group, priority);
+    each sum under its own group (see the module's docstring): the first group or the resolving one."""
     level_one = select(Group.id).where(Group.level == 1)
     rows: dict[tuple, dict[str, float]] = defaultdict(lambda: dict.fromkeys(SUMS, 0))
-    group_key = func.coalesce(Ticket.group_id, literal_column("0"))  # literals: PostgreSQL matches GROUP BY
+    # Literals, not parameters, so that PostgreSQL matches the selected key with the GROUP BY one.
+    first_group = func.coalesce(Ticket.first_group_id, literal_column("0"))
+    resolving_group = func.coalesce(Ticket.group_id, literal_column("0"))  # resolved: cannot change group
     dialect = session.get_bind().dialect.name
 
     def day_of(column):
@@ -142,8 +162,9 @@ def _day_rows(session: Session, first: datetime, end: datetime) -> dict[tuple, d
             return (func.julianday(later) - func.julianday(earlier)) * 86400.0
         return cast(func.extract("epoch", later - earlier), Float)  # numeric otherwise
 
-    def add_sums(instant: Any, *sums: Any, join_on: Any = None) -> None:
-        """Add the sums over the rows whose ``instant`` lies in [first, end), by day, group and priority."""
+    def add_sums(instant: Any, group_key: Any, *sums: Any, join_on: Any = None) -> None:
+        """Add the sums over the rows whose ``instant`` lies in [first, end), by day, ``group_key`` and
+        priority."""
         day = day_of(instant)
         stmt = select(day.label("day"), group_key.label("g"), Ticket.priority, *sums)
         if join_on is not None:
@@ -156,6 +177,7 @@ def _day_rows(session: Session, first: datetime, end: datetime) -> dict[tuple, d
 
     add_sums(
         Ticket.opened_at,
+        first_group,
         func.count().label("opened"),
         func.count(Ticket.responded_at).label("responded"),
         func.coalesce(func.sum(seconds(Ticket.responded_at, Ticket.opened_at)), 0).label("response_seconds"),
@@ -164,10 +186,21 @@ def _day_rows(session: Session, first: datetime, end: datetime) -> dict[tuple, d
         ).label("response_decided"),
         func.sum(case((Ticket.responded_at <= Ticket.response_due_at, 1), else_=0)).label("response_met"),
     )
+    add_sums(
+        Ticket.resolved_at,
+        resolving_group,
+        func.count().label("resolved"),
+        func.sum(seconds(Ticket.resolved_at, Ticket.opened_at)).label("resolve_seconds"),
+        func.coalesce(func.sum(Ticket.resolution_business_seconds), 0).label("resolve_business_seconds"),
+        func.sum(case((Ticket.resolved_at <= Ticket.resolution_due_at, 1), else_=0)).label("resolution_met"),
+        func.sum(case((Ticket.reopen_count > 0, 1), else_=0)).label("reopened"),
+    )
+    # Resolved by the level-1 group it was first assigned to, never moved to another group nor reopened.
     first_contact = case(
         (
             (Ticket.kind == "incident")
-            & Ticket.group_id.in_(level_one)
+            & Ticket.first_group_id.in_(level_one)
+            & (Ticket.group_id == Ticket.first_group_id)
             & (Ticket.escalation_count == 0)
             & (Ticket.reassignment_count == 0)
             & (Ticket.reopen_count == 0),
@@ -177,17 +210,15 @@ def _day_rows(session: Session, first: datetime, end: datetime) -> dict[tuple, d
     )
     add_sums(
         Ticket.resolved_at,
-        func.count().label("resolved"),
-        func.sum(seconds(Ticket.resolved_at, Ticket.opened_at)).label("resolve_seconds"),
-        func.coalesce(func.sum(Ticket.resolution_business_seconds), 0).label("resolve_business_seconds"),
-        func.sum(case((Ticket.resolved_at <= Ticket.resolution_due_at, 1), else_=0)).label("resolution_met"),
+        first_group,
+        func.count().label("first_group_resolved"),
         func.sum(case((Ticket.kind == "incident", 1), else_=0)).label("incidents_resolved"),
         func.sum(first_contact).label("first_contact"),
-        func.sum(case((Ticket.reopen_count > 0, 1), else_=0)).label("reopened"),
         func.sum(case((Ticket.escalation_count > 0, 1), else_=0)).label("escalated"),
     )
     add_sums(
         SatisfactionRating.rated_at,
+        resolving_group,
         func.count().label("rated"),
         func.sum(case((SatisfactionRating.score >= 4, 1), else_=0)).label("satisfied"),
         join_on=Ticket.id == SatisfactionRating.ticket_id,
@@ -365,9 +396,10 @@ def report(
         sums = by_priority.get(priority, dict.fromkeys(SUMS, 0.0))
         result.sla_response_by_priority[priority] = _pct(sums["response_met"], sums["response_decided"])
         result.sla_resolution_by_priority[priority] = _pct(sums["resolution_met"], sums["resolved"])
-    result.fcr_pct = _pct(totals["first_contact"], totals["incidents_resolved"])
+    if group_id is None or session.scalar(select(Group.level).where(Group.id == group_id)) == 1:
+        result.fcr_pct = _pct(totals["first_contact"], totals["incidents_resolved"])
     result.reopen_rate_pct = _pct(totals["reopened"], totals["resolved"])
-    result.escalation_rate_pct = _pct(totals["escalated"], totals["resolved"])
+    result.escalation_rate_pct = _pct(totals["escalated"], totals["first_group_resolved"])
     result.csat_pct = _pct(totals["satisfied"], totals["rated"])
     result.ratings = int(totals["rated"])
     for day in period.days:
@@ -376,7 +408,7 @@ def report(
         result.opened_per_day[key] = int(sums["opened"])
         result.resolved_per_day[key] = int(sums["resolved"])
         result.mttr_per_day[key] = _hours(sums["resolve_seconds"], int(sums["resolved"]))
-    _changes(session, period, result)
+    _changes(session, period, result, group_id)
     snapshot = operational_snapshot(session, now or datetime.now(UTC), group=group)
     result.backlog, result.backlog_by_age = snapshot.open, snapshot.by_age
     result.workload = snapshot.workload
@@ -414,11 +446,17 @@ def _target_values(result: KpiReport) -> dict[str, float | None]:
     }
 
 
-def _changes(session: Session, period: Period, result: KpiReport) -> None:
+def _changes(session: Session, period: Period, result: KpiReport, group_id: int | None) -> None:
+    """The change KPIs; with a group, of the changes whose implementer is a member of it."""
+    scope = []
+    if group_id is not None:
+        members = select(GroupMembership.user_id).where(GroupMembership.group_id == group_id)
+        scope.append(Change.implementer_id.in_(members))
     finished_at = func.coalesce(Change.actual_end, Change.planned_end)
     outcome = (
         select(Change.outcome, func.count())
         .where(
+            *scope,
             Change.outcome.in_(("implemented", "failed", "backed_out")),
             finished_at >= period.start,
             finished_at < period.end,
@@ -431,7 +469,7 @@ def _changes(session: Session, period: Period, result: KpiReport) -> None:
     planned = dict(
         session.execute(
             select(Change.change_type, func.count())
-            .where(Change.planned_start >= period.start, Change.planned_start < period.end)
+            .where(*scope, Change.planned_start >= period.start, Change.planned_start < period.end)
             .group_by(Change.change_type)
         )
         .tuples()
