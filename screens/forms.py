@@ -34,8 +34,10 @@ from itsm_tui.screens.formscreen import FormScreen as FormScreen
 from itsm_tui.screens.formscreen import ShownError as ShownError
 from itsm_tui.screens.formscreen import select_value as select_value
 from itsm_tui.screens.formscreen import stale_summary as stale_summary
+from itsm_tui.screens.sla_explain import preview_text
 from itsm_tui.services.errors import ServiceError, ValidationError
 from itsm_tui.services.knowledge import KnowledgeHit
+from itsm_tui.services.sla_explain import Preview, ProposedChange
 from itsm_tui.services.tickets import PENDING_REASONS
 from itsm_tui.text import strip_control
 
@@ -244,8 +246,73 @@ class EscalateForm(FormScreen[EscalateValues]):
         return EscalateValues(self.choice("group"), self.text_of("reason").strip())
 
 
-class TransitionForm(FormScreen[TransitionValues]):
-    """Change the status: only the allowed targets are offered; asks for what the target needs."""
+SLA_PREVIEW_GROUP = "sla-preview"
+
+
+class SlaPreviewForm(FormScreen[ValuesT]):
+    """A form whose change may move SLA targets. Given ``sla_preview`` (a blocking call, run in a thread
+    worker: the service's preview of a change), it shows under the fields, as the values change, the due
+    instants and verdicts saving would give and what the SLA job would then do at once (a breach, an
+    escalation that takes the ticket away)."""
+
+    CSS_PATH = TICKET_FORM_STYLES
+
+    def __init__(
+        self,
+        *,
+        sla_preview: Callable[[ProposedChange], Preview] | None = None,
+        **options: Unpack[FormArgs[ValuesT]],
+    ) -> None:
+        super().__init__(**options)
+        self._sla_preview = sla_preview
+        self.sla_previewed: Preview | None = None  # the preview shown last (tests wait for it)
+        self._sla_generation = 0
+
+    def compose_below_fields(self) -> ComposeResult:
+        if self._sla_preview is not None:
+            yield Static("", id="form-sla-preview")
+
+    def proposed_change(self) -> ProposedChange | None:
+        """The change the fields hold now, to preview (None: nothing to preview)."""
+        return None
+
+    def refresh_sla_preview(self) -> None:
+        if self._sla_preview is None or not self.is_mounted:
+            return
+        self._sla_generation += 1
+        change = self.proposed_change()
+        if change is None:
+            self.sla_previewed = None
+            self.query_one("#form-sla-preview", Static).update("")
+            return
+        self._run_sla_preview(self._sla_generation, change)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group=SLA_PREVIEW_GROUP)
+    def _run_sla_preview(self, generation: int, change: ProposedChange) -> None:
+        if self._sla_preview is None:
+            return
+        try:
+            result = self._sla_preview(change)
+        except ServiceError as exc:
+            self.app.call_from_thread(self._show_sla_preview, generation, None, str(exc))
+            return
+        self.app.call_from_thread(self._show_sla_preview, generation, result, None)
+
+    def _show_sla_preview(self, generation: int, result: Preview | None, problem: str | None) -> None:
+        if generation != self._sla_generation:
+            return  # the values changed since
+        panel = self.query_one("#form-sla-preview", Static)
+        self.sla_previewed = result
+        if result is None:
+            text = Text(f"SLA not previewed: {strip_control(problem, single_line=True)}", style="dim")
+            panel.update(text)
+            return
+        panel.update(preview_text(result, self.app.actor.timezone))
+
+
+class TransitionForm(SlaPreviewForm[TransitionValues]):
+    """Change the status: only the allowed targets are offered; asks for what the target needs; with
+    ``sla_preview``, what the move does to the SLA times shows as the target is chosen."""
 
     TITLE = "Change status"
 
@@ -256,9 +323,10 @@ class TransitionForm(FormScreen[TransitionValues]):
         targets: Sequence[str],
         resolution_codes: Sequence[str] = (),
         target: str | None = None,
+        sla_preview: Callable[[ProposedChange], Preview] | None = None,
         **options: Unpack[FormArgs[TransitionValues]],
     ) -> None:
-        super().__init__(**options)
+        super().__init__(sla_preview=sla_preview, **options)
         self.current, self.targets = current, tuple(targets)
         self.resolution_codes = tuple(resolution_codes)
         self.initial_target = (
@@ -296,10 +364,18 @@ class TransitionForm(FormScreen[TransitionValues]):
 
     def on_mount(self) -> None:
         self._show_rows(self.initial_target)
+        self.refresh_sla_preview()
 
     @on(Select.Changed, "#field-to_status")
     def _target_changed(self) -> None:
         self._show_rows(self.choice("to_status"))
+        self.refresh_sla_preview()
+
+    def proposed_change(self) -> ProposedChange | None:
+        target = self.choice("to_status")
+        if target is None:
+            return None
+        return ProposedChange(status=target, pending_reason=self.choice("pending_reason"))
 
     def _show_rows(self, target: str | None) -> None:
         reopening = self.current == "resolved" and target == "in_progress"
@@ -381,8 +457,9 @@ class TextForm(FormScreen[TextValues]):
         return TextValues(self.text_of("text"), self.public)
 
 
-class ImpactUrgencyForm(FormScreen[ImpactUrgencyValues]):
-    """Change impact and urgency; the priority the matrix gives is shown as you change them."""
+class ImpactUrgencyForm(SlaPreviewForm[ImpactUrgencyValues]):
+    """Change impact and urgency; the priority the matrix gives is shown as you change them, and with
+    ``sla_preview`` what it does to the SLA times."""
 
     TITLE = "Impact and urgency"
 
@@ -392,9 +469,10 @@ class ImpactUrgencyForm(FormScreen[ImpactUrgencyValues]):
         impact: str,
         urgency: str,
         config: DeskConfig | None = None,
+        sla_preview: Callable[[ProposedChange], Preview] | None = None,
         **options: Unpack[FormArgs[ImpactUrgencyValues]],
     ) -> None:
-        super().__init__(**options)
+        super().__init__(sla_preview=sla_preview, **options)
         self.initial = (impact, urgency)
         self._config = config
 
@@ -422,6 +500,13 @@ class ImpactUrgencyForm(FormScreen[ImpactUrgencyValues]):
         text = Text(f"P{after}", style="bold")
         text.append(f"  (now P{before})" if after != before else "  (unchanged)")
         self.query_one("#field-priority", Static).update(text)
+        self.refresh_sla_preview()
+
+    def proposed_change(self) -> ProposedChange | None:
+        impact, urgency = self.choice("impact"), self.choice("urgency")
+        if impact is None or urgency is None:
+            return None
+        return ProposedChange(impact=impact, urgency=urgency)
 
     def collect(self) -> ImpactUrgencyValues:
         # Neither select can be emptied: the initial levels only stand in for the type checker.

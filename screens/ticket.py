@@ -50,8 +50,10 @@ from itsm_tui.screens.forms import (
     TransitionValues,
     stale_summary,
 )
-from itsm_tui.services import knowledge, presence, tickets
+from itsm_tui.screens.sla_explain import SlaExplainScreen
+from itsm_tui.services import knowledge, presence, sla_explain, tickets
 from itsm_tui.services.errors import ServiceError, StaleEdit
+from itsm_tui.services.sla_explain import Preview, ProposedChange
 from itsm_tui.services.tickets import TicketDetail, TimelineItem
 from itsm_tui.text import strip_control
 
@@ -122,6 +124,7 @@ class TicketScreen(DeskScreen):
         Binding("i", "impact", "Impact/urgency", id="ticket.impact"),
         Binding("l", "link", "Link", id="ticket.link"),
         Binding("k", "kedb", "KEDB search", id="ticket.kedb"),
+        Binding("w", "why", "Why SLA times", id="ticket.why"),
         Binding("x", "resolve", "Resolve", id="ticket.resolve"),
         Binding("o", "reopen", "Reopen", id="ticket.reopen"),
         Binding("c", "cancel_ticket", "Cancel ticket", id="ticket.cancel"),
@@ -495,6 +498,22 @@ class TicketScreen(DeskScreen):
     def _session(self) -> AbstractContextManager[Session]:
         return self.app.db.session()
 
+    def _sla_preview(self, ref: str) -> Callable[[ProposedChange], Preview]:
+        """What a form's change would do to the SLA times (run in the form's worker; nothing is written)."""
+        app = self.app
+
+        def preview(change: ProposedChange) -> Preview:
+            with app.db.read_session() as session:
+                return sla_explain.preview(session, app.config, app.actor, ref, change, self._now())
+
+        return preview
+
+    def action_why(self) -> None:
+        """Why these SLA times: each target's policy, calendar, pauses, re-targets and verdict."""
+        detail = self._ready("why")
+        if detail is not None:
+            self.app.push_screen(SlaExplainScreen(detail.view.ref))
+
     def action_take(self) -> None:
         detail = self._ready("take")
         if detail is not None:
@@ -599,6 +618,7 @@ class TicketScreen(DeskScreen):
                 targets=detail.transitions,
                 resolution_codes=app.config.resolution_codes,
                 target=target,
+                sla_preview=self._sla_preview(ref),
             )
         )
 
@@ -671,6 +691,7 @@ class TicketScreen(DeskScreen):
                 impact=view.impact,
                 urgency=view.urgency,
                 config=app.config,
+                sla_preview=self._sla_preview(ref),
             )
         )
 

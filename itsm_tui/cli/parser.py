@@ -88,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scan.add_argument("--now", type=_iso_instant, help="the instant to scan at (ISO, default now)")
     scan.add_argument("--json", action="store_true")
+    explain = sla.add_parser(
+        "explain",
+        parents=[db],
+        help="why a ticket's SLA times are what they are: policy, calendar, pauses, re-targets, verdicts",
+    )
+    explain.add_argument("ref", help="the ticket (e.g. INC0000042)")
+    explain.add_argument("--now", type=_iso_instant, help="the instant to judge at (ISO, default now)")
+    explain.add_argument("--json", action="store_true", help="as JSON, instants in UTC")
     commands.add_parser(
         "scheduler",
         parents=[db],

@@ -58,13 +58,14 @@ def _command_key(args: argparse.Namespace) -> str | None:
     return f"{args.command} {sub}" if sub else args.command
 
 
-# The module of itsm_tui.cli that handles each command.
+# The module of itsm_tui.cli that handles each command (``COMMAND ACTION`` for an action with its own).
 COMMAND_MODULES = {
     "demo": "database",
     "db": "database",
     "user": "users",
     "ticket": "tickets",
     "sla": "sla",
+    "sla explain": "sla_explain",
     "scheduler": "sla",
     "serve": "serve",
     "report": "reports",
@@ -74,8 +75,10 @@ COMMAND_MODULES = {
 
 def _handler(key: str | None) -> Handler | None:
     """The handler of ``COMMAND [ACTION]``, from the module of that command alone (none: the console)."""
-    module = COMMAND_MODULES.get(key.partition(" ")[0]) if key is not None else None
-    if key is None or module is None:
+    if key is None:
+        return None
+    module = COMMAND_MODULES.get(key) or COMMAND_MODULES.get(key.partition(" ")[0])
+    if module is None:
         return None
     handlers: Mapping[str, Handler] = importlib.import_module(f"itsm_tui.cli.{module}").HANDLERS
     return handlers.get(key)
