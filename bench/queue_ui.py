@@ -21,13 +21,18 @@ the OS user, who is resolved as the real command does), this prints:
 4. start-up to first frame of the real ``itsm --db PATH`` under a pseudo-terminal of 80x24: from spawning it
    until its output holds a ticket reference (``INCnnnnnnn`` / ``REQnnnnnnn``), median of ``--repeat``;
 5. for comparison, Textual's stock DataTable holding 100,000 rows (ref, priority, status, title, read with
-   one SELECT) in a separate process: app start to all rows added and painted, and the RSS growth.
+   one SELECT) in a separate process: app start to all rows added and painted, and the RSS growth;
+6. the SLA column in its order: every open view in its default (SLA) order, walked page by page as the
+   screen reads it (keyset, 50 rows a page), each row's SLA cell as the screen draws it at one instant,
+   parsed back into the order it claims (running rows by the signed time to their due instant, then the
+   paused ones): whether the column never goes back down the view, and how many paused rows close it.
 
 The real command starts its SLA job, which on a database not opened since it was built catches up and
 writes (flags, notifications); run the bench twice for figures on a settled database.
 
 python bench/queue_ui.py --db PATH [--repeat 5] [--keys 60] [--pages 200] [--settle 10]
                          [--pilot-press] [--stock-rows 100000] [--no-tmux] [--no-pty] [--no-stock]
+                         [--sla-only]
 """
 
 from __future__ import annotations
@@ -420,6 +425,99 @@ async def queries(url: str, config, login: str, args) -> dict:
         return {"sorts": sorts, "filters": filters, "rss_end": rss_mb()}
 
 
+# --------------------------------------------------------------------------- the SLA column in its order
+
+SLA_FIGURE = re.compile(r"^(R?)\s*(-?)(?:(\d+)d(\d\d)h|(\d+)h(\d\d)m)$")
+
+
+def sla_claims(text: str) -> tuple[int, int] | None:
+    """The order an SLA cell claims: (1, 0) paused, else (0, signed minutes to the due instant); None for a
+    cell that is not an SLA figure."""
+    from itsm_tui.screens.queue import PAUSED_TEXT
+
+    if text == PAUSED_TEXT:
+        return (1, 0)
+    found = SLA_FIGURE.match(text.strip())
+    if found is None:
+        return None
+    _, sign, days, day_hours, hours, minutes = found.groups()
+    total = int(days) * 1440 + int(day_hours) * 60 if days is not None else int(hours) * 60 + int(minutes)
+    return (0, -total if sign else total)
+
+
+@dataclass
+class ColumnCheck:
+    view: str
+    rows: int = 0
+    paused: int = 0
+    response: int = 0
+    backwards: int = 0  # rows whose cell claims less than the row above's
+    unreadable: int = 0
+    first_backwards: str = ""
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        verdict = "in order" if not (self.backwards or self.unreadable) else "NOT in order"
+        text = (
+            f"{self.view} {self.rows:,} rows: {verdict} ({self.response:,} on the response target, "
+            f"{self.paused:,} paused at the end; read in {self.seconds:.1f} s)"
+        )
+        if self.backwards:
+            text += f"; {self.backwards:,} rows go back, first {self.first_backwards}"
+        if self.unreadable:
+            text += f"; {self.unreadable:,} cells not a figure"
+        return text
+
+
+def sla_column_check(url: str, login: str) -> list[ColumnCheck]:
+    """Every open view in its default order, page by page from each neighbour's key, its SLA cells as the
+    screen draws them at one instant, checked to read in order from the top to the bottom."""
+    from datetime import UTC, datetime
+
+    from itsm_tui.db import Database
+    from itsm_tui.screens.queue import sla_cell
+    from itsm_tui.services import queue
+    from itsm_tui.services.users import resolve_actor
+
+    db = Database.connect(url)
+    checks = []
+    try:
+        with db.read_session() as session:
+            actor = resolve_actor(session, login)
+        now = datetime.now(UTC)
+        for view in (v for v in queue.VIEWS.values() if v.default_sort == "sla"):
+            check = ColumnCheck(view.key)
+            started = time.perf_counter()
+            query = queue.query_for(actor, view.key, queue.Filter(), None, None, now)
+            window = queue.QueueWindow(query, max_pages=2)
+            previous: tuple[int, int] | None = None
+            page = 0
+            with db.read_session() as session:
+                while True:
+                    rows = window.load(session, page)
+                    for row in rows:
+                        text, _ = sla_cell(row, now)
+                        claim = sla_claims(text)
+                        if claim is None:
+                            check.unreadable += 1
+                            continue
+                        check.paused += claim[0]
+                        check.response += row.sla_target == "response" and not claim[0]
+                        if previous is not None and claim < previous:
+                            check.backwards += 1
+                            check.first_backwards = check.first_backwards or f"row {check.rows:,} ({text!r})"
+                        previous = claim
+                        check.rows += 1
+                    if len(rows) < window.page_size:
+                        break
+                    page += 1
+            check.seconds = time.perf_counter() - started
+            checks.append(check)
+    finally:
+        db.dispose()
+    return checks
+
+
 # --------------------------------------------------------------------------- the real command
 
 
@@ -635,6 +733,7 @@ def main() -> int:
     parser.add_argument("--no-tmux", action="store_true", help="skip the real command's RSS in tmux")
     parser.add_argument("--no-pty", action="store_true", help="skip the real command's start-up")
     parser.add_argument("--no-stock", action="store_true", help="skip the stock DataTable comparison")
+    parser.add_argument("--sla-only", action="store_true", help="only check the SLA column's order")
     parser.add_argument("--stock-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     db_path = Path(args.db or "").expanduser().resolve()
@@ -679,6 +778,12 @@ def main() -> int:
     )
     if tickets < 1_000_000:
         print(f"  (fewer than 1,000,000 tickets; build with python bench/demo_build.py --keep {args.db})")
+    if args.sla_only:
+        checks = sla_column_check(url, login)
+        print("SLA column in its order (keyset pages of 50, at one instant):")
+        for check in checks:
+            print(f"  {check.line()}")
+        return 0 if all(not (c.backwards or c.unreadable) for c in checks) else 1
     rss_start = rss_mb()
 
     # 1. first paint
@@ -793,6 +898,12 @@ def main() -> int:
             + ("" if stock["shows_refs"] else " (WARNING: its screen shows no ticket reference)")
         )
 
+    # 6. the SLA column in its order (last: its walk of every view would warm the caches for the others)
+    checks = sla_column_check(url, login)
+    print("SLA column in its order (keyset pages of 50, at one instant):")
+    for check in checks:
+        print(f"  {check.line()}")
+
     print(f"\n(load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     paint = statistics.median(rows)
     print(
@@ -819,7 +930,15 @@ def main() -> int:
             f"stock DataTable, {stock['rows']:,} rows: first paint {stock['paint']:.2f} s, "
             f"+{stock['rss_after'] - stock['rss_before']:.0f} MB"
         )
-    return 0
+    in_order = all(not (c.backwards or c.unreadable) for c in checks)
+    print(
+        "SLA column in its order: "
+        + ("yes" if in_order else "NO")
+        + " ("
+        + ", ".join(f"{c.view} {c.rows:,} rows" for c in checks)
+        + ")"
+    )
+    return 0 if in_order else 1
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     Boolean,
+    Computed,
     Date,
     DateTime,
     Float,
@@ -150,6 +151,14 @@ class Counter(Base):
 # --------------------------------------------------------------------------- tickets
 
 
+# The generated SLA order columns of tickets (see Ticket.sla_due_at); migration 0008 writes the same text.
+SLA_DUE_SQL = (
+    "CASE WHEN responded_at IS NULL AND (resolution_due_at IS NULL OR response_due_at <= resolution_due_at) "
+    "THEN response_due_at ELSE resolution_due_at END"
+)
+SLA_PAUSED_SQL = "paused_at IS NOT NULL"
+
+
 class Ticket(Base):
     """An incident (INC) or a service request (REQ) with its SLA clocks."""
 
@@ -171,6 +180,8 @@ class Ticket(Base):
     is_open: Mapped[bool] = mapped_column(Boolean, default=True)
     pending_reason: Mapped[str | None] = mapped_column(String(16))
     group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id"))
+    # The group the ticket was first assigned to (its group at creation); never changes afterwards.
+    first_group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id"))
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     resolution_code: Mapped[str | None] = mapped_column(String(40))
@@ -183,10 +194,13 @@ class Ticket(Base):
     closed_at: Mapped[datetime | None] = mapped_column()
     cancelled_at: Mapped[datetime | None] = mapped_column()
 
-    # SLA clocks. Due and warning instants already include paused time; the scan reads them by index.
+    # SLA clocks. Due and warning instants are computed by services/sla.py from the start, the policy of the
+    # current priority and the pause intervals (ticket_pauses); the scan reads them by index.
     sla_calendar: Mapped[str | None] = mapped_column(String(32))
+    # The start of the pause under way (pending, or resolved), None while the clocks run.
     paused_at: Mapped[datetime | None] = mapped_column()
-    paused_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    # The start of the current resolution target: None is the opening; a reopen may restart it.
+    resolution_started_at: Mapped[datetime | None] = mapped_column()
     response_warn_at: Mapped[datetime | None] = mapped_column()
     response_due_at: Mapped[datetime | None] = mapped_column()
     resolution_warn_at: Mapped[datetime | None] = mapped_column()
@@ -195,7 +209,16 @@ class Ticket(Base):
     response_breached_at: Mapped[datetime | None] = mapped_column()
     resolution_warned_at: Mapped[datetime | None] = mapped_column()
     resolution_breached_at: Mapped[datetime | None] = mapped_column()
+    # The queue's SLA order, computed by the database from the instants above (so that every write keeps it,
+    # bulk loads included): the due instant of the running target nearer to breaching (the response until it
+    # is made, unless the resolution is due first; then the resolution), and whether the clocks stand still
+    # (paused: the due instants are frozen until it resumes). The queue sorts on (sla_paused, sla_due_at, id).
+    # On SQLite the migration makes them VIRTUAL (kept in the indexes only), on PostgreSQL STORED.
+    sla_due_at: Mapped[datetime | None] = mapped_column(Computed(SLA_DUE_SQL, persisted=True))
+    sla_paused: Mapped[bool | None] = mapped_column(Boolean, Computed(SLA_PAUSED_SQL, persisted=True))
 
+    # When the ticket was announced as a major incident (services/tickets/major.py): set once, never cleared.
+    major_announced_at: Mapped[datetime | None] = mapped_column()
     # Business seconds from opening to resolution on the ticket's SLA calendar, set at resolve (for MTTR).
     resolution_business_seconds: Mapped[int | None] = mapped_column(Integer)
     reopen_count: Mapped[int] = mapped_column(SmallInteger, default=0)
@@ -203,15 +226,20 @@ class Ticket(Base):
     reassignment_count: Mapped[int] = mapped_column(SmallInteger, default=0)
     version: Mapped[int] = mapped_column(Integer, default=1)
 
-    group: Mapped[Group | None] = relationship(lazy="joined")
+    group: Mapped[Group | None] = relationship(foreign_keys=[group_id], lazy="joined")
     assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id], lazy="joined")
+    pauses: Mapped[list[TicketPause]] = relationship(
+        order_by="TicketPause.started_at", cascade="all, delete-orphan", passive_deletes=True
+    )
 
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (
-        # Queue: default sort (SLA time left) and the views, on open tickets only.
+        # Queue: default sort (the SLA order: running tickets by due instant, then the paused ones) and the
+        # views, on open tickets only.
         Index(
             "ix_tickets_open_due",
-            "resolution_due_at",
+            "sla_paused",
+            "sla_due_at",
             "id",
             sqlite_where=text("is_open = 1"),
             postgresql_where=text("is_open"),
@@ -219,7 +247,8 @@ class Ticket(Base):
         Index(
             "ix_tickets_open_priority",
             "priority",
-            "resolution_due_at",
+            "sla_paused",
+            "sla_due_at",
             "id",
             sqlite_where=text("is_open = 1"),
             postgresql_where=text("is_open"),
@@ -227,7 +256,8 @@ class Ticket(Base):
         Index(
             "ix_tickets_open_group",
             "group_id",
-            "resolution_due_at",
+            "sla_paused",
+            "sla_due_at",
             "id",
             sqlite_where=text("is_open = 1"),
             postgresql_where=text("is_open"),
@@ -235,6 +265,16 @@ class Ticket(Base):
         Index(
             "ix_tickets_open_assignee",
             "assignee_id",
+            "sla_paused",
+            "sla_due_at",
+            "id",
+            sqlite_where=text("is_open = 1"),
+            postgresql_where=text("is_open"),
+        ),
+        # The resolution target alone, on open tickets: the KPI board's breached and breaching counts and the
+        # queue's sla: filter.
+        Index(
+            "ix_tickets_open_resolution_due",
             "resolution_due_at",
             "id",
             sqlite_where=text("is_open = 1"),
@@ -250,11 +290,11 @@ class Ticket(Base):
             )
             for name, columns in (
                 ("id", ("id",)),
-                ("status", ("status", "resolution_due_at", "id")),
+                ("status", ("status", "sla_paused", "sla_due_at", "id")),
                 ("title", ("title", "id")),
                 ("requester", ("requester", "id")),
-                ("service", (func.coalesce(text("service"), ""), "resolution_due_at", "id")),
-                ("assignee", (func.coalesce(text("assignee_id"), 0), "resolution_due_at", "id")),
+                ("service", (func.coalesce(text("service"), ""), "sla_paused", "sla_due_at", "id")),
+                ("assignee", (func.coalesce(text("assignee_id"), 0), "sla_paused", "sla_due_at", "id")),
                 ("opened", ("opened_at", "id")),
                 ("updated", ("updated_at", "id")),
             )
@@ -289,6 +329,22 @@ class Ticket(Base):
             postgresql_where=text("is_open AND resolution_breached_at IS NULL AND paused_at IS NULL"),
         ),
     )
+
+
+class TicketPause(Base):
+    """An interval in which a ticket's SLA clocks stood still: pending (with its reason) or resolved.
+
+    Kept as intervals, not as a sum, so that a priority change onto another calendar re-measures each one on
+    the new calendar. ``ended_at`` is None while the pause lasts.
+    """
+
+    __tablename__ = "ticket_pauses"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(String(16))  # customer | vendor | change | resolved
+    started_at: Mapped[datetime] = mapped_column()
+    ended_at: Mapped[datetime | None] = mapped_column()
+    __table_args__ = (Index("ix_ticket_pauses_ticket", "ticket_id", "started_at"),)
 
 
 class TicketEntry(Base):
@@ -547,7 +603,8 @@ class Presence(Base):
 
 class KpiDaily(Base):
     """Per day, group and priority: the sums the KPIs are computed from (kept correct by recomputing the
-    days that ``KpiDirtyDay`` marks whenever a ticket of that day changes)."""
+    days that ``KpiDirtyDay`` marks whenever a ticket of that day changes). Each sum counts a ticket under
+    its own group: the group it was first assigned to, or the group that resolved it (``services/kpi.py``)."""
 
     __tablename__ = "kpi_daily"
     day: Mapped[date] = mapped_column(Date, primary_key=True)
@@ -566,6 +623,7 @@ class KpiDaily(Base):
     first_contact: Mapped[int] = mapped_column(Integer, default=0)
     reopened: Mapped[int] = mapped_column(Integer, default=0)
     escalated: Mapped[int] = mapped_column(Integer, default=0)
+    first_group_resolved: Mapped[int] = mapped_column(Integer, default=0)  # resolved, under the first group
     rated: Mapped[int] = mapped_column(Integer, default=0)
     satisfied: Mapped[int] = mapped_column(Integer, default=0)
 

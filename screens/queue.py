@@ -54,6 +54,9 @@ if TYPE_CHECKING:
 
 REFRESH_SECONDS = 1.0
 SLA_STYLES = {"ok": "green", "warning": "yellow", "breached": "bold red", "met": "green", "stopped": "dim"}
+PAUSED_STYLES = {"ok": "cyan", "warning": "yellow", "breached": "bold red", "stopped": "dim"}
+RESPONSE_MARK = "R"  # the SLA column's figure is the response target's (unmarked: the resolution target's)
+PAUSED_TEXT = "‖ paused"
 PRIORITY_STYLES = {1: "bold red", 2: "red", 3: "yellow", 4: "", 5: "dim"}
 QUEUE_STYLES = Path(__file__).resolve().with_name("queue.tcss")  # absolute: found from subclasses too
 
@@ -66,11 +69,11 @@ class Column:
 
 
 def columns_for(width: int, view: str) -> list[Column]:
-    """The columns that fit: at 80 columns ref, priority, SLA left, status and title."""
+    """The columns that fit: at 80 columns ref, priority, SLA due, status and title."""
     cols = [
         Column("ref", "Ref", 10),
         Column("priority", "P", 2),
-        Column("sla", "SLA left", 8),
+        Column("sla", "SLA due", 9),
         Column("status", "Status", 11),
     ]
     if view == "resolved":
@@ -91,6 +94,22 @@ def format_duration(seconds: float) -> str:
     days, rest = divmod(minutes, 1440)
     hours, mins = divmod(rest, 60)
     return f"{sign}{days}d{hours:02d}h" if days else f"{sign}{hours}h{mins:02d}m"
+
+
+def sla_cell(row: QueueRow, now: datetime) -> tuple[str, str]:
+    """The SLA column of a row: the wall-clock time from ``now`` to the due instant the queue is ordered by
+    (negative when overdue), ``R`` before it when that is the response target's, and its state's style; a
+    paused row says so (its clocks stand still), styled by the state its target had when it paused."""
+    state = row.due_state(now)
+    if state == "stopped":
+        return "-", ""
+    if row.paused_at is not None:
+        return PAUSED_TEXT, PAUSED_STYLES[state]
+    left = row.due_in(now)
+    if left is None:
+        return "-", ""
+    mark = RESPONSE_MARK if row.sla_target == "response" else " "
+    return f"{mark}{format_duration(left):>8}", SLA_STYLES[state]
 
 
 class QueueTable(ScrollView, can_focus=True):
@@ -272,10 +291,7 @@ class QueueTable(ScrollView, can_focus=True):
         if key == "priority":
             return f"P{row.priority}", PRIORITY_STYLES.get(row.priority, "")
         if key == "sla":
-            left = row.sla_left(self.config, self.now)
-            if left is None:
-                return "-", ""
-            return format_duration(left) + ("=" if row.paused_at else ""), SLA_STYLES[row.sla_state(self.now)]
+            return sla_cell(row, self.now)
         if key == "status":
             return row.status, ""
         if key in ("resolved", "opened"):
@@ -470,11 +486,6 @@ class QueueScreen(DeskScreen):
                 cancel.check()
                 page, plan = step
                 window.store(page, queue.fetch_page(session, query, **plan))
-            now = query.now or self.app.clock()  # query_for always sets it
-            for row in (window.row(i) for i in range(top, top + height)):
-                # Business clocks load their holidays on first use: here, not while drawing.
-                if row is not None:
-                    row.sla_left(self.app.config, now)
             self.app.call_from_thread(
                 self._apply,
                 generation,
@@ -544,14 +555,11 @@ class QueueScreen(DeskScreen):
         """Read, one after the other, the pages the table wants, until it wants none."""
         from itsm_tui.services import queue
 
-        now = window.query.now or self.app.clock()  # query_for always sets it
         try:
             with self.app.db.read_session(cancel) as session:
                 while step := self.app.call_from_thread(self._next_read, generation, window, cancel):
                     page, plan = step
                     rows = queue.fetch_page(session, window.query, **plan)
-                    for row in rows:  # holidays of a year not drawn yet load here, not while drawing
-                        row.sla_left(self.app.config, now)
                     self.app.call_from_thread(self._store_page, generation, window, page, rows)
         finally:
             self.app.call_from_thread(self._reader_done, cancel)

@@ -323,3 +323,42 @@ async def test_moving_while_a_live_reload_reads_keeps_the_ticket_moved_to(demo, 
         assert [table.window.row(i).id for i in range(top, top + table.size.height)] == ordered[
             top : top + table.size.height
         ]
+
+
+async def test_the_sla_column_reads_in_order_and_marks_response_and_paused_tickets(staff_sqlite, config):
+    """On screen, the SLA column shows the wall-clock time to the instant the rows are ordered by: from the
+    most overdue down, R marking a response target; the paused tickets stand together at the end."""
+    from pilot_helpers import screen_lines
+    from test_queue_service import PAUSED_ORDER, RUNNING_ORDER, SLA_NOW, build_sla_mix, sla_order_of
+
+    from itsm_tui.screens.queue import PAUSED_TEXT, RESPONSE_MARK, columns_for
+
+    db, staff = staff_sqlite
+    refs = build_sla_mix(db, config, staff)
+    app = ItsmApp(db, config, staff["lead"], run_scheduler=False, clock=lambda: SLA_NOW)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, QueueScreen)
+        await settle(pilot, screen)
+        assert "All open" in bar(screen) and "sort: SLA due" in bar(screen)
+        columns = columns_for(80, "all_open")
+        start = sum(c.width + 1 for c in columns[: [c.key for c in columns].index("sla")])
+        width = next(c.width for c in columns if c.key == "sla")
+        lines = screen_lines(app)
+        header = next(line for line in lines if line.startswith("Ref "))
+        assert header[start : start + width].strip() == "SLA due"
+        shown = {
+            line[:10].strip(): line[start : start + width].strip()
+            for line in lines
+            if line[:3] in ("INC", "REQ") and line[:10].strip() in refs.values()
+        }
+    cells = [shown[refs[name]] for name in RUNNING_ORDER + PAUSED_ORDER]
+    assert cells[0] == f"{RESPONSE_MARK}  -3d21h"  # its response is long overdue; its resolution far away
+    assert cells[-len(PAUSED_ORDER) :] == [PAUSED_TEXT] * len(PAUSED_ORDER)
+    assert [c.startswith(RESPONSE_MARK) for c in cells[: len(RUNNING_ORDER)]] == [
+        True, False, True, True, False,
+    ]  # fmt: skip
+    order = [sla_order_of(c) for c in cells]
+    assert order == sorted(order)
+    in_screen_order = [line[:10].strip() for line in lines if line[:10].strip() in refs.values()]
+    assert in_screen_order == [refs[name] for name in RUNNING_ORDER + PAUSED_ORDER]

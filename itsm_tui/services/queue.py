@@ -18,7 +18,9 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     bindparam,
+    case,
     column,
+    false,
     func,
     literal,
     or_,
@@ -29,9 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from itsm_tui.config import DeskConfig
 from itsm_tui.models import TICKET_STATUSES, Group, Ticket, User
-from itsm_tui.services import sla
 from itsm_tui.services.tickets.reading import LIST_COLUMNS, with_names
 from itsm_tui.services.users import Actor
 
@@ -60,20 +60,25 @@ VIEWS: dict[str, View] = {
     )
 }
 
+# The SLA order: the tickets whose clocks run by the due instant of their nearer target (response until it is
+# made, unless the resolution is due first), overdue first; then the paused ones (their clocks stand still),
+# by the due instant frozen at their pause. Both are columns the database computes (models.Ticket).
+SLA_ORDER = (Ticket.sla_paused, Ticket.sla_due_at)
+
 # sort key -> (column title, expressions in order; the ticket id is always appended as a tie-break)
 SORTS: dict[str, tuple[str, tuple]] = {
-    "sla": ("SLA left", (Ticket.resolution_due_at,)),
-    "priority": ("Priority", (Ticket.priority, Ticket.resolution_due_at)),
+    "sla": ("SLA due", SLA_ORDER),
+    "priority": ("Priority", (Ticket.priority, *SLA_ORDER)),
     "ref": ("Ref", ()),
-    "status": ("Status", (Ticket.status, Ticket.resolution_due_at)),
+    "status": ("Status", (Ticket.status, *SLA_ORDER)),
     "title": ("Title", (Ticket.title,)),
     "requester": ("Requester", (Ticket.requester,)),
     # Group and assignee sorts bring each one's tickets together (by id, so the partial indexes serve them).
-    "group": ("Group", (Ticket.group_id, Ticket.resolution_due_at)),
+    "group": ("Group", (Ticket.group_id, *SLA_ORDER)),
     # Nullable keys are coalesced: a keyset comparison with NULL would skip those rows.
     # Written as in the expression indexes (literal defaults, not parameters) so that SQLite uses them.
-    "assignee": ("Assignee", (func.coalesce(Ticket.assignee_id, text("0")), Ticket.resolution_due_at)),
-    "service": ("Service", (func.coalesce(Ticket.service, text("''")), Ticket.resolution_due_at)),
+    "assignee": ("Assignee", (func.coalesce(Ticket.assignee_id, text("0")), *SLA_ORDER)),
+    "service": ("Service", (func.coalesce(Ticket.service, text("''")), *SLA_ORDER)),
     "opened": ("Opened", (Ticket.opened_at,)),
     "updated": ("Updated", (Ticket.updated_at,)),
     "resolved": ("Resolved", (Ticket.resolved_at,)),
@@ -192,9 +197,43 @@ class QueueRow:
     resolution_warn_at: datetime | None
     resolution_due_at: datetime | None
     paused_at: datetime | None
+    sla_due_at: datetime | None
+    sla_on_response: bool | None  # whether sla_due_at is the response target's (the database says)
+    response_warn_at: datetime | None  # read only while the SLA order follows the response target
     key: tuple = field(default=(), kw_only=True)  # the sort key; by keyword, never from a row's columns
 
+    @property
+    def sla_target(self) -> str | None:
+        """The target the SLA order (and column) follows: ``response`` until it is made (unless the resolution
+        is due first), else ``resolution``; None when neither runs."""
+        if self.sla_due_at is None or self.resolved_at is not None:
+            return None
+        return "response" if self.sla_on_response else "resolution"
+
+    def due_in(self, now: datetime) -> float | None:
+        """Wall-clock seconds from ``now`` to the due instant of :attr:`sla_target` (negative when
+        overdue); None while the clocks stand still (paused) or when no target runs. They only grow down
+        the SLA order."""
+        if self.sla_target is None or self.paused_at is not None or self.sla_due_at is None:
+            return None
+        return (self.sla_due_at - now).total_seconds()
+
+    def due_state(self, now: datetime) -> str:
+        """``ok``, ``warning`` or ``breached`` for :attr:`sla_target`, as of ``now`` (or of the pause under
+        way); ``stopped`` when no target runs."""
+        target, due = self.sla_target, self.sla_due_at
+        if target is None or due is None:
+            return "stopped"
+        warn = self.response_warn_at if target == "response" else self.resolution_warn_at
+        moment = self.paused_at or now
+        if moment >= due:
+            return "breached"
+        if warn is not None and moment >= warn:
+            return "warning"
+        return "ok"
+
     def sla_state(self, now: datetime) -> str:
+        """The state of the resolution target (what the ``sla:`` filter and the KPI board count)."""
         if self.resolution_due_at is None:
             return "stopped"
         if self.resolved_at is not None:
@@ -205,16 +244,6 @@ class QueueRow:
         if self.resolution_warn_at is not None and moment >= self.resolution_warn_at:
             return "warning"
         return "ok"
-
-    def sla_left(self, config: DeskConfig, now: datetime) -> float | None:
-        """Business seconds to the resolution target (negative when overdue); None once it stopped."""
-        if self.resolution_due_at is None or self.resolved_at is not None:
-            return None
-        clock = sla.policy_clock(config, self.priority)
-        moment = self.paused_at or now
-        if moment <= self.resolution_due_at:
-            return clock.elapsed(moment, self.resolution_due_at)
-        return -clock.elapsed(self.resolution_due_at, moment)
 
 
 SEARCH_MIN_CHARS = 3  # the trigram index finds words of three characters or more
@@ -243,8 +272,8 @@ def _conditions(query: QueueQuery, dialect: str = "sqlite", search_index: bool =
         terms.append(Ticket.assignee_id == query.actor_id)
     elif view == "unassigned":
         terms += [Ticket.assignee_id.is_(None), Ticket.group_id.in_(query.actor_group_ids or (-1,))]
-    elif view == "breaching":
-        terms += [Ticket.paused_at.is_(None), Ticket.resolution_due_at <= _clock(query) + BREACHING_WINDOW]
+    elif view == "breaching":  # the nearer target overdue or due within the window, clocks running
+        terms += [Ticket.sla_paused == false(), Ticket.sla_due_at <= _clock(query) + BREACHING_WINDOW]
     elif view == "major":
         terms.append(Ticket.priority.in_((1, 2)))
     flt = query.filter
@@ -334,7 +363,9 @@ def _where(session: Session, query: QueueQuery) -> list:
 
 def _sort_columns(query: QueueQuery, dialect: str) -> list:
     columns = list(SORTS[query.sort][1])
-    if dialect == "sqlite" and query.view in _NARROW_VIEWS:
+    # The breaching view in the SLA order is a range of the SLA index itself, read in its order.
+    in_own_order = (query.view, query.sort) == ("breaching", "sla")
+    if dialect == "sqlite" and query.view in _NARROW_VIEWS and not in_own_order:
         columns = [func.coalesce(c, c) for c in columns]
     return columns
 
@@ -378,6 +409,10 @@ def fetch_page(
 
 
 _ROW_FIELDS = len(QueueRow.__dataclass_fields__) - 1  # the selected columns before the sort key's
+# Whether a ticket's SLA order follows its response target (as the generated sla_due_at chose it).
+_ON_RESPONSE = (Ticket.responded_at.is_(None) & (Ticket.sla_due_at == Ticket.response_due_at)).label(
+    "on_response"
+)
 
 
 @functools.lru_cache(maxsize=128)
@@ -421,6 +456,9 @@ def _page_statement(query: QueueQuery, dialect: str, search_index: bool, how: st
         Ticket.resolution_warn_at,
         Ticket.resolution_due_at,
         Ticket.paused_at,
+        Ticket.sla_due_at,
+        _ON_RESPONSE,
+        case((_ON_RESPONSE, Ticket.response_warn_at)).label("on_response_warn_at"),
         *page_keys[:-1],
     ).join(chosen, chosen.c.page_id == Ticket.id)
     return with_names(rows).order_by(*[c.desc() if descending else c.asc() for c in page_keys])
