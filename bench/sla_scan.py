@@ -135,7 +135,6 @@ def _ticket_sql(dialect: str) -> str:
         "updated_at": instant(opened),
         "responded_at": f"CASE WHEN {due} THEN {instant(f'({opened}) + 600')} ELSE NULL END",
         "sla_calendar": "'business'",
-        "paused_seconds": "0",
         "response_warn_at": pick(f"({opened}) + 900", f"900 + {spread} / 2"),
         "response_due_at": pick(f"({opened}) + 1200", f"1200 + {spread} / 2"),
         "resolution_warn_at": pick(f"-{late} - 3600", f"1800 + {spread}"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import Connection, select, text
 
@@ -19,6 +19,7 @@ from itsm_tui.demo.tables import (
     ENTRY_COLUMNS,
     HISTORY_DAYS,
     HOUR_LOAD,
+    PAUSE_COLUMNS,
     RATING_COLUMNS,
     SYMPTOMS,
     TICKET_COLUMNS,
@@ -29,6 +30,8 @@ from itsm_tui.demo.writer import Row, Writer
 from itsm_tui.models import Group
 from itsm_tui.services import audit
 from itsm_tui.services.users import current_login
+
+AUDIT_COLUMNS = audit.table_rows(())[0]
 
 
 class Generator:
@@ -48,8 +51,9 @@ class Generator:
         self.batch = batch
         self.writer = Writer(conn)
         self.end = end
-        self.end_ts = end.timestamp()
-        self.start_ts = (end - timedelta(days=HISTORY_DAYS)).timestamp()
+        self.end_ts = int(end.timestamp())  # whole seconds: every demo instant is one
+        self.start_ts = self.end_ts - HISTORY_DAYS * 86400
+        self.entry_id = 0
         self.os_login = current_login()
         self.open_count = 0
         self.groups = {row.code: row.id for row in conn.execute(select(Group.code, Group.id))}
@@ -81,11 +85,6 @@ class Generator:
         w.insert("users", ("id", "login", "name", "email", "timezone", "active", "created_at"), user_rows)
         w.insert("role_memberships", ("user_id", "role"), role_rows)
         w.insert("group_memberships", ("user_id", "group_id", "is_lead"), member_rows)
-        self.members = {
-            code: [s for s in self.staff if code in s.groups and "shift_lead" not in s.roles]
-            for code in self.groups
-        }
-        self.members["SD-L1"] = [s for s in self.staff if "SD-L1" in s.groups]
         self.os_user = self.staff[0]
 
     def _knowledge(self) -> None:
@@ -119,7 +118,7 @@ class Generator:
 
     # ------------------------------------------------------------------ tickets
 
-    def _opening_instants(self) -> list[float]:
+    def _opening_instants(self) -> list[int]:
         rng = self.rng
         slots, weights = [], []
         hour = self.start_ts - self.start_ts % 3600
@@ -129,7 +128,7 @@ class Generator:
             weights.append(WEEKDAY_LOAD[moment.weekday()] * HOUR_LOAD[moment.hour])
             hour += 3600
         picks = rng.choices(slots, weights=weights, k=self.count)
-        instants = sorted(min(p + rng.random() * 3600, self.end_ts - 1) for p in picks)
+        instants = sorted(min(int(p + rng.random() * 3600), self.end_ts - 1) for p in picks)
         return [max(i, self.start_ts) for i in instants]
 
     def _tickets(self) -> None:
@@ -138,7 +137,7 @@ class Generator:
         instants = self._opening_instants()
         kinds = ["incident" if rng.random() < 0.72 else "request" for _ in instants]
         factory = TicketFactory(
-            self.config, self.staff, self.members, self.groups, self.start_ts, self.end_ts, self.writer.sqlite
+            self.config, self.staff, self.groups, self.start_ts, self.end_ts, self.writer.sqlite
         )
         counters = {"INC": 0, "REQ": 0}
         refs: list[str] = []
@@ -161,10 +160,20 @@ class Generator:
         self._set_counter("REQ", counters["REQ"])
 
     def _flush_tickets(self, rows: ChunkRows) -> None:
+        """Insert a chunk: its entries numbered on from the chunks before, the audit events naming them."""
         w = self.writer
+        base = self.entry_id
+        audits = rows.audits
+        for position, number in rows.entry_audits:
+            event = audits[position]
+            audits[position] = (*event[:7], str(base + number))
+        self.entry_id += len(rows.entries)
         w.insert("tickets", TICKET_COLUMNS, rows.tickets)
-        w.insert("audit_events", *audit.table_rows(rows.audits))
-        w.insert("ticket_entries", ENTRY_COLUMNS, rows.entries)
+        w.insert("audit_events", AUDIT_COLUMNS, audits)
+        w.insert("ticket_pauses", PAUSE_COLUMNS, rows.pauses)
+        w.insert(
+            "ticket_entries", ENTRY_COLUMNS, [(base + n, *row) for n, row in enumerate(rows.entries, start=1)]
+        )
         w.insert("satisfaction_ratings", RATING_COLUMNS, rows.ratings)
 
     # ------------------------------------------------------------------ problems, known errors

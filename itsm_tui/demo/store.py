@@ -9,7 +9,7 @@ import contextlib
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, insert, select, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
 
 from itsm_tui.config import DeskConfig
@@ -88,6 +88,36 @@ def unsynchronised(conn: Connection) -> Iterator[None]:
     finally:
         if sqlite:
             driver(conn).execute("PRAGMA synchronous=NORMAL")
+
+
+_INDEXES = {
+    "sqlite": "SELECT name, sql FROM sqlite_master "
+    "WHERE type = 'index' AND tbl_name = :table AND sql IS NOT NULL ORDER BY name",
+    "postgresql": "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = :table "
+    "AND indexname NOT IN (SELECT conname FROM pg_constraint) ORDER BY indexname",
+}
+BULK_TABLES = ("tickets", "audit_events", "ticket_entries", "ticket_pauses", "satisfaction_ratings")
+"""The tables the ticket chunks fill: their indexes are built once after the load."""
+
+
+@contextlib.contextmanager
+def indexes_after(conn: Connection, tables: tuple[str, ...] = BULK_TABLES) -> Iterator[None]:
+    """Drop the full secondary indexes of ``tables`` for the bulk load and build them again after it (one
+    sort each, instead of millions of tree inserts); the very definitions of the migrated schema are kept and
+    replayed. Partial indexes (those of the open tickets: a small share of the rows) stay, as do the primary
+    keys and unique constraints: building one costs a scan of the whole table, keeping it costs little."""
+    query = _INDEXES.get(conn.dialect.name)
+    definitions: list[str] = []
+    if query is not None:
+        for table in tables:
+            for name, definition in conn.execute(text(query), {"table": table}).tuples().all():
+                if " WHERE " in definition.upper():
+                    continue
+                conn.exec_driver_sql(f"DROP INDEX {name}")
+                definitions.append(definition)
+    yield
+    for definition in definitions:
+        conn.exec_driver_sql(definition)
 
 
 def analyze(db: Database) -> None:

@@ -32,6 +32,7 @@ class Instants:
         # SQLite stores instants as SQLAlchemy's text form; building it from cached day and time-of-day
         # strings is many times faster than formatting a datetime per value.
         self._days: dict[int, str] = {}
+        self._iso_days: dict[int, str] = {}
         self._times = [
             f"{h:02d}:{m:02d}:{s:02d}.000000" for h in range(24) for m in range(60) for s in range(60)
         ]
@@ -53,6 +54,14 @@ class Instants:
         if prefix is None:
             prefix = self._days[day] = (EPOCH + timedelta(days=day)).strftime("%Y-%m-%d ")
         return prefix + self._times[rest]
+
+    def iso(self, seconds: int) -> str:
+        """An epoch instant as the audit trail writes an instant's value (``datetime.isoformat`` in UTC)."""
+        day, rest = divmod(int(seconds), 86400)
+        prefix = self._iso_days.get(day)
+        if prefix is None:
+            prefix = self._iso_days[day] = (EPOCH + timedelta(days=day)).strftime("%Y-%m-%dT")
+        return prefix + self._times[rest][:8] + "+00:00"
 
 
 class Writer(Instants):
