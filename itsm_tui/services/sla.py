@@ -381,6 +381,8 @@ class SpanClock:
     def add(self, instant: float, seconds: float) -> float:
         if self.always_open:
             return instant + seconds
+        if seconds <= 0:  # nothing to add: the instant itself if open, else the next opening
+            return self.clock.add(datetime.fromtimestamp(instant, UTC), 0).timestamp()
         base = self._position(instant)
         if base is not None:
             target = base + seconds

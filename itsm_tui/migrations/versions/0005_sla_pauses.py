@@ -74,6 +74,8 @@ def _rebuild_pauses() -> None:
             continue
         if isinstance(at, str):
             at = datetime.fromisoformat(at)
+        if new == "closed" and ticket_id in open_pause:
+            continue  # closing leaves the resolved pause as it is: the resolution target stopped at resolve
         current = open_pause.pop(ticket_id, None)
         if current is not None:
             current["ended_at"] = at
