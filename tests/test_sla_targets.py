@@ -240,3 +240,47 @@ def test_a_pause_after_the_due_instant_does_not_undo_the_breach(db, config, staf
     move(db, config, agent, ref, "in_progress", now=z(2026, 3, 2, 20))
     assert snapshot(db, ref).resolution_due_at == z(2026, 3, 2, 16)
     assert state(db, config, ref, z(2026, 3, 2, 20, 1), "resolution") == "breached"
+
+
+def test_the_pause_migration_rebuilds_the_intervals_from_the_audit_trail(db, db_url, config, staff) -> None:
+    from alembic import command
+
+    from itsm_tui.db import alembic_config
+
+    agent = staff["agent1"]
+    # Pending 09:00-10:00 (vendor), pending 11:00-12:00 (customer), resolved 13:00, reopened 14:00, resolved
+    # 15:00 and closed 16:00 (the last resolved pause stays open, as closing leaves it); a second ticket is
+    # pending since 09:30 (change).
+    ref = new_ticket(db, config, agent, now=z(2026, 3, 2, 8), impact="high", urgency="medium")
+    take(db, config, agent, ref, now=z(2026, 3, 2, 8, 5))
+    move(db, config, agent, ref, "in_progress", now=z(2026, 3, 2, 8, 6))
+    move(db, config, agent, ref, "pending", now=z(2026, 3, 2, 9), reason="vendor")
+    move(db, config, agent, ref, "in_progress", now=z(2026, 3, 2, 10))
+    move(db, config, agent, ref, "pending", now=z(2026, 3, 2, 11), reason="customer")
+    move(db, config, agent, ref, "in_progress", now=z(2026, 3, 2, 12))
+    move(db, config, agent, ref, "resolved", now=z(2026, 3, 2, 13), code="fixed", note="Replaced the toner")
+    move(db, config, agent, ref, "in_progress", now=z(2026, 3, 2, 14), reason="still broken")
+    move(db, config, agent, ref, "resolved", now=z(2026, 3, 2, 15), code="fixed", note="Replaced the drum")
+    move(db, config, agent, ref, "closed", now=z(2026, 3, 2, 16))
+    other = new_ticket(db, config, agent, now=z(2026, 3, 2, 9), impact="high", urgency="medium")
+    take(db, config, agent, other, now=z(2026, 3, 2, 9, 5))
+    move(db, config, agent, other, "in_progress", now=z(2026, 3, 2, 9, 6))
+    move(db, config, agent, other, "pending", now=z(2026, 3, 2, 9, 30), reason="change")
+    expected = {
+        ref: [
+            ("vendor", z(2026, 3, 2, 9), z(2026, 3, 2, 10)),
+            ("customer", z(2026, 3, 2, 11), z(2026, 3, 2, 12)),
+            ("resolved", z(2026, 3, 2, 13), z(2026, 3, 2, 14)),
+            ("resolved", z(2026, 3, 2, 15), None),
+        ],
+        other: [("change", z(2026, 3, 2, 9, 30), None)],
+    }
+    assert {r: pauses(db, r) for r in expected} == expected  # what the services stored
+    alembic = alembic_config(db_url)
+    db.dispose()
+    try:
+        command.downgrade(alembic, "0004")
+        command.upgrade(alembic, "head")
+        assert {r: pauses(db, r) for r in expected} == expected  # rebuilt from the audit trail alone
+    finally:
+        command.upgrade(alembic, "head")
