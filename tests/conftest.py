@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from itsm_tui.config import DeskConfig, load_config
+from itsm_tui.config import CONFIG_FILES, DeskConfig, load_config, shipped_config_dir
 from itsm_tui.db import Database
 from itsm_tui.demo import build_demo
 from itsm_tui.models import Base
@@ -295,3 +295,14 @@ def demo_copy(demo_templates, tmp_path):
     yield copy
     for db in opened:
         db.dispose()
+
+
+@pytest.fixture
+def conf_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A full copy of the shipped configuration to break, with any outside override cleared."""
+    monkeypatch.delenv("ITSM_CONFIG_DIR", raising=False)
+    target = tmp_path / "conf"
+    target.mkdir()
+    for name in CONFIG_FILES:
+        shutil.copy(shipped_config_dir() / name, target / name)
+    return target

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from itsm_tui.config import CONFIG_FILES, ConfigError, load_config, shipped_config_dir
-
-
-@pytest.fixture
-def conf_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.delenv("ITSM_CONFIG_DIR", raising=False)
-    target = tmp_path / "conf"
-    target.mkdir()
-    for name in CONFIG_FILES:
-        shutil.copy(shipped_config_dir() / name, target / name)
-    return target
+from itsm_tui.config import ConfigError, load_config, shipped_config_dir
 
 
 def edit(directory: Path, old: str, new: str) -> None:

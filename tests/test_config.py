@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from itsm_tui.config import CONFIG_FILES, ConfigError, load_config, shipped_config_dir
-
-
-@pytest.fixture
-def conf_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A full copy of the shipped configuration to break, with any outside override cleared."""
-    monkeypatch.delenv("ITSM_CONFIG_DIR", raising=False)
-    target = tmp_path / "conf"
-    target.mkdir()
-    for name in CONFIG_FILES:
-        shutil.copy(shipped_config_dir() / name, target / name)
-    return target
 
 
 def edit(directory: Path, name: str, old: str, new: str) -> Path:

@@ -4,7 +4,6 @@ members on shift, once, on both backends; the priorities and the RACI activity a
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -14,9 +13,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, func, select, update
 from sqlalchemy.orm.attributes import set_committed_value
+from test_config import edit
 
 from itsm_tui.cli import main
-from itsm_tui.config import CONFIG_FILES, ConfigError, load_config, shipped_config_dir
+from itsm_tui.config import ConfigError, load_config
 from itsm_tui.db import Database
 from itsm_tui.models import AuditEvent, Notification, Ticket, User
 from itsm_tui.services import presence, tickets
@@ -383,23 +383,6 @@ def test_processes_racing_announce_each_ticket_once(db, db_url, config, staff, t
 
 
 # --------------------------------------------------------------------------- configuration
-
-
-@pytest.fixture
-def conf_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.delenv("ITSM_CONFIG_DIR", raising=False)
-    target = tmp_path / "conf"
-    target.mkdir()
-    for name in CONFIG_FILES:
-        shutil.copy(shipped_config_dir() / name, target / name)
-    return target
-
-
-def edit(directory: Path, name: str, old: str, new: str) -> None:
-    path = directory / name
-    text = path.read_text()
-    assert text.count(old) == 1, f"{old!r} should occur once in {name}"
-    path.write_text(text.replace(old, new))
 
 
 def config_error(directory: Path) -> ConfigError:
