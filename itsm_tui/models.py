@@ -116,6 +116,7 @@ class User(Base):
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime | None] = mapped_column()  # the last console start or command
 
     roles: Mapped[list[RoleMembership]] = relationship(cascade="all, delete-orphan", lazy="selectin")
     groups: Mapped[list[GroupMembership]] = relationship(cascade="all, delete-orphan", lazy="selectin")
@@ -560,7 +561,25 @@ class AuditEvent(Base):
     field: Mapped[str | None] = mapped_column(String(40))
     old_value: Mapped[str | None] = mapped_column(Text)
     new_value: Mapped[str | None] = mapped_column(Text)
-    __table_args__ = (Index("ix_audit_entity", "entity_type", "entity_id", "at"),)
+    __table_args__ = (
+        Index("ix_audit_entity", "entity_type", "entity_id", "at"),
+        Index("ix_audit_actor", "actor_id", "at"),
+    )
+
+
+class AccessRefusal(Base):
+    """A refused attempt at something privileged: who tried (the login, and the user if there is one), what,
+    when. Written in its own transaction, so it stays when the refused one is rolled back."""
+
+    __tablename__ = "access_refusals"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column()
+    login: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(80))  # e.g. "demo --force", "user add", "ticket.assign_others"
+    permission: Mapped[str | None] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    __table_args__ = (Index("ix_access_refusals_at", "at"),)
 
 
 class Notification(Base):

@@ -262,7 +262,7 @@ def demo_templates(tmp_path_factory, sqlite_template, config):
         db = Database.connect(f"sqlite:///{path}")
         db.sync_catalog(config)
         patch = pytest.MonkeyPatch()
-        patch.setattr("getpass.getuser", lambda: DEMO_LOGIN)
+        patch.setattr("itsm_tui.services.users.os_login", lambda: DEMO_LOGIN)
         try:
             build_demo(db, config, tickets=tickets, seed=seed, anchor=DEMO_ANCHOR)
         finally:

@@ -14,7 +14,7 @@ from itsm_tui.cli import main
 @pytest.fixture
 def as_login(monkeypatch):
     def use(login: str) -> None:
-        monkeypatch.setattr("getpass.getuser", lambda: login)
+        monkeypatch.setattr("itsm_tui.services.users.os_login", lambda: login)
 
     return use
 

@@ -100,7 +100,7 @@ def test_the_command_writes_a_file_calendar_programs_import(
     db_url, db, config, staff, tmp_path, monkeypatch, capsys
 ):
     build_calendar(db, config, staff)
-    monkeypatch.setattr("getpass.getuser", lambda: "agent1")
+    monkeypatch.setattr("itsm_tui.services.users.os_login", lambda: "agent1")
     target = tmp_path / "changes.ics"
     code = main(
         [
@@ -142,7 +142,7 @@ def test_an_export_span_with_too_many_occurrences_of_a_window_is_refused(
             valid_from=datetime(2026, 1, 1, tzinfo=UTC),
             now=FIXED,
         )
-    monkeypatch.setattr("getpass.getuser", lambda: "agent1")
+    monkeypatch.setattr("itsm_tui.services.users.os_login", lambda: "agent1")
     target = tmp_path / "changes.ics"
     span = ["--from", "2026-01-01", "--to", "2045-12-31"]  # twenty years of nights
     assert main(["change", "export", "--db", db_url, "--ics", str(target), *span]) == 2

@@ -17,7 +17,7 @@ def as_login(monkeypatch):
     """Run commands as a given operating-system login."""
 
     def use(login: str) -> None:
-        monkeypatch.setattr("getpass.getuser", lambda: login)
+        monkeypatch.setattr("itsm_tui.services.users.os_login", lambda: login)
 
     use("agent1")
     return use

@@ -39,7 +39,7 @@ def fingerprint(url: str) -> str:
 
 @pytest.fixture
 def demo_db(db, config, monkeypatch):
-    monkeypatch.setattr("getpass.getuser", lambda: "deskuser")
+    monkeypatch.setattr("itsm_tui.services.users.os_login", lambda: "deskuser")
     build_demo(db, config, tickets=3000, seed=7, anchor=ANCHOR)
     return db
 
@@ -123,7 +123,7 @@ def test_demo_content_is_realistic(demo_db):
 
 
 def test_demo_is_deterministic_for_seed_and_anchor(tmp_path, config, monkeypatch):
-    monkeypatch.setattr("getpass.getuser", lambda: "deskuser")
+    monkeypatch.setattr("itsm_tui.services.users.os_login", lambda: "deskuser")
     prints = []
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
         url = f"sqlite:///{tmp_path / name}.db"
@@ -139,7 +139,7 @@ def test_demo_is_deterministic_for_seed_and_anchor(tmp_path, config, monkeypatch
 
 def test_demo_in_chunks_matches_across_worker_processes(tmp_path, config, monkeypatch):
     """Above one chunk the tickets are made in worker processes; the data must not depend on how many."""
-    monkeypatch.setattr("getpass.getuser", lambda: "deskuser")
+    monkeypatch.setattr("itsm_tui.services.users.os_login", lambda: "deskuser")
     monkeypatch.setattr("itsm_tui.demo.BATCH", 500)
     url = f"sqlite:///{tmp_path / 'chunks.db'}"
     db = Database.connect(url)
@@ -168,7 +168,7 @@ def test_demo_refuses_existing_data_unless_forced(demo_db, config):
 
 
 def test_demo_command_and_console_login(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("getpass.getuser", lambda: "deskuser")
+    monkeypatch.setattr("itsm_tui.services.users.os_login", lambda: "deskuser")
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     assert main(["demo", "--db", url, "--tickets", "400", "--anchor", "2026-11-20"]) == 0
     assert "console login: deskuser" in capsys.readouterr().out

@@ -56,7 +56,7 @@ def demos(tmp_path_factory, sqlite_template, config) -> dict[int, Path]:
     folder = tmp_path_factory.mktemp("demo-rules")
     built = {}
     patch = pytest.MonkeyPatch()
-    patch.setattr("getpass.getuser", lambda: "deskuser")
+    patch.setattr("itsm_tui.services.users.os_login", lambda: "deskuser")
     try:
         for seed in SEEDS:
             path = folder / f"demo-{seed}.db"
@@ -118,7 +118,7 @@ def test_a_scan_at_the_anchor_changes_nothing(demos, config, tmp_path):
 
 
 def test_the_scan_command_at_the_anchor_changes_nothing(demos, config, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("getpass.getuser", lambda: "deskuser")
+    monkeypatch.setattr("itsm_tui.services.users.os_login", lambda: "deskuser")
     url = _copy(demos[SEEDS[1]], tmp_path)
     db = Database.connect(url)
     before = _state(db)
@@ -588,7 +588,7 @@ def test_nothing_after_the_anchor_and_nobody_answers_after_a_cancel(demos, histo
 
 def test_a_demo_with_reopens_restarting_the_resolution_target(sqlite_template, config, tmp_path, monkeypatch):
     """With ``reopen_restarts_resolution`` a reopen starts the target afresh (audited); the rules hold."""
-    monkeypatch.setattr("getpass.getuser", lambda: "deskuser")
+    monkeypatch.setattr("itsm_tui.services.users.os_login", lambda: "deskuser")
     restarting = replace(config, reopen_restarts_resolution=True)
     path = tmp_path / "restart.db"
     shutil.copy(sqlite_template, path)

@@ -754,7 +754,7 @@ def test_report_kpi_json_csv_and_table_give_the_service_figures(desk, db, db_url
 def test_report_handover_lists_major_breaches_and_coming_changes(
     db, db_url, config, staff, capsys, monkeypatch
 ):
-    monkeypatch.setattr("getpass.getuser", lambda: "lead")
+    monkeypatch.setattr("itsm_tui.services.users.os_login", lambda: "lead")
     now = datetime.now(UTC)  # the command reads the real clock
     with db.session() as s:
         major = tickets.create_ticket(
@@ -856,6 +856,6 @@ def test_report_handover_lists_major_breaches_and_coming_changes(
 
 
 def test_report_handover_refuses_an_unknown_login(db, db_url, staff, capsys, monkeypatch):
-    monkeypatch.setattr("getpass.getuser", lambda: "stranger")
+    monkeypatch.setattr("itsm_tui.services.users.os_login", lambda: "stranger")
     code, _, err = _run(capsys, "report", "handover", "--db", db_url)
     assert code == 2 and "stranger" in err

@@ -276,7 +276,7 @@ def test_itsm_ticket_create_from_a_monitoring_hook_announces(db, db_url, config,
             s, config, staff["agent2"], title="Disk full", requester="r", impact="low", urgency="low", now=now
         ).ref
         tickets.assign(s, config, staff["agent2"], ref, now=now)
-    monkeypatch.setattr("getpass.getuser", lambda: monitor.login)
+    monkeypatch.setattr("itsm_tui.services.users.os_login", lambda: monitor.login)
     argv = ["ticket", "create", "--db", db_url, "--requester", "Zabbix", "--service", "email", "--json"]
     code = main([*argv, "--title", "mx-01 down", "--impact", "high", "--urgency", "high"])
     out, err = capsys.readouterr()

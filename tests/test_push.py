@@ -20,8 +20,8 @@ from itsm_tui.services import tickets
 def other_process_assigns(db_url: str, ref: str, assignee: str, as_login: str = "lead") -> None:
     """Run `itsm ticket update REF --assign LOGIN` as another console user, in another process."""
     code = (
-        "import getpass, sys; getpass.getuser = lambda: sys.argv[1]; from itsm_tui.cli import main; "
-        "sys.exit(main(sys.argv[2:]))"
+        "import sys; import itsm_tui.services.users as u; u.os_login = lambda: sys.argv[1]; "
+        "from itsm_tui.cli import main; sys.exit(main(sys.argv[2:]))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code, as_login, "ticket", "update", ref, "--db", db_url, "--assign", assignee],

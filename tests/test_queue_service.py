@@ -29,7 +29,7 @@ ALL = 10**6
 def demo_db(module_db, config):
     """A 2,500-ticket demo on each backend, with its console user: built once, only read by the tests."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("getpass.getuser", lambda: "deskuser")
+        patch.setattr("itsm_tui.services.users.os_login", lambda: "deskuser")
         build_demo(module_db, config, tickets=2500, seed=7, anchor=ANCHOR)
     with module_db.read_session() as session:
         return module_db, resolve_actor(session, "deskuser")

@@ -379,7 +379,7 @@ def test_a_move_the_lifecycle_does_not_allow_is_refused(db, config, staff):
 
 @pytest.fixture
 def as_agent(monkeypatch, db):
-    monkeypatch.setattr("getpass.getuser", lambda: "agent1")
+    monkeypatch.setattr("itsm_tui.services.users.os_login", lambda: "agent1")
     with db.session() as s:
         s.execute(update(User).where(User.login == "agent1").values(timezone="Europe/Berlin"))
 

@@ -302,7 +302,7 @@ def test_the_service_refuses_them_and_a_rule_that_never_occurs(db, staff, config
 
 
 def test_the_command_line_refuses_them_in_one_line_with_exit_2(db_url, staff, capsys, monkeypatch):
-    monkeypatch.setattr("getpass.getuser", lambda: "chm")
+    monkeypatch.setattr("itsm_tui.services.users.os_login", lambda: "chm")
     argv = ["change", "add-window", "--db", db_url, "--name", "Every minute", "--service", "erp"]
     argv += ["--rrule", "FREQ=MINUTELY", "--start", "02:00", "--minutes", "60", "--timezone", "Europe/Berlin"]
     assert main(argv) == 2
@@ -334,7 +334,7 @@ def test_a_stored_rule_finer_than_daily_has_no_occurrences_and_is_listed_as_such
     with db.read_session() as s:
         text, summary = ical.export(s, utc(2027, 1, 1), utc(2028, 1, 1), now=NOW)
     assert summary.windows == 52 and len(text) < 200_000  # the Sundays of 2027 only
-    monkeypatch.setattr("getpass.getuser", lambda: "chm")
+    monkeypatch.setattr("itsm_tui.services.users.os_login", lambda: "chm")
     assert main(["change", "windows", "--db", db_url]) == 0
     out = capsys.readouterr().out
     assert "window 2 (Every minute) is not expanded: FREQ=MINUTELY repeats within a day" in out

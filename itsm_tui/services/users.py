@@ -5,7 +5,8 @@ Only admins add users or change roles, except the very first user of a database,
 
 from __future__ import annotations
 
-import getpass
+import os
+import pwd
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -59,9 +60,22 @@ class UnknownUser(Exception):
         super().__init__(message)
 
 
+def os_login() -> str:
+    """The account of this process's real user id, from the password database.
+
+    Never the environment: ``LOGNAME``, ``USER`` and ``LNAME`` are the caller's to set, so anyone could
+    claim to be an admin with them. A uid the password database does not know has no login.
+    """
+    uid = os.getuid()
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        raise UnknownUser(f"uid {uid}", first_user=False) from None
+
+
 def current_login() -> str:
     """The operating-system login of the person running this process."""
-    return getpass.getuser()
+    return os_login()
 
 
 def actor_from_user(user: User) -> Actor:
