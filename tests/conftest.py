@@ -152,6 +152,13 @@ def _empty_pg(url: str) -> None:
     engine.dispose()
 
 
+@pytest.fixture
+def empty_pg_url(pg_url) -> str:
+    """The worker's PostgreSQL database, emptied of what earlier tests left in it."""
+    _empty_pg(pg_url)
+    return pg_url
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path) -> str:
     """The URL of an empty, migrated database: one per test, on each backend."""
