@@ -549,7 +549,13 @@ class Blackout(Base):
 
 
 class AuditEvent(Base):
-    """One change to one record: who, when, which field, old and new value."""
+    """One change to one record: who, when, which field, old and new value.
+
+    Each record's events form a hash chain (``services/audit.py``): ``seq`` numbers them 1, 2, ... per
+    record, ``prev_hash`` is the previous link's ``hash`` (None for the first) and ``hash`` the SHA-256 of the
+    row's canonical form, so an edited, removed or reordered row shows. ``seq``, ``prev_hash`` and ``hash``
+    are set as the row is flushed; code never sets them.
+    """
 
     __tablename__ = "audit_events"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -561,10 +567,29 @@ class AuditEvent(Base):
     field: Mapped[str | None] = mapped_column(String(40))
     old_value: Mapped[str | None] = mapped_column(Text)
     new_value: Mapped[str | None] = mapped_column(Text)
+    seq: Mapped[int] = mapped_column(Integer)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
     __table_args__ = (
         Index("ix_audit_entity", "entity_type", "entity_id", "at"),
         Index("ix_audit_actor", "actor_id", "at"),
+        # A unique index, not a constraint: the demo's bulk load drops it and builds it once at the end.
+        Index("ix_audit_chain", "entity_type", "entity_id", "seq", unique=True),
     )
+
+
+class AuditHead(Base):
+    """The newest link of one record's audit chain: its ``seq`` and ``hash``.
+
+    The anchor that makes removing a record's newest events visible (the chain alone would just end
+    earlier), and the row an append locks, so that concurrent writers of one record take turns.
+    """
+
+    __tablename__ = "audit_heads"
+    entity_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    entity_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 class AccessRefusal(Base):

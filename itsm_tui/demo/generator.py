@@ -31,8 +31,6 @@ from itsm_tui.models import Group
 from itsm_tui.services import audit
 from itsm_tui.services.users import current_login
 
-AUDIT_COLUMNS = audit.table_rows(())[0]
-
 
 class Generator:
     """Writes the demo's records through one connection, ``count`` tickets made ``batch`` at a time."""
@@ -160,16 +158,20 @@ class Generator:
         self._set_counter("REQ", counters["REQ"])
 
     def _flush_tickets(self, rows: ChunkRows) -> None:
-        """Insert a chunk: its entries numbered on from the chunks before, the audit events naming them."""
+        """Insert a chunk: its entries numbered on from the chunks before, the audit events naming them, and
+        the audit trail chained, with the head of each ticket's chain (each ticket's events are all in its
+        chunk, so the heads of one chunk are all its tickets')."""
         w = self.writer
         base = self.entry_id
-        audits = rows.audits
+        events = rows.events
         for position, number in rows.entry_audits:
-            event = audits[position]
-            audits[position] = (*event[:7], str(base + number))
+            event = events[position]
+            events[position] = (*event[:7], str(base + number))
         self.entry_id += len(rows.entries)
         w.insert("tickets", TICKET_COLUMNS, rows.tickets)
-        w.insert("audit_events", AUDIT_COLUMNS, audits)
+        heads: dict[tuple[str, int], tuple[int, str]] = {}
+        w.insert("audit_events", *audit.table_rows(events, heads))
+        w.insert("audit_heads", *audit.head_rows(heads))
         w.insert("ticket_pauses", PAUSE_COLUMNS, rows.pauses)
         w.insert(
             "ticket_entries", ENTRY_COLUMNS, [(base + n, *row) for n, row in enumerate(rows.entries, start=1)]

@@ -36,7 +36,6 @@ from itsm_tui.demo.roster import Staff
 from itsm_tui.demo.writer import AuditFields, Instants, Row
 from itsm_tui.jobs.sla_scan import SCAN_ORDER
 from itsm_tui.models import OPEN_STATUSES
-from itsm_tui.services import audit
 from itsm_tui.services.sla import Pause, compute_targets
 from itsm_tui.services.sla_explain import escalation_target
 from itsm_tui.services.tickets.guards import TRANSITIONS
@@ -48,32 +47,26 @@ _OPEN = frozenset(OPEN_STATUSES)
 class ChunkRows:
     """The rows of one chunk of tickets.
 
-    The histories write audit events as their fields (``events``); :meth:`finish` has the audit service lay
-    them out as the rows of its table (``audits``). Ticket entries are numbered from 1 within the chunk;
-    ``entry_audits`` lists (audit row, entry number) for each audit event that names an entry, so the main
-    process can give the entries their ids and the events those ids.
+    The histories write audit events as their fields (``events``); the main process lays them out as the
+    rows of the audit table, chained (:func:`itsm_tui.services.audit.table_rows`), once it has given them
+    their entries' ids: ticket entries are numbered from 1 within the chunk, and ``entry_audits`` lists
+    (audit event, entry number) for each audit event that names an entry. A link's hash covers that id,
+    which depends on the chunks before, so the chain can only be made there.
     """
 
     tickets: list[Row] = field(default_factory=list)
     events: list[AuditFields] = field(default_factory=list)
-    audits: list[tuple[object, ...]] = field(default_factory=list)
     entries: list[Row] = field(default_factory=list)
     entry_audits: list[tuple[int, int]] = field(default_factory=list)
     ratings: list[Row] = field(default_factory=list)
     pauses: list[Row] = field(default_factory=list)
     open_count: int = 0
 
-    def finish(self) -> ChunkRows:
-        """Lay the audit events out as :func:`itsm_tui.services.audit.table_rows` stores them."""
-        self.audits = audit.table_rows(self.events)[1]
-        self.events = []
-        return self
-
     def plain(self) -> tuple[Any, ...]:
         """The rows as plain tuples and lists (for a fast serialiser), in the order :meth:`of` reads them."""
         return (
             self.tickets,
-            self.audits,
+            self.events,
             self.entries,
             self.entry_audits,
             self.ratings,
@@ -83,8 +76,8 @@ class ChunkRows:
 
     @classmethod
     def of(cls, plain: tuple) -> ChunkRows:
-        tickets, audits, entries, entry_audits, ratings, pauses, open_count = plain
-        return cls(tickets, [], audits, entries, entry_audits, ratings, pauses, open_count)
+        tickets, events, entries, entry_audits, ratings, pauses, open_count = plain
+        return cls(tickets, events, entries, entry_audits, ratings, pauses, open_count)
 
 
 class Desk:

@@ -167,7 +167,7 @@ class TicketFactory:
         out = ChunkRows()
         for offset, (opened, ref) in enumerate(zip(instants, refs, strict=True)):
             self._ticket(rng, out, first + offset + 1, ref, opened)
-        return out.finish()
+        return out
 
     def _ticket(self, rng: random.Random, out: ChunkRows, index: int, ref: str, opened: int) -> None:
         config, w = self.config, self.instants

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from itsm_tui.config import DeskConfig
 from itsm_tui.models import Change
 from itsm_tui.services import audit, conflicts
+from itsm_tui.services.changes.approvers import approval_notes, counted
 from itsm_tui.services.changes.helpers import _now
 from itsm_tui.services.changes.permissions import available_actions
 from itsm_tui.services.changes.reading import (
@@ -87,6 +88,11 @@ class ChangeView:
     history: list[HistoryItem]
     # action -> None when the viewer may do it now, else the reason they may not
     actions: dict[str, str | None] = field(default_factory=dict)
+    # What a reader must know about its approval: nobody can approve it, approvers skipped (who raises or
+    # implements a change never approves it), decisions that do not count, approvals reset by a move.
+    notices: list[str] = field(default_factory=list)
+    # "history does not verify: ..." when the change's audit chain is broken (audit.history_warning)
+    history_warning: str | None = None
 
     def as_json(self) -> dict:
         data = jsonable({k: v for k, v in self.__dict__.items() if k not in ("conflicts", "history")})
@@ -211,9 +217,24 @@ def view(
         conflicts=found,
         history=history,
     )
+    result.notices = approval_notes(session, config, change) + _sent_back(change, history)
+    result.history_warning = audit.history_warning(session, "change", change.id)
     if actor is not None:
         result.actions = available_actions(session, config, actor, change, now)
     return result
+
+
+def _sent_back(change: Change, history: list[HistoryItem]) -> list[str]:
+    """While a change moved after its approval (or during it) awaits the new one: when and why."""
+    if change.state not in ("submitted", "assessed"):
+        return []
+    reset = next((h for h in history if h.action == "reschedule" and h.field == "approvals"), None)
+    if reset is None:
+        return []
+    return [
+        f"Approval asked again: {reset.by} moved the change at {reset.at:%Y-%m-%d %H:%M} UTC, and an "
+        f"approval holds only for the window it was given for"
+    ]
 
 
 def _who(session: Session, users: Mapping[int, tuple[str, str]], user_id: int | None) -> str:
@@ -226,8 +247,9 @@ def _rule_text(config: DeskConfig, change: Change) -> str:
     if change.change_type == "standard":
         return f"pre-approved (template {change.template})"
     if change.change_type == "emergency":
-        return "a change manager approves"
-    asked = len(change.approvals)
+        cab = " or the emergency CAB" if config.changes.emergency_cab else ""
+        return f"a change manager{cab} approves (not who raised or implements it)"
+    asked = len(counted(change))
     policy = config.changes
     if policy.rule == "all":
         return "every CAB member assigned to its services" + (f" ({asked})" if asked else "")

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from itsm_tui.config import DeskConfig
 from itsm_tui.models import Ticket, utcnow
-from itsm_tui.services import sla
+from itsm_tui.services import audit, sla
 from itsm_tui.services.tickets.guards import allowed_transitions, available_actions
 from itsm_tui.services.tickets.links import links_of
 from itsm_tui.services.tickets.reading import (
@@ -35,6 +35,8 @@ class TicketDetail:
     actions: dict[str, str | None]  # action -> None when the actor may, else why not
     transitions: tuple[str, ...]  # the statuses it may move to now
     left: dict[str, float | None]  # SLA target -> business seconds left (negative: overdue; None: stopped)
+    # "history does not verify: ..." when the ticket's audit chain is broken (audit.history_warning)
+    history_warning: str | None = None
 
 
 def detail(
@@ -64,4 +66,5 @@ def detail(
         actions=available_actions(actor, shown),
         transitions=allowed_transitions(shown),
         left={target: sla.time_left(ticket, config, now, target) for target in SLA_TARGETS},
+        history_warning=audit.history_warning(session, "ticket", ticket.id),
     )
