@@ -48,7 +48,11 @@ class ConfigError(Exception):
 
 
 def default_database_url() -> str:
-    """The embedded SQLite file in the user's data directory."""
+    """The embedded SQLite file in the user's data directory.
+
+    It holds every ticket, so it is the user's alone: when it does not exist yet, its folder is made 0700
+    and the file 0600 (``db._ensure_sqlite_directory``, before SQLite would make it readable by all).
+    """
     from platformdirs import user_data_path
 
     return f"sqlite:///{user_data_path('itsm-tui', appauthor=False) / 'itsm.db'}"
@@ -252,7 +256,8 @@ class ChangeTemplate:
 
 @dataclass(frozen=True)
 class ChangePolicy:
-    """changes.toml: the CAB approval rule, CAB assignments, reminder timing and standard templates."""
+    """changes.toml: the CAB approval rule, CAB assignments, the emergency CAB, the early start, reminder
+    timing and standard templates."""
 
     rule: str = "all"  # all | quorum
     quorum: int = 1
@@ -263,6 +268,11 @@ class ChangePolicy:
     conflict_horizon_days: int = 60
     interval_seconds: int = 300
     templates: dict[str, ChangeTemplate] = field(default_factory=dict)
+    # The emergency CAB: logins who, beside the change managers, approve or reject emergency changes.
+    emergency_cab: tuple[str, ...] = ()
+    # How long before its planned start the implementer may begin a change (later than that a change
+    # manager starts it with an override reason).
+    early_start_minutes: int = 15
 
 
 @dataclass(frozen=True)
@@ -791,6 +801,24 @@ def _parse_changes(path: Path, data: dict, services: dict[str, Service]) -> Chan
             backout_plan=texts["backout_plan"],
             test_plan=texts["test_plan"],
         )
+    emergency = _known_keys(path, data, "emergency", ("cab",))
+    raw_cab = emergency.get("cab", [])
+    if not isinstance(raw_cab, list) or not all(
+        isinstance(x, str) and x.strip() and not any(c.isspace() for c in x.strip()) for x in raw_cab
+    ):
+        raise ConfigError(path, "emergency.cab", 'must be a list of logins like ["jdoe", "asmith"]')
+    emergency_cab = tuple(x.strip() for x in raw_cab)
+    twice = sorted({x for x in emergency_cab if emergency_cab.count(x) > 1})
+    if twice:
+        raise ConfigError(path, "emergency.cab", f"names {', '.join(twice)} more than once")
+    implementation = _known_keys(path, data, "implementation", ("early_start_minutes",))
+    early = _int(
+        path,
+        "implementation.early_start_minutes",
+        implementation.get("early_start_minutes", 15),
+        0,
+        24 * 60,
+    )
     return ChangePolicy(
         rule=rule,
         quorum=quorum,
@@ -801,4 +829,18 @@ def _parse_changes(path: Path, data: dict, services: dict[str, Service]) -> Chan
         conflict_horizon_days=horizon,
         interval_seconds=interval,
         templates=templates,
+        emergency_cab=emergency_cab,
+        early_start_minutes=early,
     )
+
+
+def _known_keys(path: Path, data: dict, table: str, keys: tuple[str, ...]) -> dict:
+    """The table ``table`` of changes.toml (empty if absent); a key it does not know is an error, so that a
+    misspelt rule is never silently ignored."""
+    body = data.get(table, {})
+    if not isinstance(body, dict):
+        raise ConfigError(path, table, "must be a table")
+    unknown = sorted(set(body) - set(keys))
+    if unknown:
+        raise ConfigError(path, f"{table}.{unknown[0]}", f"unknown key; [{table}] knows {', '.join(keys)}")
+    return body

@@ -30,7 +30,7 @@ from itsm_tui.screens.common import WorkerErrorsToApp, literal, local_time
 from itsm_tui.screens.formscreen import FORM_STYLES, FormScreen, ValuesT
 from itsm_tui.services import changes
 from itsm_tui.services.audit import shown_value
-from itsm_tui.services.changes import ChangeBlocked, ChangeView
+from itsm_tui.services.changes import ChangeBlocked, ChangeView, OutsideWindow
 from itsm_tui.services.conflicts import SEVERITY_LABEL, SEVERITY_ORDER, Conflict
 from itsm_tui.services.errors import ServiceError, StaleEdit, ValidationError
 from itsm_tui.text import strip_control
@@ -83,6 +83,18 @@ def conflict_lines(found: list[Conflict], width: int | None = None, limit: int |
     if len(shown) < len(ordered):
         lines.append(Text(f"... and {len(ordered) - len(shown)} more", style="bold"))
     return Text("\n").join(lines)
+
+
+def notice_lines(notices: list[str]) -> list[Text]:
+    """The change's approval notices, each a line of its own above its fields ("No possible approver"
+    loudest)."""
+    return [
+        Text(
+            f"! {strip_control(notice)}",
+            style="bold red" if notice.startswith("No possible approver") else "bold yellow",
+        )
+        for notice in notices
+    ]
 
 
 def parse_when(field: str, text: str, tz: str) -> datetime:
@@ -164,6 +176,8 @@ class ChangeScreen(WorkerErrorsToApp, ModalScreen[None]):
         head.append(view.state, style=f"bold {STATE_STYLE.get(view.state, 'yellow')}")
         head.append(f"  {view.risk} risk  v{view.version}\n")
         head.append_text(literal(view.title, style="bold"))
+        if view.history_warning:  # the change's audit chain is broken: said above everything else
+            head.append("\n" + view.history_warning, style="bold red")
         self.query_one("#change-head", Static).update(head)
 
         fields = Table.grid(padding=(0, 1))
@@ -176,7 +190,7 @@ class ChangeScreen(WorkerErrorsToApp, ModalScreen[None]):
         planned = f"{window(view.planned_start, view.planned_end)} ({tz})"
         for label, value in view.fields(planned, window, lambda text: Text(strip_control(text))):
             fields.add_row(label, value)
-        parts: list[RenderableType] = [fields]
+        parts: list[RenderableType] = [*notice_lines(view.notices), fields]
         if view.conflicts:
             parts += [Text("\nConflicts", style="bold"), conflict_lines(view.conflicts)]
         else:
@@ -276,19 +290,21 @@ class ChangeScreen(WorkerErrorsToApp, ModalScreen[None]):
     @work(thread=True, exclusive=True, group="change-step", exit_on_error=False)
     def run_step(self, action: str, version: int) -> None:
         app = self.app
-        fn: Callable[..., Change] = {
+        steps: dict[str, Callable[..., Change]] = {
             "submit": changes.submit,
             "assess": changes.assess,
             "approve": changes.approve,
             "start": changes.start_implementation,
             "close": changes.close,
-        }[action]
+        }
+        fn = steps[action]
         try:
             with app.db.session() as session:
                 change = fn(
                     session, app.config, app.actor, self.ref, expected_version=version, now=app.clock()
                 )
                 state = changes.approval_progress(session, app.config, change)
+                notice = changes.approver_notice(session, app.config, change)
         except ChangeBlocked as exc:
             if self.view and self.view.change_type == "emergency" and action == "submit":
                 app.call_from_thread(self._ask_override, str(exc))
@@ -296,6 +312,9 @@ class ChangeScreen(WorkerErrorsToApp, ModalScreen[None]):
             app.call_from_thread(
                 app.notify, str(exc), title="Blocked", severity="error", markup=False, timeout=10
             )
+            return
+        except OutsideWindow as exc:  # a change manager starting outside the window: ask why
+            app.call_from_thread(self._ask_start_override, str(exc))
             return
         except ServiceError as exc:
             app.call_from_thread(
@@ -305,6 +324,15 @@ class ChangeScreen(WorkerErrorsToApp, ModalScreen[None]):
                 app.call_from_thread(self.load)
             return
         app.call_from_thread(app.notify, f"{self.ref}: {state}.", title=action.capitalize(), markup=False)
+        if notice is not None:
+            app.call_from_thread(
+                app.notify,
+                notice,
+                title="Nobody can approve it",
+                severity="warning",
+                markup=False,
+                timeout=15,
+            )
         app.call_from_thread(self.load)
 
     def _ask_override(self, message: str) -> None:
@@ -321,8 +349,34 @@ class ChangeScreen(WorkerErrorsToApp, ModalScreen[None]):
         )
         self.app.push_screen(form, self._done)
 
+    def _ask_start_override(self, message: str) -> None:
+        view = self.view
+        if view is None:
+            return
+        save = _saver(self.app, changes.start_implementation, view.ref, view.version, "override_reason")
+        form = ReasonForm(
+            f"Start {view.ref} outside its window",
+            save,
+            required=True,
+            note=message,
+            label="Override reason",
+        )
+        self.app.push_screen(form, self._done)
+
     def _done(self, result: str | None) -> None:
-        if result:
+        if (
+            result in ("assessed", "submitted")
+            and self.view
+            and self.view.state not in ("assessed", "submitted")
+        ):
+            self.app.notify(
+                f"{self.ref} moved: it is {result} again, awaiting approval for its new window.",
+                title="Sent back for approval",
+                severity="warning",
+                markup=False,
+                timeout=10,
+            )
+        elif result:
             self.app.notify(f"{self.ref} saved.", markup=False)
         self.load()
 
@@ -737,6 +791,7 @@ class NewChangeForm(ChangeForm[NewChangeValues]):
                 test_plan=values.test_plan,
                 now=app.clock(),
             )
+            notice = None
             if values.submit:
                 changes.submit(
                     session,
@@ -746,4 +801,14 @@ class NewChangeForm(ChangeForm[NewChangeValues]):
                     override_reason=values.override,
                     now=app.clock(),
                 )
-            return change.ref
+                notice = changes.approver_notice(session, app.config, change)
+        if notice is not None:  # logged all the same (an emergency must be), but said loudly
+            app.call_from_thread(
+                app.notify,
+                notice,
+                title="Nobody can approve it",
+                severity="warning",
+                markup=False,
+                timeout=15,
+            )
+        return change.ref

@@ -53,8 +53,10 @@ ACTORS = (*(f"role:{role}" for role in ROLES), "no role", "requester", "implemen
 # the actions through its SQL agrees too, at a fifth of the cost.
 PG_ACTORS = ("role:change_manager", "role:cab_member", "role:agent", "no role", "requester", "implementer")
 
-# Worked out by hand from the rules: (actor, kind, state, action) -> allowed. The only CAB member is
-# "role:cab_member"; nobody is assigned to the changes' service, so every CAB member is asked.
+# Worked out by hand from the rules: (actor, kind, state, action) -> allowed. Who raises the changes (a
+# support_l2) and who implements them (a support_l3) sit on the CAB too, but who raises or implements a
+# change never approves it: nobody is assigned to the changes' service, so every other CAB member is asked,
+# and that is "role:cab_member" alone.
 EXPECTED = {
     # Who raised a draft submits it; a change manager assesses a submitted normal change, a CAB member not.
     ("requester", "normal", "draft", "submit"): True,
@@ -65,6 +67,10 @@ EXPECTED = {
     ("role:cab_member", "normal", "assessed", "approve"): True,
     ("role:cab_member", "normal", "assessed", "reject"): True,
     ("role:change_manager", "normal", "assessed", "approve"): False,
+    # Four eyes: the CAB members who raised or implement the change are not asked and may not decide it.
+    ("requester", "normal", "assessed", "approve"): False,
+    ("requester", "normal", "assessed", "reject"): False,
+    ("implementer", "normal", "assessed", "approve"): False,
     # A standard change is pre-approved: no CAB.
     ("role:cab_member", "standard", "approved", "approve"): False,
     # An emergency change: a change manager decides it, without assessment, but not the one who raised it.
@@ -73,10 +79,17 @@ EXPECTED = {
     ("role:cab_member", "emergency", "submitted", "approve"): False,
     ("requester", "emergency by a manager", "submitted", "reject"): False,
     ("role:change_manager", "emergency by a manager", "submitted", "reject"): True,
-    # Nothing is scheduled before it is approved; its implementer starts it, someone with no role does not.
+    # Nothing is scheduled before it is approved. A week before its window (NOW) its implementer may not
+    # start it; a change manager may, saying why; someone with no role not at all (inside the window, see
+    # test_inside_the_window_the_implementer_starts, the implementer may).
     ("role:change_manager", "normal", "submitted", "schedule"): False,
-    ("implementer", "normal", "scheduled", "start"): True,
+    ("implementer", "normal", "scheduled", "start"): False,
+    ("role:change_manager", "normal", "scheduled", "start"): True,
     ("no role", "normal", "scheduled", "start"): False,
+    # A change manager moves an approved change (it goes back to the CAB); who raised it does not.
+    ("role:change_manager", "normal", "approved", "reschedule"): True,
+    ("requester", "normal", "approved", "reschedule"): False,
+    ("requester", "standard", "approved", "reschedule"): True,
     # Failed and emergency changes are reviewed before they close; a successful normal one closes at once,
     # and so does a rejected one.
     ("role:change_manager", "normal", "failed", "close"): False,
@@ -98,7 +111,9 @@ PERFORM: dict[str, Perform] = {
     "reschedule": lambda s, c, a, ref, state, start: changes.reschedule(
         s, c, a, ref, start=start + timedelta(hours=1), end=None, now=NOW
     ),
-    "start": lambda s, c, a, ref, state, start: changes.start_implementation(s, c, a, ref, now=NOW),
+    "start": lambda s, c, a, ref, state, start: changes.start_implementation(
+        s, c, a, ref, override_reason="The vendor is on site a week early.", now=NOW
+    ),
     "complete": lambda s, c, a, ref, state, start: changes.complete(
         s, c, a, ref, outcome="implemented", now=NOW
     ),
@@ -156,6 +171,43 @@ def test_what_is_offered_is_what_is_allowed(db, config, kind):
     assert now_in == {ref: state for state, ref in desk.refs.items()}
 
 
+@pytest.mark.parametrize("kind", ["standard", "normal", "emergency"])
+def test_inside_the_window_the_implementer_starts(db, config, kind):
+    """At its planned start (and 15 minutes before it, the shipped early start) a scheduled change is
+    offered to its implementer and to a change manager, and both may start it without a reason; an hour
+    before it, only the change manager, with a reason. Offered == allowed at each instant."""
+    desk = build_states(db, config, kind, ("scheduled",))
+    ref = desk.refs["scheduled"]
+    start = desk.starts[ref]
+    expected = {
+        # instant -> who may start it (worked out from the rule: [start - 15 min, end), else a manager)
+        start: {"implementer", "role:change_manager"},
+        start - timedelta(minutes=15): {"implementer", "role:change_manager"},
+        start - timedelta(minutes=16): {"role:change_manager"},
+        start + timedelta(hours=2): {"role:change_manager"},  # the planned end: the window is over
+    }
+    with db.session() as s:
+        for at, allowed in expected.items():
+            may: set[str] = set()
+            for who in ACTORS:
+                actor = desk.actor(who)
+                offered = changes.available_actions(s, config, actor, changes.get_change(s, ref), at)["start"]
+                savepoint = s.begin_nested()
+                try:
+                    needs_reason = at < start - timedelta(minutes=15) or at >= start + timedelta(hours=2)
+                    reason = "The vendor came early." if needs_reason else None
+                    changes.start_implementation(s, config, actor, ref, override_reason=reason, now=at)
+                except ServiceError as exc:
+                    refusal: str | None = str(exc)
+                else:
+                    refusal = None
+                    may.add(who)
+                finally:
+                    savepoint.rollback()
+                assert offered == refusal, f"{who} at {at}: offered {offered!r}, got {refusal!r}"
+            assert may == allowed, at
+
+
 def attempt(
     s: Session, config: DeskConfig, actor: Actor, ref: str, action: str, state: str, start: datetime
 ) -> str | None:
@@ -175,8 +227,13 @@ def attempt(
 
 def build(db, config: DeskConfig, kind: str) -> Desk:
     """The cast, and a change of ``kind`` in each of its states (each on a day of its own: none overlap)."""
+    return build_states(db, config, kind, KINDS[kind][2])
+
+
+def build_states(db, config: DeskConfig, kind: str, states: tuple[str, ...]) -> Desk:
+    """The cast, and a change of ``kind`` in each of ``states`` (each on a day of its own)."""
     people = add_people(db)
-    change_type, raiser, states = KINDS[kind]
+    change_type, raiser, _ = KINDS[kind]
     standard = change_type == "standard"
     refs: dict[str, str] = {}
     starts: dict[str, datetime] = {}
@@ -199,7 +256,7 @@ def build(db, config: DeskConfig, kind: str) -> Desk:
                 implementer="implementer",
                 now=NOW,
             ).ref
-            for step, login in path(change_type, forced or state):
+            for step, login in path(change_type, forced or state, start):
                 step(s, config, people[raiser if login == "raiser" else login], ref)
             if forced:
                 s.execute(update(Change).where(Change.ref == ref).values(state=state))
@@ -210,9 +267,14 @@ def build(db, config: DeskConfig, kind: str) -> Desk:
 
 def add_people(db) -> dict[str, Actor]:
     """A user per role alone, one with no role, who raises (a support_l2 and a change manager) and who
-    implements the changes, and the change manager who takes them through their lifecycle."""
+    implements the changes (the support_l2 and the support_l3 on the CAB too), and the change manager who
+    takes them through their lifecycle."""
     logins = {f"only_{role}": [role] for role in ROLES}
-    logins |= {"raiser": ["support_l2"], "implementer": ["support_l3"], "manager_raiser": ["change_manager"]}
+    logins |= {
+        "raiser": ["support_l2", "cab_member"],
+        "implementer": ["support_l3", "cab_member"],
+        "manager_raiser": ["change_manager"],
+    }
     logins[SETUP_MANAGER] = ["change_manager"]
     with db.session() as s:
         # The first user of a database becomes admin as well: the admin comes first and stays alone.
@@ -228,11 +290,12 @@ def add_people(db) -> dict[str, Actor]:
 Step = Callable[[Session, DeskConfig, Actor, str], Change]
 
 
-def path(change_type: str, state: str) -> list[tuple[Step, str]]:
-    """The steps (and who takes each) that bring a new draft of ``change_type`` to ``state``."""
+def path(change_type: str, state: str, start: datetime) -> list[tuple[Step, str]]:
+    """The steps (and who takes each) that bring a new draft of ``change_type`` planned from ``start`` to
+    ``state``: decided at NOW, implemented from its planned start (inside its window)."""
 
-    def by(fn: Callable[..., Change], who: str, **kw: str) -> tuple[Step, str]:
-        return (lambda s, config, actor, ref: fn(s, config, actor, ref, now=NOW, **kw)), who
+    def by(fn: Callable[..., Change], who: str, at: datetime = NOW, **kw: str) -> tuple[Step, str]:
+        return (lambda s, config, actor, ref: fn(s, config, actor, ref, now=at, **kw)), who
 
     submit = by(changes.submit, "raiser")
     if change_type == "normal":
@@ -247,18 +310,22 @@ def path(change_type: str, state: str) -> list[tuple[Step, str]]:
         assessed = rejected = []  # forced
         approved = [submit]
     scheduled = [*approved, by(changes.schedule, SETUP_MANAGER)]
-    implementing = [*scheduled, by(changes.start_implementation, "implementer")]
-    implemented = [*implementing, by(changes.complete, "implementer", outcome="implemented")]
-    failed = [*implementing, by(changes.complete, "implementer", outcome="failed", note="It broke.")]
-    backed_out = [*implementing, by(changes.complete, "implementer", outcome="backed_out", note="Undone.")]
+    done = start + timedelta(hours=1)
+    implementing = [*scheduled, by(changes.start_implementation, "implementer", at=start)]
+    implemented = [*implementing, by(changes.complete, "implementer", at=done, outcome="implemented")]
+    failed = [*implementing, by(changes.complete, "implementer", at=done, outcome="failed", note="It broke.")]
+    backed_out = [
+        *implementing,
+        by(changes.complete, "implementer", at=done, outcome="backed_out", note="Undone."),
+    ]
     review = [
         *(implemented if change_type == "emergency" else failed),
-        by(changes.start_review, SETUP_MANAGER),
+        by(changes.start_review, SETUP_MANAGER, at=done),
     ]
     closed = (
-        [*review, by(changes.close, SETUP_MANAGER, review_notes="Learnt.")]
+        [*review, by(changes.close, SETUP_MANAGER, at=done, review_notes="Learnt.")]
         if change_type == "emergency"
-        else [*implemented, by(changes.close, SETUP_MANAGER)]
+        else [*implemented, by(changes.close, SETUP_MANAGER, at=done)]
     )
     return {
         "draft": [],

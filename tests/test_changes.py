@@ -354,14 +354,14 @@ def test_refusals_name_the_role_needed(db, config, cab, who, step, role):
         "start": lambda a: (
             approve_all(db, config, cab, ref),
             act(db, config, changes.schedule, cab["chm"], ref),
-            act(db, config, changes.start_implementation, a, ref),
+            act(db, config, changes.start_implementation, a, ref, now=SAT_NIGHT),
         ),
         "close": lambda a: (
             approve_all(db, config, cab, ref),
             act(db, config, changes.schedule, cab["chm"], ref),
-            act(db, config, changes.start_implementation, cab["net1"], ref),
-            act(db, config, changes.complete, cab["net1"], ref, outcome="implemented"),
-            act(db, config, changes.close, a, ref),
+            act(db, config, changes.start_implementation, cab["net1"], ref, now=SAT_NIGHT),
+            act(db, config, changes.complete, cab["net1"], ref, outcome="implemented", now=SAT_NIGHT),
+            act(db, config, changes.close, a, ref, now=SAT_NIGHT),
         ),
     }
     with pytest.raises(PermissionDenied) as refused:
@@ -514,7 +514,8 @@ def test_only_a_change_manager_moves_an_approved_change(db, config, cab):
     later = SAT_NIGHT + timedelta(days=7)
     with pytest.raises(PermissionDenied, match="change_manager"):
         act(db, config, changes.reschedule, cab["net1"], ref, start=later, end=None)
-    assert act(db, config, changes.schedule, cab["chm"], ref, start=later)[0] == "scheduled"
+    # Scheduling it in another window than the one approved sends it back to the CAB.
+    assert act(db, config, changes.schedule, cab["chm"], ref, start=later)[0] == "assessed"
     with db.read_session() as s:
         assert changes.get_change(s, ref).planned_start == later
 
@@ -530,9 +531,10 @@ def implemented(db, config, staff, outcome, **kw) -> str:
     else:
         approve_all(db, config, staff, ref)
     act(db, config, changes.schedule, staff["chm"], ref)
-    act(db, config, changes.start_implementation, staff["net1"], ref)
+    begins = kw.get("start", SAT_NIGHT)  # the implementer begins at the planned start
+    act(db, config, changes.start_implementation, staff["net1"], ref, now=begins)
     note = None if outcome == "implemented" else "Card did not boot"
-    act(db, config, changes.complete, staff["net1"], ref, outcome=outcome, note=note)
+    act(db, config, changes.complete, staff["net1"], ref, outcome=outcome, note=note, now=begins)
     return ref
 
 
@@ -573,7 +575,7 @@ def test_a_successful_normal_change_closes_without_review_and_failures_need_a_no
     )
     approve_all(db, config, cab, other)
     act(db, config, changes.schedule, cab["chm"], other)
-    act(db, config, changes.start_implementation, cab["net1"], other)
+    act(db, config, changes.start_implementation, cab["net1"], other, now=SAT_NIGHT + timedelta(days=7))
     with pytest.raises(ValidationError) as no_note:
         act(db, config, changes.complete, cab["net1"], other, outcome="failed")
     assert no_note.value.field == "note"
@@ -603,7 +605,13 @@ def test_every_mutation_is_audited_in_its_own_transaction(db, config, cab):
         (changes.assess, "chm", {}),
         (changes.approve, "cabnet1", {}),
         (changes.approve, "cabnet2", {}),
-        (changes.reschedule, "chm", {"start": SAT_NIGHT + timedelta(hours=1), "end": None}),
+        (
+            changes.reschedule,
+            "chm",
+            {"start": SAT_NIGHT + timedelta(hours=1), "end": None},
+        ),  # back to the CAB
+        (changes.approve, "cabnet1", {}),
+        (changes.approve, "cabnet2", {}),
         (changes.schedule, "chm", {}),
     ):
         act(db, config, fn, cab[who], ref, **kw)

@@ -99,10 +99,17 @@ def test_the_lifecycle_from_the_command_line(db_url, staff, capsys, as_login, ba
     assert code == 2 and "reload it" in err  # an old version: refused
     code, out, err = run(capsys, "change", "schedule", ref, "--db", db_url)
     assert code == 0 and f"{ref} normal scheduled" in out, err
+    as_login("net1")  # a week before its window: its implementer may not begin it, a change manager may
+    code, out, err = run(capsys, "change", "start", ref, "--db", db_url)
+    assert code == 2 and f"{ref} is planned for" in err and "override" in err and out == ""
+    as_login("chm")
+    code, out, err = run(capsys, "change", "start", ref, "--db", db_url, "--override", "Vendor only now")
+    assert code == 0 and f"{ref} normal implementing" in out, err
     as_login("net1")
-    for argv in (("start",), ("complete", "--outcome", "backed_out", "--note", "Card faulty")):
-        code, out, err = run(capsys, "change", argv[0], ref, "--db", db_url, *argv[1:])
-        assert code == 0, err
+    code, out, err = run(
+        capsys, "change", "complete", ref, "--db", db_url, "--outcome", "backed_out", "--note", "Card faulty"
+    )
+    assert code == 0, err
     as_login("chm")
     code, out, err = run(capsys, "change", "close", ref, "--db", db_url)
     assert code == 2 and "post-implementation review" in err

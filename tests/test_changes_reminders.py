@@ -117,6 +117,9 @@ def test_starting_soon_within_the_lead_time_once_per_planned_start(db, config, s
     assert remind(db, config, NOW + timedelta(hours=1)).starting == 0
     assert remind(db, config, NOW + timedelta(hours=7)).starting == 1  # now the crm change is due
     step(db, config, staff, changes.reschedule, "chm", soon, start=NOW + timedelta(hours=22), end=None)
+    assert remind(db, config, NOW + timedelta(hours=7)).starting == 0  # moved: back to the CAB, not due
+    step(db, config, staff, changes.approve, "cab1", soon)
+    step(db, config, staff, changes.schedule, "chm", soon)
     assert remind(db, config, NOW + timedelta(hours=7)).starting == 1  # a new start, a new reminder
 
 

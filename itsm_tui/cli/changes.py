@@ -46,20 +46,27 @@ def _print_conflicts(found: Iterable[Conflict], tz: str) -> None:
         print(f"  {SEVERITY_LABEL[conflict.severity]:<8} {plain(conflict.message)}")
 
 
+def _print_notices(view: ChangeView) -> None:
+    """What must be known about the change's approval (nobody can approve it, approvers skipped, ...)."""
+    for notice in view.notices:
+        print(f"  ! {plain(notice)}")
+
+
 def _print_change(view: ChangeView, tz: str) -> None:
     print(f"{view.ref}  {view.change_type}  {view.state}  {view.risk} risk  v{view.version}")
     print(f"  {plain(view.title)}")
+    _print_notices(view)
 
     def window(start: datetime | None, end: datetime | None) -> str:
         return f"{local(start, tz)} to {local(end, tz)}"
 
     for label, value in view.fields(window(view.planned_start, view.planned_end), window, plain):
-        print(f"  {label + ':':<14}{value}")
+        print(f"  {label + ':':<14}{plain(value)}")
     if view.approvals:
         print("\nApprovals:")
         for a in view.approvals:
             when = local(a.decided_at, tz) if a.decided_at else ""
-            print(f"  {a.login:<12} {a.decision:<9} {when}  {plain(a.reason or '')}".rstrip())
+            print(f"  {plain(a.login):<12} {a.decision:<9} {when}  {plain(a.reason or '')}".rstrip())
     for label, text in view.plans():
         print(f"\n{label}:\n{plain(text)}")
     if view.conflicts:
@@ -73,7 +80,7 @@ def _print_change(view: ChangeView, tz: str) -> None:
                 if item.old
                 else f"{item.field}: {item.new}"
             )
-            print(f"  {local(item.at, tz)}  {item.by:<10} {item.action:<10} {plain(change)}")
+            print(f"  {local(item.at, tz)}  {plain(item.by):<10} {item.action:<10} {plain(change)}")
 
 
 def _change_result(desk: Desk, session: Session, actor: Actor, ref: str, args: argparse.Namespace) -> int:
@@ -85,6 +92,7 @@ def _change_result(desk: Desk, session: Session, actor: Actor, ref: str, args: a
         print(json.dumps(view.as_json(), indent=2))
         return 0
     print(f"{view.ref} {view.change_type} {view.state} v{view.version}: {plain(view.title)}")
+    _print_notices(view)
     _print_conflicts(view.conflicts, actor.timezone)
     return 0
 
@@ -117,7 +125,7 @@ def cmd_change_list(desk: Desk, args: argparse.Namespace) -> int:
                 r.state,
                 local(r.planned_start, actor.timezone),
                 local(r.planned_end, actor.timezone),
-                ",".join(r.services),
+                plain(",".join(r.services)),
                 plain(r.title)[:50],
             ]
             for r in rows
@@ -136,6 +144,8 @@ def cmd_change_show(desk: Desk, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(view.as_json(), indent=2))
     else:
+        if view.history_warning:
+            print(view.history_warning)
         _print_change(view, actor.timezone)
     return 0
 
@@ -340,7 +350,7 @@ HANDLERS: dict[str, Handler] = {
     "change approve": _change_step("approve", reason="reason"),
     "change reject": _change_step("reject", reason="reason"),
     "change schedule": _change_step("schedule", start="start", end="end", override_reason="override_reason"),
-    "change start": _change_step("start_implementation"),
+    "change start": _change_step("start_implementation", override_reason="override"),
     "change complete": _change_step("complete", outcome="outcome", note="note"),
     "change review": _change_step("start_review", notes="notes"),
     "change close": _change_step("close", review_notes="review_notes"),

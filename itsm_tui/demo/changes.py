@@ -1,6 +1,8 @@
 """The demo's change calendar: maintenance windows, blackouts, and changes past and planned.
 
-The changes come with their CAB approvals and audit trail; two of them clash on one switch and one lies
+The changes come with their approvals and audit trail, under the desk's rules: nobody approves a change they
+raised or implement (the approvers are those the CAB rule picks), each approval is given for the window the
+change is planned in, and each change began inside its window. Two of them clash on one switch and one lies
 inside the quarter-end freeze, so the conflict check and the calendar have something to show.
 """
 
@@ -15,6 +17,14 @@ from itsm_tui.demo.tables import FUTURE_DAYS, HISTORY_DAYS
 from itsm_tui.demo.writer import AuditFields, Row, Writer
 from itsm_tui.models import MaintenanceWindow
 from itsm_tui.services import audit
+from itsm_tui.services.access import has_permission
+from itsm_tui.services.changes import (
+    Candidate,
+    barred_ids,
+    choose_cab,
+    choose_emergency,
+    required_approvals,
+)
 
 
 def write_changes(
@@ -64,8 +74,17 @@ def write_changes(
     w.insert("blackouts", ("id", "name", "reason", "service", "starts_at", "ends_at"), blackouts)
 
     implementers = [s for s in staff if "support_l2" in s.roles or "support_l3" in s.roles]
-    cab = [s for s in staff if "cab_member" in s.roles]
     manager = next(s for s in staff if "change_manager" in s.roles)
+    # Who approves, as the desk's own rule picks them (services.changes.choose_cab / choose_emergency).
+    cab = [Candidate(s.id, s.login, frozenset(s.groups)) for s in staff if "cab_member" in s.roles]
+    managers = [Candidate(s.id, s.login) for s in staff if "change_manager" in s.roles]
+    emergency_cab = [
+        Candidate(s.id, s.login)
+        for s in staff
+        if s.login in config.changes.emergency_cab and has_permission(s.roles, "change.approve")
+    ]
+    support_groups = {code: service.support_group for code, service in config.services.items()}
+    logins = {s.id: s.login for s in staff}
     changes: list[Row] = []
     targets: list[Row] = []
     approvals: list[Row] = []
@@ -105,6 +124,14 @@ def write_changes(
         change_id += 1
         created = min(start - rng.uniform(3, 20) * 86400, end_ts - 3600)
         end_at = start + hours * 3600
+        # Most changes are raised by their implementer, every third by the change manager; either way
+        # the approvers are others (four eyes), deciding half an hour after it was raised, for the window
+        # it is planned in.
+        requester = implementer if change_id % 3 else manager
+        decisions = _decisions(ctype, state, service, barred_ids(requester.id, implementer.id))
+        decided = [created + 1800 + 60 * index for index in range(len(decisions))]
+        rejection = "Risk too high before the freeze."
+        rejected = "; ".join(logins[u] + ": " + rejection for u, d in decisions if d == "rejected") or None
         actual = (
             (w.instant(start), w.instant(end_at))
             if state in ("implemented", "failed", "backed_out", "review", "closed")
@@ -128,9 +155,9 @@ def write_changes(
                 "Restore the previous version from the pre-change snapshot.",
                 "Run the service smoke tests and confirm with the service owner.",
                 implementer.id,
-                manager.id,
+                requester.id,
                 override,
-                None,
+                rejected,
                 "Reviewed: lessons recorded." if state == "closed" and outcome != "implemented" else None,
                 outcome,
                 w.instant(created),
@@ -140,23 +167,20 @@ def write_changes(
         )
         target_id += 1
         targets.append((target_id, change_id, service, ci))
-        if ctype == "normal" and state not in ("draft", "submitted"):
-            for member in cab[:3]:
-                approval_id += 1
-                decision = (
-                    "rejected" if state == "rejected" else ("pending" if state == "assessed" else "approved")
-                )
-                approvals.append(
-                    (
-                        approval_id,
-                        change_id,
-                        member.id,
-                        decision,
-                        "Risk too high before the freeze." if decision == "rejected" else None,
-                        w.instant(created + 86400) if decision != "pending" else None,
-                    )
-                )
-        audits.append(("change", change_id, manager.id, w.instant(created), "create", "state", None, "draft"))
+        audits.append(
+            ("change", change_id, requester.id, w.instant(created), "create", "state", None, "draft")
+        )
+        for (approver, decision), at in zip(decisions, decided, strict=True):
+            approval_id += 1
+            reason = rejection if decision == "rejected" else None
+            if decision == "pending":
+                approvals.append((approval_id, change_id, approver, decision, reason, None))
+                continue
+            when = w.instant(at)
+            approvals.append((approval_id, change_id, approver, decision, reason, when))
+            text = f"{decision} by {logins[approver]}" + (f": {reason}" if reason else "")
+            action = "approve" if decision == "approved" else "reject"
+            audits.append(("change", change_id, approver, when, action, "approval", None, text))
         if state != "draft":
             audits.append(
                 (
@@ -171,6 +195,27 @@ def write_changes(
                 )
             )
         return change_id
+
+    def _decisions(ctype: str, state: str, service: str, never: dict[int, str]) -> list[tuple[int, str]]:
+        """(approver, decision) of a change in ``state``: a normal one's CAB as the rule asks it, all
+        pending while assessed, approved by as many as the rule needs once approved, rejected by as many
+        as put it out of reach; an emergency one decided by its first possible approver."""
+        if ctype == "standard" or state in ("draft", "submitted"):
+            return []
+        if ctype == "emergency":
+            pool = choose_emergency(config.changes, managers, emergency_cab, never).asked
+        else:
+            pool = choose_cab(config.changes, support_groups, [service], cab, managers, never).asked
+        if not pool:
+            raise ValueError(f"the demo roster has nobody to approve a {ctype} change on {service}")
+        if ctype == "emergency":
+            return [(pool[0], "rejected" if state == "rejected" else "approved")]
+        needed = required_approvals(config, len(pool))
+        if state == "assessed":
+            return [(u, "pending") for u in pool]
+        if state == "rejected":
+            return [(u, "rejected" if i <= len(pool) - needed else "pending") for i, u in enumerate(pool)]
+        return [(u, "approved" if i < needed else "pending") for i, u in enumerate(pool)]
 
     services = [s for s in titles if s in config.services]
 
@@ -290,5 +335,7 @@ def write_changes(
         ("id", "change_id", "approver_id", "decision", "reason", "decided_at"),
         approvals,
     )
-    w.insert("audit_events", *audit.table_rows(audits))
+    heads: dict[tuple[str, int], tuple[int, str]] = {}
+    w.insert("audit_events", *audit.table_rows(audits, heads))
+    w.insert("audit_heads", *audit.head_rows(heads))
     return change_id

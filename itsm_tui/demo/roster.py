@@ -72,7 +72,8 @@ def roster(os_login: str) -> list[Person]:
     people += [
         ("xproblem", "Xenia Problem", ("problem_manager",), ("ENG-L3",), False),
         ("ychange", "Yusuf Change", ("change_manager", "cab_member"), (), False),
-        ("zcab", "Zora Cab", ("cab_member",), (), False),
+        # The deputy change manager: an emergency change the other raises still has someone to approve it.
+        ("zdeputy", "Zora Deputy", ("change_manager", "cab_member"), (), False),
         ("aprocess", "Arne Process", ("process_manager",), (), False),
         ("banalyst", "Bea Analyst", ("analyst",), (), False),
     ]

@@ -9,7 +9,18 @@ implemented | failed | backed_out -> review -> closed.
 - A **normal** change is assessed by a change manager, which asks the CAB members assigned to its services
   (changes.toml ``[approval]``); it is approved when the rule is met (``all`` of them, or ``quorum`` N of
   the M asked) and rejected once a rejection makes the rule unreachable.
-- An **emergency** change is approved (or rejected) by a change manager, without assessment.
+- An **emergency** change is approved (or rejected) by a change manager or a member of the emergency CAB
+  (changes.toml ``[emergency] cab``), without assessment. One nobody could approve is still logged, but it
+  says "No possible approver" and the change managers and shift leads are told.
+- **Four eyes**: who raised or implements a change is never among its approvers, whatever the configuration
+  lists (they are skipped, and the change says so); a decision of theirs never counts.
+- **Approval holds for a window**: moving an approved or scheduled normal change sends it back to the CAB
+  (assessed), an emergency one back to its approvers (submitted), each asked again; decisions already given
+  on a change still being decided are asked again too. A standard change moves within its template's
+  longest duration and stays pre-approved.
+- A change **begins inside its window** (from changes.toml ``[implementation] early_start_minutes`` before
+  its planned start until its planned end); outside it only a change manager begins it, with an override
+  reason (audited).
 - A rejection needs a reason. A change inside a blackout is refused at submit, schedule and reschedule,
   unless it is an emergency change whose change manager recorded an override reason (audited).
 - A failed, backed-out or emergency change needs a post-implementation review (notes) before it closes.
@@ -19,8 +30,9 @@ refusal names the role needed); every mutation writes its audit events in the sa
 stale version is refused with :class:`StaleEdit`. Screens get plain dataclasses, never ORM objects.
 
 The modules, each importing only those above it: ``rules`` (types, transitions, actions), ``reading``
-(changes by reference, lists, shared lookups), ``helpers`` (versions, audited fields, validation),
-``permissions`` (one guard per action, what a viewer may do, and the start of every step), ``presenter``
+(changes by reference, lists, shared lookups), ``helpers`` (versions, audited fields, validation, the start
+window), ``approvers`` (who may approve a change, and who never may), ``permissions`` (one guard per action,
+what a viewer may do, and the start of every step), ``presenter``
 (:func:`view`), ``creating`` (new changes and previews), ``notices`` (conflict and approval notifications),
 ``approvals`` (the CAB), ``lifecycle`` (the other steps), ``calendar_data`` and ``windows`` (maintenance
 windows and blackouts). Callers import from the package.
@@ -36,11 +48,21 @@ from itsm_tui.services.changes.approvals import (
     decide,
     reject,
     required_approvals,
+    send_back,
+)
+from itsm_tui.services.changes.approvers import (
+    Candidate,
+    Pool,
+    approver_notice,
+    barred_ids,
+    choose_cab,
+    choose_emergency,
+    pool_of,
 )
 from itsm_tui.services.changes.calendar_data import CalendarData, calendar, fingerprint
 from itsm_tui.services.changes.creating import create_change, preview, preview_move
 from itsm_tui.services.changes.helpers import _check_version as _check_version  # patch it in .helpers
-from itsm_tui.services.changes.helpers import parse_targets
+from itsm_tui.services.changes.helpers import outside_window, parse_targets
 from itsm_tui.services.changes.lifecycle import (
     close,
     complete,
@@ -50,7 +72,11 @@ from itsm_tui.services.changes.lifecycle import (
     start_review,
     submit,
 )
-from itsm_tui.services.changes.notices import notify_conflicts, notify_emergency_approval
+from itsm_tui.services.changes.notices import (
+    notify_conflicts,
+    notify_emergency_approval,
+    notify_unapprovable,
+)
 from itsm_tui.services.changes.permissions import GUARDS, Guard, available_actions, enforce
 from itsm_tui.services.changes.presenter import ApprovalView, ChangeView, HistoryItem, view
 from itsm_tui.services.changes.reading import (
@@ -71,6 +97,7 @@ from itsm_tui.services.changes.rules import (
     TRANSITIONS,
     TYPES,
     ChangeBlocked,
+    OutsideWindow,
 )
 from itsm_tui.services.changes.windows import add_blackout, add_window
 
@@ -85,19 +112,26 @@ __all__ = [
     "TYPES",
     "ApprovalView",
     "CalendarData",
+    "Candidate",
     "ChangeBlocked",
     "ChangeRow",
     "ChangeView",
     "Guard",
     "HistoryItem",
+    "OutsideWindow",
+    "Pool",
     "add_blackout",
     "add_window",
     "approval_progress",
     "approve",
+    "approver_notice",
     "approvers_for",
     "assess",
     "available_actions",
+    "barred_ids",
     "calendar",
+    "choose_cab",
+    "choose_emergency",
     "close",
     "complete",
     "create_change",
@@ -108,8 +142,11 @@ __all__ = [
     "list_changes",
     "notify_conflicts",
     "notify_emergency_approval",
+    "notify_unapprovable",
+    "outside_window",
     "parse_targets",
     "planned_of",
+    "pool_of",
     "preview",
     "preview_move",
     "ref_of",
@@ -118,6 +155,7 @@ __all__ = [
     "reschedule",
     "review_required",
     "schedule",
+    "send_back",
     "start_implementation",
     "start_review",
     "submit",

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from itsm_tui.config import DeskConfig
-from itsm_tui.models import Change, ChangeApproval, Group, GroupMembership, RoleMembership, User
+from itsm_tui.models import Change, ChangeApproval
 from itsm_tui.services import notifications
+from itsm_tui.services.changes.approvers import approver_notice, counted, emergency_pool, normal_pool
 from itsm_tui.services.changes.helpers import _finish, _move, _note, _now, _set
+from itsm_tui.services.changes.notices import notify_emergency_approval, notify_unapprovable
 from itsm_tui.services.changes.permissions import begin
 from itsm_tui.services.changes.reading import _login_pair, _logins
 from itsm_tui.services.changes.rules import RISKS
@@ -20,40 +21,9 @@ from itsm_tui.services.users import Actor
 
 def approvers_for(session: Session, config: DeskConfig, change: Change) -> list[int]:
     """Who the CAB rule asks: CAB members assigned to the change's services (by support group and
-    changes.toml), else every CAB member, else the change managers; never who raised the change."""
-    policy = config.changes
-    services = {t.service for t in change.targets}
-    active_cab = (
-        select(User.id)
-        .join(RoleMembership, RoleMembership.user_id == User.id)
-        .where(
-            RoleMembership.role == "cab_member",
-            User.active.is_(True),
-            User.id != (change.requested_by_id or 0),
-        )
-    )
-    assigned: set[int] = set()
-    if policy.assign_by_support_group:
-        groups = {config.services[s].support_group for s in services if s in config.services}
-        if groups:
-            assigned |= set(
-                session.scalars(
-                    active_cab.join(GroupMembership, GroupMembership.user_id == User.id)
-                    .join(Group, Group.id == GroupMembership.group_id)
-                    .where(Group.code.in_(sorted(groups)))
-                )
-            )
-    logins = sorted({login for s in services for login in policy.members.get(s, ())})
-    if logins:
-        assigned |= set(session.scalars(active_cab.where(User.login.in_(logins))))
-    if assigned:
-        return sorted(assigned)
-    everyone = sorted(set(session.scalars(active_cab)))
-    if everyone:
-        return everyone
-    return sorted(
-        m for m in notifications.users_with_roles(session, ["change_manager"]) if m != change.requested_by_id
-    )
+    changes.toml), else every CAB member, else the change managers; never who raised or implements the
+    change (:func:`.approvers.choose_cab`)."""
+    return list(normal_pool(session, config, change).asked)
 
 
 def required_approvals(config: DeskConfig, asked: int) -> int:
@@ -67,9 +37,10 @@ def approval_progress(session: Session, config: DeskConfig, change: Change) -> s
     """Where a change's approval stands, in words: "approved", or "1 of 3 approvals; waiting for x, y"."""
     if change.state != "assessed":
         return change.state
-    asked = len(change.approvals)
-    approved = sum(1 for a in change.approvals if a.decision == "approved")
-    names = _logins(session, [a.approver_id for a in change.approvals if a.decision == "pending"])
+    rows = counted(change)
+    asked = len(rows)
+    approved = sum(1 for a in rows if a.decision == "approved")
+    names = _logins(session, [a.approver_id for a in rows if a.decision == "pending"])
     waiting = ", ".join(sorted(login for login, _ in names.values())) or "nobody"
     return f"{approved} of {required_approvals(config, asked)} approvals; waiting for {waiting}"
 
@@ -95,8 +66,8 @@ def assess(
     pool = approvers_for(session, config, change)
     if not pool:
         raise ServiceError(
-            f"nobody can approve {change.ref}: give someone the cab_member role "
-            f"(itsm user role LOGIN --add cab_member)"
+            f"nobody can approve {change.ref}: who raised or implements a change never approves it; give "
+            f"someone else the cab_member role (itsm user role LOGIN --add cab_member)"
         )
     _move(session, change, "assessed", actor, now)
     existing = {a.approver_id for a in change.approvals}
@@ -191,19 +162,11 @@ def decide(
         "approval",
         f"{decision} by {actor.login}" + (f": {reason}" if reason else ""),
     )
-    outcome: str | None
-    if change.change_type == "emergency":
-        outcome = decision
-    else:
-        asked = len(change.approvals)
-        approved = sum(1 for a in change.approvals if a.decision == "approved")
-        rejected = sum(1 for a in change.approvals if a.decision == "rejected")
-        needed = required_approvals(config, asked)
-        outcome = "approved" if approved >= needed else "rejected" if asked - rejected < needed else None
+    outcome = decision if change.change_type == "emergency" else _outcome(config, counted(change))
     if outcome == "rejected":
         reasons = "; ".join(
             f"{_login_pair(session, a.approver_id)[0]}: {a.reason}"
-            for a in change.approvals
+            for a in counted(change)
             if a.decision == "rejected"
         )
         _set(session, change, "rejection_reason", reasons, actor, now, action="reject")
@@ -221,3 +184,103 @@ def decide(
             exclude=actor.id,
         )
     return _finish(session, change, expected_version, now)
+
+
+def _outcome(config: DeskConfig, rows: list[ChangeApproval]) -> str | None:
+    """A normal change's outcome from the decisions that count: approved once the rule is met, rejected
+    once the rejections put it out of reach, else None (still deciding)."""
+    asked = len(rows)
+    approved = sum(1 for a in rows if a.decision == "approved")
+    rejected = sum(1 for a in rows if a.decision == "rejected")
+    needed = required_approvals(config, asked)
+    return "approved" if approved >= needed else "rejected" if asked - rejected < needed else None
+
+
+def send_back(
+    session: Session,
+    config: DeskConfig,
+    change: Change,
+    actor: Actor,
+    was: tuple[datetime, datetime],
+    now: datetime,
+) -> bool:
+    """A change moved from the window ``was``: the decisions given for that window no longer hold.
+
+    An approved or scheduled change goes back to where its approval is asked (a normal change to the CAB,
+    assessed; an emergency one to its approvers, submitted); a normal change still being decided keeps
+    deciding, with the decisions given so far asked again. Each approver is told again, the reset is
+    audited. A standard change is pre-approved for any window its template allows: nothing changes. Returns
+    whether the change went back."""
+    if change.change_type == "standard":
+        return False
+    decided = [a for a in change.approvals if a.decision != "pending"]
+    back = change.state in ("approved", "scheduled")
+    if not back and not decided:
+        return False
+    emergency = change.change_type == "emergency"
+    pool = (emergency_pool if emergency else normal_pool)(session, config, change).asked
+    if not emergency and not pool:
+        raise ServiceError(
+            f"nobody could approve {change.ref} in its new window: who raised or implements a change never "
+            f"approves it; give someone else the cab_member role (itsm user role LOGIN --add cab_member)"
+        )
+    names = _logins(session, [*pool, *(a.approver_id for a in decided)])
+    given = ", ".join(sorted(f"{names[a.approver_id][0]} ({a.decision})" for a in decided)) or "none"
+    pool_logins = sorted(names[u][0] for u in pool)
+    if emergency:
+        for approval in list(change.approvals):  # an emergency change's rows are its decisions
+            change.approvals.remove(approval)
+        again = "asked again: " + (", ".join(pool_logins) or "nobody")
+    else:
+        keep = set(pool)
+        for approval in list(change.approvals):
+            if approval.approver_id in keep:
+                approval.decision, approval.reason, approval.decided_at = "pending", None, None
+            else:
+                change.approvals.remove(approval)
+        for user_id in sorted(keep - {a.approver_id for a in change.approvals}):
+            change.approvals.append(ChangeApproval(approver_id=user_id, decision="pending"))
+        needed = required_approvals(config, len(pool))
+        again = f"{needed} of {len(pool)} must approve again: " + ", ".join(pool_logins)
+    old = f"{was[0]:%Y-%m-%d %H:%M} to {was[1]:%Y-%m-%d %H:%M} UTC"
+    _note(
+        session,
+        change,
+        actor,
+        now,
+        "reschedule",
+        "approvals",
+        f"reset (moved from {old}; given: {given}); {again}",
+    )
+    if back:
+        _move(session, change, "submitted" if emergency else "assessed", actor, now, action="reschedule")
+    start, end = change.planned_start, change.planned_end
+    window = f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
+    if emergency:
+        notify_emergency_approval(
+            session,
+            pool,
+            change.id,
+            change.ref,
+            f"moved to {window}: {change.title}",
+            change.requested_by_id,
+            now,
+            exclude=actor.id,
+            round_key=str(change.version),
+        )
+        notice = approver_notice(session, config, change)
+        if notice is not None:  # its approvers left since it was approved: the desk is told, as at submit
+            notify_unapprovable(session, config, change, notice, now, exclude=actor.id)
+    else:
+        notifications.notify(
+            session,
+            pool,
+            kind="change_approval",
+            event_key=f"change_approval:{change.id}:{change.version}",
+            entity=("change", change.id),
+            message=f"{change.ref} moved to {window}: it awaits your approval again ({change.risk} risk): "
+            f"{change.title}",
+            now=now,
+            exclude=actor.id,
+        )
+    return back

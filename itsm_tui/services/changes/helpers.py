@@ -12,7 +12,7 @@ from itsm_tui.config import DeskConfig
 from itsm_tui.models import Change, User, utc_or_now
 from itsm_tui.services import audit, versions
 from itsm_tui.services.access import PermissionDenied
-from itsm_tui.services.changes.reading import _login_of, _logins, get_change
+from itsm_tui.services.changes.reading import _login_of, _logins, _planned_window, get_change
 from itsm_tui.services.changes.rules import TITLE_MAX, TRANSITIONS
 from itsm_tui.services.errors import InvalidTransition, ValidationError
 from itsm_tui.services.inputs import active_user, known_service, required_title
@@ -193,6 +193,23 @@ def _new_window(
     if end is None and start is not None and change.planned_start and change.planned_end:
         end = start + (change.planned_end - change.planned_start)
     return _window(config, change.change_type, change.template, start, end)
+
+
+def outside_window(config: DeskConfig, change: Change, now: datetime) -> str | None:
+    """Why ``change`` may not begin at ``now``, or None inside its window: from ``early_start_minutes``
+    (changes.toml ``[implementation]``) before its planned start until its planned end."""
+    start, end = _planned_window(change)
+    early = timedelta(minutes=config.changes.early_start_minutes)
+    window = f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
+    if now < start - early:
+        lead = f" ({_minutes(early)} early at most)" if early else ""
+        return (
+            f"{change.ref} is planned for {window}: it may begin from {start - early:%Y-%m-%d %H:%M} UTC"
+            f"{lead}, not at {now:%Y-%m-%d %H:%M} UTC"
+        )
+    if now >= end:
+        return f"{change.ref} was planned for {window}, which is over: move it to a new window"
+    return None
 
 
 def _minutes(delta: timedelta) -> str:

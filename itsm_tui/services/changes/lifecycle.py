@@ -1,5 +1,6 @@
-"""The lifecycle of a change past its creation: submit, schedule and reschedule (blackouts block them),
-start, complete, review and close; the CAB's part is in :mod:`.approvals`."""
+"""The lifecycle of a change past its creation: submit, schedule and reschedule (blackouts block them; a move
+sends an approved change back for approval), start (inside its window, or by a change manager's override),
+complete, review and close; the CAB's part is in :mod:`.approvals`."""
 
 from __future__ import annotations
 
@@ -11,11 +12,26 @@ from itsm_tui.config import DeskConfig
 from itsm_tui.models import Change
 from itsm_tui.services import conflicts, notifications
 from itsm_tui.services.access import has_permission
-from itsm_tui.services.changes.helpers import _denied, _finish, _move, _new_window, _note, _now, _set
-from itsm_tui.services.changes.notices import notify_conflicts, notify_emergency_approval
+from itsm_tui.services.changes.approvals import send_back
+from itsm_tui.services.changes.approvers import approver_notice, emergency_pool
+from itsm_tui.services.changes.helpers import (
+    _denied,
+    _finish,
+    _move,
+    _new_window,
+    _note,
+    _now,
+    _set,
+    outside_window,
+)
+from itsm_tui.services.changes.notices import (
+    notify_conflicts,
+    notify_emergency_approval,
+    notify_unapprovable,
+)
 from itsm_tui.services.changes.permissions import begin
 from itsm_tui.services.changes.reading import _planned_window, planned_of
-from itsm_tui.services.changes.rules import OUTCOMES, ChangeBlocked
+from itsm_tui.services.changes.rules import OUTCOMES, ChangeBlocked, OutsideWindow
 from itsm_tui.services.conflicts import Conflict
 from itsm_tui.services.errors import ValidationError
 from itsm_tui.services.users import Actor
@@ -90,7 +106,6 @@ def submit(
     _apply_override(session, change, actor, override_reason, now)
     found = _check_blocking(session, change, "submitted")
     _move(session, change, "submitted", actor, now)
-    managers = notifications.users_with_roles(session, ["change_manager"])
     if change.change_type == "standard":
         _move(session, change, "approved", None, now, action="preapproved")
         _note(
@@ -103,9 +118,10 @@ def submit(
             f"pre-approved by template {change.template}",
         )
     elif change.change_type == "emergency":
+        pool = emergency_pool(session, config, change)
         notify_emergency_approval(
             session,
-            managers,
+            pool.asked,
             change.id,
             change.ref,
             change.title,
@@ -113,10 +129,14 @@ def submit(
             now,
             exclude=actor.id,
         )
+        # An emergency must be logged even if nobody could approve it: it is, and the desk is told.
+        notice = approver_notice(session, config, change, pool)
+        if notice is not None:
+            notify_unapprovable(session, config, change, notice, now, exclude=actor.id)
     else:
         notifications.notify(
             session,
-            managers,
+            notifications.users_with_roles(session, ["change_manager"]),
             kind="change_approval",
             event_key=f"change_assess:{change.id}",
             entity=("change", change.id),
@@ -140,15 +160,19 @@ def schedule(
     expected_version: int | None = None,
     now: datetime | None = None,
 ) -> Change:
-    """Put an approved change on the schedule (optionally in a new window); blackouts block it."""
+    """Put an approved change on the schedule (optionally in a new window); blackouts block it.
+
+    A normal or emergency change given another window than the one it was approved for is not scheduled:
+    it goes back for approval in the new one (see :func:`reschedule`)."""
     now = _now(now)
     change = begin(session, config, actor, ref, "schedule", expected_version, now)
-    if start is not None or end is not None:
-        _move_window(session, config, change, actor, start, end, now)
+    moving = start is not None or end is not None
+    was = _move_window(session, config, change, actor, start, end, now) if moving else None
     _not_in_past(change, now)
     _apply_override(session, change, actor, override_reason, now)
-    found = _check_blocking(session, change, "scheduled")
-    _move(session, change, "scheduled", actor, now)
+    found = _check_blocking(session, change, "moved there" if was else "scheduled")
+    if was is None or not send_back(session, config, change, actor, was, now):
+        _move(session, change, "scheduled", actor, now)
     notify_conflicts(session, found, now)
     return _finish(session, change, expected_version, now)
 
@@ -165,14 +189,21 @@ def reschedule(
     expected_version: int | None = None,
     now: datetime | None = None,
 ) -> Change:
-    """Move a change not yet implementing to a new window; past the draft, blackouts block the move."""
+    """Move a change not yet implementing to a new window; past the draft, blackouts block the move.
+
+    Approval is given for a window: a normal or emergency change approved (or scheduled) for the old one
+    goes back to where its approval is asked, its approvers asked again; the decisions given so far on a
+    change still being decided are asked again too (:func:`.approvals.send_back`). A standard change moves
+    within its template's longest duration and stays pre-approved."""
     now = _now(now)
     change = begin(session, config, actor, ref, "reschedule", expected_version, now)
-    _move_window(session, config, change, actor, start, end, now)
+    was = _move_window(session, config, change, actor, start, end, now)
     _apply_override(session, change, actor, override_reason, now)
     if change.state != "draft":
         _not_in_past(change, now)
         found = _check_blocking(session, change, "moved there")
+        if was is not None:
+            send_back(session, config, change, actor, was, now)
         notify_conflicts(session, found, now)
     return _finish(session, change, expected_version, now)
 
@@ -185,10 +216,13 @@ def _move_window(
     start: datetime | None,
     end: datetime | None,
     now: datetime,
-) -> None:
+) -> tuple[datetime, datetime] | None:
+    """Set the change's new window (audited); the old one if it moved, None if it stays where it was."""
+    was = _planned_window(change)
     begin, finish = _new_window(config, change, start, end)
-    _set(session, change, "planned_start", begin, actor, now, action="reschedule")
-    _set(session, change, "planned_end", finish, actor, now, action="reschedule")
+    moved = _set(session, change, "planned_start", begin, actor, now, action="reschedule")
+    moved = _set(session, change, "planned_end", finish, actor, now, action="reschedule") or moved
+    return was if moved else None
 
 
 def start_implementation(
@@ -197,12 +231,23 @@ def start_implementation(
     actor: Actor,
     ref: str,
     *,
+    override_reason: str | None = None,
     expected_version: int | None = None,
     now: datetime | None = None,
 ) -> Change:
-    """Begin implementing a scheduled change; a blackout laid over it since it was scheduled stops it."""
+    """Begin implementing a scheduled change; a blackout laid over it since it was scheduled stops it.
+
+    It begins inside its planned window (from the early start of changes.toml ``[implementation]``);
+    outside it only a change manager begins it, with ``override_reason`` (audited). Inside the window no
+    reason is needed, and one given is not recorded."""
     now = _now(now)
     change = begin(session, config, actor, ref, "start", expected_version, now)
+    outside = outside_window(config, change, now)
+    reason = (override_reason or "").strip()
+    if outside is not None:
+        if not reason:
+            raise OutsideWindow(change.ref, outside)
+        _note(session, change, actor, now, "override", "start_override", reason)
     _check_blocking(session, change, "started")
     _move(session, change, "implementing", actor, now)
     _set(session, change, "actual_start", now, actor, now)

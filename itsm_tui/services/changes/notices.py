@@ -1,14 +1,17 @@
-"""Telling people about the conflicts of their changes, and the change managers about an emergency change to
-approve: each once per person, whether told by a step of the lifecycle or by the reminder job."""
+"""Telling people about the conflicts of their changes, the approvers about an emergency change to decide, and
+the change managers about one nobody can approve: each once per person, whether told by a step of the
+lifecycle or by the reminder job."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from itsm_tui.config import DeskConfig
 from itsm_tui.models import Change
 from itsm_tui.services import notifications
 from itsm_tui.services.conflicts import Conflict
@@ -59,15 +62,39 @@ def notify_emergency_approval(
     now: datetime,
     *,
     exclude: int | None = None,
+    round_key: str | None = None,
 ) -> int:
-    """Ask the change managers (of ``managers``, never who raised it) to approve an emergency change."""
+    """Ask the approvers of an emergency change (of ``managers``: never who raised or implements it) to
+    decide it; ``round_key`` tells a new request (after a move) from the first one."""
+    implementer_id = session.scalar(select(Change.implementer_id).where(Change.id == change_id))
     return notifications.notify(
         session,
-        [m for m in managers if m != requested_by_id],
+        [m for m in managers if m not in (requested_by_id, implementer_id)],
         kind="change_approval",
-        event_key=f"change_approval:{change_id}",
+        event_key=f"change_approval:{change_id}" + (f":{round_key}" if round_key else ""),
         entity=("change", change_id),
         message=f"Emergency change {ref} awaits your approval: {title}",
+        now=now,
+        exclude=exclude,
+    )
+
+
+def notify_unapprovable(
+    session: Session, config: DeskConfig, change: Change, notice: str, now: datetime, *, exclude: int | None
+) -> int:
+    """Tell the change managers and who the RACI matrix makes accountable for or informs of emergency
+    changes (the shift leads, as shipped) that nobody can approve ``change``, once."""
+    roles = {"change_manager"}
+    for letter in ("A", "I"):
+        with contextlib.suppress(KeyError):  # a matrix without the activity: the change managers alone
+            roles |= set(config.raci_roles("emergency_change", letter))
+    return notifications.notify(
+        session,
+        notifications.users_with_roles(session, sorted(roles)),
+        kind="change_approval",
+        event_key=f"change_unapprovable:{change.id}",
+        entity=("change", change.id),
+        message=f"{change.ref}: {notice}",
         now=now,
         exclude=exclude,
     )

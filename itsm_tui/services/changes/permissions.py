@@ -17,11 +17,26 @@ from sqlalchemy.orm import Session
 from itsm_tui.config import DeskConfig
 from itsm_tui.models import Change
 from itsm_tui.services.access import has_permission, require
-from itsm_tui.services.changes.helpers import _denied, _is_requester, _load, _now, _require_state
+from itsm_tui.services.changes.approvers import barred, decides_emergencies
+from itsm_tui.services.changes.helpers import (
+    _denied,
+    _is_requester,
+    _load,
+    _now,
+    _require_state,
+    outside_window,
+)
 from itsm_tui.services.changes.reading import _logins, review_required
 from itsm_tui.services.changes.rules import PRE_IMPLEMENTATION
 from itsm_tui.services.errors import ServiceError
 from itsm_tui.services.users import Actor
+
+# Why someone may never decide a change (approvers.barred), as said to them.
+YOU = {
+    "raised it": "raised",
+    "implements it": "implement",
+    "raised and implements it": "raised and implement",
+}
 
 # Raises (PermissionDenied, InvalidTransition or another ServiceError) unless the actor may take the action.
 Guard: TypeAlias = Callable[[Session, DeskConfig, Actor, Change, datetime], None]
@@ -56,25 +71,39 @@ def guard_assess(session: Session, config: DeskConfig, actor: Actor, change: Cha
     require(actor.roles, "change.manage")
 
 
-def _guard_decision(session: Session, actor: Actor, change: Change, wanted: str) -> None:
-    """Approving and rejecting share their rule: a change manager other than who raised it decides an
-    emergency change; a CAB member asked at assessment, who has not decided yet, a normal one."""
+def _four_eyes(permission: str, actor: Actor, change: Change, wanted: str, who_else: str) -> None:
+    """Who raised or implements a change never decides it, whatever the configuration says."""
+    why = barred(change).get(actor.id)
+    if why is not None:
+        you = YOU[why]
+        verb = "approve" if wanted == "approved" else "reject"
+        raise _denied(permission, actor, f"You {you} {change.ref}: someone else must {verb} it ({who_else}).")
+
+
+def _guard_decision(session: Session, config: DeskConfig, actor: Actor, change: Change, wanted: str) -> None:
+    """Approving and rejecting share their rule: a change manager or emergency CAB member decides an
+    emergency change; a CAB member asked at assessment, who has not decided yet, a normal one; never who
+    raised or implements the change."""
     if change.change_type == "standard":
         raise ServiceError(f"{change.ref} is a standard change, pre-approved by template {change.template}")
     if change.change_type == "emergency":
         _require_state(change, wanted, "submitted", "assessed")
-        require(actor.roles, "change.approve_emergency")
-        if _is_requester(actor, change):
+        if not decides_emergencies(config, actor):
             raise _denied(
                 "change.approve_emergency",
                 actor,
-                f"You raised {change.ref}; another change_manager must approve or reject it.",
+                f"You may not decide emergency change {change.ref}: it needs the role change_manager or a "
+                f"seat on the emergency CAB ([emergency] cab in changes.toml).",
             )
+        _four_eyes(
+            "change.approve_emergency", actor, change, wanted, "another change_manager or the emergency CAB"
+        )
         return
     if change.state == "submitted":
         raise ServiceError(f"{change.ref} awaits assessment by a change_manager before the CAB decides")
     _require_state(change, wanted, "assessed")
     require(actor.roles, "change.approve")
+    _four_eyes("change.approve", actor, change, wanted, "a CAB member asked at assessment")
     mine = next((a for a in change.approvals if a.approver_id == actor.id), None)
     if mine is None:
         names = _logins(session, [a.approver_id for a in change.approvals])
@@ -90,11 +119,11 @@ def _guard_decision(session: Session, actor: Actor, change: Change, wanted: str)
 
 
 def guard_approve(session: Session, config: DeskConfig, actor: Actor, change: Change, now: datetime) -> None:
-    _guard_decision(session, actor, change, "approved")
+    _guard_decision(session, config, actor, change, "approved")
 
 
 def guard_reject(session: Session, config: DeskConfig, actor: Actor, change: Change, now: datetime) -> None:
-    _guard_decision(session, actor, change, "rejected")
+    _guard_decision(session, config, actor, change, "rejected")
 
 
 def guard_schedule(session: Session, config: DeskConfig, actor: Actor, change: Change, now: datetime) -> None:
@@ -148,9 +177,15 @@ def _guard_implementer(actor: Actor, change: Change, doing: str) -> None:
 
 
 def guard_start(session: Session, config: DeskConfig, actor: Actor, change: Change, now: datetime) -> None:
-    """Its implementer, or a change manager, starts a scheduled change."""
+    """Its implementer, or a change manager, starts a scheduled change inside its planned window (from the
+    early start of changes.toml); outside it only a change manager, who says why (an input of the step)."""
     _require_state(change, "implementing", "scheduled")
     _guard_implementer(actor, change, "start")
+    outside = outside_window(config, change, now)
+    if outside is not None and not _is_manager(actor):
+        raise _denied(
+            "change.manage", actor, f"{outside}; a change_manager may start it with an override reason."
+        )
 
 
 def guard_complete(session: Session, config: DeskConfig, actor: Actor, change: Change, now: datetime) -> None:

@@ -6,7 +6,7 @@ Every other module of the package reads these; this one imports none of them.
 from __future__ import annotations
 
 from itsm_tui.services.conflicts import Conflict
-from itsm_tui.services.errors import ServiceError
+from itsm_tui.services.errors import ServiceError, ValidationError
 
 TYPES = ("standard", "normal", "emergency")
 RISKS = ("low", "medium", "high")
@@ -18,9 +18,11 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "draft": ("submitted",),
     "submitted": ("assessed", "approved", "rejected"),  # approved: standard on submit, emergency at once
     "assessed": ("approved", "rejected"),
-    "approved": ("scheduled",),
+    # assessed / submitted: moved to another window, an approved normal change goes back to the CAB and an
+    # emergency one to the change managers (a standard change moves within its template and stays approved)
+    "approved": ("scheduled", "assessed", "submitted"),
     "rejected": ("closed",),
-    "scheduled": ("implementing",),
+    "scheduled": ("implementing", "assessed", "submitted"),
     "implementing": ("implemented", "failed", "backed_out"),
     "implemented": ("review", "closed"),
     "failed": ("review",),
@@ -51,3 +53,16 @@ class ChangeBlocked(ServiceError):
         self.ref, self.conflicts = ref, blocking
         reasons = "; ".join(c.message for c in blocking)
         super().__init__(f"{ref} cannot be {doing}: {reasons}")
+
+
+class OutsideWindow(ValidationError):
+    """A change manager began a change outside its planned window without saying why; nothing was written.
+
+    ``window`` says when it may start; the override reason is the field to fill in (audited)."""
+
+    def __init__(self, ref: str, window: str) -> None:
+        self.ref, self.window = ref, window
+        super().__init__(
+            "override_reason",
+            f"{window}; to start it anyway give an override reason (it is recorded in the audit trail)",
+        )
