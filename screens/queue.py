@@ -695,17 +695,20 @@ class QueueScreen(DeskScreen):
 
     @work(thread=True, group="queue-action", exit_on_error=False)
     def take(self, ref: str) -> None:
+        """Take the ticket if nobody has it yet. A take that came too late (the row showed it free, someone
+        took it a moment before) says who has it, and the rows are read again so that the row shows it."""
         from itsm_tui.services import tickets
 
         try:
             with self.app.db.session() as session:
-                tickets.assign(session, self.app.config, self.app.actor, ref)
-        except ServiceError as exc:  # refused: say why, change nothing
+                tickets.take(session, self.app.config, self.app.actor, ref)
+        except ServiceError as exc:  # refused: say why; nothing was written
+            message = strip_control(str(exc))
             self.app.call_from_thread(
-                self.app.notify, str(exc), title="Not taken", severity="error", markup=False
+                self.app.notify, message, title="Not taken", severity="error", markup=False
             )
-            return
-        self.app.call_from_thread(self.app.notify, f"{ref} is yours.", markup=False)
+        else:
+            self.app.call_from_thread(self.app.notify, f"{ref} is yours.", markup=False)
         self.app.call_from_thread(self.reload, True)
 
     def action_assign(self) -> None:

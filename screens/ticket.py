@@ -360,7 +360,8 @@ class TicketScreen(DeskScreen):
             resolution.append(strip_control(view.resolution_note))
             extra.add_row("Resolution", resolution)
         extra.add_row("Description", Text(strip_control(view.description) or "-"))
-        return Group(head, full, pairs, clocks, extra, Text(""))
+        warning = [Text(detail.history_warning, style="bold red")] if detail.history_warning else []
+        return Group(*warning, head, full, pairs, clocks, extra, Text(""))  # a broken audit chain said first
 
     def render_timeline(self, detail: TicketDetail) -> Table:
         tz = self.app.actor.timezone
@@ -517,21 +518,24 @@ class TicketScreen(DeskScreen):
     def action_take(self) -> None:
         detail = self._ready("take")
         if detail is not None:
-            self.take(detail.view.ref, detail.view.version)
+            self.take(detail.view.ref)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="ticket-action")
-    def take(self, ref: str, version: int) -> None:
+    def take(self, ref: str) -> None:
+        """Take the ticket if nobody has it yet (whatever else changed since it was shown: a take needs no
+        version). Too late, it says who has it and the ticket is reloaded with what changed marked."""
         app = self.app
         try:
             with self._session() as session:
-                tickets.assign(session, app.config, app.actor, ref, expected_version=version)
-        except StaleEdit as exc:
+                tickets.take(session, app.config, app.actor, ref)
+        except StaleEdit as exc:  # lost to changes made at the same moment: reloaded, the notice says so
             app.call_from_thread(self.load, exc)
             return
         except ServiceError as exc:
             app.call_from_thread(
                 app.notify, strip_control(str(exc)), title="Not taken", severity="error", markup=False
             )
+            app.call_from_thread(self.load, None, True)
             return
         app.call_from_thread(app.notify, f"{ref} is yours.", markup=False)
         app.call_from_thread(self.load)

@@ -209,7 +209,9 @@ HAND_WRITTEN: dict[tuple[str | None, str, str], str | None] = {
     ("agent", "new_other_group", "take"): "queued for another group; a shift_lead may assign it to you",
     ("shift_lead", "new_other_group", "take"): None,
     ("agent", "assigned_other", "take"): "assigned to someone else; a shift_lead may reassign it",
-    ("support_l2", MINE, "take"): "it is already yours",
+    ("shift_lead", "assigned_other", "take"): "assigned to someone else; assign reassigns it",
+    ("shift_lead", "assigned_other", "assign"): None,
+    ("support_l2", MINE, "take"): None,  # already one's own: a take that changes nothing
     ("agent", "new", "assign"): "needs the role shift_lead",
     ("shift_lead", "closed", "assign"): "the ticket is closed",
     ("analyst", "new", "reply"): "needs the role agent, support_l2, support_l3 or shift_lead",

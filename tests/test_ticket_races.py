@@ -35,7 +35,9 @@ def test_stale_save_is_refused_naming_who_changed_it(db, config, staff) -> None:
         lambda s: tickets.update_fields(
             s, config, staff["agent1"], ref, title="Mine", expected_version=opened_version
         ),
-        lambda s: tickets.assign(s, config, staff["agent1"], ref, expected_version=opened_version),
+        lambda s: tickets.assign(
+            s, config, staff["lead"], ref, assignee="agent1", expected_version=opened_version
+        ),
         lambda s: tickets.transition(
             s, config, staff["agent1"], ref, "cancelled", reason="dup", expected_version=opened_version
         ),

@@ -472,9 +472,15 @@ def test_l2_takes_its_groups_ticket(db, config, staff) -> None:
 
 def test_agent_cannot_take_a_ticket_assigned_to_someone_else(db, config, staff) -> None:
     ref = new_ticket(db, config, staff["agent1"])
-    take(db, config, staff["agent1"], ref)
-    error = refused(db, lambda s: tickets.assign(s, config, staff["agent2"], ref))
-    assert "shift_lead" in str(error)
+    take(db, config, staff["agent1"], ref)  # at T0
+    before = counts(db)
+    for login, hint in (("agent2", ""), ("lead", " (assign reassigns it)")):  # a lead's take is a take
+        with pytest.raises(tickets.AlreadyTaken) as info, db.session() as s:
+            tickets.assign(s, config, staff[login], ref, now=at(30))
+        assert str(info.value) == (
+            f"{ref} was taken by Agent1 (agent1) at 2026-03-02 09:00 UTC; it is not yours{hint}"
+        )
+    assert counts(db) == before
     assert snapshot(db, ref).assignee == "agent1"
 
 

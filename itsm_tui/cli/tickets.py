@@ -71,8 +71,8 @@ def cmd_ticket_list(desk: Desk, args: argparse.Namespace) -> int:
                 r.ref,
                 f"P{r.priority}",
                 r.status,
-                r.group or "",
-                r.assignee or "",
+                plain(r.group or ""),
+                plain(r.assignee or ""),
                 local(r.opened_at, actor.timezone),
                 plain(r.title)[:60],
             ]
@@ -97,12 +97,15 @@ def cmd_ticket_show(desk: Desk, args: argparse.Namespace) -> int:
         data = view.as_json()
         data["links"] = links
         data["timeline"] = [jsonable(item) for item in timeline]
+        data["history_warning"] = shown.history_warning
         print(json.dumps(data, indent=2))
         return 0
+    if shown.history_warning:
+        print(shown.history_warning)
     tz = actor.timezone
     print(
         f"{view.ref}  P{view.priority}  {view.status}"
-        + (f" ({view.pending_reason})" if view.pending_reason else "")
+        + (f" ({plain(view.pending_reason)})" if view.pending_reason else "")
         + f"  v{view.version}"
     )
     print(f"  {plain(view.title)}")
@@ -110,10 +113,10 @@ def cmd_ticket_show(desk: Desk, args: argparse.Namespace) -> int:
         ("Kind", view.kind),
         ("Requester", plain(view.requester)),
         ("Impact/urgency", f"{view.impact}/{view.urgency}"),
-        ("Category", view.category or "-"),
-        ("Service/CI", f"{view.service or '-'} / {view.ci or '-'}"),
-        ("Group", view.group or "-"),
-        ("Assignee", view.assignee or "-"),
+        ("Category", plain(view.category or "-")),
+        ("Service/CI", plain(f"{view.service or '-'} / {view.ci or '-'}")),
+        ("Group", plain(view.group or "-")),
+        ("Assignee", plain(view.assignee or "-")),
         ("Opened", local(view.opened_at, tz)),
         ("Responded", local(view.responded_at, tz)),
         ("Response SLA", f"{view.response_state}, due {local(view.response_due_at, tz)}"),
@@ -125,14 +128,15 @@ def cmd_ticket_show(desk: Desk, args: argparse.Namespace) -> int:
     if view.rating:
         rows.append(("Rating", f"{view.rating}/5"))
     if links:
-        rows.append(("Links", ", ".join(links)))
+        rows.append(("Links", plain(", ".join(links))))
     for label, value in rows:
         print(f"  {label + ':':<16}{value}")
     if view.description:
         print("\n" + plain(view.description))
     print("\nTimeline (newest first):")
     for item in timeline:
-        print(f"  {local(item['at'], tz)}  {item['kind']:<6} {item['by']:<12} {plain(item['text'])}")
+        who = plain(item["by"] or "")
+        print(f"  {local(item['at'], tz)}  {item['kind']:<6} {who:<12} {plain(item['text'])}")
     return 0
 
 
@@ -179,7 +183,9 @@ def cmd_ticket_update(desk: Desk, args: argparse.Namespace) -> int:
 
         if fields:
             step(tickets.update_fields(session, config, actor, ref, expected_version=version, **fields))
-        if args.take or args.assign:
+        if args.take:  # only if nobody has it yet: a take that came too late says who has it
+            step(tickets.take(session, config, actor, ref))
+        elif args.assign:  # the explicit assign: version-checked, the previous assignee is told
             step(
                 tickets.assign(
                     session,

@@ -1,18 +1,53 @@
-"""Stale saves of versioned records (tickets and changes): a save names the version it was based on, and one
-based on an older version, or a concurrent save that lost the race, is refused with :class:`StaleEdit`
-naming who changed the record last and when."""
+"""Stale saves and lost races of versioned records (tickets, changes): nothing is ever silently overwritten.
+
+A save names the version it was based on; one based on an older version is refused with :class:`StaleEdit`
+naming who changed the record last and when (:func:`check_version`). Two transactions saving at the same
+moment are decided by the database, which refuses the loser in one of three ways: the ORM's version check
+finds the row gone to a newer version at flush (``StaleDataError``), a unique constraint finds the row the
+loser meant to add already there (``IntegrityError``), or PostgreSQL gives up one side of a conflict
+(serialization failure, deadlock). :func:`lost_race` is the one place that turns each of these into a
+refusal the person is told: ``db.Database.session()`` asks it about whatever escapes a write session, and
+:func:`flush` about the flushes a service makes itself, so a lost race reads the same on SQLite and
+PostgreSQL, from the console and from the command line, and never as a traceback.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from itsm_tui.models import Change, Ticket
+from itsm_tui.db import VersionedWrite, refuse_lost_races
+from itsm_tui.models import Change, Problem, Ticket
 from itsm_tui.services import audit
 from itsm_tui.services.errors import StaleEdit
 
 Versioned = Ticket | Change
+
+# The audit trail's name for each versioned kind of record.
+ENTITY_TYPES: dict[type, str] = {Ticket: "ticket", Change: "change", Problem: "problem"}
+
+# PostgreSQL's SQLSTATEs for a transaction it gave up so that another could go on.
+_CONFLICT_STATES = {"40001": "serialization failure", "40P01": "deadlock"}
+_UNIQUE_STATE = "23505"
+_SQLITE_UNIQUE = ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY")
+
+
+class LostRace(StaleEdit):
+    """Another transaction wrote the same record (or the same unique row) at the same moment and won.
+
+    Nothing of the loser's was written. A :class:`StaleEdit`, so that a screen reloads as for any stale
+    save; its own message, since the record may not have reached a newer version (a deadlock, a duplicate).
+    """
+
+    def __init__(self, ref: str | None, expected: int, current: int, who: str | None, when: datetime | None):
+        super().__init__(ref or "the record", expected, current, who, when)
+        what = ref or "the same record"
+        race = f"{who} changed {what}" if who else f"someone else was changing {what}"
+        self.args = (f"{race} at the same moment; nothing of yours was saved: reload it and try again",)
 
 
 def _stale(
@@ -31,17 +66,78 @@ def check_version(
         raise _stale(session, entity_type, record.id, record.ref, expected_version, record.version)
 
 
-def flush(session: Session, entity_type: str, record: Versioned, expected_version: int | None) -> None:
-    """Write the changes now; a concurrent save that won the race turns into :class:`StaleEdit`."""
-    record_id, ref, loaded_version = record.id, record.ref, record.version  # expired once the flush fails
-    model = type(record)
+def raced(session: Session, entity_type: str, record: Versioned) -> LostRace:
+    """The refusal for an action that kept finding ``record`` changed under it by others (read through
+    ``session``, which is still good: the action gave up before writing)."""
+    last = audit.last_change(session, entity_type, record.id)
+    who, when = last if last else (None, None)
+    return LostRace(record.ref, record.version, record.version, who, when)
+
+
+def race_kind(error: BaseException) -> str | None:
+    """Which way the database refused the loser of a race (None: ``error`` is no lost race)."""
+    if isinstance(error, StaleDataError):
+        return "stale"
+    if not isinstance(error, DBAPIError):
+        return None
+    orig = error.orig
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if state in _CONFLICT_STATES:
+        return _CONFLICT_STATES[state]
+    if isinstance(error, IntegrityError) and (
+        state == _UNIQUE_STATE
+        or getattr(orig, "sqlite_errorname", None) in _SQLITE_UNIQUE
+        or str(orig).startswith("UNIQUE constraint failed")
+    ):
+        return "duplicate"
+    return None
+
+
+def lost_race(session: Session, error: BaseException, writes: list[VersionedWrite]) -> StaleEdit | None:
+    """The refusal for a transaction that lost a race, or None if ``error`` is something else.
+
+    ``writes`` are the versioned rows the transaction was writing (``db`` notes them at each flush); the
+    first names the record in the message, with who changed it last. The session is not read: it must be
+    rolled back by its owner, so the winner is read through a fresh one (a reader: on SQLite a writer's
+    BEGIN IMMEDIATE would wait for this very transaction).
+    """
+    kind = race_kind(error)
+    if kind is None:
+        return None
+    if not writes:
+        return LostRace(None, 0, 0, None, None)
+    row = writes[0]
+    model: type[Versioned | Problem] = row.model
+    entity_type = ENTITY_TYPES.get(row.model, row.model.__name__.lower())
+    current: int | None = None
+    last = None
     try:
-        session.flush()  # first, so that a lost race is caught here and nowhere else
-    except StaleDataError:
-        # This session must be rolled back by its owner; read who won the race through a fresh one
-        # (a reader: on SQLite the writer's BEGIN IMMEDIATE would wait for this very transaction).
         reader = session.get_bind().execution_options(sqlite_begin="DEFERRED")
         with Session(bind=reader) as fresh:
-            current = fresh.scalar(select(model.version).where(model.id == record_id)) or 0
-            stale = _stale(fresh, entity_type, record_id, ref, expected_version or loaded_version, current)
-        raise stale from None
+            current = fresh.scalar(select(model.version).where(model.id == row.id))
+            last = audit.last_change(fresh, entity_type, row.id)
+    except DBAPIError:  # the database went away meanwhile: still the refusal, without the winner's name
+        pass
+    now = current if current is not None else row.version
+    if now == row.version:  # nobody saved a newer version (yet): the last change is not the winner's
+        return LostRace(row.ref, row.version, now, None, None)
+    who, when = last if last else (None, None)
+    if kind == "stale":  # as a save based on an older version is told (check_version), on both databases
+        return StaleEdit(row.ref or entity_type, row.version, now, who, when)
+    return LostRace(row.ref, row.version, now, who, when)
+
+
+def flush(session: Session, entity_type: str, record: Versioned, expected_version: int | None) -> None:
+    """Write the changes now; a concurrent save that won the race turns into :class:`StaleEdit`."""
+    # Read before the flush: a failed flush expires the record.
+    written = VersionedWrite(type(record), record.id, expected_version or record.version, record.ref)
+    try:
+        session.flush()  # first, so that a lost race is caught here, where the record is known
+    except (StaleDataError, DBAPIError) as error:
+        refusal = lost_race(session, error, [written])
+        if refusal is None:
+            raise
+        raise refusal from None
+
+
+refuse_lost_races(lost_race)  # every write session (db.Database.session) refuses a lost race this way

@@ -2,7 +2,8 @@
 
 Every function takes a session, the validated configuration and the acting user; every mutation writes its
 audit events in the same session (through :mod:`itsm_tui.services.audit`), and a save based on a stale
-version is refused (:class:`StaleEdit`). Who may do what is decided by one guard per action
+version is refused (:class:`StaleEdit`); a take takes a ticket only while nobody has it
+(:class:`AlreadyTaken` names who does). Who may do what is decided by one guard per action
 (:mod:`.guards`): the service functions call it before they look at their inputs, and
 :func:`available_actions` asks the same guards, so offered and allowed cannot drift apart.
 
@@ -22,6 +23,7 @@ from itsm_tui.services.tickets.editing import (
     escalate,
     escalate_to_lead,
     move_to_group,
+    take,
     update_fields,
 )
 from itsm_tui.services.tickets.guards import (
@@ -29,6 +31,7 @@ from itsm_tui.services.tickets.guards import (
     GUARDS,
     RATEABLE,
     TRANSITIONS,
+    AlreadyTaken,
     Guard,
     TicketFacts,
     allowed_transitions,
@@ -86,6 +89,7 @@ __all__ = [
     "SLA_TARGETS",
     "TITLE_MAX",
     "TRANSITIONS",
+    "AlreadyTaken",
     "Guard",
     "MajorAnnouncement",
     "TicketDetail",
@@ -130,6 +134,7 @@ __all__ = [
     "rate",
     "reopen",
     "resolve",
+    "take",
     "timeline",
     "transition",
     "update_fields",

@@ -1,18 +1,22 @@
-"""Working on a ticket: editing its fields, assigning and taking it, escalating it, replies and work notes."""
+"""Working on a ticket: editing its fields, taking and assigning it, escalating it, replies and work notes."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from itsm_tui.config import DeskConfig
-from itsm_tui.models import Group, GroupMembership, Ticket, TicketEntry
-from itsm_tui.services import audit, notifications, sla
+from itsm_tui.db import rowcount
+from itsm_tui.models import AuditEvent, Group, GroupMembership, Ticket, TicketEntry, User, utc_or_now
+from itsm_tui.services import audit, notifications, sla, versions
+from itsm_tui.services.access import has_permission
 from itsm_tui.services.errors import ValidationError
 from itsm_tui.services.inputs import active_user
 from itsm_tui.services.tickets.guards import (
+    AlreadyTaken,
+    enforce,
     guard_assign,
     guard_edit,
     guard_escalate,
@@ -37,6 +41,7 @@ from itsm_tui.services.tickets.helpers import (
     _work_note,
 )
 from itsm_tui.services.tickets.major import announce_major
+from itsm_tui.services.tickets.reading import get_ticket
 from itsm_tui.services.users import Actor
 
 EDITABLE = ("title", "description", "requester", "category", "service", "ci", "impact", "urgency")
@@ -85,12 +90,135 @@ def update_fields(
     priority = config.priority_for(ticket.impact, ticket.urgency)
     if priority != ticket.priority:
         _set(session, ticket, "priority", priority, actor, now)
-        sla.retarget(ticket, config)  # from the original start, paused time kept out
+        with session.no_autoflush:  # it reads the pauses only: the edit is written in one UPDATE below
+            sla.retarget(ticket, config)  # from the original start, paused time kept out
         changed = True
     if changed:
         _save(session, ticket, now, expected_version)
         announce_major(session, config, ticket, actor, now)  # raised to a major priority: announced once
     return ticket
+
+
+TAKE_ATTEMPTS = 3
+"""How often a take looks again at a ticket that changed (but stayed unassigned) between reading it and
+claiming it, before it gives up as a lost race (PostgreSQL only: SQLite writers queue)."""
+JUST_NOW = timedelta(minutes=2)
+"""An assignment this recent is told as "a moment ago" (else by its time)."""
+
+
+def take(
+    session: Session, config: DeskConfig, actor: Actor, ref: str, *, now: datetime | None = None
+) -> Ticket:
+    """Take a ticket if it is still unassigned; one that is already the actor's is left as it is.
+
+    The database decides between people taking the same ticket at once, lead or agent alike: one
+    conditional UPDATE claims it only while it has no assignee and is still the version read here, so
+    exactly one taker wins; everyone else is refused with :class:`AlreadyTaken` naming who has it and
+    writes nothing (no audit row, no notification). A take needs no expected version: whatever else
+    changed, it only ever takes a ticket nobody has. The taker is not notified of their own take.
+    """
+    now = _now(now)
+    for _ in range(TAKE_ATTEMPTS):
+        ticket = get_ticket(session, ref)
+        try:
+            enforce(guard_take, actor, ticket)
+        except AlreadyTaken as refusal:
+            raise refusal.explained(_taken_message(session, ticket, actor, now)) from None
+        if ticket.assignee_id == actor.id:
+            return ticket  # already the actor's: nothing to write
+        me = _actor_user(session, actor)
+        group_id = _taking_group(session, actor, ticket, me)
+        if _claim(session, ticket, me.id):
+            break
+        session.expire(ticket)  # changed since it was read (taken, or edited): look at it again
+    else:
+        raise versions.raced(session, "ticket", ticket)
+    # The ticket is this transaction's now (its row is locked on PostgreSQL; SQLite has one writer): the
+    # assignment and what goes with it are written as any change, in one versioned UPDATE that follows.
+    if group_id != ticket.group_id:
+        _set(session, ticket, "group_id", group_id, actor, now, action="assign")
+        ticket.reassignment_count += 1
+    _set(session, ticket, "assignee_id", me.id, actor, now, action="assign")
+    if ticket.status == "new":
+        _set(session, ticket, "status", "assigned", actor, now, action="transition")
+    _mark_responded(session, ticket, actor, now)
+    _save(session, ticket, now, None)
+    return ticket
+
+
+def _claim(session: Session, ticket: Ticket, user_id: int) -> bool:
+    """The one statement that decides a take: the ticket becomes ``user_id``'s only if it still has no
+    assignee and is still the version read (so still what the guard passed). On PostgreSQL a rival's
+    UPDATE of the row waits for this transaction and then finds the condition false."""
+    session.flush()  # what this session changed before is written (and versioned) first
+    claimed = session.execute(
+        update(Ticket)
+        .where(Ticket.id == ticket.id, Ticket.assignee_id.is_(None), Ticket.version == ticket.version)
+        .values(assignee_id=user_id)
+        .execution_options(synchronize_session=False)
+    )
+    # The in-session ticket still shows no assignee: setting it below audits the change and writes it with
+    # the version bump (the same value again in this very row).
+    return rowcount(claimed) == 1
+
+
+def _taking_group(session: Session, actor: Actor, ticket: Ticket, user: User) -> int | None:
+    """The group a take leaves the ticket in: its own, unless a shift lead takes it from a group they are
+    not in (then their first group). The guard has seen to everyone else's being one of theirs."""
+    member_groups = set(
+        session.scalars(select(GroupMembership.group_id).where(GroupMembership.user_id == user.id))
+    )
+    if ticket.group_id in member_groups:
+        return ticket.group_id
+    if actor.has_role("shift_lead") and member_groups:
+        return sorted(member_groups)[0]
+    raise ValidationError(
+        "assignee",
+        f"{user.login} is not a member of group {_group_code(session, ticket.group_id)}; "
+        f"choose a member or another group",
+    )
+
+
+def _taken_message(session: Session, ticket: Ticket, actor: Actor, now: datetime) -> str:
+    """Who has the ticket and since when, for a take that came too late."""
+    holder = session.get(User, ticket.assignee_id)
+    holder_name = f"{holder.name} ({holder.login})" if holder else "someone else"
+    last = session.execute(
+        select(AuditEvent.at, AuditEvent.actor_id, User.name, User.login)
+        .outerjoin(User, User.id == AuditEvent.actor_id)
+        .where(
+            AuditEvent.entity_type == "ticket",
+            AuditEvent.entity_id == ticket.id,
+            AuditEvent.field == "assignee",
+        )
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+        .limit(1)
+    ).first()
+    if last is None:
+        told = f"{ticket.ref} is assigned to {holder_name}"
+    else:
+        ago = (
+            "a moment ago"
+            if abs(now - utc_or_now(last.at)) <= JUST_NOW
+            else f"at {last.at:%Y-%m-%d %H:%M} UTC"
+        )
+        if last.actor_id == ticket.assignee_id:
+            told = f"{ticket.ref} was taken by {holder_name} {ago}"
+        else:
+            by = f"{last.name} ({last.login})" if last.login else "the system"
+            told = f"{ticket.ref} was assigned to {holder_name} by {by} {ago}"
+    hint = " (assign reassigns it)" if actor.has_role("shift_lead") else ""
+    return f"{told}; it is not yours{hint}"
+
+
+def _is_take(actor: Actor, assignee: str | None, group: str | None) -> bool:
+    """Whether an assignment is a take: no assignee and no group, or naming oneself without the right to
+    assign (a shift lead naming themselves assigns explicitly, over whoever has the ticket)."""
+    if group:
+        return False
+    if not assignee:
+        return True
+    return assignee.strip() == actor.login and not has_permission(actor.roles, "ticket.assign_others")
 
 
 def assign(
@@ -104,10 +232,17 @@ def assign(
     expected_version: int | None = None,
     now: datetime | None = None,
 ) -> Ticket:
-    """Assign a ticket. Without ``assignee`` (or with one's own login) and without ``group`` it is a take."""
+    """Assign a ticket to ``assignee`` (and/or ``group``): the explicit assign, the only way a ticket
+    someone has goes to someone else. Without either (or naming oneself without the right to assign
+    others) it is a :func:`take`.
+
+    Version-checked: an assign based on a version that is no longer the ticket's is refused as stale. The
+    new assignee is told, and so is the previous one that it is no longer theirs (not the one assigning).
+    """
+    if _is_take(actor, assignee, group):
+        return take(session, config, actor, ref, now=now)
     now = _now(now)
-    taking = not group and (not assignee or assignee.strip() == actor.login)
-    ticket = _guarded(session, actor, ref, guard_take if taking else guard_assign, expected_version)
+    ticket = _guarded(session, actor, ref, guard_assign, expected_version)
     target_user = active_user(session, assignee, "assignee") if assignee else _actor_user(session, actor)
     target_group = _group_by_code(session, group) if group else None
     group_id = target_group.id if target_group else ticket.group_id
@@ -115,32 +250,46 @@ def assign(
         session.scalars(select(GroupMembership.group_id).where(GroupMembership.user_id == target_user.id))
     )
     if group_id not in member_groups:
-        if taking and actor.has_role("shift_lead") and member_groups:
-            group_id = sorted(member_groups)[0] if ticket.group_id not in member_groups else ticket.group_id
-        else:
-            raise ValidationError(
-                "assignee",
-                f"{target_user.login} is not a member of group {_group_code(session, group_id)}; "
-                f"choose a member or another group",
-            )
+        raise ValidationError(
+            "assignee",
+            f"{target_user.login} is not a member of group {_group_code(session, group_id)}; "
+            f"choose a member or another group",
+        )
+    previous = session.get(User, ticket.assignee_id) if ticket.assignee_id is not None else None
     if group_id != ticket.group_id:
         _set(session, ticket, "group_id", group_id, actor, now, action="assign")
         ticket.reassignment_count += 1
-    if _set(session, ticket, "assignee_id", target_user.id, actor, now, action="assign"):
+    reassigned = _set(session, ticket, "assignee_id", target_user.id, actor, now, action="assign")
+    if ticket.status == "new":
+        _set(session, ticket, "status", "assigned", actor, now, action="transition")
+    _mark_responded(session, ticket, actor, now)
+    _save(session, ticket, now, expected_version)  # the versioned UPDATE first: a stale assign tells nobody
+    if reassigned:
+        event = f"{ticket.id}:{ticket.reassignment_count}:{now.isoformat()}"
         notifications.notify(
             session,
             [target_user.id],
             kind="assigned",
-            event_key=f"assigned:{ticket.id}:{ticket.reassignment_count}:{now.isoformat()}",
+            event_key=f"assigned:{event}",
             entity=("ticket", ticket.id),
             message=f"{ticket.ref} (P{ticket.priority}) assigned to you by {actor.name}: {ticket.title}",
             now=now,
             exclude=actor.id,
         )
-    if ticket.status == "new":
-        _set(session, ticket, "status", "assigned", actor, now, action="transition")
-    _mark_responded(session, ticket, actor, now)
-    _save(session, ticket, now, expected_version)
+        if previous is not None:  # whoever was working it hears that it has gone, to whom and by whom
+            notifications.notify(
+                session,
+                [previous.id],
+                kind="assigned",
+                event_key=f"unassigned:{event}",
+                entity=("ticket", ticket.id),
+                message=(
+                    f"{ticket.ref} (P{ticket.priority}) is no longer yours: assigned to "
+                    f"{target_user.name} ({target_user.login}) by {actor.name}"
+                ),
+                now=now,
+                exclude=actor.id,
+            )
     return ticket
 
 

@@ -1,10 +1,10 @@
 """What a user may do with a ticket: one guard per action, the only place where its rules are written.
 
 A guard takes the acting user and a ticket's :class:`TicketFacts` and returns, or raises the refusal: a
-:class:`PermissionDenied` naming the role that may, or a :class:`ValidationError` naming the status that
-would allow it. Each service function calls its action's guard before it looks at its inputs, and
-:func:`available_actions` asks the very same guards, so what a screen offers is what the services allow,
-and a refusal reads the same in both places.
+:class:`PermissionDenied` naming the role that may, a :class:`ValidationError` naming the status that
+would allow it, or :class:`AlreadyTaken` for a take of a ticket someone else has. Each service function
+calls its action's guard before it looks at its inputs, and :func:`available_actions` asks the very same
+guards, so what a screen offers is what the services allow, and a refusal reads the same in both places.
 """
 
 from __future__ import annotations
@@ -145,17 +145,25 @@ def _closed(facts: TicketFacts) -> ValidationError:
 # --------------------------------------------------------------------------- one guard per action
 
 
+class AlreadyTaken(ServiceError):
+    """Someone else has the ticket. A take never reassigns one, a shift lead's no more than anyone's: only
+    the explicit assign does, naming the new assignee (``editing.take`` names who has it)."""
+
+
 def guard_take(actor: Actor, facts: TicketFacts) -> None:
-    """Take an open ticket: an unassigned one of one's own groups; a shift lead any that is not theirs."""
+    """Take an open ticket if it is still unassigned (one's own already: nothing to do), from one's own
+    groups; a shift lead from any group."""
     _permit(actor, "ticket.take")
     if not facts.is_open:
         raise _closed(facts)
     if facts.assignee_id == actor.id:
-        raise _status("it is already yours", "assignee")
+        return
     lead = actor.has_role("shift_lead")
-    if not lead and facts.assignee_id is not None:
-        raise PermissionDenied(
-            "ticket.assign_others", actor.roles, "assigned to someone else; a shift_lead may reassign it"
+    if facts.assignee_id is not None:
+        raise AlreadyTaken(
+            "assigned to someone else; assign reassigns it"
+            if lead
+            else "assigned to someone else; a shift_lead may reassign it"
         )
     if not lead and facts.group_id not in actor.group_ids:
         raise PermissionDenied(

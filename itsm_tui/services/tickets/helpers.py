@@ -35,8 +35,15 @@ def _flush(session: Session, ticket: Ticket, expected_version: int | None) -> No
 
 
 def _load(session: Session, ref: str, expected_version: int | None) -> Ticket:
-    """The ticket to change, refused as stale unless it is still the version the caller saw (if given)."""
-    ticket = get_ticket(session, ref)
+    """The ticket to change, refused as stale unless it is still the version the caller saw (if given).
+
+    Row-locked on PostgreSQL, so that two writers of one ticket take turns, and always in one order: the
+    ticket's row first, then its audit head (taken as the audit rows are flushed), as a take's claim does
+    too; two writers that took them the other way round would deadlock. A ticket this session had read
+    before keeps what it read (the lock does not refresh it): the version check at flush then refuses a
+    save based on that older read.
+    """
+    ticket = get_ticket(session, ref, for_update=True)
     _check_version(session, ticket, expected_version)
     return ticket
 
@@ -79,7 +86,10 @@ def _set(
         return session.scalar(select(Group.code).where(Group.id == row_id))
 
     def names(old: object, new: object) -> tuple[str | None, str | None]:
-        return name(old), name(new)
+        # Names read nothing this change touches: no flush for them, so that the change and whatever
+        # follows it are written as one versioned UPDATE (one version bump per action).
+        with session.no_autoflush:
+            return name(old), name(new)
 
     return audit.set_field(session, ticket, "ticket", field, value, actor_id, now, action, names)
 

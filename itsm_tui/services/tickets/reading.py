@@ -21,8 +21,8 @@ _INTERNAL_IDS = ("group_id", "assignee_id")
 
 def get_ticket(session: Session, ref: str, *, for_update: bool = False) -> Ticket:
     stmt = select(Ticket).where(Ticket.ref == ref.strip().upper())
-    if for_update:
-        stmt = stmt.with_for_update()
+    if for_update:  # the ticket's row only: its group and assignee come outer-joined
+        stmt = stmt.with_for_update(of=Ticket)
     ticket = session.scalar(stmt)
     if ticket is None:
         raise NotFound(f"no ticket {ref!r}; `itsm ticket list` shows the tickets")
