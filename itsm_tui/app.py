@@ -29,6 +29,7 @@ from itsm_tui.db import Database, ReadCancelled
 from itsm_tui.screens import MODE_TITLES, mode_screens
 from itsm_tui.screens.common import database_failure
 from itsm_tui.screens.help import HelpScreen
+from itsm_tui.services.access_log import RecordingDatabase
 from itsm_tui.services.errors import ServiceError
 from itsm_tui.services.notifications import NotificationRow
 from itsm_tui.services.users import Actor
@@ -106,7 +107,9 @@ class ItsmApp(App[None]):
     ) -> None:
         super().__init__()
         self.clock = clock or (lambda: datetime.now(UTC))  # fixed in snapshot tests
-        self.db = db
+        # Every database action of the console goes through this handle: a permission refusal leaving one
+        # of its sessions is recorded (its own transaction, in the worker) before the screen shows it.
+        self.db: Database = RecordingDatabase.around(db, actor.login, actor.id)
         self.config = config
         self.actor = actor
         self.run_scheduler = run_scheduler

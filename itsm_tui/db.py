@@ -7,8 +7,9 @@ per user action (``with db.session() as s:`` commits on success) and pass it to 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -16,8 +17,9 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import CursorResult, Engine, Result, create_engine, event, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
     from itsm_tui.models import Base
 
 # The newest migration in itsm_tui/migrations/versions (a test keeps the two in step).
-SCHEMA_REVISION = "0009"
+SCHEMA_REVISION = "0010"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
@@ -99,6 +101,7 @@ def make_engine(url: str, **kwargs) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys, a busy timeout and explicit transactions."""
     if not is_sqlite(url):
         return create_engine(url, pool_pre_ping=True, **kwargs)
+    _ensure_sqlite_directory(url)  # before SQLite makes the file, readable by all
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -134,6 +137,56 @@ def conflict_insert(session: Session, entity: type[Base]) -> PostgresInsert | Sq
     return sqlite_insert(entity)
 
 
+@dataclass(frozen=True)
+class VersionedWrite:
+    """A versioned row (one with a ``version_id_col``) that a flush set out to update: the record a lost
+    race's refusal names. ``version`` is the one the transaction read; ``ref`` its reference, if any."""
+
+    model: type
+    id: Any
+    version: int
+    ref: str | None
+
+
+_WRITES = "itsm.versioned_writes"  # Session.info key: what the session's flushes set out to update
+
+RaceRefusal = Callable[[Session, BaseException, "list[VersionedWrite]"], Exception | None]
+"""Given a write session, what the database raised in it and the versioned rows it was writing: the
+refusal to raise instead, or None if the error is no lost race."""
+
+_race_refusal: RaceRefusal | None = None
+
+
+def refuse_lost_races(refusal: RaceRefusal) -> None:
+    """Say how :meth:`Database.session` refuses a transaction that lost a race. The services own the
+    refusal (``services.versions`` sets it when imported); this layer only knows when to ask."""
+    global _race_refusal
+    _race_refusal = refusal
+
+
+def _note_versioned_writes(session: Session, _context: object, _instances: object) -> None:
+    """Before a flush of a write session: note the versioned rows it updates, read from what is loaded
+    (nothing is fetched), so that if the database refuses the flush, or the transaction later, the refusal
+    can say which record. A flush that updates none keeps the previous note."""
+    writes = []
+    for obj in session.dirty:
+        state = inspect(obj)
+        version_column = state.mapper.version_id_col
+        if version_column is None or state.identity is None:
+            continue
+        loaded = state.dict
+        version = loaded.get(state.mapper.get_property_by_column(version_column).key)
+        if isinstance(version, int):
+            writes.append(VersionedWrite(type(obj), state.identity[0], version, loaded.get("ref")))
+    if writes:
+        session.info[_WRITES] = writes
+
+
+def versioned_writes(session: Session) -> list[VersionedWrite]:
+    """The versioned rows that the session's latest flush updating any set out to update."""
+    return list(session.info.get(_WRITES, ()))
+
+
 def rowcount(result: Result[Any]) -> int:
     """How many rows an UPDATE or DELETE run through a session changed: ``Session.execute`` is typed as
     giving a plain result, but for these statements it is a cursor result, which counts them."""
@@ -153,12 +206,9 @@ class Database:
     def connect(cls, url: str) -> Database:
         engine = make_engine(url)
         writer_bind = engine.execution_options(sqlite_begin="IMMEDIATE") if is_sqlite(url) else engine
-        return cls(
-            url,
-            engine,
-            sessionmaker(writer_bind, expire_on_commit=False),
-            sessionmaker(engine, expire_on_commit=False),
-        )
+        writer = sessionmaker(writer_bind, expire_on_commit=False)
+        event.listen(writer, "before_flush", _note_versioned_writes)  # what a lost race's refusal names
+        return cls(url, engine, writer, sessionmaker(engine, expire_on_commit=False))
 
     @property
     def backend(self) -> str:
@@ -166,9 +216,24 @@ class Database:
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
-        """A read-write session for one action: committed when the block ends, rolled back on error."""
-        with self._writer() as session, session.begin():
-            yield session
+        """A read-write session for one action: committed when the block ends, rolled back on error.
+
+        A transaction that lost a race to another one, wherever in the block or at the commit the database
+        refused it (a row gone to a newer version, a unique row already there, a PostgreSQL serialization
+        failure or deadlock), is refused as :func:`refuse_lost_races` says (the services' one message for
+        it, ``services.versions.lost_race``): the person is told who won and to try again, never shown a
+        traceback. Anything else goes on as it was raised.
+        """
+        with self._writer() as session:
+            try:
+                with session.begin():
+                    yield session
+            except (StaleDataError, DBAPIError) as error:
+                refuse = _race_refusal
+                refusal = refuse(session, error, versioned_writes(session)) if refuse else None
+                if refusal is None:
+                    raise
+                raise refusal from None
 
     @contextlib.contextmanager
     def read_session(self, cancel: ReadCancel | None = None) -> Iterator[Session]:
@@ -261,9 +326,38 @@ class Database:
 
 
 def _ensure_sqlite_directory(url: str) -> None:
-    database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    """Create an SQLite database's folder and file, private to their owner, where they do not exist yet.
+
+    A new folder is made 0700 and a new (empty) file 0600 whatever the umask, before SQLite opens the file:
+    SQLite would make it 0644, readable by every local user, and it gives its ``-wal`` and ``-shm`` files
+    the mode of the database file, so they are private too. An existing folder or file keeps its mode: a
+    desk shared by a group sets its modes on purpose (README, "Shared host"). A folder or file that cannot
+    be made is left for SQLite to report when it opens the database.
+    """
+    parsed = make_url(url)
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:") or "uri" in parsed.query:
+        return
+    path = Path(database)
+    missing: list[Path] = []
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    try:
+        for folder in reversed(missing):
+            try:
+                folder.mkdir(mode=0o700)
+            except FileExistsError:  # made meanwhile by another process: its mode is its maker's
+                continue
+            os.chmod(folder, 0o700)  # the umask may have taken bits from mkdir's mode, never added any
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:  # exists already (kept as it is), or cannot be made: SQLite says so when it opens it
+        return
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 def safe_url(url: str) -> str:

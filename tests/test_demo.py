@@ -11,6 +11,7 @@ from sqlalchemy import text
 from itsm_tui.cli import main
 from itsm_tui.db import Database
 from itsm_tui.demo import DemoRefused, build_demo
+from itsm_tui.services.access import PermissionDenied
 
 ANCHOR = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
@@ -54,15 +55,15 @@ def test_demo_content_is_realistic(demo_db):
     assert q(db, "SELECT count(*) FROM tickets") == 3000
     assert q(db, "SELECT count(*) FROM groups") >= 4
     assert 25 <= q(db, "SELECT count(*) FROM users") <= 35
-    # the OS login is a shift lead, so the demo opens without setup
-    assert (
-        q(
-            db,
-            "SELECT r.role FROM users u JOIN role_memberships r ON r.user_id = u.id "
-            "WHERE u.login = 'deskuser'",
-        )
-        == "shift_lead"
-    )
+    # the OS login is a shift lead, so the demo opens without setup, and (having built it) its admin
+    with db.engine.connect() as conn:
+        builder = conn.execute(
+            text(
+                "SELECT r.role FROM users u JOIN role_memberships r ON r.user_id = u.id "
+                "WHERE u.login = 'deskuser'"
+            )
+        ).scalars()
+        assert set(builder) == {"admin", "shift_lead"}
     roles = {r for (r,) in db.engine.connect().execute(text("SELECT DISTINCT role FROM role_memberships"))}
     assert roles == {
         "agent",
@@ -159,10 +160,15 @@ def test_demo_in_chunks_matches_across_worker_processes(tmp_path, config, monkey
     assert q(Database.connect(url), "SELECT count(*) FROM tickets") == 1600
 
 
-def test_demo_refuses_existing_data_unless_forced(demo_db, config):
+def test_demo_refuses_existing_data_unless_an_admin_forces_it(demo_db, config, monkeypatch):
     with pytest.raises(DemoRefused) as exc:
         build_demo(demo_db, config, tickets=100, seed=1, anchor=ANCHOR)
     assert "--force" in str(exc.value)
+    monkeypatch.setattr("itsm_tui.services.users.os_login", lambda: "akhan")  # one of the demo's agents
+    with pytest.raises(PermissionDenied):
+        build_demo(demo_db, config, tickets=100, seed=1, anchor=ANCHOR, force=True)
+    assert q(demo_db, "SELECT count(*) FROM tickets") == 3000
+    monkeypatch.setattr("itsm_tui.services.users.os_login", lambda: "deskuser")  # who built it: its admin
     build_demo(demo_db, config, tickets=100, seed=1, anchor=ANCHOR, force=True)
     assert q(demo_db, "SELECT count(*) FROM tickets") == 100
 

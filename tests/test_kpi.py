@@ -677,7 +677,10 @@ def _run(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
-def test_report_kpi_json_csv_and_table_give_the_service_figures(desk, db, db_url, config, capsys):
+def test_report_kpi_json_csv_and_table_give_the_service_figures(
+    desk, db, db_url, config, capsys, monkeypatch
+):
+    monkeypatch.setattr("itsm_tui.services.users.os_login", lambda: "analyst1")  # reports: any desk user
     build_week(desk)
     service = desk.report(FIRST, LAST)  # NOW is after the week, like the real clock: the same period
     code, out, err = _run(

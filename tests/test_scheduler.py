@@ -67,8 +67,12 @@ def test_headless_scheduler_flags_and_stops_on_signal(db, db_url, config, staff)
     import threading
 
     breached_ticket(db, config, staff["agent1"])
+    as_agent = (  # any active desk user may run the jobs headless (os_login set as a test sets it)
+        "import sys; import itsm_tui.services.users as u; u.os_login = lambda: 'agent1'; "
+        "from itsm_tui.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "itsm_tui.cli", "scheduler", "--db", db_url],
+        [sys.executable, "-c", as_agent, "scheduler", "--db", db_url],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -1,7 +1,9 @@
 """``itsm demo`` and ``itsm db``: the demonstration data and the database schema.
 
 These connect without a :class:`~itsm_tui.cli.desk.Desk`, which refuses a schema that is not current:
-``db status`` reports the schema as it finds it, and ``db upgrade`` and ``demo`` bring it up to date.
+``db status`` reports the schema as it finds it, and ``db upgrade`` and ``demo`` bring it up to date. Both
+write to the whole desk, so their guards (``services/desk_guards.py``) are asked before the schema is
+touched.
 """
 
 from __future__ import annotations
@@ -13,26 +15,34 @@ from itsm_tui.cli.desk import Handler
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """Build the demo; over a database that holds records, only as :func:`itsm_tui.demo.check_replace`
+    allows, asked before the schema is touched (and again by the build, in its own transaction)."""
     from itsm_tui.config import load_config, resolve_database_url
     from itsm_tui.db import Database
-    from itsm_tui.demo import build_demo, is_empty
+    from itsm_tui.demo import build_demo, check_replace, holdings
 
     config = load_config()
     url = resolve_database_url(args.db)
     db = Database.connect(url)
+    force, delete_live = args.force or args.delete_live_records, args.delete_live_records
     try:
+        with db.engine.connect() as conn:
+            if args.if_empty and not force:
+                if not holdings(conn).empty:
+                    print("the database already holds data; left as it is")
+                    return 0
+            else:
+                check_replace(conn, force=force, delete_live=delete_live)
         db.upgrade()
         db.sync_catalog(config)
-        if args.if_empty and not args.force and not is_empty(db):
-            print("the database already holds data; left as it is")
-            return 0
         summary = build_demo(
             db,
             config,
             tickets=args.tickets,
             seed=args.seed,
             anchor=args.anchor,
-            force=args.force,
+            force=force,
+            delete_live=delete_live,
             progress=lambda text: print(text, file=sys.stderr),
         )
     finally:
@@ -42,13 +52,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    """Create or migrate the schema: anyone on a database without users, an admin on a desk's."""
     from itsm_tui.config import load_config, resolve_database_url
     from itsm_tui.db import SCHEMA_REVISION, Database, safe_url
+    from itsm_tui.services import desk_guards
 
     config = load_config()
     url = resolve_database_url(args.db)
     db = Database.connect(url)
     try:
+        with db.engine.connect() as conn:
+            desk_guards.guard_upgrade(conn)
         before = db.current_revision()
         db.upgrade()
         db.sync_catalog(config)

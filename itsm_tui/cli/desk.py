@@ -41,16 +41,29 @@ class Desk:
 
         return resolve_actor(session)
 
+    def seen(self) -> None:
+        """Note that the person running this command is at work (their ``last_seen_at``)."""
+        from itsm_tui.services import access_log
+        from itsm_tui.services.users import UnknownUser, current_login
+
+        try:
+            login = current_login()
+        except UnknownUser:  # a uid without an account: the command itself says what that means
+            return
+        access_log.seen(self.db, login)
+
     def close(self) -> None:
         self.db.dispose()
 
 
 def with_desk(fn: Callable[[Desk, argparse.Namespace], int]) -> Handler:
-    """A command that gets a :class:`Desk`, closed when it returns or fails."""
+    """A command that gets a :class:`Desk`, closed when it returns or fails; running it counts as the
+    person's activity (the access review's last activity)."""
 
     def run(args: argparse.Namespace) -> int:
         desk = Desk(args)
         try:
+            desk.seen()
             return fn(desk, args)
         finally:
             desk.close()

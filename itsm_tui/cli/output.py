@@ -21,9 +21,15 @@ def local(instant: datetime | None, tz: str) -> str:
 
 
 def print_table(headers: list[str], rows: list[list[str]]) -> None:
+    """Rows in aligned columns. Every cell is made one line with no control characters, whatever it holds:
+    the commands pass stored text through :func:`plain` themselves, and this keeps a cell that was missed
+    from acting on the terminal or breaking the table."""
     if not rows:
         print("(none)")
         return
-    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows, strict=False)]
-    for row in [headers, *rows]:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip())
+    from itsm_tui.text import strip_control
+
+    cells = [[strip_control(str(cell), single_line=True) for cell in row] for row in [headers, *rows]]
+    widths = [max(len(x) for x in column) for column in zip(*cells, strict=False)]
+    for row in cells:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip())

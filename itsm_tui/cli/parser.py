@@ -41,11 +41,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="the day the history ends (YYYY-MM-DD, default today); fix it for identical data",
     )
-    demo.add_argument("--force", action="store_true", help="replace the records of a database that has some")
+    demo.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a demo database's records (admins; refused if it holds records the demo did not make)",
+    )
+    demo.add_argument(
+        "--delete-live-records",
+        action="store_true",
+        help="with --force: replace a live desk too, deleting the tickets, changes and users the demo did "
+        "not make (admins)",
+    )
     demo.add_argument(
         "--if-empty",
         action="store_true",
-        help="build only if the database holds no users or tickets yet (otherwise do nothing)",
+        help="build only if the database holds no tickets, changes, users or audit rows yet (otherwise "
+        "do nothing)",
     )
 
     dbcmd = commands.add_parser("db", parents=[db], help="database schema").add_subparsers(
@@ -53,6 +64,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dbcmd.add_parser("upgrade", parents=[db], help="create the schema or bring it to this version")
     dbcmd.add_parser("status", parents=[db], help="show the database's schema revision")
+    grant = dbcmd.add_parser(
+        "grant-roles",
+        parents=[db],
+        help="PostgreSQL: the desk's group roles, least privileges and a login role per person (admins, "
+        "connected as the schema's owner)",
+    )
+    grant.add_argument(
+        "--login",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="give this desk user a login role of their own (repeatable)",
+    )
+    grant.add_argument(
+        "--all-users", action="store_true", help="a login role for every active user; leavers lose theirs"
+    )
+    grant.add_argument(
+        "--desk-role", metavar="NAME", help="the group role of every person (default itsm_desk)"
+    )
+    grant.add_argument(
+        "--owner-role",
+        metavar="NAME",
+        help="the role to own the schema (default: the one that owns it, i.e. ran the migrations)",
+    )
+    grant.add_argument("--dry-run", action="store_true", help="print the SQL and change nothing")
 
     user = commands.add_parser("user", parents=[db], help="users and roles").add_subparsers(
         dest="user_command", metavar="ACTION", required=True
@@ -102,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the SLA job and the change reminders headless (for hosts where no console is open)",
     )
     report = commands.add_parser(
-        "report", parents=[db], help="KPI reports and the shift handover"
+        "report", parents=[db], help="KPI reports, the shift handover and the access review"
     ).add_subparsers(dest="report_command", metavar="ACTION", required=True)
     kpi = report.add_parser(
         "kpi", parents=[db], help="every KPI for a period (same figures as the KPI board)"
@@ -120,9 +156,42 @@ def build_parser() -> argparse.ArgumentParser:
     hand = report.add_parser("handover", parents=[db], help="shift handover: what the next shift must know")
     hand.add_argument("--shift-hours", type=_positive_int, default=8, help="length of the last shift (8)")
     hand.add_argument("--json", action="store_true")
+    access = report.add_parser(
+        "access",
+        parents=[db],
+        help="access review: accounts and roles, last activity, dormant accounts, admins, refused attempts "
+        "(shift leads, process managers, admins)",
+    )
+    access.add_argument(
+        "--dormant-days",
+        type=_positive_int,
+        default=30,
+        metavar="N",
+        help="dormant: no activity in N days; refused attempts of the last N days are listed (default 30)",
+    )
+    access.add_argument("--json", action="store_true")
     serve = commands.add_parser("serve", parents=[db], help="serve the console to a web browser")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=_positive_int, default=8000, help="port (default 8000)")
+    serve.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help="read the login token from this private (0600) file, made with a new token if missing "
+        "(default: a new token, printed once)",
+    )
+    serve.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="the address browsers use, behind a proxy (e.g. https://desk.example.com/itsm/); "
+        "default: the address each browser used",
+    )
+    serve.add_argument(
+        "--max-sessions",
+        type=_positive_int,
+        default=4,
+        metavar="N",
+        help="consoles open at once (default 4)",
+    )
 
     ticket = commands.add_parser(
         "ticket", parents=[db], help="incidents and service requests"
@@ -202,7 +271,37 @@ def build_parser() -> argparse.ArgumentParser:
     upd.add_argument("--rate", type=int, metavar="1-5", help="record the requester's satisfaction")
     upd.add_argument("--json", action="store_true")
     _add_change_commands(commands, db)
+    _add_audit_commands(commands, db)
     return parser
+
+
+def _add_audit_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], db: argparse.ArgumentParser
+) -> None:
+    """``itsm audit verify``: the audit trail's hash chains checked."""
+    audit = commands.add_parser("audit", parents=[db], help="the audit trail: verify it").add_subparsers(
+        dest="audit_command", metavar="ACTION", required=True
+    )
+    verify = audit.add_parser(
+        "verify",
+        parents=[db],
+        help="check every record's audit chain and say where it breaks (exit 1 if it does)",
+    )
+    verify.add_argument(
+        "--entity",
+        nargs=2,
+        metavar=("TYPE", "REF"),
+        help="only one record: ticket INC0000042, change CHG0000003, user LOGIN (window/blackout: its id)",
+    )
+    verify.add_argument(
+        "--heads",
+        metavar="FILE",
+        help="also compare with heads saved earlier (the output of --json): reports any that went back or "
+        "were rewritten",
+    )
+    verify.add_argument(
+        "--json", action="store_true", help="as JSON: the breaks, and every record's head to keep elsewhere"
+    )
 
 
 def _version() -> str:
@@ -323,7 +422,12 @@ def _add_change_commands(
     sched.add_argument("--start", type=_iso_instant, help="new planned start (ISO instant)")
     sched.add_argument("--end", type=_iso_instant, help="new planned end (default: keep the length)")
     sched.add_argument("--override-reason", help="emergency changes: the reason to enter a blackout")
-    step("start", "start implementing a scheduled change")
+    start = step("start", "start implementing a scheduled change (inside its planned window)")
+    start.add_argument(
+        "--override",
+        metavar="REASON",
+        help="change managers: why it starts outside its planned window (recorded in the audit trail)",
+    )
     complete = step("complete", "record the outcome of an implementation")
     complete.add_argument("--outcome", required=True, choices=["implemented", "failed", "backed_out"])
     complete.add_argument("--note", help="what happened (required unless implemented)")

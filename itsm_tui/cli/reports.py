@@ -1,4 +1,5 @@
-"""``itsm report``: every KPI for a period (the KPI board's figures) and the shift handover."""
+"""``itsm report``: every KPI for a period (the KPI board's figures), the shift handover and the access
+review."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from itsm_tui.cli.desk import CliError, Desk, Handler, with_desk
 from itsm_tui.cli.output import local, plain, print_table
+from itsm_tui.services.access import require
 
 if TYPE_CHECKING:
     from itsm_tui.services.kpi import KpiReport
@@ -31,6 +33,7 @@ def cmd_report_kpi(desk: Desk, args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from None
     with desk.db.session() as session:  # refreshing the roll-up writes
+        require(desk.actor(session).roles, "report.read")
         try:
             result = kpi.report(session, desk.config, period, args.group, now=now)
         except ValueError as exc:
@@ -108,6 +111,7 @@ def cmd_report_handover(desk: Desk, args: argparse.Namespace) -> int:
 
     with desk.db.read_session() as session:
         actor = desk.actor(session)
+        require(actor.roles, "report.read")
         result = kpi.handover(session, datetime.now(UTC), shift_hours=args.shift_hours)
     if args.json:
         print(json.dumps({k: v for k, v in result.__dict__.items()}, indent=2, default=str))
@@ -159,7 +163,54 @@ def cmd_report_handover(desk: Desk, args: argparse.Namespace) -> int:
     return 0
 
 
+@with_desk
+def cmd_report_access(desk: Desk, args: argparse.Namespace) -> int:
+    """The access review (shift leads, process managers, admins; refused and recorded for anyone else)."""
+    from itsm_tui.services import access_report
+
+    with desk.db.read_session() as session:
+        actor = desk.actor(session)
+        review = access_report.review(session, actor, dormant_days=args.dormant_days)
+    if args.json:
+        print(json.dumps(review.as_json(), indent=2))
+        return 0
+    tz = actor.timezone
+    days = review.dormant_days
+    print(f"Access review, {local(review.now, tz)} (dormant: no activity in {days} days)")
+    shown = f"{len(review.accounts)} of {review.accounts_total}" if review.truncated else len(review.accounts)
+    print(f"\nAccounts ({shown})")
+    print_table(
+        ["LOGIN", "NAME", "ROLES", "GROUPS", "ACTIVE", "CREATED", "LAST ACTIVITY"],
+        [
+            [
+                plain(a.login),
+                plain(a.name)[:30],
+                ",".join(a.roles),
+                ",".join(plain(g) + ("*" if g in a.lead_of else "") for g in a.groups),
+                ("yes" if a.active else "no") + (" (dormant)" if a.dormant else ""),
+                local(a.created_at, tz),
+                local(a.last_activity_at, tz) if a.last_activity_at else "never",
+            ]
+            for a in review.accounts
+        ],
+    )
+    if review.accounts:
+        print("(* = group lead)")
+    print(f"\nAdmins ({len(review.admins)}): {plain(', '.join(review.admins)) or 'none'}")
+    dormant = [plain(a.login) for a in review.dormant]
+    print(f"Dormant accounts ({len(dormant)}): {', '.join(dormant) or 'none'}")
+    print(f"\nRefused privileged attempts in the last {days} days ({review.refusals_total})")
+    print_table(
+        ["WHEN", "LOGIN", "WHAT", "REFUSAL"],
+        [[local(r.at, tz), plain(r.login), plain(r.action), plain(r.detail)[:90]] for r in review.refusals],
+    )
+    if review.refusals_total > len(review.refusals):
+        print(f"(the newest {len(review.refusals)} shown)")
+    return 0
+
+
 HANDLERS: dict[str, Handler] = {
     "report kpi": cmd_report_kpi,
     "report handover": cmd_report_handover,
+    "report access": cmd_report_access,
 }

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from itsm_tui.cli.desk import EXIT_ERROR, CliError, Desk, Handler
+from itsm_tui.cli.output import plain
 from itsm_tui.cli.parser import build_parser
 
 
@@ -28,8 +29,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = _known_error_message(exc)
         if message is None:
             raise
-        print(f"itsm: error: {message}", file=sys.stderr)
+        _record_refusal(args, exc, message)
+        print(f"itsm: error: {plain(message)}", file=sys.stderr)  # it may quote what someone typed
         return EXIT_ERROR
+
+
+# Options that make a command more privileged than without them, named in the record of a refusal.
+PRIVILEGED_OPTIONS = {"force": "--force", "delete_live_records": "--delete-live-records", "now": "--now"}
+
+
+def _record_refusal(args: argparse.Namespace, exc: Exception, message: str) -> None:
+    """Record a refused privileged attempt (a permission refused, or a login that is no desk user trying
+    a command on a desk that has users), in its own transaction: the refused one was rolled back."""
+    from itsm_tui.services.access import PermissionDenied
+    from itsm_tui.services.users import UnknownUser
+
+    if isinstance(exc, PermissionDenied):
+        permission: str | None = exc.permission
+    elif isinstance(exc, UnknownUser) and not exc.first_user:
+        permission = None
+    else:
+        return
+    from itsm_tui.config import resolve_database_url
+    from itsm_tui.db import Database
+    from itsm_tui.services import access_log, users
+
+    key = _command_key(args) or "console"
+    flags = [flag for attr, flag in PRIVILEGED_OPTIONS.items() if getattr(args, attr, None)]
+    try:
+        login = exc.login if isinstance(exc, UnknownUser) else users.current_login()
+        db = Database.connect(resolve_database_url(getattr(args, "db", None)))
+    except Exception:  # recording is bookkeeping: the refusal is told all the same
+        return
+    try:
+        access_log.record_refusal(
+            db, login=login, action=" ".join([key, *flags]), permission=permission, detail=message
+        )
+    finally:
+        db.dispose()
 
 
 def _known_error_message(exc: Exception) -> str | None:
@@ -48,6 +85,14 @@ def _known_error_message(exc: Exception) -> str | None:
 
     if isinstance(exc, OperationalError):
         return f"the database cannot be reached or used: {exc.orig}"
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == "42501":  # permission denied
+        refusal = str(exc.orig).strip().splitlines()[0]
+        return (
+            f"the database refused: {refusal}; your database role may not do this (the schema's owner does "
+            "it, and grants the desk's privileges with `itsm db grant-roles`)"
+        )
     return None
 
 
@@ -62,6 +107,7 @@ def _command_key(args: argparse.Namespace) -> str | None:
 COMMAND_MODULES = {
     "demo": "database",
     "db": "database",
+    "db grant-roles": "dbroles",
     "user": "users",
     "ticket": "tickets",
     "sla": "sla",
@@ -70,6 +116,7 @@ COMMAND_MODULES = {
     "serve": "serve",
     "report": "reports",
     "change": "changes",
+    "audit": "audit",
 }
 
 
@@ -112,6 +159,9 @@ def open_console(args: argparse.Namespace) -> int:
     log_to_file()
     with desk.db.read_session() as session:
         actor = desk.actor(session)
+    from itsm_tui.services import access_log
+
+    access_log.seen(desk.db, actor.login)
     from itsm_tui.app import ItsmApp
 
     ItsmApp(desk.db, desk.config, actor).run()

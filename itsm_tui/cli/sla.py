@@ -10,8 +10,12 @@ from itsm_tui.cli.desk import Desk, Handler, with_desk
 
 @with_desk
 def cmd_sla_scan(desk: Desk, args: argparse.Namespace) -> int:
+    """One scan, by an active desk user; at another instant than now, by a process manager or an admin."""
     from itsm_tui.jobs import sla_scan
+    from itsm_tui.services import desk_guards
 
+    with desk.db.read_session() as session:
+        desk_guards.guard_scan(session, args.now)
     result = sla_scan.scan(desk.db, desk.config, args.now)
     if args.json:
         print(json.dumps(result.as_json(), indent=2))
@@ -25,7 +29,12 @@ def cmd_sla_scan(desk: Desk, args: argparse.Namespace) -> int:
 
 @with_desk
 def cmd_scheduler(desk: Desk, args: argparse.Namespace) -> int:
+    """The jobs headless, for as long as it runs: started by an active desk user only."""
     from itsm_tui.scheduler import run_headless
+    from itsm_tui.services import desk_guards
+
+    with desk.db.read_session() as session:
+        desk_guards.guard_jobs(session)
 
     run_headless(desk.db, desk.config, lambda text: print(text, flush=True))
     return 0

@@ -50,7 +50,7 @@ def target_lines(t: TargetExplanation, tz: str) -> list[str]:
 
     head = f"{t.target.capitalize()} target: {t.verdict}"
     if not t.running:
-        head += f" (stopped: {t.stopped_by} {local(t.stopped_at, tz)}; its times are frozen)"
+        head += f" (stopped: {plain(t.stopped_by or '')} {local(t.stopped_at, tz)}; its times are frozen)"
     lines = [head]
     calendar = f"{t.calendar} ({'always open' if t.always_open else t.calendar_timezone + ' working hours'})"
     lines.append(row("Policy", f"P{t.priority}, measured on calendar {calendar}"))
@@ -68,7 +68,7 @@ def target_lines(t: TargetExplanation, tz: str) -> list[str]:
         lines.append(row("Pauses", "none"))
     for index, pause in enumerate(t.pauses):
         end = local(pause.end, tz) if pause.end else "now (under way)"
-        span = f"{local(pause.start, tz)} - {end}  {pause.reason}"
+        span = f"{local(pause.start, tz)} - {end}  {plain(pause.reason or '')}"
         if pause.under_way and pause.counted:
             effect = f"{hours_minutes(pause.business_seconds)} so far; the due moves by it on resuming"
         elif pause.counted:

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from itsm_tui.cli.desk import CliError, Desk, Handler, with_desk
-from itsm_tui.cli.output import print_table
+from itsm_tui.cli.output import plain, print_table
 
 
 @with_desk
@@ -44,10 +44,10 @@ def cmd_user_list(desk: Desk, args: argparse.Namespace) -> int:
         ["LOGIN", "NAME", "ROLES", "GROUPS"],
         [
             [
-                r.login,
-                r.name,
+                plain(r.login),
+                plain(r.name),
                 ",".join(r.roles),
-                ",".join(g + ("*" if g in r.lead_of else "") for g in r.groups),
+                ",".join(plain(g) + ("*" if g in r.lead_of else "") for g in r.groups),
             ]
             for r in rows
         ],
@@ -77,7 +77,7 @@ def cmd_user_role(desk: Desk, args: argparse.Namespace) -> int:
             lead_of=args.lead_of,
         )
         summary = f"{user.login}: roles {', '.join(user.role_names)}; groups " + (
-            ", ".join(sorted(m.group.code for m in user.groups)) or "none"
+            ", ".join(sorted(plain(m.group.code) for m in user.groups)) or "none"
         )
     print(summary)
     return 0

@@ -1,4 +1,5 @@
-"""The database around the demo: refusing to overwrite data, wiping it, and the finishing touches.
+"""The database around the demo: what it holds, refusing to overwrite it, wiping it, marking what the demo
+made, and the finishing touches.
 
 Everything but the support groups is wiped (they come from catalog.toml and the records point at them).
 """
@@ -7,32 +8,116 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Connection, func, insert, select, text
+from sqlalchemy import Connection, delete, insert, inspect, select, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
 
 from itsm_tui.config import DeskConfig
 from itsm_tui.db import Database
-from itsm_tui.models import Base, Group, Ticket
+from itsm_tui.models import Base, Counter, Group
 from itsm_tui.services.errors import ServiceError
 
 
 class DemoRefused(ServiceError):
-    """The database has data and --force was not given."""
+    """The database holds records, and the demo was not told to replace them (or they are a live desk's)."""
 
 
-def record_counts(conn: Connection) -> tuple[int, int]:
-    """How many tickets and users the database holds."""
-    tickets = conn.execute(select(func.count()).select_from(Ticket)).scalar() or 0
-    users = conn.exec_driver_sql("SELECT count(*) FROM users").scalar() or 0
-    return tickets, users
+SUMMARY_TABLES = ("tickets", "changes", "users", "audit_events")
+"""What a replacement names: how many tickets, changes, users and audit rows it deletes."""
+
+DEMO_MARKS = {
+    "users": "demo.usr",
+    "tickets": "demo.tkt",
+    "changes": "demo.chg",
+    "problems": "demo.prb",
+    "known_errors": "demo.ke",
+    "knowledge_articles": "demo.kb",
+    "maintenance_windows": "demo.mw",
+    "blackouts": "demo.bo",
+}
+"""The records people make, each with the row of ``counters`` in which the demo keeps the highest id it
+made: a row above it was made after the demo (ids only grow), and a database without these rows was never
+built by the demo."""
+
+_WORDS = {"audit_events": "audit row", "knowledge_articles": "knowledge article"}
+
+
+def _words(counts: dict[str, int]) -> str:
+    """``{"tickets": 3, "users": 1}`` as "3 tickets and 1 user" (record kinds as people call them)."""
+    parts = []
+    for table, n in counts.items():
+        word = _WORDS.get(table, table.removesuffix("s").replace("_", " "))
+        parts.append(f"{n} {word}" + ("" if n == 1 else "s"))
+    return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else "".join(parts)
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """What a database holds, as the demo sees it before replacing it."""
+
+    counts: dict[str, int]  # rows of each of SUMMARY_TABLES
+    made_since: dict[str, int] | None  # rows made after the demo, by table; None: not built by the demo
+
+    @property
+    def empty(self) -> bool:
+        return not any(self.counts.values())
+
+    @property
+    def live(self) -> bool:
+        """Whether it holds records the demo did not make (a desk at work, or one never built by the demo)."""
+        return not self.empty and (self.made_since is None or any(self.made_since.values()))
+
+    def describe(self) -> str:
+        return _words(self.counts)
+
+    def describe_live(self) -> str:
+        if self.made_since is None:
+            return f"{self.describe()}, not made by the demo"
+        return _words({t: n for t, n in self.made_since.items() if n}) + " made after the demo was built"
+
+
+def holdings(conn: Connection) -> Holdings:
+    """How many tickets, changes, users and audit rows the database holds, and how many records in it the
+    demo did not make. Plain SQL on tables every schema revision has, so it also reads a database that is
+    not migrated yet (or has no tables at all: then it is empty)."""
+    tables = set(inspect(conn).get_table_names())
+    counts = {
+        table: (conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar() or 0) if table in tables else 0
+        for table in SUMMARY_TABLES
+    }
+    if not any(counts.values()) or "counters" not in tables:
+        return Holdings(counts, None)
+    names = ", ".join(f"'{name}'" for name in DEMO_MARKS.values())
+    found = conn.execute(text(f"SELECT name, value FROM counters WHERE name IN ({names})")).tuples()
+    marks = dict(found.all())
+    if len(marks) != len(DEMO_MARKS):
+        return Holdings(counts, None)
+    made_since = {
+        table: conn.execute(
+            text(f"SELECT count(*) FROM {table} WHERE id > :mark"), {"mark": marks[name]}
+        ).scalar()
+        or 0
+        for table, name in DEMO_MARKS.items()
+    }
+    return Holdings(counts, made_since)
+
+
+def mark_demo(conn: Connection) -> None:
+    """Keep, in ``counters``, the highest id of each record kind the demo made (see :data:`DEMO_MARKS`)."""
+    rows = [
+        {"name": name, "value": conn.exec_driver_sql(f"SELECT COALESCE(MAX(id), 0) FROM {table}").scalar()}
+        for table, name in DEMO_MARKS.items()
+    ]
+    conn.execute(delete(Counter).where(Counter.name.in_(DEMO_MARKS.values())))
+    conn.execute(insert(Counter), rows)
 
 
 def is_empty(db: Database) -> bool:
-    """Whether the database holds no tickets and no users."""
+    """Whether the database holds no tickets, changes, users or audit rows."""
     with db.engine.connect() as conn:
-        return record_counts(conn) == (0, 0)
+        return holdings(conn).empty
 
 
 def anchor_instant(anchor: datetime | date | None) -> datetime:

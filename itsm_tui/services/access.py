@@ -46,7 +46,14 @@ PERMISSIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "change.approve_emergency": (("change_manager",), "approve an emergency change"),
     "change.manage": (("change_manager",), "schedule, override and close changes"),
     "report.read": (tuple(ROLES), "read reports and KPIs"),
+    "report.access": (("shift_lead", "process_manager", "admin"), "read the access review"),
     "user.admin": (("admin",), "add users and change roles"),
+    # The commands that act on the whole desk rather than on one record.
+    "desk.rebuild": (("admin",), "replace the records of this service desk with demonstration data"),
+    "desk.upgrade": (("admin",), "upgrade the schema of a service desk that has users"),
+    "desk.grant_roles": (("admin",), "grant the desk's database roles and privileges"),
+    "desk.jobs": (tuple(ROLES), "run the SLA job and the change reminders"),
+    "sla.scan_at": (("process_manager", "admin"), "run the SLA job at another instant than now"),
 }
 
 
@@ -57,14 +64,36 @@ class PermissionDenied(ServiceError):
         roles, action = PERMISSIONS[permission]
         self.permission = permission
         self.needed_roles = roles
-        needed = " or ".join(roles) if len(roles) <= 4 else ", ".join(roles[:-1]) + " or " + roles[-1]
         have = ", ".join(sorted(user_roles)) or "no role"
-        message = detail or f"You may not {action}: it needs the role {needed} (you have {have})."
+        message = detail or f"You may not {action}: {_needs(roles)} (you have {have})."
         super().__init__(message)
+
+    @classmethod
+    def not_a_user(cls, permission: str, login: str) -> PermissionDenied:
+        """The refusal of a login that is no active user of the desk: it holds no role, so no permission."""
+        roles, action = PERMISSIONS[permission]
+        return cls(
+            permission,
+            (),
+            f"You may not {action}: the login {login!r} is not an active user of this service desk "
+            f"({_needs(roles)}); ask an admin to add you.",
+        )
+
+
+def _needs(roles: tuple[str, ...]) -> str:
+    """What a permission needs, in words: the roles that hold it, or any role when every role does."""
+    if set(roles) >= set(ROLES):
+        return "it needs a role on this service desk"
+    needed = " or ".join(roles) if len(roles) <= 4 else ", ".join(roles[:-1]) + " or " + roles[-1]
+    return f"it needs the role {needed}"
 
 
 def has_permission(roles: Iterable[str], permission: str) -> bool:
-    """Whether any of ``roles`` holds ``permission`` (admin holds user administration only)."""
+    """Whether any of ``roles`` holds ``permission``.
+
+    Admin is no super-role: it holds the administration of users and of the desk itself, not the work on
+    tickets and changes (an admin who works tickets holds a support role as well).
+    """
     allowed = PERMISSIONS[permission][0]
     return any(role in allowed for role in roles)
 

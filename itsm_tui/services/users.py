@@ -11,12 +11,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from itsm_tui.constants import ROLES
 from itsm_tui.models import Group, GroupMembership, RoleMembership, User, utcnow
-from itsm_tui.services import audit
+from itsm_tui.services import audit, dbroles
 from itsm_tui.services.access import PermissionDenied, require
 from itsm_tui.services.errors import NotFound, ValidationError
 from itsm_tui.services.inputs import known_timezone
@@ -41,21 +41,22 @@ class Actor:
 
 
 class UnknownUser(Exception):
-    """The operating-system login is not a user of this service desk."""
+    """The operating-system login is not a user of this service desk; one line saying how to become one."""
 
     def __init__(self, login: str, first_user: bool) -> None:
         self.login = login
+        self.first_user = first_user  # the desk has no users yet: nothing to refuse, only to set up
         if first_user:
             message = (
-                f"This service desk has no users yet. Make yourself the first user (and admin) with:\n"
-                f"  itsm user add {login} --role shift_lead --group SD-L1\n"
-                f"or load the demonstration data with: itsm demo"
+                f"This service desk has no users yet; make yourself its first user (and admin) with "
+                f"`itsm user add {login} --role shift_lead --group SD-L1`, or load the demonstration data "
+                f"with `itsm demo`"
             )
         else:
             message = (
-                f"The login {login!r} is not a user of this service desk. Ask an admin to run:\n"
-                f"  itsm user add {login} --role agent --group SD-L1\n"
-                f"(choose the role and group that fit; `itsm user list` shows the admins)"
+                f"The login {login!r} is not a user of this service desk; ask an admin to run "
+                f"`itsm user add {login} --role agent --group SD-L1` (with the role and group that fit; "
+                f"`itsm user list` shows the admins)"
             )
         super().__init__(message)
 
@@ -92,7 +93,10 @@ def actor_from_user(user: User) -> Actor:
 
 def resolve_actor(session: Session, login: str | None = None) -> Actor:
     """The :class:`Actor` for a login (the OS login by default); :class:`UnknownUser` if there is none."""
-    login = login or current_login()
+    # A personal PostgreSQL role is the identity, and is refused unless it is the OS login, also when the
+    # caller names the login (the CLI's user admin passes the OS login).
+    by_role = dbroles.database_identity(session, os_login)
+    login = login or by_role or current_login()
     user = session.scalar(select(User).where(User.login == login, User.active.is_(True)))
     if user is None:
         first = session.scalar(select(func.count()).select_from(User)) == 0
@@ -119,13 +123,47 @@ def _check_roles(roles: list[str]) -> None:
 
 
 def _admin_actor(session: Session, actor_login: str) -> Actor:
-    actor = resolve_actor(session, actor_login)
+    """The admin doing user administration; anyone else (a login that is no user included) is refused in
+    one line that names the admins to ask."""
     try:
-        require(actor.roles, "user.admin")
+        actor = authorize(session, "user.admin", actor_login)
     except PermissionDenied as exc:
         admins = ", ".join(admin_logins(session)) or "none"
-        raise PermissionDenied("user.admin", actor.roles, f"{exc} Admins: {admins}.") from None
+        raise PermissionDenied("user.admin", (), f"{exc} Admins: {admins}.") from None
     return actor
+
+
+def authorize(session: Session, permission: str, login: str | None = None) -> Actor:
+    """The acting user (the OS login by default) if they hold ``permission``.
+
+    Refused with :class:`PermissionDenied`, in one line, for a user without it and for a login that is no
+    active user of the desk: a privileged command is refused alike whoever tries it (and is recorded as a
+    refused attempt), rather than answered with the how-to-join message :class:`UnknownUser` gives.
+    """
+    login = login or current_login()
+    try:
+        actor = resolve_actor(session, login)
+    except UnknownUser:
+        raise PermissionDenied.not_a_user(permission, login) from None
+    require(actor.roles, permission)
+    return actor
+
+
+FIRST_USER_LOCK = int.from_bytes(b"ADDUSER", "big")
+"""The PostgreSQL advisory lock held while a user is added (a 64-bit key, as the lock takes)."""
+
+
+def _serialise_user_admin(session: Session) -> None:
+    """Make concurrent additions of users take turns, so that exactly one of them is the first.
+
+    On PostgreSQL two transactions would both count no users under READ COMMITTED and both make their user
+    admin: a transaction-level advisory lock, taken before counting and released at commit or rollback, lets
+    the next one count after the first has committed. SQLite needs nothing here: the desk's write sessions
+    begin IMMEDIATE, so the write lock is held before the count (and a deferred transaction that read a
+    count another writer then changed cannot commit on top of it).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": FIRST_USER_LOCK})
 
 
 def admin_logins(session: Session) -> list[str]:
@@ -147,13 +185,18 @@ def add_user(
     email: str | None = None,
     timezone: str = "UTC",
 ) -> User:
-    """Add a user. The first user of a database needs no admin and becomes admin themselves."""
+    """Add a user. The first user of a database needs no admin and becomes admin themselves.
+
+    Whether this is the first user is decided under :func:`_serialise_user_admin`, so that however many
+    people add themselves to an empty desk at once, one becomes its admin and the others are refused.
+    """
     if not LOGIN_PATTERN.fullmatch(login):
         raise ValidationError("login", f"{login!r} is not a valid login name")
     if not roles:
         raise ValidationError("role", f"give at least one --role ({', '.join(ROLES)})")
     _check_roles(roles)
     known_timezone(timezone)
+    _serialise_user_admin(session)
     first = session.scalar(select(func.count()).select_from(User)) == 0
     actor_id = None
     if first:
