@@ -313,3 +313,11 @@ def conf_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in CONFIG_FILES:
         shutil.copy(shipped_config_dir() / name, target / name)
     return target
+
+
+@pytest.fixture(scope="session")
+def desk_python() -> Path:
+    """The Python other operating-system users run ``itsm`` with (``os_user_helpers.system_venv``)."""
+    from os_user_helpers import system_venv
+
+    return system_venv()

@@ -11,7 +11,6 @@ audit trail stay as they were, and each refusal is recorded under the agent's re
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 import shutil
@@ -23,12 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from os_user_helpers import SYSTEM_PYTHON, copy_source
 from sqlalchemy import text
 
 from itsm_tui.db import Database
 
 ROOT = Path(__file__).resolve().parent.parent
-SYSTEM_PYTHON = Path("/usr/bin/python3")
 TOOLS = ("useradd", "userdel", "groupadd", "groupdel", "runuser")
 
 pytestmark = [
@@ -36,47 +35,6 @@ pytestmark = [
     pytest.mark.skipif(any(shutil.which(tool) is None for tool in TOOLS), reason=f"needs {', '.join(TOOLS)}"),
     pytest.mark.skipif(not SYSTEM_PYTHON.exists(), reason=f"needs {SYSTEM_PYTHON} for the other users"),
 ]
-
-
-def _copy_source(target: Path) -> Path:
-    """The package's source (with its screens and data folders) copied where every user may read it."""
-    target.mkdir(mode=0o755)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("itsm_tui", "screens", "data"):
-        shutil.copytree(ROOT / name, target / name, symlinks=True, ignore=ignore)
-    shutil.copy(ROOT / "pyproject.toml", target / "pyproject.toml")
-    for folder, _dirs, files in os.walk(target):
-        os.chmod(folder, 0o755)
-        for name in files:
-            os.chmod(Path(folder) / name, 0o644)
-    return target
-
-
-@pytest.fixture(scope="session")
-def desk_python() -> Path:
-    """A virtual environment of the system's Python with the checkout installed (its dependencies, that is:
-    the code run is the session's copy, first on PYTHONPATH). Built once and kept under /tmp, keyed by
-    pyproject.toml, so that the next runs find it."""
-    key = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
-    venv = Path(tempfile.gettempdir()) / f"itsm-os-users-venv-{key}"
-    import fcntl
-
-    with open(f"{venv}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one xdist worker builds it, the others wait
-        if not (venv / "ready").exists():
-            shutil.rmtree(venv, ignore_errors=True)
-            source = _copy_source(Path(tempfile.mkdtemp(prefix="itsm-os-users-build-")) / "src")
-            try:
-                subprocess.run([str(SYSTEM_PYTHON), "-m", "venv", str(venv)], check=True, timeout=300)
-                subprocess.run(
-                    [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", str(source)],
-                    check=True,
-                    timeout=900,
-                )
-            finally:
-                shutil.rmtree(source.parent, ignore_errors=True)
-            (venv / "ready").touch()
-    return venv / "bin" / "python"
 
 
 @dataclass
@@ -137,7 +95,7 @@ def host(desk_python: Path) -> Iterator[Host]:
         os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o660))
         shutil.chown(database, "root", group)
         os.chmod(database, 0o660)
-        source = _copy_source(base / "src")
+        source = copy_source(base / "src")
         yield Host(base, desk_python, source, group, admin, agent, outsider, database)
     finally:
         for login in made:

@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 import uuid
@@ -25,11 +24,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from os_user_helpers import copy_source
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-import itsm_tui
 from itsm_tui.cli import main
 from itsm_tui.config import DeskConfig
 from itsm_tui.db import Database
@@ -56,7 +55,6 @@ RUN_AS = (
     "from itsm_tui.cli import main; sys.exit(main(sys.argv[1:]))"
 )
 SUPERUSER = "(the superuser)"
-SOURCE = Path(itsm_tui.__file__).resolve().parent.parent  # the code under test, for other users' processes
 
 
 def expected_privileges(table: str) -> set[str]:
@@ -805,14 +803,15 @@ def _deployment_tools() -> tuple[Path, Path] | str:
     return bindir, python
 
 
-def test_the_documented_deployment_with_peer_authentication() -> None:
+def test_the_documented_deployment_with_peer_authentication(request: pytest.FixtureRequest) -> None:
     """README's "PostgreSQL for many hosts", with real operating-system users on a private server with its
     pg_hba.conf and pg_ident.conf: the admin migrates and grants as the owner through the peer map, the agent
     works as their own role with no user in the URL, and nobody gets in as someone else."""
     tools = _deployment_tools()
     if isinstance(tools, str):
         pytest.skip(tools)
-    bindir, system_python = tools
+    bindir, _system_python = tools
+    desk_python = request.getfixturevalue("desk_python")  # built only once the test can run
     tag = uuid.uuid4().hex[:6]
     admin, agent = f"itp{tag}a", f"itp{tag}b"
     base = Path(tempfile.mkdtemp(prefix="itsm-peer-", dir="/tmp"))
@@ -822,7 +821,7 @@ def test_the_documented_deployment_with_peer_authentication() -> None:
 
     def as_user(user: str, *argv: str | Path) -> subprocess.CompletedProcess[str]:
         home = base / "home" / user
-        env = [f"HOME={home}", "PATH=/usr/bin:/bin", "LANG=C.UTF-8", f"PYTHONPATH={SOURCE}"]
+        env = [f"HOME={home}", "PATH=/usr/bin:/bin", "LANG=C.UTF-8", f"PYTHONPATH={base / 'src'}"]
         env += [f"XDG_{kind}_HOME={home}/{kind.lower()}" for kind in ("CONFIG", "DATA", "CACHE", "STATE")]
         return subprocess.run(
             ["runuser", "-u", user, "--", "env", "-i", *env, *map(str, argv)],
@@ -833,7 +832,7 @@ def test_the_documented_deployment_with_peer_authentication() -> None:
         )
 
     def itsm_as(user: str, *argv: str) -> subprocess.CompletedProcess[str]:
-        return as_user(user, base / "venv" / "bin" / "python", "-m", "itsm_tui.cli", *argv)
+        return as_user(user, desk_python, "-m", "itsm_tui.cli", *argv)
 
     def ok(result: subprocess.CompletedProcess[str]) -> str:
         assert result.returncode == 0, (result.args, result.stdout, result.stderr)
@@ -846,17 +845,7 @@ def test_the_documented_deployment_with_peer_authentication() -> None:
             (base / "home" / user).mkdir(parents=True)
             shutil.chown(base / "home" / user, user)
             (base / "home" / user).chmod(0o700)
-        # A Python the other users may run, seeing this environment's packages (root's own is private).
-        subprocess.run([system_python, "-m", "venv", "--without-pip", base / "venv"], check=True)
-        site = Path(sysconfig.get_paths()["purelib"])
-        (
-            base
-            / "venv"
-            / "lib"
-            / f"python{sys.version_info[0]}.{sys.version_info[1]}"
-            / "site-packages"
-            / "work.pth"
-        ).write_text(f"import site; site.addsitedir({str(site)!r})\n")
+        copy_source(base / "src")  # the code under test, where the other users may read it
         sock.mkdir()
         data.mkdir()
         shutil.chown(sock, "postgres")

@@ -241,7 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     upd.add_argument("--ci")
     upd.add_argument("--impact", choices=["high", "medium", "low"])
     upd.add_argument("--urgency", choices=["high", "medium", "low"])
-    upd.add_argument("--take", action="store_true", help="assign it to yourself")
+    upd.add_argument(
+        "--take",
+        action="store_true",
+        help="take it if it is still unassigned (refused, naming who has it, if not)",
+    )
     upd.add_argument("--assign", metavar="LOGIN", help="assign it to someone (shift leads)")
     upd.add_argument("--group", help="with --assign: the group to assign to")
     upd.add_argument(
