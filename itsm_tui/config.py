@@ -7,6 +7,7 @@ naming the file, the key and the rule, and start-up stops there.
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import os
 import re
@@ -61,7 +62,8 @@ def default_database_url() -> str:
 def resolve_database_url(cli_value: str | None = None) -> str:
     """``--db`` wins, then ``ITSM_DB_URL``, then the default SQLite file.
 
-    A bare path (no ``://``) is taken as an SQLite file, so ``--db desk.db`` works.
+    A bare path (no ``://``) is taken as an SQLite file, so ``--db desk.db`` works. Whether a database
+    the desk runs on is found there is ``db.check_url``'s to say.
     """
     url = cli_value or os.environ.get("ITSM_DB_URL") or default_database_url()
     if "://" not in url:
@@ -331,7 +333,10 @@ def config_paths(config_dir: str | os.PathLike[str] | None = None) -> dict[str, 
     paths = {}
     for name in CONFIG_FILES:
         candidate = override / name if override is not None else None
-        paths[name] = candidate if candidate is not None and candidate.is_file() else shipped / name
+        # Anything present under the name overrides, even a broken link or a folder: loading it then
+        # stops start-up, where falling back to the shipped file would silently run on other rules.
+        present = candidate is not None and (candidate.exists() or candidate.is_symlink())
+        paths[name] = candidate if candidate is not None and present else shipped / name
     return paths
 
 
@@ -383,13 +388,51 @@ def load_config(config_dir: str | os.PathLike[str] | None = None) -> DeskConfig:
 
 
 def _read_toml(path: Path) -> dict:
+    if path.exists() and not path.is_file() and not path.is_dir():
+        # A pipe or a device would block start-up on the read, or feed it something else than a file.
+        raise ConfigError(path, "(file)", "is not a regular file; it must be a TOML file")
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        raw = path.read_bytes()
     except FileNotFoundError:
+        if path.is_symlink():
+            raise ConfigError(
+                path, "(file)", f"is a symbolic link to {os.readlink(path)}, which does not exist"
+            ) from None
         raise ConfigError(path, "(file)", "file is missing") from None
+    except IsADirectoryError:
+        raise ConfigError(path, "(file)", "is a directory; it must be a TOML file") from None
+    except PermissionError:
+        raise ConfigError(path, "(file)", "cannot be read: permission denied") from None
+    except OSError as exc:
+        raise ConfigError(path, "(file)", f"cannot be read: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            path, "(encoding)", f"not UTF-8 (byte {exc.start + 1}, line {line}); save the file as UTF-8"
+        ) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, "(syntax)", f"not valid TOML: {exc}") from None
+
+
+def _check_keys(path: Path, body: dict, where: str, keys: tuple[str, ...] | list[str]) -> None:
+    """Refuse a key of the table ``where`` ("" for the top of the file) that is not one of ``keys``.
+
+    A misspelt key would otherwise be dropped and its default used without a word; the rule names the
+    nearest known key, since a typo is the usual cause.
+    """
+    for key in body:
+        if key in keys:
+            continue
+        table = f"[{where}]" if where else "the file's top level"
+        close = difflib.get_close_matches(str(key), list(keys), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        known = ", ".join(keys) if keys else "no keys"
+        name = f"{where}.{key}" if where else str(key)
+        raise ConfigError(path, name, f"unknown key; {table} knows {known}{hint}")
 
 
 def _table(path: Path, data: dict, key: str) -> dict:
@@ -409,6 +452,7 @@ def _int(path: Path, key: str, value: object, low: int, high: int | None = None)
 
 
 def _parse_priority(path: Path, data: dict) -> dict[str, dict[str, int]]:
+    _check_keys(path, data, "", ("matrix",))
     matrix = _table(path, data, "matrix")
     result: dict[str, dict[str, int]] = {}
     for impact in matrix:
@@ -433,7 +477,20 @@ def _parse_priority(path: Path, data: dict) -> dict[str, dict[str, int]]:
     return result
 
 
+_SLA_KEYS = (
+    "warning_ratio",
+    "scan_interval_seconds",
+    "auto_close_days",
+    "reopen_restarts_resolution",
+    "major_incident_priorities",
+    "on_shift_minutes",
+    "policies",
+    "escalations",
+)
+
+
 def _parse_sla(path: Path, data: dict, calendars: dict[str, Calendar]) -> dict:
+    _check_keys(path, data, "", _SLA_KEYS)
     ratio = data.get("warning_ratio", 0.75)
     if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 < ratio < 1:
         raise ConfigError(
@@ -459,6 +516,7 @@ def _parse_sla(path: Path, data: dict, calendars: dict[str, Calendar]) -> dict:
             raise ConfigError(path, f"policies.{name}", "policy names are P1 to P5")
         if not isinstance(body, dict):
             raise ConfigError(path, f"policies.{name}", "must be a table")
+        _check_keys(path, body, f"policies.{name}", ("calendar", "response_minutes", "resolution_minutes"))
         calendar = body.get("calendar")
         if calendar not in calendars:
             known = ", ".join(sorted(calendars))
@@ -493,6 +551,7 @@ def _parse_escalations(path: Path, data: dict, groups: dict[str, Group]) -> tupl
         key = f"escalations[{index}]"
         if not isinstance(body, dict):
             raise ConfigError(path, key, "must be a table")
+        _check_keys(path, body, key, ("event", "target", "priorities", "from_level", "to"))
         event = body.get("event")
         if event not in ("warning", "breach"):
             raise ConfigError(path, f"{key}.event", f"must be warning or breach, not {event!r}")
@@ -516,12 +575,14 @@ def _parse_escalations(path: Path, data: dict, groups: dict[str, Group]) -> tupl
 
 def _parse_kpi(path: Path, data: dict) -> dict[str, KpiTarget]:
     targets: dict[str, KpiTarget] = {}
+    _check_keys(path, data, "", ("targets",))
     for name, body in _table(path, data, "targets").items():
         key = f"targets.{name}"
         if name not in KPI_NAMES:
             raise ConfigError(path, key, f"unknown KPI; KPIs with targets are {', '.join(KPI_NAMES)}")
         if not isinstance(body, dict):
             raise ConfigError(path, key, "must be a table")
+        _check_keys(path, body, key, ("label", "unit", "target", "amber", "better"))
         better = body.get("better", "higher")
         if better not in ("higher", "lower"):
             raise ConfigError(path, f"{key}.better", f'must be "higher" or "lower", not {better!r}')
@@ -555,10 +616,12 @@ _HOURS = re.compile(r"(\d\d):(\d\d)-(\d\d):(\d\d)")
 
 def _parse_calendars(path: Path, data: dict) -> dict[str, Calendar]:
     result: dict[str, Calendar] = {}
+    _check_keys(path, data, "", ("calendars",))
     for name, body in _table(path, data, "calendars").items():
         key = f"calendars.{name}"
         if not isinstance(body, dict):
             raise ConfigError(path, key, "must be a table")
+        _check_keys(path, body, key, ("timezone", "always_open", "hours", "holidays", "country"))
         zone_name = body.get("timezone")
         try:
             ZoneInfo(str(zone_name))
@@ -624,6 +687,7 @@ def _parse_calendars(path: Path, data: dict) -> dict[str, Calendar]:
 
 def _parse_raci(path: Path, data: dict) -> dict[str, RaciActivity]:
     result: dict[str, RaciActivity] = {}
+    _check_keys(path, data, "", ("activities",))
     for name, body in _table(path, data, "activities").items():
         key = f"activities.{name}"
         if not isinstance(body, dict):
@@ -660,13 +724,17 @@ class _Catalog:
 
     @classmethod
     def parse(cls, path: Path, data: dict) -> _Catalog:
+        _check_keys(path, data, "", ("groups", "services", "categories", "resolution_codes"))
         groups: dict[str, Group] = {}
         raw_groups = data.get("groups")
         if not isinstance(raw_groups, list) or not raw_groups:
             raise ConfigError(path, "groups", "must list at least one [[groups]] entry")
         for index, body in enumerate(raw_groups):
             key = f"groups[{index}]"
-            code = body.get("code") if isinstance(body, dict) else None
+            if not isinstance(body, dict):
+                raise ConfigError(path, key, "must be a table")
+            _check_keys(path, body, key, ("code", "name", "level"))
+            code = body.get("code")
             if not isinstance(code, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", code):
                 raise ConfigError(path, f"{key}.code", "needs a code of letters, digits, - or _ (1-32)")
             if code in groups:
@@ -687,6 +755,7 @@ class _Catalog:
             key = f"services[{index}]"
             if not isinstance(body, dict):
                 raise ConfigError(path, key, "must be a table")
+            _check_keys(path, body, key, ("code", "name", "support_group", "cis"))
             code = body.get("code")
             if not isinstance(code, str) or not re.fullmatch(r"[a-z0-9_-]{1,32}", code):
                 raise ConfigError(path, f"{key}.code", "needs a lower-case code of letters, digits, - or _")
@@ -710,22 +779,34 @@ class _Catalog:
         raw_categories = data.get("categories")
         if not isinstance(raw_categories, dict):
             raise ConfigError(path, "categories", "must be a table with incident and request lists")
+        _check_keys(path, raw_categories, "categories", KINDS)
         categories: dict[str, tuple[str, ...]] = {}
         for kind in KINDS:
             values = raw_categories.get(kind)
             if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
                 raise ConfigError(path, f"categories.{kind}", "must be a non-empty list of names")
             categories[kind] = tuple(values)
-        codes = (data.get("resolution_codes") or {}).get("codes")
+        codes = _known_keys(path, data, "resolution_codes", ("codes",)).get("codes")
         if not isinstance(codes, list) or not codes or not all(isinstance(c, str) for c in codes):
             raise ConfigError(path, "resolution_codes.codes", "must be a non-empty list of codes")
         return cls(groups, services, categories, tuple(codes))
 
 
+_TEMPLATE_KEYS = (
+    "code",
+    "title",
+    "risk",
+    "services",
+    "duration_minutes",
+    "implementation_plan",
+    "backout_plan",
+    "test_plan",
+)
+
+
 def _parse_changes(path: Path, data: dict, services: dict[str, Service]) -> ChangePolicy:
-    approval = data.get("approval", {})
-    if not isinstance(approval, dict):
-        raise ConfigError(path, "approval", "must be a table")
+    _check_keys(path, data, "", ("approval", "emergency", "implementation", "reminders", "templates"))
+    approval = _known_keys(path, data, "approval", ("rule", "quorum", "assign_by_support_group", "members"))
     rule = approval.get("rule", "all")
     if rule not in ("all", "quorum"):
         raise ConfigError(path, "approval.rule", f'must be "all" or "quorum", not {rule!r}')
@@ -744,9 +825,8 @@ def _parse_changes(path: Path, data: dict, services: dict[str, Service]) -> Chan
         if not isinstance(logins, list) or not all(isinstance(x, str) and x.strip() for x in logins):
             raise ConfigError(path, key, 'must be a list of logins like ["jdoe"]')
         members[service] = tuple(x.strip() for x in logins)
-    reminders = data.get("reminders", {})
-    if not isinstance(reminders, dict):
-        raise ConfigError(path, "reminders", "must be a table")
+    reminder_keys = ("lead_time_hours", "review_due_days", "conflict_horizon_days", "interval_seconds")
+    reminders = _known_keys(path, data, "reminders", reminder_keys)
     lead = _int(path, "reminders.lead_time_hours", reminders.get("lead_time_hours", 24), 1, 24 * 30)
     review = _int(path, "reminders.review_due_days", reminders.get("review_due_days", 5), 1, 365)
     horizon = _int(
@@ -761,6 +841,7 @@ def _parse_changes(path: Path, data: dict, services: dict[str, Service]) -> Chan
         key = f"templates[{index}]"
         if not isinstance(body, dict):
             raise ConfigError(path, key, "must be a table")
+        _check_keys(path, body, key, _TEMPLATE_KEYS)
         code = body.get("code")
         if not isinstance(code, str) or not re.fullmatch(r"[a-z0-9_-]{1,40}", code):
             raise ConfigError(
@@ -835,12 +916,9 @@ def _parse_changes(path: Path, data: dict, services: dict[str, Service]) -> Chan
 
 
 def _known_keys(path: Path, data: dict, table: str, keys: tuple[str, ...]) -> dict:
-    """The table ``table`` of changes.toml (empty if absent); a key it does not know is an error, so that a
-    misspelt rule is never silently ignored."""
+    """The table ``table`` (empty if absent), every key of it one of ``keys``."""
     body = data.get(table, {})
     if not isinstance(body, dict):
         raise ConfigError(path, table, "must be a table")
-    unknown = sorted(set(body) - set(keys))
-    if unknown:
-        raise ConfigError(path, f"{table}.{unknown[0]}", f"unknown key; [{table}] knows {', '.join(keys)}")
+    _check_keys(path, body, table, keys)
     return body

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Generic, NamedTuple, Required, TypedDict
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -40,7 +40,7 @@ from textual.widgets.select import NoSelection
 from textual.worker import Worker, WorkerState
 from typing_extensions import TypeVar  # a type parameter's default (typing has it from Python 3.13)
 
-from itsm_tui.screens.common import WorkerErrorsToApp, database_failure, local_time
+from itsm_tui.screens.common import WorkerErrorsToApp, failure_message, local_time
 from itsm_tui.services.errors import NotFound, ServiceError, StaleEdit, ValidationError
 from itsm_tui.text import strip_control
 
@@ -89,6 +89,12 @@ def select_value(select: Select[ChoiceT]) -> ChoiceT | None:
     """A Select's value, or None when nothing is chosen."""
     value = select.value
     return None if isinstance(value, NoSelection) else value
+
+
+def _only_choice(select: Select[ChoiceT]) -> bool:
+    """Whether the select offers exactly one value and no blank: there is nothing to choose."""
+    legal = select._legal_values  # Textual keeps the offered values (and the blank, if allowed) here
+    return len(legal) == 1 and not isinstance(select.value, NoSelection)
 
 
 class FormScreen(WorkerErrorsToApp, ModalScreen[ResultT], Generic[ValuesT, ResultT]):
@@ -147,6 +153,46 @@ class FormScreen(WorkerErrorsToApp, ModalScreen[ResultT], Generic[ValuesT, Resul
                 yield from self.compose_fields()
             yield from self.compose_below_fields()
             yield Static(self.HINT, id="form-hint", markup=False)
+
+    @on(events.Mount)
+    def _settle_focus(self) -> None:
+        """Once the form's own ``on_mount`` has shown the rows its values need (Textual runs the subclass's
+        handler first), settle the focus where the user's first keystroke belongs."""
+        for widget in self._fields.values():
+            if isinstance(widget, Select) and _only_choice(widget):
+                widget.can_focus = False  # nothing to choose: it reads as the plain value it is
+        first = self.first_field_to_fill()
+        if first is not None:
+            # At once, not deferred like ``Widget.focus``: a form whose ``on_mount`` asked for a particular
+            # field (a deferred focus) still has its way.
+            self.set_focus(first)
+
+    def first_field_to_fill(self) -> Widget | None:
+        """The first shown field that still wants the user: an empty text or a select with nothing chosen;
+        when every field holds a value, the first that can take the focus (None: no such field).
+
+        Text typed straight after opening a form then lands in the field that needs it, not in a select
+        that already holds its only sensible value (where the keys went nowhere).
+        """
+        shown = [
+            widget
+            for name, widget in self._fields.items()
+            if widget.can_focus and not widget.disabled and self._row_shown(name)
+        ]
+        for widget in shown:
+            if isinstance(widget, Select) and isinstance(widget.value, NoSelection):
+                return widget
+            if isinstance(widget, Input | TextArea) and not self._text(widget).strip():
+                return widget
+        return shown[0] if shown else None
+
+    def _row_shown(self, name: str) -> bool:
+        rows = self.query(f"#row-{name}")
+        return not rows or not rows.first().has_class("-hidden")
+
+    @staticmethod
+    def _text(widget: Input | TextArea) -> str:
+        return widget.text if isinstance(widget, TextArea) else widget.value
 
     def compose_fields(self) -> ComposeResult:
         """The form's rows; use :meth:`row` for each field."""
@@ -255,8 +301,9 @@ class FormScreen(WorkerErrorsToApp, ModalScreen[ResultT], Generic[ValuesT, Resul
             return
         self._ready_again()
         error = event.worker.error
-        if error is not None and database_failure(error):
-            text = f"The database refused the save ({type(error).__name__}); nothing was changed. {error}"
+        told = failure_message(error) if error is not None else None
+        if told is not None:
+            text = f"Not saved: {told[0].lower()}{told[1:]}"  # the driver's detail goes to the console log
         else:
             text = f"Not saved: something went wrong ({type(error).__name__}); what you typed is still here."
         self._show(text, None)
