@@ -27,7 +27,7 @@ from textual.worker import Worker, WorkerState
 from itsm_tui.config import DeskConfig
 from itsm_tui.db import Database, ReadCancelled
 from itsm_tui.screens import MODE_TITLES, mode_screens
-from itsm_tui.screens.common import database_failure
+from itsm_tui.screens.common import UNREACHABLE_MESSAGE, database_busy, failure_message
 from itsm_tui.screens.help import HelpScreen
 from itsm_tui.services.access_log import RecordingDatabase
 from itsm_tui.services.errors import ServiceError
@@ -95,6 +95,7 @@ class ItsmApp(App[None]):
 
     unread: reactive[int] = reactive(0)
     connected: reactive[bool] = reactive(True)
+    job_trouble: reactive[str] = reactive("")  # the status line's word on scheduler jobs failing, if any
 
     def __init__(
         self,
@@ -115,6 +116,7 @@ class ItsmApp(App[None]):
         self.run_scheduler = run_scheduler
         self.scheduler: AsyncIOScheduler | None = None
         self.watcher: NotificationWatcher | None = None
+        self._failing_jobs: dict[str, str] = {}  # job name -> what the status line says of it
 
     def on_mount(self) -> None:
         from itsm_tui.push import NotificationWatcher
@@ -131,7 +133,9 @@ class ItsmApp(App[None]):
             from itsm_tui.scheduler import make_scheduler
 
             # On the app's own loop; the scan itself runs in a thread, catching up once the queue shows.
-            self.scheduler = make_scheduler(self.db, self.config, first_run_after=self.SCHEDULER_DELAY)
+            self.scheduler = make_scheduler(
+                self.db, self.config, first_run_after=self.SCHEDULER_DELAY, on_outcome=self.job_outcome
+            )
             self.scheduler.start()
         self.call_after_refresh(self._settle_memory)
 
@@ -195,14 +199,25 @@ class ItsmApp(App[None]):
         """Every worker failure nobody dealt with ends here: the app's own workers' and, passed on by
         :class:`~itsm_tui.screens.common.WorkerErrorsToApp`, those of the screens. The console says what
         went wrong and goes on; nothing a worker raises quits it."""
+        if event.state == WorkerState.SUCCESS:
+            self.database_ok()
+            return
         if event.state != WorkerState.ERROR:
             return
         worker = event.worker
         error = worker.error
         if error is None or isinstance(error, ReadCancelled):  # stopped on purpose: no longer wanted
             return
-        if database_failure(error):
-            self.database_lost()
+        message = failure_message(error)
+        if message is not None:
+            log.warning(
+                "worker %s of %s (group %s): database failure: %s",
+                worker.name,
+                type(worker.node).__name__,
+                worker.group,
+                error,
+            )
+            self.database_failed(error, message)
         elif isinstance(error, ServiceError):  # a refusal the screen did not show in place
             self.notify(strip_control(str(error)) or type(error).__name__, severity="warning", markup=False)
         else:
@@ -220,14 +235,50 @@ class ItsmApp(App[None]):
                 timeout=8,
             )
 
+    def database_failed(self, error: BaseException, message: str | None = None) -> None:
+        """Say what a database failure means for the agent, in the desk's words: a lock another program
+        holds is a toast (the database is there; try again); anything else marks it unreachable."""
+        message = message or failure_message(error) or UNREACHABLE_MESSAGE
+        if database_busy(error):
+            self.notify(message, title="Database busy", severity="warning", markup=False, timeout=8)
+        else:
+            self.database_lost()
+
     def database_lost(self) -> None:
-        """A worker found the database failing: the status line says so until the notification watcher
-        reaches the database again. The toast comes once per loss, not for every poll that fails."""
+        """A worker found the database failing: the status line says so until some database work succeeds
+        again (the notification watcher's next good check, a screen's read or save, a job's run). The toast
+        comes once per loss, not for every poll that fails."""
         if self.watcher is not None:
             self.watcher.recheck()  # so that its next good check reports the way back
         if self.connected:
             self.connected = False
-            self.notify("The database cannot be reached; retrying.", severity="error", markup=False)
+            self.notify(UNREACHABLE_MESSAGE, severity="error", markup=False)
+
+    def database_ok(self) -> None:
+        """Some database work succeeded: the database is reachable again."""
+        if not self.connected:
+            self.connected = True
+            self.notify("The database is reachable again.", markup=False, timeout=4)
+
+    def job_outcome(self, what: str, error: Exception | None) -> None:
+        """After each run of a scheduler job (on the app's loop): a failure shows in the status line until
+        the job's next run goes through. A lost database is the status line's own warning; a lock another
+        program holds, or a fault of the program (its details logged), is named with the job."""
+        failing = dict(self._failing_jobs)
+        if error is None:
+            failing.pop(what, None)
+            self.database_ok()
+        elif failure_message(error) is not None and not database_busy(error):
+            failing.pop(what, None)
+            self.database_lost()
+        else:
+            if database_busy(error):
+                failing[what] = "database busy"
+            else:
+                log.error("%s failed", what, exc_info=error)
+                failing[what] = "failing, see the log"
+        self._failing_jobs = failing
+        self.job_trouble = "; ".join(f"{job} {state}" for job, state in sorted(failing.items()))
 
     @work(thread=True, exclusive=True, group="unread", exit_on_error=False)
     def refresh_unread(self) -> None:

@@ -34,10 +34,12 @@ def make_scheduler(
     on_error: Callable[[Exception], None] | None = None,
     on_reminders: Callable[[change_reminders.ReminderResult], None] | None = None,
     first_run_after: float = 0.0,
+    on_outcome: Callable[[str, Exception | None], None] | None = None,
 ) -> AsyncIOScheduler:
     """The SLA job and the change reminders on an ``AsyncIOScheduler``, both first run ``first_run_after``
     seconds from now (a console lets its first screen come up first); ``start()`` it inside the running
-    loop."""
+    loop. ``on_outcome`` hears after every run which job it was ("SLA scan", "change reminders") and what
+    it raised (None: it went through), so that a console can show a failing job until it works again."""
     scheduler = AsyncIOScheduler(
         timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
     )
@@ -52,7 +54,11 @@ def make_scheduler(
             log.warning("%s failed: %s", what, exc)
             if on_error is not None:
                 on_error(exc)
+            if on_outcome is not None:
+                on_outcome(what, exc)
             return
+        if on_outcome is not None:
+            on_outcome(what, None)
         if done is not None:
             done(result)
 

@@ -35,6 +35,37 @@ def database_failure(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and not isinstance(exc, statement_errors)
 
 
+BUSY_MESSAGE = "The database is busy: another program holds it; try again in a moment. Your text is kept."
+UNREACHABLE_MESSAGE = "The database cannot be reached; retrying."
+
+# What the drivers say when another connection holds the lock a statement waits for (SQLite's busy
+# timeout ran out; PostgreSQL's lock_timeout, or a deadlock broken by the server): the database is there.
+_BUSY_WORDS = ("database is locked", "database table is locked", "lock timeout", "deadlock detected")
+_BUSY_SQLSTATES = {"55P03", "40P01"}  # lock_not_available, deadlock_detected
+
+
+def database_busy(exc: BaseException) -> bool:
+    """Whether a :func:`database_failure` is only a lock another program holds (wait and retry), not a
+    database that cannot be reached."""
+    from sqlalchemy.exc import DBAPIError
+
+    if not isinstance(exc, DBAPIError):
+        return False
+    if getattr(exc.orig, "sqlstate", None) in _BUSY_SQLSTATES:
+        return True
+    detail = str(exc.orig).lower()
+    return any(words in detail for words in _BUSY_WORDS)
+
+
+def failure_message(exc: BaseException) -> str | None:
+    """What to tell the agent about a database failure, in the desk's words (never the driver's text,
+    which carries SQL and links); None if ``exc`` is no database failure. The one translation: the app's
+    handler and the forms both show it, and the technical detail goes to the console log instead."""
+    if not database_failure(exc):
+        return None
+    return BUSY_MESSAGE if database_busy(exc) else UNREACHABLE_MESSAGE
+
+
 def local_time(instant: datetime | None, timezone: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
     if instant is None:
         return "-"
@@ -54,6 +85,7 @@ class StatusLine(Static):
     def on_mount(self) -> None:
         self.watch(self.app, "unread", lambda _: self.refresh_line(), init=False)
         self.watch(self.app, "connected", lambda _: self.refresh_line(), init=False)
+        self.watch(self.app, "job_trouble", lambda _: self.refresh_line(), init=False)
         self.refresh_line()
 
     @property
@@ -71,6 +103,8 @@ class StatusLine(Static):
             line.append(" | DATABASE UNREACHABLE - retrying", style="bold red")
         elif self.unread:
             line.append(f" | {self.unread} unread", style="bold")
+        if app.job_trouble:
+            line.append(f" | {app.job_trouble}", style="bold yellow")
         line.append(" | ")
         line.append(strip_control(actor.name, single_line=True))
         line.append(f" ({roles}) | {app.db.backend}")
@@ -79,7 +113,8 @@ class StatusLine(Static):
 
 class WorkerErrorsToApp:
     """Passes the failures of the workers a screen (or widget) starts on to the console's one handler,
-    :meth:`ItsmApp.on_worker_state_changed <itsm_tui.app.ItsmApp.on_worker_state_changed>`.
+    :meth:`ItsmApp.on_worker_state_changed <itsm_tui.app.ItsmApp.on_worker_state_changed>`, and, while the
+    console shows the database as unreachable, their successes too (which clear that).
 
     Textual sends ``Worker.StateChanged`` only to the node that started the worker; the message does not
     bubble. A class that deals with some failure itself (shows it in place, retries) handles the message
@@ -90,6 +125,10 @@ class WorkerErrorsToApp:
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
             event.worker.node.app.post_message(Worker.StateChanged(event.worker, event.state))
+        elif event.state == WorkerState.SUCCESS:  # a screen's read or save went through: the database is back
+            app = event.worker.node.app
+            if not getattr(app, "connected", True):
+                app.post_message(Worker.StateChanged(event.worker, event.state))
 
 
 class DeskScreen(WorkerErrorsToApp, Screen[None]):
