@@ -360,6 +360,70 @@ def _ensure_sqlite_directory(url: str) -> None:
         os.close(fd)
 
 
+# The databases the desk runs on, as SQLAlchemy names them once ``config.resolve_database_url`` has spelt
+# them (``postgresql://`` becomes ``postgresql+psycopg://``).
+SUPPORTED_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
+SQLITE_HEADER = b"SQLite format 3\x00"
+"""The first 16 bytes of every SQLite database file (an empty file is a database SQLite has yet to write)."""
+
+
+def check_url(url: str, source: str = "--db") -> None:
+    """Refuse, in one line naming ``source``, a URL no supported database answers at, and an SQLite path
+    that is a folder or a file of another kind: else the driver's import error or "file is not a database"
+    would come out of the first query, far from the mistake that caused it."""
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseError(
+            f"{source}: {url!r} is not a database URL; use an SQLite path or postgresql://USER@HOST/DB"
+        ) from None
+    if parsed.drivername not in SUPPORTED_DRIVERS:
+        scheme = url.split("://", 1)[0]
+        raise DatabaseError(
+            f"{source}: {scheme}:// is not supported; use an SQLite path or postgresql://USER@HOST/DB"
+        )
+    path = _sqlite_path(url)
+    if path is None or not path.exists():
+        return
+    if path.is_dir():
+        raise DatabaseError(f"{source}: {path} is a folder; name the desk's database file in it")
+    try:
+        with path.open("rb") as file:
+            header = file.read(len(SQLITE_HEADER))
+    except OSError:  # unreadable: SQLite says why when it opens it
+        return
+    if header and header != SQLITE_HEADER:
+        raise DatabaseError(
+            f"{source}: {path} is not an SQLite database; name the desk's database file "
+            f"(a new desk: itsm db upgrade --db NEW_FILE)"
+        )
+
+
+def require_existing_sqlite(url: str, source: str = "--db") -> None:
+    """Refuse an SQLite file that does not exist: a misspelt path must not become a new, empty desk in
+    folders made on the way. Only the commands that create a desk (``db upgrade``, ``demo``) and the
+    default location, on first use, make one."""
+    path = _sqlite_path(url)
+    if path is not None and not path.exists():
+        raise DatabaseError(
+            f"{source}: {path} does not exist; check the path, or create a desk there with "
+            f"`itsm db upgrade --db '{path}'` (or `itsm demo --db '{path}'` for demonstration data)"
+        )
+
+
+def _sqlite_path(url: str) -> Path | None:
+    """The file of an SQLite URL (None: not SQLite, in memory, or a ``file:`` URI)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:") or "uri" in parsed.query:
+        return None
+    return Path(database)
+
+
 def safe_url(url: str) -> str:
     """The URL with any password hidden, for messages."""
     return make_url(url).render_as_string(hide_password=True)
@@ -374,9 +438,23 @@ def alembic_config(url: str):
     return cfg
 
 
-def open_database(url: str, config=None, *, create: bool = True) -> Database:
-    """Connect, check (or create) the schema, and synchronise the catalog's groups."""
-    if is_sqlite(url):
+def open_database(url: str, config=None, *, create: bool = True, source: str = "the database") -> Database:
+    """Connect, check (or create) the schema, and synchronise the catalog's groups.
+
+    ``create``: a missing SQLite file (and its folders) is made and migrated; without it a missing file
+    is refused (:func:`require_existing_sqlite`) and an empty one is told to be upgraded. ``source``
+    names where the URL was given (``--db``), in those refusals.
+    """
+    check_url(url, source)
+    if not create:
+        require_existing_sqlite(url, source)
+        path = _sqlite_path(url)
+        if path is not None and path.is_file() and path.stat().st_size == 0:  # before SQLite writes to it
+            raise DatabaseError(
+                f"the database {safe_url(url)} has no itsm schema yet; create it with: "
+                f"itsm db upgrade --db '{safe_url(url)}'"
+            )
+    elif is_sqlite(url):
         _ensure_sqlite_directory(url)
     db = Database.connect(url)
     try:

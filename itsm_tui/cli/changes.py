@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -83,11 +83,19 @@ def _print_change(view: ChangeView, tz: str) -> None:
             print(f"  {local(item.at, tz)}  {plain(item.by):<10} {item.action:<10} {plain(change)}")
 
 
-def _change_result(desk: Desk, session: Session, actor: Actor, ref: str, args: argparse.Namespace) -> int:
-    """Print a changed change (one line and its conflicts, or --json)."""
+def _change_result(
+    desk: Desk, session: Session, actor: Actor, ref: str
+) -> Callable[[argparse.Namespace], int]:
+    """What to print of a changed change, read in its transaction and printed (by calling it) once that
+    has committed: output cut short by a reader that went away must not undo the change."""
     from itsm_tui.services import changes
 
     view = changes.view(session, desk.config, changes.get_change(session, ref), actor)
+    return lambda args: _show_changed(view, actor, args)
+
+
+def _show_changed(view: ChangeView, actor: Actor, args: argparse.Namespace) -> int:
+    """Print a changed change (one line and its conflicts, or --json)."""
     if getattr(args, "json", False):
         print(json.dumps(view.as_json(), indent=2))
         return 0
@@ -181,7 +189,8 @@ def cmd_change_create(desk: Desk, args: argparse.Namespace) -> int:
         ref = change.ref
         if args.submit:
             changes.submit(session, desk.config, actor, ref, override_reason=args.override_reason)
-        return _change_result(desk, session, actor, ref, args)
+        result = _change_result(desk, session, actor, ref)
+    return result(args)
 
 
 def _change_step(fn_name: str, **fixed: str) -> Handler:
@@ -201,7 +210,8 @@ def _change_step(fn_name: str, **fixed: str) -> Handler:
                     raise CliError(f"{ref} is not approved; to move it give --start (and --end)")
                 fn = changes.reschedule
             fn(session, desk.config, actor, ref, expected_version=args.expected_version, **options)
-            return _change_result(desk, session, actor, ref, args)
+            result = _change_result(desk, session, actor, ref)
+        return result(args)
 
     return run
 
@@ -318,7 +328,8 @@ def cmd_change_add_window(desk: Desk, args: argparse.Namespace) -> int:
             config=desk.config,
         )
         where = f"{window.service} {window.rrule} at {window.start_local} {window.timezone}"
-        print(f"window {window.id} added: {where}")
+        said = f"window {window.id} added: {where}"
+    print(said)  # once committed: a reader that went away must not undo the write
     return 0
 
 
@@ -337,7 +348,8 @@ def cmd_change_add_blackout(desk: Desk, args: argparse.Namespace) -> int:
             reason=args.reason,
             config=desk.config,
         )
-        print(f"blackout {blackout.id} added: {plain(blackout.name)} ({blackout.service or 'all services'})")
+        said = f"blackout {blackout.id} added: {plain(blackout.name)} ({blackout.service or 'all services'})"
+    print(said)  # once committed: a reader that went away must not undo the write
     return 0
 
 

@@ -11,18 +11,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from itsm_tui.cli.desk import Handler
+from itsm_tui.cli.desk import Handler, database_source, database_url
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Build the demo; over a database that holds records, only as :func:`itsm_tui.demo.check_replace`
     allows, asked before the schema is touched (and again by the build, in its own transaction)."""
-    from itsm_tui.config import load_config, resolve_database_url
+    from itsm_tui.config import load_config
     from itsm_tui.db import Database
     from itsm_tui.demo import build_demo, check_replace, holdings
 
     config = load_config()
-    url = resolve_database_url(args.db)
+    url = database_url(args)
     db = Database.connect(url)
     force, delete_live = args.force or args.delete_live_records, args.delete_live_records
     try:
@@ -53,12 +53,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     """Create or migrate the schema: anyone on a database without users, an admin on a desk's."""
-    from itsm_tui.config import load_config, resolve_database_url
+    from itsm_tui.config import load_config
     from itsm_tui.db import SCHEMA_REVISION, Database, safe_url
     from itsm_tui.services import desk_guards
 
     config = load_config()
-    url = resolve_database_url(args.db)
+    url = database_url(args)
     db = Database.connect(url)
     try:
         with db.engine.connect() as conn:
@@ -76,10 +76,12 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_db_status(args: argparse.Namespace) -> int:
-    from itsm_tui.config import resolve_database_url
-    from itsm_tui.db import SCHEMA_REVISION, Database, safe_url
+    from itsm_tui.db import SCHEMA_REVISION, Database, require_existing_sqlite, safe_url
 
-    url = resolve_database_url(args.db)
+    url = database_url(args)
+    require_existing_sqlite(
+        url, database_source(args)
+    )  # a status looks: it never makes the file it was asked about
     db = Database.connect(url)
     try:
         current = db.current_revision()

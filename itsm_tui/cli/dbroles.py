@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from itsm_tui.cli.desk import Desk, Handler
+from itsm_tui.cli.desk import Desk, Handler, database_url
 
 
 def cmd_db_grant_roles(args: argparse.Namespace) -> int:
@@ -12,11 +12,10 @@ def cmd_db_grant_roles(args: argparse.Namespace) -> int:
     with ``--dry-run`` the SQL it would run."""
     from sqlalchemy.engine import make_url
 
-    from itsm_tui.config import resolve_database_url
     from itsm_tui.services import dbroles
 
     # Before connecting: opening an SQLite URL would create the file only to say this.
-    dbroles.require_postgresql(make_url(resolve_database_url(args.db)).get_backend_name())
+    dbroles.require_postgresql(make_url(database_url(args)).get_backend_name())
     desk = Desk(args)
     try:
         with desk.db.session() as session:

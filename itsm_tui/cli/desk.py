@@ -25,16 +25,47 @@ class CliError(Exception):
     """A command-line mistake, reported as it is."""
 
 
-class Desk:
-    """The configuration and database a command works on."""
+DEFAULT_SOURCE = "the default database"
 
-    def __init__(self, args: argparse.Namespace, *, create: bool = True, sync: bool = True) -> None:
-        from itsm_tui.config import load_config, resolve_database_url
+
+def database_source(args: argparse.Namespace) -> str:
+    """Where the database a command works on was named, for the messages that refuse it."""
+    import os
+
+    if getattr(args, "db", None):
+        return "--db"
+    return "ITSM_DB_URL" if os.environ.get("ITSM_DB_URL") else DEFAULT_SOURCE
+
+
+def database_url(args: argparse.Namespace) -> str:
+    """The database URL of ``--db`` (or its defaults), refused at once, naming where it was given, unless
+    it names a database the desk runs on: a MySQL URL or a photo is told as such, not as a traceback of
+    the first query."""
+    from itsm_tui.config import resolve_database_url
+    from itsm_tui.db import check_url
+
+    url = resolve_database_url(getattr(args, "db", None))
+    check_url(url, database_source(args))
+    return url
+
+
+class Desk:
+    """The configuration and database a command works on.
+
+    Only the default location is created on first use: a database named by ``--db`` or ``ITSM_DB_URL``
+    must exist (a misspelt path is refused, not made a new empty desk); ``db upgrade`` and ``demo``
+    create one where they are told.
+    """
+
+    def __init__(self, args: argparse.Namespace, *, sync: bool = True) -> None:
+        from itsm_tui.config import load_config
         from itsm_tui.db import open_database
 
         self.config = load_config()
-        self.url = resolve_database_url(getattr(args, "db", None))
-        self.db = open_database(self.url, self.config if sync else None, create=create)
+        self.url = database_url(args)
+        source = database_source(args)
+        create = source == DEFAULT_SOURCE
+        self.db = open_database(self.url, self.config if sync else None, create=create, source=source)
 
     def actor(self, session: Session) -> Actor:
         from itsm_tui.services.users import resolve_actor

@@ -18,6 +18,36 @@ from itsm_tui.cli.parser import build_parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; output cut short by its reader (``itsm ticket list | head``) ends it quietly.
+
+    Every command prints only after its transaction has committed, so a reader that went away costs it
+    nothing: the work is done, and the exit is 0, as for any ``head``-safe command. The output still
+    buffered is flushed here, where its closed pipe can still be caught; stdout is then pointed at
+    ``os.devnull`` so that the interpreter's own flush at exit does not fail all over again.
+    """
+    try:
+        try:
+            return _run(argv)
+        finally:
+            if sys.stdout is not None:
+                sys.stdout.flush()
+    except BrokenPipeError:
+        _discard_stdout()
+        return 0
+
+
+def _discard_stdout() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no file descriptor behind stdout: nothing to flush
+        pass
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = _handler(_command_key(args))

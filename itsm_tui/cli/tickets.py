@@ -46,8 +46,11 @@ def cmd_ticket_create(desk: Desk, args: argparse.Namespace) -> int:
 
 @with_desk
 def cmd_ticket_list(desk: Desk, args: argparse.Namespace) -> int:
+    from itsm_tui.models import TICKET_STATUSES
     from itsm_tui.services import tickets
 
+    if args.status is not None and args.status not in TICKET_STATUSES:  # else an empty list, as if none
+        raise CliError(f"--status: {args.status!r} is not a status; use one of {', '.join(TICKET_STATUSES)}")
     with desk.db.read_session() as session:
         actor = desk.actor(session)
         assignee = actor.login if args.assignee == "me" else args.assignee
@@ -209,10 +212,18 @@ def cmd_ticket_update(desk: Desk, args: argparse.Namespace) -> int:
                     expected_version=version,
                 )
             )
+        # A reply or note moves the ticket to a new version too: the steps after it build on that one, or
+        # they would be refused as stale, naming the caller's own entry as the change they missed.
         if args.reply:
-            tickets.add_entry(session, config, actor, ref, body=args.reply, public=True)
+            tickets.add_entry(
+                session, config, actor, ref, body=args.reply, public=True, expected_version=version
+            )
+            step(ticket)
         if args.note:
-            tickets.add_entry(session, config, actor, ref, body=args.note, public=False)
+            tickets.add_entry(
+                session, config, actor, ref, body=args.note, public=False, expected_version=version
+            )
+            step(ticket)
         if args.status:
             step(
                 tickets.transition(

@@ -418,11 +418,16 @@ def add_entry(
     *,
     body: str,
     public: bool,
+    expected_version: int | None = None,
     now: datetime | None = None,
 ) -> TicketEntry:
-    """Add a public reply (``public``) or an internal work note. A first public reply is the response."""
+    """Add a public reply (``public``) or an internal work note. A first public reply is the response.
+
+    Version-checked like every other change: a reply written to a ticket that has moved on since it was
+    read (resolved meanwhile, answered by a colleague) is refused as stale rather than sent blind.
+    """
     now = _now(now)
-    ticket = _guarded(session, actor, ref, guard_reply if public else guard_note)
+    ticket = _guarded(session, actor, ref, guard_reply if public else guard_note, expected_version)
     body = (body or "").strip()
     if not body:
         raise ValidationError("body", "the text is empty")
@@ -436,5 +441,5 @@ def add_entry(
     )
     if public:
         _mark_responded(session, ticket, actor, now)
-    _save(session, ticket, now, None)
+    _save(session, ticket, now, expected_version)
     return entry
