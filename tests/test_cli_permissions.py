@@ -50,6 +50,7 @@ def command_keys(parser: argparse.ArgumentParser) -> set[str]:
 # Commands that only read the desk (they may write a cache, such as the KPI roll-up, or a file).
 READING = {
     "db status",
+    "db check",
     "user list",
     "ticket list",
     "ticket show",
@@ -83,6 +84,7 @@ class Attempt:
 WRITING: dict[str, Attempt] = {
     "demo": Attempt(("demo", "--force", "--tickets", "50")),
     "db upgrade": Attempt(("db", "upgrade")),
+    "db backup": Attempt(("db", "backup", "/tmp/itsm-refused-backup.db")),  # writes a file, not the desk
     "db grant-roles": Attempt(
         ("db", "grant-roles", "--all-users"), postgresql_only=True, stranger_told_to_join=True
     ),

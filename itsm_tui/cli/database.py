@@ -9,9 +9,14 @@ touched.
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sqlite3
 import sys
+from pathlib import Path
 
-from itsm_tui.cli.desk import Handler, database_source, database_url
+from itsm_tui.cli.desk import CliError, Handler, database_source, database_url
+from itsm_tui.cli.output import plain
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -92,8 +97,173 @@ def cmd_db_status(args: argparse.Namespace) -> int:
     return 0
 
 
+EXIT_UNHEALTHY = 1
+
+
+def pg_dump_command(url: str, target: str) -> str:
+    """The ``pg_dump`` line that backs up the PostgreSQL desk at ``url`` into ``target``, without the
+    password (pg_dump reads it from ~/.pgpass or PGPASSWORD) and without SQLAlchemy's driver name."""
+    import shlex
+
+    from sqlalchemy.engine import make_url
+
+    plain_url = make_url(url).set(drivername="postgresql", password=None)
+    rendered = plain_url.render_as_string(hide_password=False)
+    return f"pg_dump --format=custom --file={shlex.quote(target)} {shlex.quote(rendered)}"
+
+
+def _sqlite_file(url: str) -> Path | None:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:") or "uri" in parsed.query:
+        return None
+    return Path(database)
+
+
+def _revision_of(conn: sqlite3.Connection) -> str | None:
+    try:
+        row = conn.execute("SELECT version_num FROM alembic_version LIMIT 1").fetchone()
+    except sqlite3.DatabaseError:
+        return None
+    return None if row is None else str(row[0])
+
+
+def cmd_db_backup(args: argparse.Namespace) -> int:
+    """Copy an SQLite desk with SQLite's online backup API, which reads one consistent snapshot while the
+    consoles go on writing, into a new file only its owner may read; then check the copy itself."""
+    from itsm_tui.db import Database, require_existing_sqlite
+    from itsm_tui.services import desk_guards
+
+    url = database_url(args)
+    require_existing_sqlite(url, database_source(args))
+    target = Path(args.file)
+    db = Database.connect(url)
+    try:
+        with db.engine.connect() as conn:
+            desk_guards.guard_backup(conn)
+        backend = db.backend
+    finally:
+        db.dispose()
+    if backend == "postgresql":
+        raise CliError(
+            f"a PostgreSQL desk is backed up with pg_dump: {pg_dump_command(url, str(target))} "
+            "(restore with pg_restore)"
+        )
+    source = _sqlite_file(url)
+    if source is None:
+        raise CliError("only an SQLite desk kept in a file can be backed up with `itsm db backup`")
+    shown = plain(str(target))
+    if args.file.endswith(os.sep) or target.is_dir():
+        raise CliError(f"{shown} names a folder; give the name of the file to write in it")
+    if not target.parent.is_dir():
+        raise CliError(
+            f"the folder {plain(str(target.parent))} does not exist; create it or give another FILE"
+        )
+    if target.exists() and not args.force:
+        raise CliError(f"{shown} already exists; give another FILE, or --force to replace it")
+    if target.exists() and target.resolve() == source.resolve():
+        raise CliError(f"{shown} is the database itself; give another FILE")
+    # Written beside the target and renamed over it at the end, so a failed copy never leaves half a file.
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as exc:
+        raise CliError(f"cannot write in {plain(str(target.parent))}: {exc.strerror}") from None
+    try:
+        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        dst = sqlite3.connect(partial)
+        try:
+            src.backup(dst)  # all pages in one step: one read transaction, so one consistent snapshot
+            dst.execute("PRAGMA journal_mode=DELETE")
+            integrity = [str(row[0]) for row in dst.execute("PRAGMA integrity_check").fetchall()]
+            revision = _revision_of(dst)
+        finally:
+            dst.close()
+            src.close()
+        if integrity != ["ok"]:
+            raise CliError(f"the copy failed its integrity check ({integrity[0]}); it was not kept")
+        os.chmod(partial, 0o600)
+        os.replace(partial, target)
+    finally:
+        if partial.exists():
+            partial.unlink()
+    size = target.stat().st_size
+    print(
+        f"backed up {plain(str(source))} to {plain(str(target))}: {size:,} bytes, schema revision "
+        f"{revision or 'none'}, integrity check of the copy: ok"
+    )
+    return 0
+
+
+def cmd_db_check(args: argparse.Namespace) -> int:
+    """The database's health in one report: SQLite's quick_check, the schema revision against this
+    program's, and every record's audit chain. Exit 1 when any of them is wrong."""
+    from itsm_tui.db import SCHEMA_REVISION, Database, require_existing_sqlite, safe_url
+    from itsm_tui.services import audit, desk_guards, users
+
+    url = database_url(args)
+    require_existing_sqlite(url, database_source(args))
+    db = Database.connect(url)
+    report: dict[str, object] = {"database": safe_url(url)}
+    problems: list[str] = []
+    try:
+        with db.engine.connect() as conn:
+            desk_guards.guard_check(conn)
+            if db.backend == "sqlite":
+                found = [str(row[0]) for row in conn.exec_driver_sql("PRAGMA quick_check").fetchall()]
+                report["quick_check"] = found
+                if found != ["ok"]:
+                    problems += [f"quick_check: {line}" for line in found]
+            else:
+                report["quick_check"] = None  # PostgreSQL checks its pages itself
+        current = db.current_revision()
+        report["schema_revision"], report["program_revision"] = current, SCHEMA_REVISION
+        if current != SCHEMA_REVISION:
+            problems.append(
+                f"schema revision {current or 'none'}, this program needs {SCHEMA_REVISION}: "
+                "run `itsm db upgrade`"
+            )
+            report["audit"] = None
+        else:
+            with db.read_session() as session:
+                actor = users.authorize(session, "report.read")
+                result = audit.verify(session, actor)
+            report["audit"] = {
+                "verified": result.ok,
+                "records": result.records,
+                "rows": result.rows,
+                "breaks": [found.as_json() for found in result.breaks],
+            }
+            problems += [f"audit: {found.describe()}" for found in result.breaks]
+    finally:
+        db.dispose()
+    report["ok"] = not problems
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"database: {plain(str(report['database']))}")
+        if report["quick_check"] is not None:
+            quick = "ok" if report["quick_check"] == ["ok"] else "FAILED"
+            print(f"integrity (PRAGMA quick_check): {quick}")
+        print(f"schema revision: {current or 'none'} (this program: {SCHEMA_REVISION})")
+        audit_report = report["audit"]
+        if isinstance(audit_report, dict):
+            rows, records = audit_report["rows"], audit_report["records"]
+            print(f"audit chains: {rows:,} rows of {records:,} records checked")
+        for line in problems:
+            print(f"problem: {plain(line)}")
+        print("all good" if not problems else f"{len(problems):,} problem(s) found")
+    return 0 if not problems else EXIT_UNHEALTHY
+
+
 HANDLERS: dict[str, Handler] = {
     "demo": cmd_demo,
     "db upgrade": cmd_db_upgrade,
     "db status": cmd_db_status,
+    "db backup": cmd_db_backup,
+    "db check": cmd_db_check,
 }

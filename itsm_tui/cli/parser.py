@@ -64,6 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dbcmd.add_parser("upgrade", parents=[db], help="create the schema or bring it to this version")
     dbcmd.add_parser("status", parents=[db], help="show the database's schema revision")
+    backup = dbcmd.add_parser(
+        "backup", parents=[db], help="SQLite: copy the desk, while it runs, to a new file (admins)"
+    )
+    backup.add_argument("file", metavar="FILE", help="the copy to write (created readable by you only)")
+    backup.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    check = dbcmd.add_parser(
+        "check", parents=[db], help="check integrity, schema revision and audit chains (exit 1 if not)"
+    )
+    check.add_argument("--json", action="store_true")
     grant = dbcmd.add_parser(
         "grant-roles",
         parents=[db],

@@ -53,6 +53,7 @@ PERMISSIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "desk.upgrade": (("admin",), "upgrade the schema of a service desk that has users"),
     "desk.grant_roles": (("admin",), "grant the desk's database roles and privileges"),
     "desk.jobs": (tuple(ROLES), "run the SLA job and the change reminders"),
+    "desk.backup": (("admin",), "copy the whole service desk database to a file"),
     "sla.scan_at": (("process_manager", "admin"), "run the SLA job at another instant than now"),
 }
 

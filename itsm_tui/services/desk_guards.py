@@ -89,6 +89,18 @@ def guard_upgrade(conn: Connection, login: str | None = None) -> None:
         _require_on(conn, "desk.upgrade", login)
 
 
+def guard_backup(conn: Connection, login: str | None = None) -> None:
+    """Copying the whole desk to a file: admins only, since the copy holds every record and every person's
+    details outside the database's own access control."""
+    _require_on(conn, "desk.backup", login)
+
+
+def guard_check(conn: Connection, login: str | None = None) -> None:
+    """Checking the database's health (integrity, schema revision, audit chains): any active desk user who
+    may read reports. Plain SQL, so that a schema of another revision can still be checked."""
+    _require_on(conn, "report.read", login)
+
+
 def guard_jobs(session: Session, login: str | None = None) -> Actor:
     """Running the SLA job and the change reminders (``itsm sla scan``, ``itsm scheduler``): an active
     desk user, since they flag, notify and escalate in the desk's name."""
