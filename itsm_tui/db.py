@@ -97,10 +97,24 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+# libpq settings a PostgreSQL URL may set itself: a server that does not answer is given up after 10 s,
+# and a connection the network dropped without a word (no reset) is found dead in about a minute by TCP
+# keepalives, instead of a console waiting on it for the kernel's two hours.
+PG_KEEPALIVES: dict[str, Any] = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+_PG_CONNECT = {"connect_timeout": 10, **PG_KEEPALIVES}
+
+
 def make_engine(url: str, **kwargs) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys, a busy timeout and explicit transactions."""
     if not is_sqlite(url):
-        return create_engine(url, pool_pre_ping=True, **kwargs)
+        given = make_url(url).query
+        connect_args = {key: value for key, value in _PG_CONNECT.items() if key not in given}
+        return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
     _ensure_sqlite_directory(url)  # before SQLite makes the file, readable by all
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
 
@@ -115,6 +129,10 @@ def make_engine(url: str, **kwargs) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
+    path = _sqlite_path(url)
+    if path is not None:
+        _follow_file(engine, path)  # after the pragmas above: the WAL file exists once they have run
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:
         # Writers take the write lock up front so that two writers queue on the busy timeout instead of
@@ -123,6 +141,92 @@ def make_engine(url: str, **kwargs) -> Engine:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+_FILE_KEY = "itsm.sqlite_file"  # connection record info: (st_dev, st_ino) of the file it opened
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """Which file ``path`` names now (device and inode), or None if it names none."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return (found.st_dev, found.st_ino)
+
+
+def _follow_file(engine: Engine, path: Path) -> None:
+    """Keep the engine's connections on the file that ``path`` names *now*.
+
+    An SQLite connection stays on the file it opened: once an admin deletes the desk's file and puts a
+    backup in its place, every pooled connection goes on with the deleted one (whose writes SQLite refuses,
+    "disk I/O error" or "readonly database") while a new process sees the restored desk. So each
+    connection remembers the file it opened, and taking one from the pool checks that the path still names
+    it (one ``stat``); if not, the pool closes it and opens the path afresh. New connections open the file
+    read-write but never create it (``mode=rw``): while the file is missing they fail, and the console says
+    the database cannot be reached, instead of starting an empty desk where the restore is to come. Only
+    :func:`_ensure_sqlite_directory` (a new desk, or ``db upgrade``) makes the file.
+
+    A file put in place while the old one's ``-wal`` file is still there is not opened at all: SQLite would
+    take the old desk's unwritten pages from that log as the new file's (a mixture of the two desks), and
+    closing the connection would write them into it. The log is known by its header (SQLite draws new
+    random salts for each log it starts), read when the replacement is first seen. The restore must remove
+    ``-wal`` and ``-shm`` with the file (README, "Backup and restore"), or be done with
+    ``itsm db restore``, which writes into the open desk and needs no reopening.
+    """
+    from urllib.parse import quote
+
+    from sqlalchemy.exc import DisconnectionError
+    from sqlalchemy.exc import OperationalError as WrappedOperationalError
+
+    path = path.absolute()
+    wal = path.with_name(path.name + "-wal")
+    uri = f"file:{quote(str(path))}?mode=rw"
+    # Once a connection's file is seen replaced or gone: the old log's header, if it had one.
+    replaced: dict[str, bytes | None] = {}
+
+    @event.listens_for(engine, "do_connect")
+    def _open_existing(_dialect, _record, cargs, cparams) -> None:
+        old_log = replaced.get("log")
+        if old_log is not None and path.exists() and _log_header(wal) == old_log:
+            import sqlite3
+
+            detail = (
+                f"{path} was replaced but {wal.name} of the file it replaced is still there; remove "
+                f"{wal.name} and {path.name}-shm (the restore must remove them with the old file), or "
+                "restore with `itsm db restore`"
+            )
+            raise WrappedOperationalError(None, None, sqlite3.OperationalError(detail))
+        cargs[:] = [uri]
+        cparams["uri"] = True
+
+    @event.listens_for(engine, "connect")
+    def _remember(_dbapi_connection, record) -> None:
+        record.info[_FILE_KEY] = _file_identity(path)
+
+    @event.listens_for(engine, "checkout")
+    def _still_there(_dbapi_connection, record, _proxy) -> None:
+        # An open connection keeps its file's inode in use, so the same (device, inode) is the same file.
+        if record.info.get(_FILE_KEY) == _file_identity(path):
+            replaced.clear()
+            return
+        if not replaced:
+            replaced["log"] = _log_header(wal)
+        raise DisconnectionError(f"{path} is no longer the file this connection opened")
+
+
+_WAL_HEADER = 32  # bytes: magic, version, page size, checkpoint sequence, salts, checksums
+
+
+def _log_header(wal: Path) -> bytes | None:
+    """The header of an SQLite write-ahead log with frames in it, or None (no log, or an empty one)."""
+    try:
+        with wal.open("rb") as file:
+            header = file.read(_WAL_HEADER)
+            more = file.read(1)
+    except OSError:
+        return None
+    return header if len(header) == _WAL_HEADER and more else None
 
 
 def conflict_insert(session: Session, entity: type[Base]) -> PostgresInsert | SqliteInsert:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from sqlalchemy.engine import make_url
 
-from itsm_tui.db import Database
+from itsm_tui.db import PG_KEEPALIVES, Database
 from itsm_tui.services import notifications
 from itsm_tui.services.notifications import NotificationRow
 
@@ -117,7 +117,10 @@ class NotificationWatcher:
         import psycopg
 
         conninfo = make_url(self.db.url).set(drivername="postgresql").render_as_string(hide_password=False)
-        with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+        # Keepalives: a LISTEN connection only waits, so without them a network that drops it silently
+        # would leave the console deaf until the kernel gives up on it, hours later.
+        conninfo = psycopg.conninfo.make_conninfo(conninfo, connect_timeout=5, **PG_KEEPALIVES)
+        with psycopg.connect(conninfo, autocommit=True) as conn:
             conn.execute(f"LISTEN {notifications.PG_CHANNEL}")
             self.listening = True
             self.check()  # anything that arrived before LISTEN took effect

@@ -85,6 +85,7 @@ WRITING: dict[str, Attempt] = {
     "demo": Attempt(("demo", "--force", "--tickets", "50")),
     "db upgrade": Attempt(("db", "upgrade")),
     "db backup": Attempt(("db", "backup", "/tmp/itsm-refused-backup.db")),  # writes a file, not the desk
+    "db restore": Attempt(("db", "restore", "/tmp/itsm-refused-restore.db", "--force")),
     "db grant-roles": Attempt(
         ("db", "grant-roles", "--all-users"), postgresql_only=True, stranger_told_to_join=True
     ),

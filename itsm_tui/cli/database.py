@@ -199,6 +199,116 @@ def cmd_db_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+_HOLDINGS = ("tickets", "changes", "users", "audit_events")
+
+
+def _holdings(conn: sqlite3.Connection) -> dict[str, int]:
+    return {table: int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]) for table in _HOLDINGS}
+
+
+def _newest_audit(conn: sqlite3.Connection) -> str:
+    row = conn.execute("SELECT max(at) FROM audit_events").fetchone()
+    return str(row[0])[:16] + " UTC" if row and row[0] else "none"
+
+
+def _describe(counts: dict[str, int]) -> str:
+    return ", ".join(f"{counts[table]:,} {table.replace('_', ' ')}" for table in _HOLDINGS)
+
+
+def cmd_db_restore(args: argparse.Namespace) -> int:
+    """Write a backup into the desk's own file with SQLite's backup API: one transaction under the write
+    lock, so consoles that are open go on with the restored desk at their next read, and nobody has to
+    delete files under them. The backup is checked (an SQLite desk of this schema revision, intact)
+    before anything is written, and the restore is recorded in the restored desk's audit trail."""
+    from datetime import UTC, datetime
+
+    from itsm_tui.db import SCHEMA_REVISION, SQLITE_HEADER, Database, require_existing_sqlite
+    from itsm_tui.services import audit, desk_guards
+    from itsm_tui.services.users import current_login
+
+    url = database_url(args)
+    require_existing_sqlite(url, database_source(args))
+    db = Database.connect(url)
+    try:
+        with db.engine.connect() as conn:
+            desk_guards.guard_restore(conn)
+        backend = db.backend
+    finally:
+        db.dispose()
+    backup = Path(args.file)
+    if backend == "postgresql":
+        raise CliError(
+            "a PostgreSQL desk is restored with pg_restore into a new, empty database: pg_restore "
+            f"--no-owner --dbname=NEW_URL {plain(str(backup))}, then itsm db grant-roles --all-users "
+            "and itsm db check on it, and the consoles pointed at it (README, Backup and restore)"
+        )
+    live = _sqlite_file(url)
+    if live is None:
+        raise CliError("only an SQLite desk kept in a file can be restored with `itsm db restore`")
+    shown = plain(str(backup))
+    if not backup.is_file():
+        raise CliError(f"{shown} is no file; give the backup made by `itsm db backup`")
+    if backup.resolve() == live.resolve():
+        raise CliError(f"{shown} is the database itself; give the backup")
+    with backup.open("rb") as file:
+        if file.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+            raise CliError(f"{shown} is not an SQLite database; give the backup made by `itsm db backup`")
+    source = sqlite3.connect(f"file:{backup.absolute()}?mode=ro", uri=True)
+    target = sqlite3.connect(f"file:{live.absolute()}?mode=rw", uri=True, timeout=30)
+    try:
+        integrity = [str(row[0]) for row in source.execute("PRAGMA integrity_check").fetchall()]
+        if integrity != ["ok"]:
+            raise CliError(f"{shown} fails its integrity check ({plain(integrity[0])}); nothing was restored")
+        revision = _revision_of(source)
+        if revision != SCHEMA_REVISION:
+            raise CliError(
+                f"{shown} is at schema revision {revision or 'none'} and this desk at {SCHEMA_REVISION}: "
+                f"bring a copy of it up first (itsm db upgrade --db COPY), then restore the copy"
+            )
+        have, restore = _holdings(target), _holdings(source)
+        newest = _newest_audit(source)
+        if not args.force:
+            raise CliError(
+                f"the desk holds {_describe(have)}; the backup {_describe(restore)} (newest audit "
+                f"entry {newest}): everything recorded after it is lost. Give --force to restore"
+            )
+        target.execute("PRAGMA busy_timeout=30000")
+        source.backup(target)  # one step: every page under the write lock, in one transaction
+        check = [str(row[0]) for row in target.execute("PRAGMA quick_check").fetchall()]
+    finally:
+        target.close()
+        source.close()
+    if check != ["ok"]:
+        raise CliError(f"the restored desk fails its check ({plain(check[0])}); restore it again")
+    restored = Database.connect(url)
+    try:
+        with restored.session() as session:
+            from sqlalchemy import select
+
+            from itsm_tui.models import User
+
+            login = current_login()
+            admin = session.scalar(select(User.id).where(User.login == login))
+            audit.record(
+                session,
+                entity_type="desk",
+                entity_id=1,
+                actor_id=admin,
+                at=datetime.now(UTC),
+                action="restored",
+                field="backup",
+                old=f"{_describe(have)}",
+                new=f"{backup.absolute()} ({_describe(restore)}, newest audit entry {newest}) by {login}",
+            )
+    finally:
+        restored.dispose()
+    print(
+        f"restored {plain(str(live))} from {shown}: {_describe(restore)}; newest audit entry {newest}. "
+        "Open consoles go on with the restored desk."
+    )
+    return 0
+
+
 def cmd_db_check(args: argparse.Namespace) -> int:
     """The database's health in one report: SQLite's quick_check, the schema revision against this
     program's, and every record's audit chain. Exit 1 when any of them is wrong."""
@@ -265,5 +375,6 @@ HANDLERS: dict[str, Handler] = {
     "db upgrade": cmd_db_upgrade,
     "db status": cmd_db_status,
     "db backup": cmd_db_backup,
+    "db restore": cmd_db_restore,
     "db check": cmd_db_check,
 }

@@ -69,6 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backup.add_argument("file", metavar="FILE", help="the copy to write (created readable by you only)")
     backup.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    restore = dbcmd.add_parser(
+        "restore",
+        parents=[db],
+        help="SQLite: put a backup in the place of the desk, while consoles run (admins)",
+    )
+    restore.add_argument("file", metavar="FILE", help="a copy made by `itsm db backup`")
+    restore.add_argument(
+        "--force", action="store_true", help="do it (without: say what the desk holds and would lose)"
+    )
     check = dbcmd.add_parser(
         "check", parents=[db], help="check integrity, schema revision and audit chains (exit 1 if not)"
     )

@@ -54,6 +54,7 @@ PERMISSIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "desk.grant_roles": (("admin",), "grant the desk's database roles and privileges"),
     "desk.jobs": (tuple(ROLES), "run the SLA job and the change reminders"),
     "desk.backup": (("admin",), "copy the whole service desk database to a file"),
+    "desk.restore": (("admin",), "replace the whole service desk database with a backup"),
     "sla.scan_at": (("process_manager", "admin"), "run the SLA job at another instant than now"),
 }
 

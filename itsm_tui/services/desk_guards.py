@@ -95,6 +95,12 @@ def guard_backup(conn: Connection, login: str | None = None) -> None:
     _require_on(conn, "desk.backup", login)
 
 
+def guard_restore(conn: Connection, login: str | None = None) -> None:
+    """Putting a backup in the place of the desk: admins only, since it takes back everything recorded
+    since the backup was made."""
+    _require_on(conn, "desk.restore", login)
+
+
 def guard_check(conn: Connection, login: str | None = None) -> None:
     """Checking the database's health (integrity, schema revision, audit chains): any active desk user who
     may read reports. Plain SQL, so that a schema of another revision can still be checked."""
