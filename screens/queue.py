@@ -316,6 +316,22 @@ def _fit(text: str, width: int) -> str:
     return set_cell_size(text, width - 1) + "…"
 
 
+def settled_filter_text(good: str, typed: str) -> str:
+    """What of the last good filter text ``good`` still stands now that ``typed`` is refused.
+
+    A token is typed through good filters: ``p:0`` went through ``p``, one free word. When ``typed`` goes on
+    from ``good`` within its last word, and that word was a free word (it had no ``:``), the word was the
+    refused token in the making, and it is dropped; a token being extended (``assignee:a1`` to
+    ``assignee:a1,x``) and anything typed elsewhere leave ``good`` as it was.
+    """
+    words = good.split()
+    if not words or good[-1].isspace() or ":" in words[-1]:
+        return good
+    if not typed.startswith(good) or len(typed) == len(good) or typed[len(good)].isspace():
+        return good
+    return good[: len(good) - len(words[-1])]
+
+
 class QueueHeader(Static):
     """The column titles, with the sort marked."""
 
@@ -349,7 +365,10 @@ class QueueScreen(DeskScreen):
         self.view_key = "all_open"
         self.sort: str | None = None
         self.descending: bool | None = None
-        self.filter = Filter()
+        self.filter = Filter()  # the filter applied (its logins perhaps still being looked up)
+        self.filter_text = ""  # the text it was read from
+        # The last filter known good (every login found): what the queue falls back on when one is refused.
+        self.good_filter, self.good_text = Filter(), ""
         self.query_state: QueueQuery | None = None
         self.generation = 0
         self.cancels: list[ReadCancel] = []  # the reads of the shown query, stopped when it is replaced
@@ -467,6 +486,12 @@ class QueueScreen(DeskScreen):
 
         window = QueueWindow(query)
         with self.app.db.read_session(cancel) as session:
+            if query.filter.assignees:  # a mistyped login would read as an empty queue: refused instead
+                try:
+                    queue.check_assignees(session, query.filter)
+                except FilterError as exc:
+                    self.app.call_from_thread(self._assignee_refused, generation, exc)
+                    return
             # Taken before the rows are read: a change made after it is noticed by the next poll.
             fingerprint = queue.newest_change(session)
             # Checked after each statement too: SQLite forgets an interrupt that falls between two statements.
@@ -524,6 +549,7 @@ class QueueScreen(DeskScreen):
             self.reader.cancel()
             self.reader = None
         self.fingerprint = fingerprint
+        self._filter_good()  # its rows are read: any login it names was found
         table.show_window(window, cursor, screen_row)
         self._show_bar(window.total)
         if window.total is not None:
@@ -650,15 +676,41 @@ class QueueScreen(DeskScreen):
 
     @on(Input.Changed, "#queue-filter")
     def filter_changed(self, event: Input.Changed) -> None:
-        error = self.query_one("#queue-error", Static)
+        """Apply the filter as it is typed; one the queue cannot apply is refused beside it (see
+        :meth:`_refuse_filter`). Logins are looked up by the query's worker before it reads a row."""
         try:
-            self.filter = parse_filter(event.value, self.app.actor)
+            flt = parse_filter(event.value, self.app.actor)
         except FilterError as exc:
-            error.update(Text(str(exc)))
-            error.add_class("shown")
+            self._refuse_filter(event.value, exc)
             return
-        error.remove_class("shown")
+        self.filter, self.filter_text = flt, event.value
+        if not any(a.lower() != "none" for a in flt.assignees):  # nothing left to look up
+            self._filter_good()
         self.reload()
+
+    def _filter_good(self) -> None:
+        """The applied filter is good: remember it, and clear the error once it is what the input says."""
+        self.good_filter, self.good_text = self.filter, self.filter_text
+        if self.query_one("#queue-filter", Input).value == self.filter_text:
+            self.query_one("#queue-error", Static).remove_class("shown")
+
+    def _assignee_refused(self, generation: int, error: FilterError) -> None:
+        if generation == self.generation:  # else a newer filter is being read (and looked up) already
+            self._refuse_filter(self.query_one("#queue-filter", Input).value, error)
+
+    def _refuse_filter(self, typed: str, error: FilterError) -> None:
+        """Say beside the filter why ``typed`` cannot be applied, and keep showing the last good filter:
+        nothing of the refused text is applied (see :func:`settled_filter_text`)."""
+        line = self.query_one("#queue-error", Static)
+        line.update(Text(strip_control(str(error), single_line=True)))
+        line.add_class("shown")
+        settled = settled_filter_text(self.good_text, typed)
+        if settled != self.good_text:
+            self.good_filter, self.good_text = parse_filter(settled, self.app.actor), settled
+        changed = self.filter != self.good_filter
+        self.filter, self.filter_text = self.good_filter, self.good_text
+        if changed:
+            self.reload()
 
     @on(Input.Submitted, "#queue-filter")
     def filter_done(self) -> None:

@@ -630,8 +630,18 @@ class TicketScreen(DeskScreen):
         app = self.app
 
         def save(values: TextValues) -> str:
+            # Against the version shown, like every other form: a reply or note written while a colleague
+            # answered, resolved or reassigned the ticket is refused until the agent has seen that.
             with self._session() as session:
-                tickets.add_entry(session, app.config, app.actor, ref, body=values.text, public=values.public)
+                tickets.add_entry(
+                    session,
+                    app.config,
+                    app.actor,
+                    ref,
+                    body=values.text,
+                    public=values.public,
+                    expected_version=self._form_version,
+                )
             return "Reply sent." if values.public else "Work note added."
 
         title = ("Reply on " if public else "Work note on ") + ref

@@ -105,7 +105,8 @@ class Filter:
 
 def parse_filter(text: str, actor: Actor | None = None) -> Filter:
     """Free words match reference, title or requester; tokens narrow: ``p:1,2 status:pending group:network
-    assignee:me svc:email``. Raises :class:`FilterError` naming the bad token and the valid ones."""
+    assignee:me svc:email``. Raises :class:`FilterError` naming the bad token and the valid ones. Reads no
+    database: whether an ``assignee:`` login is a desk user is :func:`check_assignees`'s to say."""
     result = Filter()
     for part in text.split():
         if ":" not in part:
@@ -146,6 +147,21 @@ def parse_filter(text: str, actor: Actor | None = None) -> Filter:
             states = _among(values, SLA_TOKENS, lambda v: f"sla: takes {', '.join(SLA_TOKENS)}, not {v!r}")
             result = replace(result, sla=result.sla + states)
     return result
+
+
+def check_assignees(session: Session, flt: Filter) -> None:
+    """Refuse an ``assignee:`` login that is no user of the desk: such a filter would show an empty queue
+    as if nobody had work, when it was only mistyped. Users no longer active still filter (the tickets left
+    assigned to them are what a lead looks for to hand on)."""
+    wanted = [a for a in flt.assignees if a.lower() != "none"]
+    if not wanted:
+        return
+    known = set(session.scalars(select(User.login).where(User.login.in_(wanted))))
+    unknown = next((login for login in wanted if login not in known), None)
+    if unknown is not None:
+        raise FilterError(
+            f"assignee: no desk user {unknown!r}; use assignee:me, assignee:none (unassigned) or a login"
+        )
 
 
 def _among(values: list[str], allowed: tuple[str, ...], refusal: Callable[[str], str]) -> tuple[str, ...]:
