@@ -679,7 +679,7 @@ class QueueScreen(DeskScreen):
         """Apply the filter as it is typed; one the queue cannot apply is refused beside it (see
         :meth:`_refuse_filter`). Logins are looked up by the query's worker before it reads a row."""
         try:
-            flt = parse_filter(event.value, self.app.actor)
+            flt = parse_filter(event.value, self.app.actor, self.app.config)
         except FilterError as exc:
             self._refuse_filter(event.value, exc)
             return
@@ -706,7 +706,7 @@ class QueueScreen(DeskScreen):
         line.add_class("shown")
         settled = settled_filter_text(self.good_text, typed)
         if settled != self.good_text:
-            self.good_filter, self.good_text = parse_filter(settled, self.app.actor), settled
+            self.good_filter, self.good_text = parse_filter(settled, self.app.actor, self.app.config), settled
         changed = self.filter != self.good_filter
         self.filter, self.filter_text = self.good_filter, self.good_text
         if changed:

@@ -125,6 +125,8 @@ BAD_TOKENS = [
     ("group:", "group: needs a value, e.g. group:network"),
     ("svc:", "svc: needs a value, e.g. svc:email"),
     ("sla:late", "sla: takes breached, 1h, warning, not 'late'"),
+    ("svc:emial", "svc: 'emial' is no service; use "),
+    ("group:zz", "group: 'zz' matches no group; use part of a code or name: "),
     ("assignee:nobody", "assignee: no desk user 'nobody'"),
     ("assignee:", "assignee: needs a value, e.g. assignee:me"),
     ("due:today", "unknown filter 'due:'; use p:, status:, group:, assignee:, svc:, sla: or plain words"),
@@ -202,3 +204,15 @@ def test_logins_are_looked_up_in_the_users_table(db, staff):
     assert str(refused.value) == (
         "assignee: no desk user 'Agent2'; use assignee:me, assignee:none (unassigned) or a login"
     )
+
+
+def test_services_and_groups_are_checked_against_the_catalog(config):
+    """With the desk's configuration, a ``svc:`` is one of its service codes (any case) and a ``group:``
+    part of some group's code or name, as the queue matches them; without it nothing is checked."""
+    assert parse_filter("svc:EMAIL group:net", None, config) == Filter(services=("email",), groups=("net",))
+    assert parse_filter("group:infra", None, config).groups == ("infra",)  # part of NET-L2's name
+    with pytest.raises(FilterError, match="'mail' is no service"):
+        parse_filter("svc:mail", None, config)  # a service code is matched whole
+    with pytest.raises(FilterError, match="'zz' matches no group"):
+        parse_filter("group:sd,zz", None, config)
+    assert parse_filter("svc:mail group:zz") == Filter(services=("mail",), groups=("zz",))

@@ -13,6 +13,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     ColumnElement,
@@ -34,6 +35,9 @@ from sqlalchemy.orm import Session
 from itsm_tui.models import TICKET_STATUSES, Group, Ticket, User
 from itsm_tui.services.tickets.reading import LIST_COLUMNS, with_names
 from itsm_tui.services.users import Actor
+
+if TYPE_CHECKING:
+    from itsm_tui.config import DeskConfig
 
 PAGE_SIZE = 50
 BREACHING_WINDOW = timedelta(hours=2)
@@ -103,10 +107,12 @@ class Filter:
     sla: tuple[str, ...] = ()  # breached (overdue now), 1h (due within the hour), warning (past the warning)
 
 
-def parse_filter(text: str, actor: Actor | None = None) -> Filter:
+def parse_filter(text: str, actor: Actor | None = None, config: DeskConfig | None = None) -> Filter:
     """Free words match reference, title or requester; tokens narrow: ``p:1,2 status:pending group:network
     assignee:me svc:email``. Raises :class:`FilterError` naming the bad token and the valid ones. Reads no
-    database: whether an ``assignee:`` login is a desk user is :func:`check_assignees`'s to say."""
+    database: whether an ``assignee:`` login is a desk user is :func:`check_assignees`'s to say. Given the
+    desk's ``config``, a ``svc:`` that is no service of the catalog and a ``group:`` that matches no group's
+    code or name are refused too (else they would show an empty queue, as if nothing were open)."""
     result = Filter()
     for part in text.split():
         if ":" not in part:
@@ -137,16 +143,36 @@ def parse_filter(text: str, actor: Actor | None = None) -> Filter:
             )
             result = replace(result, statuses=result.statuses + statuses)
         elif name == "group":
-            result = replace(result, groups=result.groups + tuple(v.lower() for v in values))
+            groups = tuple(v.lower() for v in values)
+            if config is not None:
+                _known_groups(groups, config)
+            result = replace(result, groups=result.groups + groups)
         elif name == "assignee":
             logins = tuple((actor.login if actor and v.lower() == "me" else v) for v in values)
             result = replace(result, assignees=result.assignees + logins)
         elif name == "svc":
-            result = replace(result, services=result.services + tuple(v.lower() for v in values))
+            services = tuple(v.lower() for v in values)
+            if config is not None:
+                _known_services(services, config)
+            result = replace(result, services=result.services + services)
         elif name == "sla":
             states = _among(values, SLA_TOKENS, lambda v: f"sla: takes {', '.join(SLA_TOKENS)}, not {v!r}")
             result = replace(result, sla=result.sla + states)
     return result
+
+
+def _known_services(wanted: tuple[str, ...], config: DeskConfig) -> None:
+    """Each ``svc:`` value must be a service code of the catalog (the query matches them whole)."""
+    codes = tuple(sorted(code.lower() for code in config.services))
+    _among(list(wanted), codes, lambda v: f"svc: {v!r} is no service; use {', '.join(codes)}")
+
+
+def _known_groups(wanted: tuple[str, ...], config: DeskConfig) -> None:
+    """Each ``group:`` value must be part of some group's code or name (as the query matches them)."""
+    for value in wanted:
+        if not any(value in g.code.lower() or value in g.name.lower() for g in config.groups.values()):
+            codes = ", ".join(sorted(config.groups))
+            raise FilterError(f"group: {value!r} matches no group; use part of a code or name: {codes}")
 
 
 def check_assignees(session: Session, flt: Filter) -> None:
