@@ -34,13 +34,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
+from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select, Static, TextArea
 from textual.widgets.select import NoSelection
 from textual.worker import Worker, WorkerState
 from typing_extensions import TypeVar  # a type parameter's default (typing has it from Python 3.13)
 
-from itsm_tui.screens.common import WorkerErrorsToApp, failure_message, local_time
+from itsm_tui.screens.common import WorkerErrorsToApp, database_busy, failure_message, local_time
 from itsm_tui.services.errors import NotFound, ServiceError, StaleEdit, ValidationError
 from itsm_tui.text import strip_control
 
@@ -115,6 +116,14 @@ class FormScreen(WorkerErrorsToApp, ModalScreen[ResultT], Generic[ValuesT, Resul
     # Enter in a one-line input saves the form (else it moves to the next field).
     SUBMIT_ON_ENTER: ClassVar[bool] = True
     HINT: ClassVar[str] = "ctrl+s save · tab next field · esc cancel"
+    # A save refused only because another program holds the database's lock is tried again after this
+    # long, for as long as the form is open: nothing of it was written (the transaction never began, or
+    # was rolled back whole), so trying again cannot save it twice.
+    BUSY_RETRY_SECONDS: ClassVar[float] = 2.0
+    BUSY_TEXT: ClassVar[str] = (
+        "Not saved yet: the database is busy (another program holds it); retrying by itself, "
+        "esc to stop. Your text is kept."
+    )
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="form.cancel"),
@@ -138,6 +147,8 @@ class FormScreen(WorkerErrorsToApp, ModalScreen[ResultT], Generic[ValuesT, Resul
         # The error shown last (None: none is shown), for tests.
         self.error_shown: ShownError | None = None
         self._fields: dict[str, Widget] = {}
+        self._busy_retry: Timer | None = None  # the next try of a save the database was too busy for
+        self.busy_tries = 0  # saves in a row found the database busy
 
     # ----------------------------------------------------------------- layout
 
@@ -251,11 +262,23 @@ class FormScreen(WorkerErrorsToApp, ModalScreen[ResultT], Generic[ValuesT, Resul
 
     def action_cancel(self) -> None:
         if not self.saving:
+            self._stop_retrying()
             self.dismiss(None)
+
+    def _stop_retrying(self) -> None:
+        if self._busy_retry is not None:
+            self._busy_retry.stop()
+            self._busy_retry = None
+
+    def _retry_busy_save(self) -> None:
+        self._busy_retry = None
+        if self.is_attached and not self.saving:
+            self.action_save()  # what the fields hold now: an edit made while waiting is saved too
 
     def action_save(self) -> None:
         if self.saving:
             return
+        self._stop_retrying()
         self.clear_errors()
         try:
             values = self.collect()
@@ -277,6 +300,7 @@ class FormScreen(WorkerErrorsToApp, ModalScreen[ResultT], Generic[ValuesT, Resul
 
     def _saved(self, result: ResultT) -> None:
         self.saving = False
+        self.busy_tries = 0
         self.saved(result)
         self.dismiss(result)
 
@@ -285,6 +309,7 @@ class FormScreen(WorkerErrorsToApp, ModalScreen[ResultT], Generic[ValuesT, Resul
 
     def _refused(self, exc: ServiceError) -> None:
         self._ready_again()
+        self.busy_tries = 0
         self.show_error(exc)
         if self._on_refused is not None:
             self._on_refused(exc)
@@ -296,11 +321,20 @@ class FormScreen(WorkerErrorsToApp, ModalScreen[ResultT], Generic[ValuesT, Resul
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A save that failed otherwise than by a refusal keeps the form open with all that was typed and says
         it was not saved; the failure goes on to the console's handler as well (it logs a fault, and marks
-        the database as unreachable)."""
+        the database as unreachable). A database too busy to take the save is tried again by itself (see
+        ``BUSY_RETRY_SECONDS``); the console hears of the first of such failures in a row only."""
         if event.state != WorkerState.ERROR or event.worker.group != SAVE_GROUP:
             return
         self._ready_again()
         error = event.worker.error
+        if error is not None and database_busy(error):
+            self.busy_tries += 1
+            if self.busy_tries > 1:
+                event.prevent_default()  # told (and logged) once already
+            self._show(self.BUSY_TEXT, None)
+            self._busy_retry = self.set_timer(self.BUSY_RETRY_SECONDS, self._retry_busy_save)
+            return
+        self.busy_tries = 0
         told = failure_message(error) if error is not None else None
         if told is not None:
             text = f"Not saved: {told[0].lower()}{told[1:]}"  # the driver's detail goes to the console log

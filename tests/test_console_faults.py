@@ -178,6 +178,61 @@ async def test_a_save_under_another_process_lock_shows_no_sql_anywhere_on_the_sc
         assert word.lower() not in shown.lower(), f"{word!r} shown: {shown}"
 
 
+async def test_a_save_the_database_was_too_busy_for_is_retried_by_itself_once_released(
+    staff_sqlite, config, lock_holder, monkeypatch
+):
+    """No key pressed after the first ctrl+s: the form tries again every BUSY_RETRY_SECONDS, the agent is
+    told once, and the ticket is saved exactly once after the lock is let go."""
+    db, staff = staff_sqlite
+    short_busy_timeout(db, 200)
+    monkeypatch.setattr(NewTicketForm, "BUSY_RETRY_SECONDS", 0.2)
+    app = ItsmApp(db, config, staff["agent1"], run_scheduler=False)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        toasts = Toasts(app, monkeypatch)
+        await settle(pilot)
+        app.new_ticket()
+        await wait_until(pilot, lambda: isinstance(app.screen, NewTicketForm), "the NewTicketForm")
+        form = app.screen
+        assert isinstance(form, NewTicketForm)
+        await type_text(pilot, "Printer on fire")
+        await pilot.press("tab")
+        await type_text(pilot, "Rita Requester")
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: form.busy_tries >= 3, "three tries under the lock")
+        assert form.error_shown is not None and "retrying by itself" in form.error_shown and form.is_current
+        assert form.text_of("title") == "Printer on fire"
+        busy_toasts = [t for t in toasts.shown if t.startswith("The database is busy")]
+        assert len(busy_toasts) == 1, toasts.shown  # told once, not at every try
+        release(lock_holder)
+        await wait_until(pilot, lambda: isinstance(app.screen, TicketScreen), "the retried save to land")
+    with db.read_session() as session:
+        assert session.scalars(select(Ticket.title)).all() == ["Printer on fire"]
+
+
+async def test_escape_stops_the_retrying_and_nothing_is_saved(staff_sqlite, config, lock_holder, monkeypatch):
+    db, staff = staff_sqlite
+    short_busy_timeout(db, 200)
+    monkeypatch.setattr(NewTicketForm, "BUSY_RETRY_SECONDS", 0.2)
+    app = ItsmApp(db, config, staff["agent1"], run_scheduler=False)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        app.new_ticket()
+        await wait_until(pilot, lambda: isinstance(app.screen, NewTicketForm), "the NewTicketForm")
+        form = app.screen
+        assert isinstance(form, NewTicketForm)
+        await type_text(pilot, "Printer on fire")
+        await pilot.press("tab")
+        await type_text(pilot, "Rita Requester")
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: form.busy_tries >= 1 and not form.saving, "a busy try")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not form.is_attached, "the form to close")
+        release(lock_holder)
+        await pilot.pause(0.6)  # three retry periods: none may come
+    with db.read_session() as session:
+        assert session.scalars(select(Ticket.title)).all() == []
+
+
 # --------------------------------------------------------------------------- unreachable, then back
 
 
