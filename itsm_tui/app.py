@@ -37,6 +37,7 @@ from itsm_tui.text import strip_control
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
+    from textual.driver import Driver
 
     from itsm_tui.push import NotificationWatcher
 
@@ -118,6 +119,18 @@ class ItsmApp(App[None]):
         self.watcher: NotificationWatcher | None = None
         self._failing_jobs: dict[str, str] = {}  # job name -> what the status line says of it
 
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's driver for the platform; on a Linux terminal, the one that ends the console quietly when
+        its terminal goes away without a SIGHUP reaching it (:mod:`itsm_tui.terminal`)."""
+        driver = super().get_driver_class()
+        from textual.drivers.linux_driver import LinuxDriver
+
+        if driver is LinuxDriver:
+            from itsm_tui.terminal import TerminalDriver
+
+            return TerminalDriver
+        return driver
+
     def on_mount(self) -> None:
         from itsm_tui.push import NotificationWatcher
 
@@ -126,7 +139,9 @@ class ItsmApp(App[None]):
             self.db,
             self.actor.id,
             on_new=lambda rows, unread: self.call_from_thread(self.show_notifications, rows, unread),
-            on_connection=lambda ok: self.call_from_thread(setattr, self, "connected", ok),
+            # The watcher's own checks find a loss and the way back like any other database work: the
+            # same toast once per loss, and the status line's flag set and cleared in one place.
+            on_connection=lambda ok: self.call_from_thread(self.database_ok if ok else self.database_lost),
         )
         self.watcher.start()
         if self.run_scheduler:
@@ -245,9 +260,9 @@ class ItsmApp(App[None]):
             self.database_lost()
 
     def database_lost(self) -> None:
-        """A worker found the database failing: the status line says so until some database work succeeds
-        again (the notification watcher's next good check, a screen's read or save, a job's run). The toast
-        comes once per loss, not for every poll that fails."""
+        """A worker or the notification watcher found the database failing: the status line says so until
+        some database work succeeds again (the notification watcher's next good check, a screen's read or
+        save, a job's run). The toast comes once per loss, not for every poll that fails."""
         if self.watcher is not None:
             self.watcher.recheck()  # so that its next good check reports the way back
         if self.connected:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from os_user_helpers import copy_source
+from pg_private import deployment_tools
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -784,30 +785,11 @@ def test_a_superuser_hands_the_schema_to_another_owner_role(cluster: Cluster) ->
 # ------------------------------------------------------------------------- the README's deployment, for real
 
 
-def _deployment_tools() -> tuple[Path, Path] | str:
-    """The server's programs and a system Python like this one, or why the test cannot run here."""
-    if os.geteuid() != 0:
-        return "needs root, to make operating-system users and a private PostgreSQL server"
-    pg_config, runuser, useradd = (shutil.which(n) for n in ("pg_config", "runuser", "useradd"))
-    if not (pg_config and runuser and useradd):
-        return "needs pg_config, runuser and useradd"
-    bindir = Path(subprocess.run([pg_config, "--bindir"], capture_output=True, text=True).stdout.strip())
-    python = Path("/usr/bin/python3")
-    if not (bindir / "initdb").exists() or not python.exists():
-        return "needs PostgreSQL's initdb and /usr/bin/python3"
-    version = subprocess.run(
-        [python, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True
-    ).stdout.strip()
-    if version != str(sys.version_info[:2]):
-        return f"/usr/bin/python3 is {version}, not {sys.version_info[:2]} (this environment's packages)"
-    return bindir, python
-
-
 def test_the_documented_deployment_with_peer_authentication(request: pytest.FixtureRequest) -> None:
     """README's "PostgreSQL for many hosts", with real operating-system users on a private server with its
     pg_hba.conf and pg_ident.conf: the admin migrates and grants as the owner through the peer map, the agent
     works as their own role with no user in the URL, and nobody gets in as someone else."""
-    tools = _deployment_tools()
+    tools = deployment_tools()
     if isinstance(tools, str):
         pytest.skip(tools)
     bindir, _system_python = tools
