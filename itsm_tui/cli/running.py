@@ -7,10 +7,14 @@ loading every other command (nor the services they use).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TextIO, cast
 
 from itsm_tui.cli.desk import EXIT_ERROR, CliError, Desk, Handler
 from itsm_tui.cli.output import plain
@@ -24,27 +28,106 @@ def main(argv: Sequence[str] | None = None) -> int:
     nothing: the work is done, and the exit is 0, as for any ``head``-safe command. The output still
     buffered is flushed here, where its closed pipe can still be caught; stdout is then pointed at
     ``os.devnull`` so that the interpreter's own flush at exit does not fail all over again.
+
+    stderr nobody can read (closed, ``2>&-``, or a pipe whose reader has gone) changes nothing either: the
+    command ends with the exit code it would have had, its messages dropped (:class:`QuietStderr`).
     """
+    _fill_closed_standard_descriptors()
+    stderr = sys.stderr
+    sys.stderr = cast(TextIO, QuietStderr(stderr))
     try:
         try:
-            return _run(argv)
+            try:
+                return _run(argv)
+            finally:
+                if sys.stdout is not None:
+                    sys.stdout.flush()
+        except BrokenPipeError:  # stdout's: a write to stderr never raises
+            _discard_stdout()
+            return 0
+    finally:
+        sys.stderr = stderr
+
+
+class QuietStderr(io.TextIOBase):
+    """stderr for the duration of a command: what cannot be written is dropped.
+
+    A closed stderr (``2>&-``, when Python finds no stream at all) or a pipe whose reader has gone must not
+    turn a refusal's exit 2 into a traceback (or, through the closed-stdout handling, into 0), nor a
+    finished command into a failure. Without this, a closed stderr would even send the error line to stdout
+    (``print(file=None)`` prints there), into the output a script reads. After the first failed write, the
+    stream is pointed at ``os.devnull``, so that the interpreter's flush at exit does not fail again.
+    """
+
+    def __init__(self, stream: TextIO | None) -> None:
+        super().__init__()
+        self._stream = stream
+
+    def _lost(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            with contextlib.suppress(OSError, ValueError):  # no descriptor behind it: no flush at exit
+                _point_at_devnull(stream.fileno())
+
+    def write(self, text: str) -> int:
+        if self._stream is not None:
+            try:
+                self._stream.write(text)
+                self._stream.flush()  # each message as it comes, as stderr's line buffering would
+            except (OSError, ValueError):  # ValueError: the stream was closed
+                self._lost()
+        return len(text)
+
+    def flush(self) -> None:
+        if self._stream is not None:
+            try:
+                self._stream.flush()
+            except (OSError, ValueError):
+                self._lost()
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        try:
+            return self._stream is not None and self._stream.isatty()
+        except (OSError, ValueError):
+            return False
+
+    def fileno(self) -> int:
+        if self._stream is None:
+            raise io.UnsupportedOperation("stderr cannot be written")
+        return self._stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._stream, "encoding", None) or "utf-8"
+
+
+def _fill_closed_standard_descriptors() -> None:
+    """Open ``os.devnull`` on any of descriptors 0, 1 and 2 that the command was started without
+    (``2>&-``): the next file the command opens would take that number otherwise, and what is written to
+    the standard stream would go into it."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                _point_at_devnull(fd)
+
+
+def _point_at_devnull(fd: int) -> None:
+    devnull = os.open(os.devnull, os.O_RDWR)
+    if devnull != fd:  # it is when fd was the lowest closed descriptor
+        try:
+            os.dup2(devnull, fd)
         finally:
-            if sys.stdout is not None:
-                sys.stdout.flush()
-    except BrokenPipeError:
-        _discard_stdout()
-        return 0
+            os.close(devnull)
 
 
 def _discard_stdout() -> None:
-    import os
-
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError, AttributeError):  # no file descriptor behind stdout: nothing to flush
-        pass
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # no descriptor behind stdout: no flush
+        _point_at_devnull(sys.stdout.fileno())
 
 
 def _run(argv: Sequence[str] | None) -> int:
@@ -193,7 +276,9 @@ def open_console(args: argparse.Namespace) -> int:
 
     access_log.seen(desk.db, actor.login)
     from itsm_tui.app import ItsmApp
+    from itsm_tui.terminal import EXIT_TERMINAL_GONE, went_away
 
-    ItsmApp(desk.db, desk.config, actor).run()
+    app = ItsmApp(desk.db, desk.config, actor)
+    app.run()
     desk.close()
-    return 0
+    return EXIT_TERMINAL_GONE if went_away() else app.return_code or 0
