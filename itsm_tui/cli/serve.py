@@ -48,6 +48,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     try:
         server.serve()
+    except BrokenPipeError:  # the announcement's reader went away (an OSError too): ends quietly, in main
+        raise
     except OSError as exc:
         raise CliError(f"cannot listen on {args.host} port {args.port}: {exc.strerror or exc}") from None
     return 0

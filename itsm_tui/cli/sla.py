@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import sys
 
 from itsm_tui.cli.desk import Desk, Handler, with_desk
 
@@ -36,8 +39,26 @@ def cmd_scheduler(desk: Desk, args: argparse.Namespace) -> int:
     with desk.db.read_session() as session:
         desk_guards.guard_jobs(session)
 
-    run_headless(desk.db, desk.config, lambda text: print(text, flush=True))
+    run_headless(desk.db, desk.config, _echo_while_read)
     return 0
+
+
+def _echo_while_read(text: str) -> None:
+    """Print one line of the headless scheduler's; once nobody reads them (stdout closed, ``| head``
+    gone), drop them, and the rest.
+
+    The jobs run until Ctrl+C or SIGTERM whoever reads their lines: a reader that went away must not stop
+    them, nor (raised inside the event loop) cancel a job half-way and end in tracebacks.
+    """
+    try:
+        print(text, flush=True)
+    except (BrokenPipeError, ValueError):  # ValueError: stdout was closed
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # no descriptor behind stdout
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, sys.stdout.fileno())  # what is still buffered, and what comes, goes there
+            finally:
+                os.close(devnull)
 
 
 HANDLERS: dict[str, Handler] = {
