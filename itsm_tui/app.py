@@ -118,6 +118,7 @@ class ItsmApp(App[None]):
         self.scheduler: AsyncIOScheduler | None = None
         self.watcher: NotificationWatcher | None = None
         self._failing_jobs: dict[str, str] = {}  # job name -> what the status line says of it
+        self._lost_at = 0.0  # time.monotonic() when the database was last found failing
 
     def get_driver_class(self) -> type[Driver]:
         """Textual's driver for the platform; on a Linux terminal, the one that ends the console quietly when
@@ -215,7 +216,7 @@ class ItsmApp(App[None]):
         :class:`~itsm_tui.screens.common.WorkerErrorsToApp`, those of the screens. The console says what
         went wrong and goes on; nothing a worker raises quits it."""
         if event.state == WorkerState.SUCCESS:
-            self.database_ok()
+            self.database_ok(since_lost=True)
             return
         if event.state != WorkerState.ERROR:
             return
@@ -265,12 +266,17 @@ class ItsmApp(App[None]):
         save, a job's run). The toast comes once per loss, not for every poll that fails."""
         if self.watcher is not None:
             self.watcher.recheck()  # so that its next good check reports the way back
+        self._lost_at = time.monotonic()
         if self.connected:
             self.connected = False
             self.notify(UNREACHABLE_MESSAGE, severity="error", markup=False)
 
-    def database_ok(self) -> None:
-        """Some database work succeeded: the database is reachable again."""
+    def database_ok(self, since_lost: bool = False) -> None:
+        """Some database work succeeded: the database is reachable again. ``since_lost``: only if a
+        session of the console's ended well after the loss was found (a worker that read no table, such
+        as a form's preview, proves nothing; one that failed before the loss was found neither)."""
+        if since_lost and self.db.last_success <= self._lost_at:
+            return
         if not self.connected:
             self.connected = True
             self.notify("The database is reachable again.", markup=False, timeout=4)
@@ -282,7 +288,7 @@ class ItsmApp(App[None]):
         failing = dict(self._failing_jobs)
         if error is None:
             failing.pop(what, None)
-            self.database_ok()
+            self.database_ok(since_lost=True)
         elif failure_message(error) is not None and not database_busy(error):
             failing.pop(what, None)
             self.database_lost()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -305,6 +306,9 @@ class Database:
     engine: Engine
     _writer: sessionmaker[Session]
     _reader: sessionmaker[Session]
+    # When a session of this handle last ended well (time.monotonic(); 0.0: never): a console asks it before
+    # taking a worker's success for the database's being back (a worker that read no table proves nothing).
+    last_success: float = 0.0
 
     @classmethod
     def connect(cls, url: str) -> Database:
@@ -332,6 +336,7 @@ class Database:
             try:
                 with session.begin():
                     yield session
+                self.last_success = time.monotonic()
             except (StaleDataError, DBAPIError) as error:
                 refuse = _race_refusal
                 refusal = refuse(session, error, versioned_writes(session)) if refuse else None
@@ -346,17 +351,18 @@ class Database:
             try:
                 if cancel is None:
                     yield session
-                    return
-                cancel.check()
-                with cancel._holding(session):
-                    try:
-                        yield session
-                    except Exception as exc:
-                        if cancel.cancelled:
-                            raise ReadCancelled() from exc
-                        raise
+                else:
+                    cancel.check()
+                    with cancel._holding(session):
+                        try:
+                            yield session
+                        except Exception as exc:
+                            if cancel.cancelled:
+                                raise ReadCancelled() from exc
+                            raise
             finally:
                 session.rollback()
+            self.last_success = time.monotonic()
 
     def dispose(self) -> None:
         self.engine.dispose()
