@@ -313,6 +313,36 @@ async def test_the_unreachable_flag_clears_after_a_successful_app_read(db, confi
         await wait_until(pilot, lambda: app.connected, "the count that went through to clear the flag")
 
 
+async def test_a_worker_that_read_no_table_does_not_say_the_database_is_back(db, config, staff, no_watcher):
+    """A form's preview (no session at all) succeeding while the database is lost proves nothing: the flag
+    stays until database work ends well."""
+    from textual import work
+
+    from itsm_tui.screens.queue import QueueScreen
+
+    failing = RefusedConnections(db)
+    app = ItsmApp(db, config, staff["lead"], run_scheduler=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        failing.refuse()
+        app.refresh_unread()
+        await wait_until(pilot, lambda: not app.connected, "the failed count to mark the database lost")
+        screen = app.screen
+        assert isinstance(screen, QueueScreen)
+
+        @work(thread=True)
+        def no_database(_screen: QueueScreen) -> int:  # what a preview does: reads no table
+            return 42
+
+        worker = no_database(screen)
+        await wait_until(pilot, lambda: worker.is_finished, "the worker to end")
+        await settle(pilot)
+        assert not app.connected  # its success was forwarded, and ignored
+        failing.allow()
+        app.refresh_unread()
+        await wait_until(pilot, lambda: app.connected, "a read that went through to clear the flag")
+
+
 # --------------------------------------------------------------------------- scheduler jobs
 
 
