@@ -307,14 +307,21 @@ class ChangeScreen(WorkerErrorsToApp, ModalScreen[None]):
                 notice = changes.approver_notice(session, app.config, change)
         except ChangeBlocked as exc:
             if self.view and self.view.change_type == "emergency" and action == "submit":
-                app.call_from_thread(self._ask_override, str(exc))
+                app.call_from_thread(
+                    self._ask_override, changes.submit, "Override the blackout for {ref}", str(exc)
+                )
                 return
             app.call_from_thread(
                 app.notify, str(exc), title="Blocked", severity="error", markup=False, timeout=10
             )
             return
         except OutsideWindow as exc:  # a change manager starting outside the window: ask why
-            app.call_from_thread(self._ask_start_override, str(exc))
+            app.call_from_thread(
+                self._ask_override,
+                changes.start_implementation,
+                "Start {ref} outside its window",
+                str(exc),
+            )
             return
         except ServiceError as exc:
             app.call_from_thread(
@@ -335,31 +342,15 @@ class ChangeScreen(WorkerErrorsToApp, ModalScreen[None]):
             )
         app.call_from_thread(self.load)
 
-    def _ask_override(self, message: str) -> None:
+    def _ask_override(self, step: Callable[..., Change], title: str, message: str) -> None:
+        """Ask the change manager why ``step`` (submitting over a blackout, starting outside the window)
+        should go ahead anyway; the reason is saved with the step (its ``override_reason``)."""
         view = self.view
         if view is None:
             return
-        save = _saver(self.app, changes.submit, view.ref, view.version, "override_reason")
+        save = _saver(self.app, step, view.ref, view.version, "override_reason")
         form = ReasonForm(
-            f"Override the blackout for {view.ref}",
-            save,
-            required=True,
-            note=message,
-            label="Override reason",
-        )
-        self.app.push_screen(form, self._done)
-
-    def _ask_start_override(self, message: str) -> None:
-        view = self.view
-        if view is None:
-            return
-        save = _saver(self.app, changes.start_implementation, view.ref, view.version, "override_reason")
-        form = ReasonForm(
-            f"Start {view.ref} outside its window",
-            save,
-            required=True,
-            note=message,
-            label="Override reason",
+            title.format(ref=view.ref), save, required=True, note=message, label="Override reason"
         )
         self.app.push_screen(form, self._done)
 
