@@ -351,6 +351,34 @@ class ConsoleProcess(AppService):
             await self.remote_close()
 
 
+_FONT_LINK = re.compile(r'<link[^>]*href="https://fonts\.googleapis\.com/[^"]*"[^>]*/?>', re.S)
+_LOCAL_FONT = """<style>
+      @font-face {{ font-family: "Roboto Mono"; src: url("{{{{ config.static.url }}}}fonts/{name}"); }}
+    </style>"""
+
+
+def _local_templates(shipped: Path) -> Path:
+    """textual-serve's page template with its one outside address, a font from Google's servers, replaced
+    by the same font from the server's own static files: a browser that opens the console asks nothing
+    of a third party (which would learn who uses the desk and when, and which a closed network cannot
+    reach). Written to a folder of this process's, removed when it ends."""
+    import atexit
+    import shutil
+    import tempfile
+
+    page = (shipped / "app_index.html").read_text(encoding="utf-8")
+    fonts = sorted(p.name for p in (shipped.parent / "static" / "fonts").glob("RobotoMono-Variable*.ttf"))
+    if not fonts or not _FONT_LINK.search(page):
+        log.warning("textual-serve's page template has changed: it is served as it is")
+        return shipped
+    folder = Path(tempfile.mkdtemp(prefix="itsm-serve-"))
+    atexit.register(shutil.rmtree, folder, True)
+    (folder / "app_index.html").write_text(
+        _FONT_LINK.sub(_LOCAL_FONT.format(name=fonts[0]), page, count=1), encoding="utf-8"
+    )
+    return folder
+
+
 class DeskServer(Server):
     """textual-serve's :class:`Server` with the login, the Origin check and the session limit in front.
 
@@ -374,6 +402,7 @@ class DeskServer(Server):
         title: str = "itsm",
     ) -> None:
         super().__init__(command, host=host, port=port, title=title)
+        self.templates_path = _local_templates(self.templates_path)
         self.public = public_url
         self.max_sessions = max_sessions
         self.console_environment = dict(console_environment or {})

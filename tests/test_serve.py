@@ -133,6 +133,12 @@ async def test_the_page_needs_the_token_then_the_cookie(desk, tmp_path):
             assert 'data-font-size="14"' in page
             async with http.get(f"{served.url}/static/js/textual.js", headers={"Cookie": cookie}) as response:
                 assert response.status == 200
+            # No third party is asked for anything: the font comes from the server itself.
+            assert "googleapis" not in page and "https://" not in page
+            font = f"http://127.0.0.1:{served.port}/static/fonts/RobotoMono-VariableFont_wght.ttf"
+            assert f'src: url("{font}")' in page
+            async with http.get(font, headers={"Cookie": cookie}) as response:
+                assert response.status == 200 and len(await response.read()) > 10_000
 
             # Tampered with, or signed with another token: no login.
             issued, _, mac = cookie.partition("=")[2].partition(".")
