@@ -770,11 +770,24 @@ def main() -> int:
         "last series against the first"
     )
     print(f"  {'':44} {'at open':>8} {f'{warmed.at / 60:.1f} min':>8} {'end':>8} {'growth':>8}")
+    # A count (threads, fds, connections) of a handful may step up by one when a pool starts another
+    # thread or connection the first time two jobs overlap: that is no leak as long as the second half of
+    # the run adds nothing to the most the first half (after the warm-up) reached.
+    mid = last.at / 2
+    first_half = [x for x in samples if warmed.at <= x.at <= max(mid, warmed.at)] or [warmed]
+    plateau = {
+        "threads": max(x.threads for x in first_half),
+        "open fds": max(x.fds for x in first_half),
+        connections: max(x.connections for x in first_half),
+    }
     failed = []
     for label, opened, a, b, shape in rows:
         g = growth(a, b)
-        verdict = "" if g <= GROWTH_LIMIT else "  over 10 %"
-        if verdict:
+        levelled = label in plateau and b <= plateau[label]
+        verdict = "" if g <= GROWTH_LIMIT or levelled else "  over 10 %"
+        if levelled and g > GROWTH_LIMIT:
+            verdict = f"  (reached {plateau[label]:.0f} in the first half, no more since)"
+        if verdict.startswith("  over"):
             failed.append(label.split(" (")[0])
         print(
             f"  {label:<44} {shape.format(opened):>8} {shape.format(a):>8} {shape.format(b):>8} "
@@ -832,7 +845,8 @@ def main() -> int:
         reasons.append("a writer did not report")
     print(
         ("PASS" if ok else "FAIL")
-        + f": growth <= 10 % after a {warm / 60:g}-min warm-up for RSS, threads, fds, connections; "
+        + f": growth <= 10 % after a {warm / 60:g}-min warm-up for RSS, threads, fds, connections (counts: "
+        "or none after the first half); "
         "key p50/p90 over the floor, end against open" + (f" ({'; '.join(reasons)})" if reasons else "")
     )
     return 0 if ok else 1
