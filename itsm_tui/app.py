@@ -10,22 +10,24 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from importlib.resources import files
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 # Textual draws a changed screen at its next frame tick; at its default cap of 60 a second a keystroke's new
 # rows wait up to 17 ms for it. Read when Textual is first imported; a value set by the user wins.
 os.environ.setdefault("TEXTUAL_FPS", "120")
 
 from textual import events, work
+from textual.actions import parse as parse_action
 from textual.app import App
 from textual.binding import Binding
-from textual.command import Hit, Hits, Provider
+from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.worker import Worker, WorkerState
 
 from itsm_tui.config import DeskConfig
 from itsm_tui.db import Database, ReadCancelled
+from itsm_tui.keymap import NO_KEYS, BindingTable, Keys, declared_bindings
 from itsm_tui.screens import MODE_TITLES, mode_screens
 from itsm_tui.screens.common import UNREACHABLE_MESSAGE, database_busy, failure_message
 from itsm_tui.screens.help import HelpScreen
@@ -37,7 +39,9 @@ from itsm_tui.text import strip_control
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
+    from textual.dom import DOMNode
     from textual.driver import Driver
+    from textual.widget import Widget
 
     from itsm_tui.push import NotificationWatcher
 
@@ -51,28 +55,85 @@ SEVERITIES: dict[str, SeverityLevel] = {
 SEVERITY_ORDER = {"major_incident": 4, "sla_breach": 3, "escalated": 2, "sla_warning": 1}
 
 
-class ScreenSwitcher(Provider):
-    """Command-palette entries for switching screens and for the app's own actions."""
+class DeskCommands(Provider):
+    """The command palette: the actions of the screen it was opened over first, with their keys in force,
+    then the other screens and help, then Textual's own commands (theme, screenshot).
+
+    A screen's action is offered only while the screen's ``check_action`` says it is available (the rule
+    that also dims it in the footer: the ticket screen asks the ticket's guards); an unbound one still is,
+    without a key. One provider, so that this order is the order shown when the palette opens."""
+
+    def entries(self) -> list[tuple[str, Callable[[], object], str]]:
+        app = self.app
+        assert isinstance(app, ItsmApp)
+        keys = app.keys
+        screen = self.screen  # the screen the palette was opened over (app.screen is the palette now)
+
+        def key_help(binding: Binding | None, what: str) -> str:
+            shown = keys.display(binding, app) if binding is not None else ""
+            return f"{what}; key {shown}" if shown else f"{what}; no key"
+
+        entries: list[tuple[str, Callable[[], object], str]] = []
+        for binding in declared_bindings(type(screen)):
+            if not binding.description:
+                continue
+            destination, name, parameters = parse_action(binding.action)
+            target = app if destination == "app" else screen
+            if not target.check_action(name, parameters):
+                continue
+            entries.append(
+                (
+                    binding.description,
+                    partial(screen.run_action, binding.action),
+                    key_help(binding, "this screen"),
+                )
+            )
+        own = {binding.id: binding for binding in declared_bindings(ItsmApp)}
+        for mode, title in MODE_TITLES.items():
+            entries.append(
+                (
+                    f"Go to {title}",
+                    partial(app.switch_mode, mode),
+                    key_help(own.get(f"go.{mode}"), f"switch to the {title.lower()} screen"),
+                )
+            )
+        entries.append(("Help: keys", app.action_help, key_help(own.get("app.help"), "list every key")))
+        for command in app.get_system_commands(screen):
+            entries.append((command.title, command.callback, command.help))
+        return entries
+
+    async def discover(self) -> Hits:
+        for name, callback, help_text in self.entries():
+            yield DiscoveryHit(name, callback, help=help_text)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        app = self.app
-        assert isinstance(app, ItsmApp)
-        commands: list[tuple[str, Callable[[], object], str]] = [
-            (f"Go to {title}", partial(app.switch_mode, mode), f"switch to the {title.lower()} screen")
-            for mode, title in MODE_TITLES.items()
-        ]
-        commands.append(("Help: keys", app.action_help, "list every key"))
-        screen = self.screen  # the screen the palette was opened over (app.screen is the palette now)
-        for binding in screen.BINDINGS:
-            if isinstance(binding, Binding) and binding.description and binding.id:
-                commands.append(
-                    (binding.description, partial(screen.run_action, binding.action), f"key {binding.key}")
-                )
-        for name, callback, help_text in commands:
+        for name, callback, help_text in self.entries():
             score = matcher.match(name)
             if score > 0:
                 yield Hit(score, matcher.highlight(name), callback, help=help_text)
+
+
+def binding_table() -> BindingTable:
+    """Every binding of the console (the app's, and each screen's and widget's under ``screens/``), for
+    checking a key file; it imports every screen module, which the console otherwise loads when shown."""
+    import importlib
+    import pkgutil
+
+    from textual.dom import DOMNode
+
+    from itsm_tui import screens
+
+    for module in pkgutil.iter_modules(screens.__path__):
+        importlib.import_module(f"{screens.__name__}.{module.name}")
+    classes: list[type] = []
+    pending: list[type] = [DOMNode]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls.__module__.startswith(f"{screens.__name__}.") and "BINDINGS" in vars(cls):
+            classes.append(cls)
+    return BindingTable.of(ItsmApp, classes)
 
 
 class ItsmApp(App[None]):
@@ -82,7 +143,7 @@ class ItsmApp(App[None]):
     CSS_PATH = str(files("itsm_tui.screens") / "app.tcss")
     MODES = mode_screens()
     DEFAULT_MODE = "queue"
-    COMMANDS = App.COMMANDS | {ScreenSwitcher}
+    COMMANDS = {DeskCommands}  # Textual's own commands come last in it
     BINDINGS = [
         Binding("f2", "switch_mode('queue')", "Queue", id="go.queue"),
         Binding("f3", "switch_mode('calendar')", "Calendar", id="go.calendar"),
@@ -106,8 +167,15 @@ class ItsmApp(App[None]):
         *,
         run_scheduler: bool = True,
         clock: Callable[[], datetime] | None = None,
+        keys: Keys = NO_KEYS,
     ) -> None:
         super().__init__()
+        # The user's keys (:mod:`itsm_tui.keymap`): remapped through Textual's keymap, unbound ones taken
+        # out of every node as it is registered (here the app's own).
+        self.keys = keys
+        if keys.remapped:
+            self.set_keymap(keys.keymap)
+        keys.drop_unbound([self])
         self.clock = clock or (lambda: datetime.now(UTC))  # fixed in snapshot tests
         # Every database action of the console goes through this handle: a permission refusal leaving one
         # of its sessions is recorded (its own transaction, in the worker) before the screen shows it.
@@ -119,6 +187,12 @@ class ItsmApp(App[None]):
         self.watcher: NotificationWatcher | None = None
         self._failing_jobs: dict[str, str] = {}  # job name -> what the status line says of it
         self._lost_at = 0.0  # time.monotonic() when the database was last found failing
+
+    def _register(self, parent: DOMNode, *widgets: Widget, **options: Any) -> list[Widget]:
+        """Textual's registration of a screen or widget (and, through it, of their children) with the
+        bindings the user unbound taken out first: the one place every node passes before it sees a key."""
+        self.keys.drop_unbound(widgets)
+        return super()._register(parent, *widgets, **options)
 
     def get_driver_class(self) -> type[Driver]:
         """Textual's driver for the platform; on a Linux terminal, the one that ends the console quietly when

@@ -190,6 +190,9 @@ def _known_error_message(exc: Exception) -> str | None:
 
     if isinstance(exc, ConfigError):
         return f"bad configuration file {exc.path}: key {exc.key}: {exc.rule}"
+    keymap = sys.modules.get("itsm_tui.keymap")  # not loaded: not its error (and it loads Textual)
+    if keymap is not None and isinstance(exc, keymap.KeyFileError):
+        return f"bad key file {exc.path}: {exc.key}: {exc.rule}"
     if isinstance(exc, ValidationError):
         return f"{exc.field}: {exc}"
     if isinstance(exc, ServiceError | UnknownUser | DatabaseError | CliError):
@@ -268,6 +271,11 @@ def log_to_file(path: Path | None = None) -> Path:
 
 
 def open_console(args: argparse.Namespace) -> int:
+    from itsm_tui.keymap import load as load_keys
+
+    # A bad key file stops the console before the database is opened; the console's bindings (every screen
+    # imported) are collected only when there is a file to check.
+    keys = load_keys(lambda: importlib.import_module("itsm_tui.app").binding_table())
     desk = Desk(args)
     log_to_file()
     with desk.db.read_session() as session:
@@ -278,7 +286,7 @@ def open_console(args: argparse.Namespace) -> int:
     from itsm_tui.app import ItsmApp
     from itsm_tui.terminal import EXIT_TERMINAL_GONE, went_away
 
-    app = ItsmApp(desk.db, desk.config, actor)
+    app = ItsmApp(desk.db, desk.config, actor, keys=keys)
     app.run()
     desk.close()
     return EXIT_TERMINAL_GONE if went_away() else app.return_code or 0
