@@ -342,6 +342,7 @@ class QueueScreen(DeskScreen):
     BINDINGS = [
         Binding("enter,o", "open", "Open", id="queue.open"),
         Binding("t", "take", "Take", id="queue.take"),
+        Binding("N", "take_next", "Take next", show=False, id="queue.take_next"),
         Binding("a", "assign", "Assign", id="queue.assign"),
         Binding("e", "escalate", "Escalate", id="queue.escalate"),
         Binding("s", "status", "Status", id="queue.status"),
@@ -762,6 +763,28 @@ class QueueScreen(DeskScreen):
         else:
             self.app.call_from_thread(self.app.notify, f"{ref} is yours.", markup=False)
         self.app.call_from_thread(self.reload, True)
+
+    def action_take_next(self) -> None:
+        self.take_next()
+
+    @work(thread=True, group="queue-action", exit_on_error=False)
+    def take_next(self) -> None:
+        """Take the most urgent unassigned ticket of the user's groups (whichever row the cursor is on) and
+        open it. Someone pressing at the same moment gets another ticket; none left says where it looked."""
+        from itsm_tui.services import tickets
+
+        try:
+            with self.app.db.session() as session:
+                taken = tickets.take_next(session, self.app.config, self.app.actor)
+                ticket_id, ref = taken.id, taken.ref
+        except ServiceError as exc:  # refused: say why; nothing was written
+            message = strip_control(str(exc))
+            self.app.call_from_thread(
+                self.app.notify, message, title="Nothing taken", severity="error", markup=False
+            )
+            return
+        self.app.call_from_thread(self.app.notify, f"{ref} is yours.", markup=False)
+        self.app.call_from_thread(self.app.open_ticket, ticket_id)
 
     def action_assign(self) -> None:
         self._open_with("assign")

@@ -134,6 +134,11 @@ CASES: dict[str, Case] = {
         ("ticket", "update", "{t_update}", "--title", "Closed update", "--note", "Looked at it", "--json"),
         _titled("tickets", "Closed update"),
     ),
+    "ticket take-next": Case(
+        "agent2",
+        ("ticket", "take-next", "--json"),
+        Rows("SELECT count(*) FROM tickets t JOIN users u ON u.id = t.assignee_id WHERE u.login = 'agent2'"),
+    ),
     "ticket list": Case("agent1", ("ticket", "list", "--all"), None),
     "ticket show": Case("agent1", ("ticket", "show", "{t_show}"), None),
     "user add": Case(

@@ -98,6 +98,8 @@ WRITING: dict[str, Attempt] = {
     "ticket update": Attempt(
         ("ticket", "update", "INC0000001", "--assign", "agent2"), stranger_told_to_join=True
     ),
+    # Support roles take tickets; an analyst (read-only reports) may not.
+    "ticket take-next": Attempt(("ticket", "take-next"), ("analyst1",), stranger_told_to_join=True),
     "sla scan": Attempt(("sla", "scan", "--now", FAR_FUTURE)),
     # Any active desk user may run the jobs headless or serve the console (as themselves): the one who
     # left may not, nor a login that is no desk user.
@@ -256,6 +258,7 @@ ALLOWED = [
     ("admin1", ("user", "add", "newbie", "--role", "agent", "--group", "SD-L1")),
     ("admin1", ("user", "role", "agent2", "--add", "support_l2")),
     ("admin1", ("db", "upgrade")),
+    ("agent1", ("ticket", "take-next")),
     ("lead", ("ticket", "update", "INC0000001", "--assign", "agent2")),
     ("admin1", ("sla", "scan", "--now", FAR_FUTURE)),
     ("agent1", ("sla", "scan")),

@@ -244,6 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("ref")
     show.add_argument("--json", action="store_true")
 
+    take_next = ticket.add_parser(
+        "take-next",
+        parents=[db],
+        help="take the most urgent unassigned ticket of your groups (never one someone else takes at once)",
+    )
+    take_next.add_argument("--json", action="store_true")
+
     upd = ticket.add_parser("update", parents=[db], help="change a ticket (all changes in one transaction)")
     upd.add_argument("ref")
     upd.add_argument(

@@ -250,9 +250,25 @@ def cmd_ticket_update(desk: Desk, args: argparse.Namespace) -> int:
     return 0
 
 
+@with_desk
+def cmd_ticket_take_next(desk: Desk, args: argparse.Namespace) -> int:
+    from itsm_tui.services import tickets
+
+    with desk.db.session() as session:
+        actor = desk.actor(session)
+        ticket = tickets.take_next(session, desk.config, actor)
+        view = tickets.view(session, ticket)
+    if args.json:
+        print(json.dumps(view.as_json(), indent=2))
+    else:
+        print(f"{view.ref} P{view.priority} {view.status} v{view.version}: {plain(view.title)}")
+    return 0
+
+
 HANDLERS: dict[str, Handler] = {
     "ticket create": cmd_ticket_create,
     "ticket list": cmd_ticket_list,
     "ticket show": cmd_ticket_show,
     "ticket update": cmd_ticket_update,
+    "ticket take-next": cmd_ticket_take_next,
 }

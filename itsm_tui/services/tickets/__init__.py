@@ -8,9 +8,9 @@ version is refused (:class:`StaleEdit`); a take takes a ticket only while nobody
 :func:`available_actions` asks the same guards, so offered and allowed cannot drift apart.
 
 The modules, lowest first: :mod:`.references`, :mod:`.reading`, :mod:`.helpers`, :mod:`.guards`, then
-:mod:`.major` (announcing major incidents), :mod:`.creating`, :mod:`.editing`, :mod:`.lifecycle`,
-:mod:`.links` and :mod:`.presenter` (a ticket's page as plain data). They import one another directly,
-never this package, so the package can name them all.
+:mod:`.major` (announcing major incidents), :mod:`.creating`, :mod:`.editing`, :mod:`.taking` (taking the
+next ticket of one's groups), :mod:`.lifecycle`, :mod:`.links` and :mod:`.presenter` (a ticket's page as
+plain data). They import one another directly, never this package, so the package can name them all.
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ from itsm_tui.services.tickets.reading import (
     view,
 )
 from itsm_tui.services.tickets.references import PREFIX, next_reference
+from itsm_tui.services.tickets.taking import NothingToTake, take_next
 
 __all__ = [
     "ACTIONS",
@@ -92,6 +93,7 @@ __all__ = [
     "AlreadyTaken",
     "Guard",
     "MajorAnnouncement",
+    "NothingToTake",
     "TicketDetail",
     "TicketFacts",
     "TicketRow",
@@ -135,6 +137,7 @@ __all__ = [
     "reopen",
     "resolve",
     "take",
+    "take_next",
     "timeline",
     "transition",
     "update_fields",
