@@ -11,6 +11,7 @@ import difflib
 import itertools
 import os
 import re
+import string
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,10 +30,14 @@ CONFIG_FILES = (
     "catalog.toml",
     "kpi.toml",
     "changes.toml",
+    "replies.toml",
 )
 KPI_NAMES = ("sla_resolution", "sla_response", "fcr", "csat", "mttr_hours", "reopen_rate", "change_success")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 RACI_LETTERS = ("R", "A", "C", "I")
+REPLY_KINDS = ("reply", "note", "both")  # which form a template of replies.toml is offered in
+# The placeholders a reply or note template may use (services/replies.py fills them).
+REPLY_PLACEHOLDERS = ("ref", "title", "requester", "agent", "group")
 MAJOR_INCIDENT_ACTIVITY = "major_incident"  # the RACI activity whose Accountable hears of major incidents
 KINDS = TICKET_KINDS  # the ticket kinds by their configuration name (LEVELS and ROLES are imported from here)
 
@@ -278,6 +283,20 @@ class ChangePolicy:
 
 
 @dataclass(frozen=True)
+class ReplyTemplate:
+    """A canned reply or work-note template of replies.toml: the name its form lists, which form offers it
+    (``kind``: reply, note or both) and its text, whose placeholders are all known (checked on load)."""
+
+    name: str
+    kind: str
+    text: str
+
+    def offered_for(self, public: bool) -> bool:
+        """Whether the form of a public reply (``public``) or of an internal note offers it."""
+        return self.kind == "both" or self.kind == ("reply" if public else "note")
+
+
+@dataclass(frozen=True)
 class DeskConfig:
     """Everything the shipped (or overriding) TOML files say, validated."""
 
@@ -301,6 +320,7 @@ class DeskConfig:
     # must be for them to count as on shift (services/tickets/major.py).
     major_incident_priorities: frozenset[int] = frozenset({1})
     on_shift_minutes: int = 60
+    reply_templates: tuple[ReplyTemplate, ...] = ()
 
     def priority_for(self, impact: str, urgency: str) -> int:
         return self.priority_matrix[impact][urgency]
@@ -384,6 +404,7 @@ def load_config(config_dir: str | os.PathLike[str] | None = None) -> DeskConfig:
         changes=_parse_changes(paths["changes.toml"], raw["changes.toml"], catalog.services),
         major_incident_priorities=sla["major_incident_priorities"],
         on_shift_minutes=sla["on_shift_minutes"],
+        reply_templates=_parse_replies(paths["replies.toml"], raw["replies.toml"]),
     )
 
 
@@ -913,6 +934,65 @@ def _parse_changes(path: Path, data: dict, services: dict[str, Service]) -> Chan
         emergency_cab=emergency_cab,
         early_start_minutes=early,
     )
+
+
+def _parse_replies(path: Path, data: dict) -> tuple[ReplyTemplate, ...]:
+    _check_keys(path, data, "", ("templates",))
+    raw = data.get("templates", [])
+    if not isinstance(raw, list):
+        raise ConfigError(path, "templates", "must be a list of [[templates]] tables")
+    templates: dict[str, ReplyTemplate] = {}
+    for index, body in enumerate(raw):
+        key = f"templates[{index}]"
+        if not isinstance(body, dict):
+            raise ConfigError(path, key, "must be a table")
+        _check_keys(path, body, key, ("name", "kind", "text"))
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(path, f"{key}.name", "needs a name (what the form's template list shows)")
+        name = " ".join(name.split())  # one line in the list
+        if len(name) > 60:
+            raise ConfigError(path, f"{key}.name", "must be at most 60 characters")
+        if name in templates:
+            raise ConfigError(path, f"{key}.name", f"template {name!r} is defined twice")
+        kind = body.get("kind", "both")
+        if kind not in REPLY_KINDS:
+            raise ConfigError(path, f"{key}.kind", f'must be "reply", "note" or "both", not {kind!r}')
+        text = body.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise ConfigError(path, f"{key}.text", "must be a non-empty text")
+        _check_placeholders(path, f"{key}.text", name, text)
+        # A multi-line string's closing quotes on a line of their own leave no empty line after the text.
+        templates[name] = ReplyTemplate(name, kind, text.strip("\n"))
+    return tuple(templates.values())
+
+
+def _check_placeholders(path: Path, key: str, name: str, text: str) -> None:
+    """Refuse a placeholder of the template ``name`` that is not one of ``REPLY_PLACEHOLDERS``, a format
+    or conversion after one, and a lone brace: rendering then never meets anything it cannot fill."""
+    known = ", ".join(f"{{{p}}}" for p in REPLY_PLACEHOLDERS)
+    try:
+        parts = list(string.Formatter().parse(text))
+    except ValueError:
+        raise ConfigError(
+            path,
+            key,
+            f"template {name!r}: a {{ or }} that is no part of a placeholder; "
+            "write {{ and }} for a brace that is text",
+        ) from None
+    for _text, field_name, spec, conversion in parts:
+        if field_name is None:
+            continue
+        if field_name not in REPLY_PLACEHOLDERS:
+            close = difflib.get_close_matches(field_name, REPLY_PLACEHOLDERS, n=1)
+            hint = f" (did you mean {{{close[0]}}}?)" if close else ""
+            raise ConfigError(
+                path, key, f"template {name!r}: unknown placeholder {{{field_name}}}; known: {known}{hint}"
+            )
+        if spec or conversion:
+            raise ConfigError(
+                path, key, f"template {name!r}: write the placeholder as {{{field_name}}}, without a format"
+            )
 
 
 def _known_keys(path: Path, data: dict, table: str, keys: tuple[str, ...]) -> dict:

@@ -437,21 +437,70 @@ class ResolveForm(FormScreen[ResolveValues]):
 
 
 class TextForm(FormScreen[TextValues]):
-    """A public reply (``public``) or an internal work note; several lines."""
+    """A public reply (``public``) or an internal work note; several lines.
+
+    ``templates``: (name, text) of the canned texts offered (replies.toml, already filled for the ticket).
+    Picking one puts its text into an empty field, or at the cursor into what was typed already (a greeting
+    written first is kept); the list then goes back to its prompt, ready for the next pick, and the text
+    has the focus again. The text comes before the list, so it takes the focus when the form opens.
+    """
 
     CSS_PATH = TICKET_FORM_STYLES
     FIELD_ALIASES = {"body": "text"}
     SUBMIT_ON_ENTER = False
+    HINT = "ctrl+s save · ctrl+e $EDITOR · tab next field · esc cancel"
+    TEMPLATE_HINT = "ctrl+s save · ctrl+t template · ctrl+e $EDITOR · esc cancel"
+    BINDINGS = [Binding("ctrl+t", "pick_template", "Insert a reply or note template", id="form.template")]
 
-    def __init__(self, *, public: bool, text: str = "", **options: Unpack[FormArgs[TextValues]]) -> None:
+    def __init__(
+        self,
+        *,
+        public: bool,
+        text: str = "",
+        templates: Sequence[tuple[str, str]] = (),
+        **options: Unpack[FormArgs[TextValues]],
+    ) -> None:
         options.setdefault(
             "title", "Public reply (the requester sees it)" if public else "Internal work note"
         )
         super().__init__(**options)
         self.public, self.initial = public, text
+        self.templates = dict(templates)
+
+    @property
+    def hint(self) -> str:
+        return self.TEMPLATE_HINT if self.templates else self.HINT
 
     def compose_fields(self) -> ComposeResult:
         yield from self.row("text", "Reply" if self.public else "Note", _text_area(self.initial))
+        if self.templates:
+            # Names shown literally (a Select reads a plain string as markup).
+            names = [(Text(strip_control(name, single_line=True)), name) for name in self.templates]
+            picker = Select(names, compact=True, prompt="(insert a template)", allow_blank=True)
+            yield from self.row("template", "Template", picker)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "pick_template":
+            return bool(self.templates)
+        return super().check_action(action, parameters)
+
+    def action_pick_template(self) -> None:
+        select = self.field_of("template", Select)
+        select.focus()
+        select.action_show_overlay()  # the list open at its prompt: down goes to the first template
+
+    @on(Select.Changed, "#field-template")
+    def _template_picked(self, event: Select.Changed) -> None:
+        name = event.value
+        if not isinstance(name, str) or name not in self.templates:
+            return  # back at the prompt
+        text, area = self.templates[name], self.field_of("text", TextArea)
+        if area.text.strip():
+            area.insert(text, maintain_selection_offset=False)
+        else:
+            area.replace(text, area.document.start, area.document.end, maintain_selection_offset=False)
+        event.select.clear()
+        area.focus()
 
     def collect(self) -> TextValues:
         return TextValues(self.text_of("text"), self.public)

@@ -20,17 +20,25 @@ thread, so that the screen underneath can reload (e.g. on :class:`StaleEdit`). A
 of failed workers, which logs it or says that the database is gone.
 
 User text (titles, error messages quoting input) is always rendered literally.
+
+``ctrl+e`` in any form's text area hands its text to the user's editor (``$VISUAL``, ``$EDITOR``, else
+``vi``) on the console's own terminal, and puts the edited text back (:func:`edit_in_editor`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import shlex
+import subprocess
+import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Generic, NamedTuple, Required, TypedDict
 
 from rich.text import Text
 from textual import events, on, work
-from textual.app import ComposeResult
+from textual.actions import SkipAction
+from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
@@ -98,6 +106,68 @@ def _only_choice(select: Select[ChoiceT]) -> bool:
     return len(legal) == 1 and not isinstance(select.value, NoSelection)
 
 
+class EditorFailed(Exception):
+    """The editor could not be run, or failed, or left a file that cannot be read back; the message says
+    which, in one line, and that the text is kept."""
+
+
+def editor_command(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The user's editor as a command line: ``$VISUAL``, else ``$EDITOR`` (either may carry arguments, such
+    as ``code --wait``), else ``vi``."""
+    environ = os.environ if environ is None else environ
+    command = (environ.get("VISUAL") or "").strip() or (environ.get("EDITOR") or "").strip() or "vi"
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:
+        raise EditorFailed(
+            f"The editor command {command!r} cannot be read ({exc}); your text is kept."
+        ) from None
+    return words or ["vi"]
+
+
+def edit_in_editor(text: str, environ: Mapping[str, str] | None = None) -> str:
+    """``text`` as the user left it in their editor (see :func:`editor_command`); raise
+    :class:`EditorFailed` when the editor cannot start or fails (the text is then not to be changed).
+
+    The text goes through a temporary file only its owner may read (``mkstemp`` makes it 0600: a reply may
+    hold a requester's details), deleted afterwards. The newline most editors add at the end is dropped
+    when the text had none."""
+    command = editor_command(environ)
+    handle, name = tempfile.mkstemp(prefix="itsm-", suffix=".txt")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        try:
+            done = subprocess.run([*command, name], check=False)
+        except FileNotFoundError:
+            raise EditorFailed(
+                f"No editor {command[0]!r} found: set $EDITOR (or $VISUAL) to one; your text is kept."
+            ) from None
+        except OSError as exc:
+            raise EditorFailed(
+                f"The editor {command[0]!r} could not be started ({exc.strerror or exc}); your text is kept."
+            ) from None
+        if done.returncode != 0:
+            raise EditorFailed(
+                f"The editor {command[0]!r} ended with exit status {done.returncode}; "
+                "your text is kept as it was."
+            )
+        try:
+            edited = Path(name).read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise EditorFailed("The edited text is not UTF-8; your text is kept as it was.") from None
+        except OSError as exc:
+            raise EditorFailed(
+                f"The edited text could not be read back ({exc.strerror or exc}); "
+                "your text is kept as it was."
+            ) from None
+    finally:
+        Path(name).unlink(missing_ok=True)
+    if edited.endswith("\n") and not text.endswith("\n"):
+        edited = edited[:-1]
+    return edited
+
+
 class FormScreen(WorkerErrorsToApp, ModalScreen[ResultT], Generic[ValuesT, ResultT]):
     """A modal form: fields with an error line each, an error line on top, ctrl+s saves, Escape cancels."""
 
@@ -128,6 +198,8 @@ class FormScreen(WorkerErrorsToApp, ModalScreen[ResultT], Generic[ValuesT, Resul
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="form.cancel"),
         Binding("ctrl+s", "save", "Save", id="form.save"),
+        # A priority binding: the text area's own ctrl+e (end of line) would take it first otherwise.
+        Binding("ctrl+e", "edit_in_editor", "Edit the text in $EDITOR", id="form.editor", priority=True),
     ]
 
     def __init__(
@@ -152,6 +224,11 @@ class FormScreen(WorkerErrorsToApp, ModalScreen[ResultT], Generic[ValuesT, Resul
 
     # ----------------------------------------------------------------- layout
 
+    @property
+    def hint(self) -> str:
+        """The keys line under the fields (``HINT``; a form whose keys depend on what it shows says so)."""
+        return self.HINT
+
     def compose(self) -> ComposeResult:
         with Vertical(id="form-box") as box:
             box.border_title = strip_control(self.form_title, single_line=True)
@@ -163,7 +240,7 @@ class FormScreen(WorkerErrorsToApp, ModalScreen[ResultT], Generic[ValuesT, Resul
             with body:
                 yield from self.compose_fields()
             yield from self.compose_below_fields()
-            yield Static(self.HINT, id="form-hint", markup=False)
+            yield Static(self.hint, id="form-hint", markup=False)
 
     @on(events.Mount)
     def _settle_focus(self) -> None:
@@ -275,6 +352,35 @@ class FormScreen(WorkerErrorsToApp, ModalScreen[ResultT], Generic[ValuesT, Resul
         if self.is_attached and not self.saving:
             self.action_save()  # what the fields hold now: an edit made while waiting is saved too
 
+    def action_edit_in_editor(self) -> None:
+        """The focused text area's text, edited in the user's editor while the console lends it the
+        terminal; elsewhere (a one-line input's ctrl+e: end of line) the key does what it did."""
+        area = self.focused
+        if not isinstance(area, TextArea) or area.read_only or self.saving:
+            raise SkipAction()
+        problem: EditorFailed | None = None
+        try:
+            with self.app.suspend():
+                # Nothing may raise out of here: Textual resumes the console only when the block ends.
+                try:
+                    edited = edit_in_editor(area.text)
+                except EditorFailed as exc:
+                    problem = exc
+        except SuspendNotSupported:
+            self._show(
+                "This console cannot lend its terminal to an editor (it runs in a browser, or without a "
+                "terminal); your text is kept.",
+                None,
+            )
+            return
+        if problem is not None:
+            self._show(str(problem), None)
+            return
+        if edited != area.text:
+            # As one edit (ctrl+z takes it back), the cursor after the text.
+            area.replace(edited, area.document.start, area.document.end, maintain_selection_offset=False)
+        area.focus()
+
     def action_save(self) -> None:
         if self.saving:
             return
@@ -316,7 +422,7 @@ class FormScreen(WorkerErrorsToApp, ModalScreen[ResultT], Generic[ValuesT, Resul
 
     def _ready_again(self) -> None:
         self.saving = False
-        self.query_one("#form-hint", Static).update(self.HINT)
+        self.query_one("#form-hint", Static).update(self.hint)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A save that failed otherwise than by a refusal keeps the form open with all that was typed and says

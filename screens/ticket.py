@@ -51,7 +51,7 @@ from itsm_tui.screens.forms import (
     stale_summary,
 )
 from itsm_tui.screens.sla_explain import SlaExplainScreen
-from itsm_tui.services import knowledge, presence, sla_explain, tickets
+from itsm_tui.services import knowledge, presence, replies, sla_explain, tickets
 from itsm_tui.services.errors import ServiceError, StaleEdit
 from itsm_tui.services.sla_explain import Preview, ProposedChange
 from itsm_tui.services.tickets import TicketDetail, TimelineItem
@@ -129,6 +129,7 @@ class TicketScreen(DeskScreen):
         Binding("o", "reopen", "Reopen", id="ticket.reopen"),
         Binding("c", "cancel_ticket", "Cancel ticket", id="ticket.cancel"),
         Binding("asterisk", "rate", "Rate", id="ticket.rate", key_display="*"),
+        Binding("y", "copy_ref", "Copy ref", id="ticket.copy_ref"),
         Binding("f5,ctrl+r", "reload", "Reload", id="ticket.reload", key_display="F5"),
         Binding("escape", "back", "Back", id="ticket.back"),
     ]
@@ -191,6 +192,14 @@ class TicketScreen(DeskScreen):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def action_copy_ref(self) -> None:
+        """The ticket's reference to the clipboard, through the terminal (an OSC 52 sequence: it reaches the
+        clipboard of the machine the terminal runs on, over SSH too, where the terminal allows it)."""
+        if self.detail is None:
+            return
+        self.app.copy_to_clipboard(self.ref)
+        self.app.notify(f"Copied {self.ref}", markup=False)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="ticket-load")
     def load(self, stale: StaleEdit | None = None, changed: bool = False) -> None:
@@ -626,8 +635,8 @@ class TicketScreen(DeskScreen):
             )
         )
 
-    def _entry(self, ref: str, public: bool) -> None:
-        app = self.app
+    def _entry(self, detail: TicketDetail, public: bool) -> None:
+        app, ref = self.app, detail.view.ref
 
         def save(values: TextValues) -> str:
             # Against the version shown, like every other form: a reply or note written while a colleague
@@ -645,7 +654,14 @@ class TicketScreen(DeskScreen):
             return "Reply sent." if values.public else "Work note added."
 
         title = ("Reply on " if public else "Work note on ") + ref
-        self._open_form(TextForm(save=save, on_refused=self._refused, public=public, title=title))
+        # Filled from the ticket as shown: the form's text is the agent's to check before saving.
+        offered = [
+            (template.name, replies.render(template, detail.view, app.actor, app.config))
+            for template in replies.offered(app.config, public)
+        ]
+        self._open_form(
+            TextForm(save=save, on_refused=self._refused, public=public, title=title, templates=offered)
+        )
 
     def action_escalate_lead(self) -> None:
         """Hierarchical escalation: a reason, sent to the shift lead as a notification and kept as a note."""
@@ -669,12 +685,12 @@ class TicketScreen(DeskScreen):
     def action_reply(self) -> None:
         detail = self._ready("reply")
         if detail is not None:
-            self._entry(detail.view.ref, True)
+            self._entry(detail, True)
 
     def action_note(self) -> None:
         detail = self._ready("note")
         if detail is not None:
-            self._entry(detail.view.ref, False)
+            self._entry(detail, False)
 
     def action_impact(self) -> None:
         detail = self._ready("impact")
