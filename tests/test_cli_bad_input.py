@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -248,13 +248,6 @@ def test_a_current_version_lets_a_note_then_a_status_through(desk: str) -> None:
 Check = Callable[[str], None]
 
 
-def _tickets_titled(title: str) -> Check:
-    def check(url: str) -> None:
-        assert count(url, "SELECT count(*) FROM tickets WHERE title = :t", t=title) == 1
-
-    return check
-
-
 def _changes_titled(title: str) -> Check:
     def check(url: str) -> None:
         assert count(url, "SELECT count(*) FROM changes WHERE title = :t", t=title) == 1
@@ -262,50 +255,7 @@ def _changes_titled(title: str) -> Check:
     return check
 
 
-def _user(login: str) -> Check:
-    def check(url: str) -> None:
-        assert count(url, "SELECT count(*) FROM users WHERE login = :l", l=login) == 1
-
-    return check
-
-
-def _nothing(url: str) -> None:
-    pass
-
-
-LONG = "The tray sticks. " * 1500  # 25 KB: more than stdout's buffer, so the write fails inside print
-
-# (login, argv after --db, how to see the write was saved); {ref} is an existing ticket
-CLOSED_PIPE_CASES: list[tuple[str, Sequence[str], Check]] = [
-    ("agent1", ["ticket", "create", "--title", "Pipe A", "--requester", "Ann", "--json"],
-     _tickets_titled("Pipe A")),
-    ("agent1", ["ticket", "create", "--title", "Pipe B", "--requester", "Ann", "--description", LONG,
-                "--json"], _tickets_titled("Pipe B")),
-    ("lead1", ["change", "create", "--type", "normal", "--title", "Pipe C", "--service", "email",
-               "--start", "2030-01-10T10:00:00Z", "--minutes", "60", "--json"], _changes_titled("Pipe C")),
-    ("lead1", ["user", "add", "pipey", "--role", "agent", "--group", "SD-L1"], _user("pipey")),
-    ("agent1", ["ticket", "update", "{ref}", "--title", "Pipe D"], _tickets_titled("Pipe D")),
-    ("agent1", ["ticket", "list", "--all"], _nothing),
-    ("agent1", ["ticket", "show", "{ref}", "--json"], _nothing),
-    ("agent1", ["user", "list"], _nothing),
-    ("agent1", ["change", "list"], _nothing),
-    ("agent1", ["db", "status"], _nothing),
-    ("lead1", ["report", "kpi"], _nothing),
-    ("agent1", ["sla", "scan"], _nothing),
-    ("agent1", ["--help"], _nothing),
-]  # fmt: skip
-
-
-@pytest.mark.parametrize(
-    ("login", "argv", "saved"), CLOSED_PIPE_CASES, ids=[" ".join(c[1][:2]) for c in CLOSED_PIPE_CASES]
-)
-def test_a_closed_stdout_ends_quietly_after_the_write(
-    desk: str, login: str, argv: Sequence[str], saved: Check
-) -> None:
-    ref = new_ticket(desk, "Existing")
-    args = [a.replace("{ref}", ref) for a in argv]
-    assert_quiet(run(login, "--db", desk, *args, closed_stdout=True))
-    saved(desk)
+# Every subcommand with a closed stdout: tests/test_cli_closed_stdout.py (walked from the parser).
 
 
 def test_a_closed_stdout_with_a_refused_command_still_tells_why(desk: str) -> None:

@@ -25,7 +25,7 @@ from itsm_tui.db import Database
 from itsm_tui.models import Base
 
 PROCESSES = 8
-ROUNDS = 5
+ROUNDS = 3
 
 # One racer: loads the program once, then for each round waits for that round's start file and runs
 # `itsm user add LOGIN ...` on that round's database, leaving (exit code, stdout, stderr) in a result file.

@@ -28,7 +28,7 @@ from itsm_tui.jobs import sla_scan
 from itsm_tui.models import AuditEvent, Base, Group, KpiDirtyDay, Notification, Ticket, TicketEntry, User
 from itsm_tui.services import tickets
 
-ROUNDS = 6
+ROUNDS = 3
 PROCESSES = 8
 TICKETS = 1000
 # One round in four the scans take the usual batches, the others small ones: more transactions, so more
