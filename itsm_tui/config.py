@@ -363,7 +363,7 @@ def config_paths(config_dir: str | os.PathLike[str] | None = None) -> dict[str, 
 def load_config(config_dir: str | os.PathLike[str] | None = None) -> DeskConfig:
     """Load and validate every configuration file; raise :class:`ConfigError` on the first broken rule."""
     paths = config_paths(config_dir)
-    raw = {name: _read_toml(path) for name, path in paths.items()}
+    raw = {name: read_toml(path) for name, path in paths.items()}
 
     calendars = _parse_calendars(paths["calendars.toml"], raw["calendars.toml"])
     catalog = _Catalog.parse(paths["catalog.toml"], raw["catalog.toml"])
@@ -408,35 +408,42 @@ def load_config(config_dir: str | os.PathLike[str] | None = None) -> DeskConfig:
     )
 
 
-def _read_toml(path: Path) -> dict:
+def read_toml(
+    path: Path,
+    error: Callable[[Path, str, str], Exception] = ConfigError,
+    missing: str = "file is missing",
+) -> dict:
+    """The table of a TOML file, or ``error(path, key, rule)`` naming why it cannot be read: not a regular
+    file, missing (``missing`` says so), a dangling link, unreadable, not UTF-8, not TOML. The key files of
+    :mod:`itsm_tui.keymap` are read with it too, raising their own error."""
     if path.exists() and not path.is_file() and not path.is_dir():
         # A pipe or a device would block start-up on the read, or feed it something else than a file.
-        raise ConfigError(path, "(file)", "is not a regular file; it must be a TOML file")
+        raise error(path, "(file)", "is not a regular file; it must be a TOML file")
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         if path.is_symlink():
-            raise ConfigError(
+            raise error(
                 path, "(file)", f"is a symbolic link to {os.readlink(path)}, which does not exist"
             ) from None
-        raise ConfigError(path, "(file)", "file is missing") from None
+        raise error(path, "(file)", missing) from None
     except IsADirectoryError:
-        raise ConfigError(path, "(file)", "is a directory; it must be a TOML file") from None
+        raise error(path, "(file)", "is a directory; it must be a TOML file") from None
     except PermissionError:
-        raise ConfigError(path, "(file)", "cannot be read: permission denied") from None
+        raise error(path, "(file)", "cannot be read: permission denied") from None
     except OSError as exc:
-        raise ConfigError(path, "(file)", f"cannot be read: {exc.strerror or exc}") from None
+        raise error(path, "(file)", f"cannot be read: {exc.strerror or exc}") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise ConfigError(
+        raise error(
             path, "(encoding)", f"not UTF-8 (byte {exc.start + 1}, line {line}); save the file as UTF-8"
         ) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(path, "(syntax)", f"not valid TOML: {exc}") from None
+        raise error(path, "(syntax)", f"not valid TOML: {exc}") from None
 
 
 def _check_keys(path: Path, body: dict, where: str, keys: tuple[str, ...] | list[str]) -> None:

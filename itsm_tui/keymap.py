@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 from textual.binding import Binding
 from textual.keys import Keys as TextualKeys
 from textual.keys import _character_to_key, key_to_character
+
+from itsm_tui.config import read_toml
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -216,34 +217,10 @@ def load(table_of: Callable[[], BindingTable], path: Path | None = None, *, must
 
 
 def _read(path: Path, must_exist: bool) -> dict | None:
-    if path.exists() and not path.is_file():
-        kind = "a directory" if path.is_dir() else "not a regular file"
-        raise KeyFileError(path, "(file)", f"is {kind}; it must be a TOML file")
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        if not must_exist and not path.is_symlink():
-            return None
-        if path.is_symlink():
-            raise KeyFileError(
-                path, "(file)", f"is a symbolic link to {os.readlink(path)}, which does not exist"
-            ) from None
-        raise KeyFileError(path, "(file)", f"file is missing (named by {KEYS_FILE_ENV})") from None
-    except PermissionError:
-        raise KeyFileError(path, "(file)", "cannot be read: permission denied") from None
-    except OSError as exc:
-        raise KeyFileError(path, "(file)", f"cannot be read: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise KeyFileError(
-            path, "(encoding)", f"not UTF-8 (byte {exc.start + 1}, line {line}); save the file as UTF-8"
-        ) from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise KeyFileError(path, "(syntax)", f"not valid TOML: {exc}") from None
+    """The key file's table; None when the default file is not there (no keys of one's own)."""
+    if not must_exist and not path.exists() and not path.is_symlink():
+        return None
+    return read_toml(path, KeyFileError, f"file is missing (named by {KEYS_FILE_ENV})")
 
 
 def _flatten(body: dict, prefix: str = "") -> Iterable[tuple[str, object]]:
