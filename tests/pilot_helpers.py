@@ -15,6 +15,7 @@ import contextlib
 from collections.abc import Callable, Collection
 from time import monotonic
 
+import pytest
 from textual._context import visible_screen_stack
 from textual.app import App
 from textual.pilot import Pilot
@@ -101,3 +102,17 @@ async def type_text(pilot: Pilot, text: str) -> None:
     """Type ``text`` key by key (a newline is Enter)."""
     for char in text:
         await pilot.press("enter" if char == "\n" else char)
+
+
+class Toasts:
+    """The app's notifications, as their messages, in order."""
+
+    def __init__(self, app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.shown: list[str] = []
+        notify = app.notify
+
+        def recording(message: str, **kwargs) -> None:
+            self.shown.append(message)
+            notify(message, **kwargs)
+
+        monkeypatch.setattr(app, "notify", recording)

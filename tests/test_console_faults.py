@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from pilot_helpers import screen_text, settle, type_text, wait_until
+from pilot_helpers import Toasts, screen_text, settle, type_text, wait_until
 from sqlalchemy import event, select
 from sqlalchemy.engine import make_url
 
@@ -32,20 +32,6 @@ TECHNICAL = ("sqlalchemy", "SELECT", "INSERT", "Background on this error", "sqla
 
 def status(app: ItsmApp) -> str:
     return str(app.screen.query_one(StatusLine).render())
-
-
-class Toasts:
-    """The app's notifications, as their messages, in order."""
-
-    def __init__(self, app: ItsmApp, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.shown: list[str] = []
-        notify = app.notify
-
-        def recording(message: str, **kwargs) -> None:
-            self.shown.append(message)
-            notify(message, **kwargs)
-
-        monkeypatch.setattr(app, "notify", recording)
 
 
 @pytest.fixture

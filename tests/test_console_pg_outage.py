@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 from pg_private import PrivateServer, postgres_bindir, private_server
-from pilot_helpers import screen_text, settle, type_text, wait_until
+from pilot_helpers import Toasts, screen_text, settle, type_text, wait_until
 from sqlalchemy import create_engine, select, text
 
 from itsm_tui.app import ItsmApp
@@ -55,20 +55,6 @@ def status(app: ItsmApp) -> str:
         for line in screen.query(StatusLine):
             return str(line.render())
     raise AssertionError("no screen shows a status line")
-
-
-class Toasts:
-    """The app's notifications, as their messages, in order."""
-
-    def __init__(self, app: ItsmApp, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.shown: list[str] = []
-        notify = app.notify
-
-        def recording(message: str, **kwargs) -> None:
-            self.shown.append(message)
-            notify(message, **kwargs)
-
-        monkeypatch.setattr(app, "notify", recording)
 
 
 @pytest.fixture
