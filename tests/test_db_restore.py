@@ -181,8 +181,10 @@ async def test_the_console_reopens_a_desk_file_put_back_by_hand(desk, config, ho
         if how == "rename over":
             staged = path.with_name("staged.db")
             shutil.copy(backup, staged)
-            remove_desk_files(path, "-wal", "-shm")
+            # The copy first, then the old file's logs: removed before, they could be made again by the
+            # console's own writes to the old file, still in place until the rename.
             os.replace(staged, path)
+            remove_desk_files(path, "-wal", "-shm")
         else:
             remove_desk_files(path, "", "-wal", "-shm")
             await pilot.press("ctrl+s")  # while the file is gone: refused in the desk's words, text kept
