@@ -25,15 +25,17 @@ from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.worker import Worker, WorkerState
 
+from itsm_tui.columns import NO_CHOICE, ColumnChoice
 from itsm_tui.config import DeskConfig
 from itsm_tui.db import Database, ReadCancelled
-from itsm_tui.keymap import NO_KEYS, BindingTable, Keys, declared_bindings
+from itsm_tui.keymap import NO_KEYS, BindingTable, Keys, declared_bindings, key_in_force
 from itsm_tui.screens import MODE_TITLES, mode_screens
 from itsm_tui.screens.common import UNREACHABLE_MESSAGE, database_busy, failure_message
 from itsm_tui.screens.help import HelpScreen
 from itsm_tui.services.access_log import RecordingDatabase
 from itsm_tui.services.errors import ServiceError
 from itsm_tui.services.notifications import NotificationRow
+from itsm_tui.services.presence import new_console_id
 from itsm_tui.services.users import Actor
 from itsm_tui.text import strip_control
 
@@ -74,7 +76,8 @@ class DeskCommands(Provider):
             return f"{what}; key {shown}" if shown else f"{what}; no key"
 
         entries: list[tuple[str, Callable[[], object], str]] = []
-        for binding in declared_bindings(type(screen)):
+        # What the screen binds itself comes after its declared keys (the queue's saved views).
+        for binding in [*declared_bindings(type(screen)), *getattr(screen, "extra_bindings", list)()]:
             if not binding.description:
                 continue
             destination, name, parameters = parse_action(binding.action)
@@ -107,11 +110,48 @@ class DeskCommands(Provider):
             yield DiscoveryHit(name, callback, help=help_text)
 
     async def search(self, query: str) -> Hits:
+        for hit in await self.ticket_hits(query):  # a reference typed (INC0000042, inc42, 42) comes first
+            yield hit
         matcher = self.matcher(query)
         for name, callback, help_text in self.entries():
             score = matcher.match(name)
             if score > 0:
                 yield Hit(score, matcher.highlight(name), callback, help=help_text)
+
+    async def ticket_hits(self, query: str) -> list[Hit]:
+        """A hit "Open INC0000042 ..." for each ticket the query names by reference (read in a thread)."""
+        import asyncio
+
+        from textual.content import Content
+
+        from itsm_tui.services import search
+
+        app = self.app
+        assert isinstance(app, ItsmApp)
+        if not search.ref_candidates(query):
+            return []
+
+        def look_up() -> list[search.RefHit]:
+            with app.db.read_session() as session:
+                return search.find_refs(session, query)
+
+        try:
+            found = await asyncio.to_thread(look_up)
+        except Exception:  # the palette goes on without it; the console's log has the failure
+            log.exception("looking up a reference for the command palette")
+            return []
+        title = partial(strip_control, single_line=True)
+        # Above any fuzzy match of the palette's (which can score over 1): a reference typed is what is meant.
+        return [
+            Hit(
+                100.0,
+                Content(f"Open {hit.ref} {title(hit.title)} ({hit.status})"),
+                partial(app.open_ticket, hit.id),
+                text=f"Open {hit.ref}",
+                help="open the ticket of this reference",
+            )
+            for hit in found
+        ]
 
 
 def binding_table() -> BindingTable:
@@ -149,6 +189,7 @@ class ItsmApp(App[None]):
         Binding("f3", "switch_mode('calendar')", "Calendar", id="go.calendar"),
         Binding("f4", "switch_mode('kpi')", "KPI", id="go.kpi"),
         Binding("f5", "switch_mode('inbox')", "Inbox", id="go.inbox"),
+        Binding("f6", "switch_mode('workload')", "Workload", id="go.workload"),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
     ]
@@ -168,11 +209,13 @@ class ItsmApp(App[None]):
         run_scheduler: bool = True,
         clock: Callable[[], datetime] | None = None,
         keys: Keys = NO_KEYS,
+        columns: ColumnChoice = NO_CHOICE,
     ) -> None:
         super().__init__()
         # The user's keys (:mod:`itsm_tui.keymap`): remapped through Textual's keymap, unbound ones taken
         # out of every node as it is registered (here the app's own).
         self.keys = keys
+        self.columns = columns  # the queue columns the user chose (:mod:`itsm_tui.columns`)
         if keys.remapped:
             self.set_keymap(keys.keymap)
         keys.drop_unbound([self])
@@ -182,6 +225,8 @@ class ItsmApp(App[None]):
         self.db: Database = RecordingDatabase.around(db, actor.login, actor.id)
         self.config = config
         self.actor = actor
+        # This console, in the presence rows that tell others which tickets it has open (services/presence).
+        self.console_id = new_console_id()
         self.run_scheduler = run_scheduler
         self.scheduler: AsyncIOScheduler | None = None
         self.watcher: NotificationWatcher | None = None
@@ -280,7 +325,9 @@ class ItsmApp(App[None]):
                 timeout=8,
             )
         if len(rows) > 3:
-            self.notify(f"{len(rows) - 1} more new notifications in the inbox (F5)", markup=False)
+            inbox = key_in_force(self.screen, "go.inbox")
+            where = f"the inbox ({inbox})" if inbox else "the inbox"
+            self.notify(f"{len(rows) - 1} more new notifications in {where}", markup=False)
         self.unread = unread
 
     # ------------------------------------------------------------------ failed workers

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from itsm_tui.models import Base
 
 # The newest migration in itsm_tui/migrations/versions (a test keeps the two in step).
-SCHEMA_REVISION = "0010"
+SCHEMA_REVISION = "0012"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 

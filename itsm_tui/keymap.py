@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,6 +171,72 @@ def declared_bindings(node_class: type) -> list[Binding]:
             if isinstance(binding, Binding) and binding.id and binding.id not in found:
                 found[binding.id] = binding
     return list(found.values())
+
+
+def _binding_of(node_class: type, binding_id: str) -> Binding | None:
+    return next((b for b in declared_bindings(node_class) if b.id == binding_id), None)
+
+
+def key_in_force(node: DOMNode, binding_id: str) -> str:
+    """The key of the binding ``binding_id`` of ``node`` (or of its app) in force (``F5``, ``ctrl+r``,
+    ``esc``: the first, where several run it; help lists them all); "" when the user unbound it. For the
+    key hints written in a screen's text ("F5 reloads"), which would otherwise name a key the user's file
+    moved."""
+    app = node.app
+    binding = _binding_of(type(node), binding_id) or _binding_of(type(app), binding_id)
+    if binding is None:
+        raise KeyError(f"{type(node).__name__} has no binding {binding_id!r}")
+    found = getattr(app, "keys", NO_KEYS)
+    keys = found if isinstance(found, Keys) else NO_KEYS
+    in_force = keys.keys_of(binding)
+    if in_force and binding.key_display and binding.id not in keys.remapped:
+        return binding.key_display
+    return _hint_key(in_force[0], app) if in_force else ""
+
+
+# Keys a sentence spells out where Textual's display draws a symbol.
+_SPELLED = {"enter": "enter", "escape": "esc", "space": "space", "tab": "tab", "backspace": "backspace"}
+
+
+def _hint_key(key: str, app: App[Any]) -> str:
+    """A key as a sentence names it: ``ctrl+s`` (Textual's own display would say ``^s``), ``esc``, ``?``."""
+    *modifiers, base = key.split("+")
+    if not modifiers:
+        return _SPELLED.get(key) or app.get_key_display(Binding(key, ""))
+    character = key_to_character(base)
+    return "+".join([*modifiers, character if character and character.isprintable() else base])
+
+
+def _offered_key(node: DOMNode, binding_id: str) -> str:
+    """:func:`key_in_force`, or "" when ``node`` does not offer the binding's action at all."""
+    from textual.actions import parse
+
+    binding = _binding_of(type(node), binding_id)
+    if binding is not None:
+        destination, name, parameters = parse(binding.action)
+        if not destination and node.check_action(name, parameters) is False:
+            return ""
+    return key_in_force(node, binding_id)
+
+
+def fill_keys(node: DOMNode, text: str, sep: str = " · ") -> str:
+    """``text`` with each ``{binding.id}`` in it replaced by the key in force ("{form.save} save · tab next
+    field" reads "ctrl+s save · tab next field"); a part (between ``sep``) naming a key the user unbound, or
+    an action the screen does not offer (its ``check_action`` says False: the user's role never may), is
+    left out. Text without such a name comes back as it is."""
+    if "{" not in text:
+        return text
+    kept = []
+    for part in text.split(sep):
+        keys = {name: _offered_key(node, name) for name in _KEY_NAME.findall(part)}
+        if all(keys.values()):
+            for name, key in keys.items():
+                part = part.replace("{" + name + "}", key)
+            kept.append(part)
+    return sep.join(kept)
+
+
+_KEY_NAME = re.compile(r"\{([a-z_]+(?:\.[a-z_0-9]+)+)\}")
 
 
 # --------------------------------------------------------------------------- reading the file

@@ -642,6 +642,29 @@ class Presence(Base):
     )
 
 
+class SavedView(Base):
+    """A user's own queue view: a filter (the queue's filter grammar) and a sort, named, on a key of the
+    queue; optionally shared with a group, whose members may apply it (only the owner edits it)."""
+
+    __tablename__ = "saved_views"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(40))
+    key: Mapped[str] = mapped_column(String(1))  # a digit or a letter
+    base_view: Mapped[str] = mapped_column(String(16))  # the built-in view it narrows (services/queue.VIEWS)
+    filter_text: Mapped[str] = mapped_column(Text, default="")
+    sort: Mapped[str] = mapped_column(String(16))
+    descending: Mapped[bool] = mapped_column(Boolean, default=False)
+    shared_group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+    __table_args__ = (
+        UniqueConstraint("owner_id", "name", name="uq_saved_views_name"),
+        UniqueConstraint("owner_id", "key", name="uq_saved_views_key"),
+        Index("ix_saved_views_shared", "shared_group_id"),
+    )
+
+
 # --------------------------------------------------------------------------- KPI roll-up
 
 

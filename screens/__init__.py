@@ -11,12 +11,19 @@ if TYPE_CHECKING:
 
 ScreenFactory = Callable[[], "Screen[Any]"]
 
-MODE_TITLES = {"queue": "Queue", "calendar": "Change calendar", "kpi": "KPI board", "inbox": "Inbox"}
+MODE_TITLES = {
+    "queue": "Queue",
+    "calendar": "Change calendar",
+    "kpi": "KPI board",
+    "inbox": "Inbox",
+    "workload": "Workload",
+}
 _MODE_SCREENS = {
     "queue": ("itsm_tui.screens.queue", "QueueScreen"),
     "calendar": ("itsm_tui.screens.calendar", "CalendarScreen"),
     "kpi": ("itsm_tui.screens.kpi", "KpiScreen"),
     "inbox": ("itsm_tui.screens.inbox", "InboxScreen"),
+    "workload": ("itsm_tui.screens.workload", "WorkloadScreen"),
 }
 
 

@@ -31,8 +31,9 @@ from textual.widget import Widget
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
+from itsm_tui.keymap import fill_keys
 from itsm_tui.screens.common import DeskScreen, literal
-from itsm_tui.services.changes import CalendarData, ChangeRow
+from itsm_tui.services.changes import CalendarData, ChangeRow, create_refusal
 from itsm_tui.services.conflicts import SEVERITY_ORDER, BlackoutSpec, Conflict, Occurrence
 from itsm_tui.services.errors import ServiceError
 from itsm_tui.text import strip_control
@@ -669,11 +670,21 @@ class CalendarScreen(DeskScreen):
                 info.append(f"{mark} ", style=style)
                 info.append(strip_control(first.message, single_line=True))
                 if len(found) > 1:
-                    info.append(f" (+{len(found) - 1} more: Enter)", style="bold")
+                    more = fill_keys(self, f"+{len(found) - 1} more: {{calendar.open}}", ", ")
+                    info.append(f" ({more})", style="bold")
             else:
-                info.append(f"{row.ref}: no conflicts. Enter opens, a approves, x rejects, s moves it.")
+                hints = "{calendar.open} opens, {calendar.approve} approves, {calendar.reject} rejects, "
+                hints += "{calendar.reschedule} moves it"
+                info.append(f"{row.ref}: no conflicts. {fill_keys(self, hints, ', ')}.")
         elif self.index is not None:
-            info.append("tab: the day's changes · ←→ day · ↑↓ week · PgUp/PgDn month · v view · n new")
+            info.append(
+                fill_keys(
+                    self,
+                    "tab: the day's changes · {calendar.day_back}{calendar.day_on} day · "
+                    "{calendar.week_back}{calendar.week_on} week · {calendar.month_back}/{calendar.month_on} "
+                    "month · {calendar.next_view} view · {calendar.new} new",
+                )
+            )
         info.no_wrap = True
         info.overflow = "ellipsis"
         self.query_one("#cal-info", Static).update(info)
@@ -808,6 +819,13 @@ class CalendarScreen(DeskScreen):
             ),
             callback=lambda result: self._after(result, f"{row.ref} moved."),
         )
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The new-change form is offered (footer, help, palette, key) only to whom the guard that
+        ``create_change`` enforces lets raise a change."""
+        if action == "new_change":
+            return create_refusal(self.app.actor) is None
+        return True
 
     def action_new_change(self) -> None:
         from itsm_tui.screens.change import NewChangeForm

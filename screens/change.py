@@ -19,13 +19,15 @@ from zoneinfo import ZoneInfo
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
+from textual.actions import parse as parse_action
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Checkbox, Input, Select, Static
 
+from itsm_tui.keymap import key_in_force
 from itsm_tui.screens.common import WorkerErrorsToApp, literal, local_time
 from itsm_tui.screens.formscreen import FORM_STYLES, FormScreen, ValuesT
 from itsm_tui.services import changes
@@ -54,18 +56,18 @@ STATE_STYLE = {
 }
 TIME_FORMAT = "%Y-%m-%d %H:%M"
 
-# action -> (key, label) on the actions line, in lifecycle order
+# action -> (binding id, label) on the actions line, in lifecycle order (shown with the key in force)
 ACTION_KEYS = {
-    "submit": ("u", "submit"),
-    "assess": ("e", "assess"),
-    "approve": ("a", "approve"),
-    "reject": ("x", "reject"),
-    "schedule": ("s", "schedule"),
-    "reschedule": ("s", "move"),
-    "start": ("b", "begin"),
-    "complete": ("c", "complete"),
-    "review": ("p", "review"),
-    "close": ("z", "close"),
+    "submit": ("change.submit", "submit"),
+    "assess": ("change.assess", "assess"),
+    "approve": ("change.approve", "approve"),
+    "reject": ("change.reject", "reject"),
+    "schedule": ("change.schedule", "schedule"),
+    "reschedule": ("change.schedule", "move"),
+    "start": ("change.start", "begin"),
+    "complete": ("change.complete", "complete"),
+    "review": ("change.review", "review"),
+    "close": ("change.close", "close"),
 }
 
 
@@ -132,7 +134,10 @@ class ChangeScreen(WorkerErrorsToApp, ModalScreen[None]):
         Binding("c", "act('complete')", "Complete", id="change.complete"),
         Binding("p", "act('review')", "Review", id="change.review"),
         Binding("z", "act('close')", "Close", id="change.close"),
-        Binding("f5,ctrl+r", "reload", "Reload", id="change.reload", key_display="F5"),
+        Binding("question_mark,f1", "help", "Keys", id="change.help", key_display="?"),
+        Binding("ctrl+r", "reload", "Reload", id="change.reload"),
+        # A modal over the calendar: the app's F5 does not reach through, so the change has its own.
+        Binding("f5", "app.switch_mode('inbox')", "Inbox", show=False, id="change.inbox"),
     ]
 
     def __init__(self, ref: str) -> None:
@@ -230,19 +235,49 @@ class ChangeScreen(WorkerErrorsToApp, ModalScreen[None]):
         if view is None:
             return
         shown: set[str] = set()
-        for action, (key, label) in ACTION_KEYS.items():
-            if key in shown or self.refusal(action) is not None:
+        for action, (binding_id, label) in ACTION_KEYS.items():
+            if binding_id in shown or self.refusal(action) is not None:
                 continue
-            shown.add(key)
+            shown.add(binding_id)
             if action in ("schedule", "reschedule"):
                 label = "schedule" if view.actions.get("schedule") is None else "move"
-            line.append(f"{key} ", style="bold")
-            line.append(f"{label}  ")
+            key = key_in_force(self, binding_id)
+            if key:
+                line.append(f"{key} ", style="bold")
+                line.append(f"{label}  ")
+            else:  # unbound by the user's key file: the command palette still offers it
+                line.append(f"{label} (ctrl+p)  ")
         if not shown:
             line.append("No action is open to you now (a key says why).  ", style="dim")
-        line.append("esc ", style="bold")
-        line.append("back")
+        back = key_in_force(self, "change.back")
+        if back:
+            line.append(f"{back} ", style="bold")
+            line.append("back")
         self.query_one("#change-actions", Static).update(line)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """A step the viewer may not take now (the change's guards, as the actions line says) is shown
+        disabled and not offered in the palette; its key says why (:meth:`on_key`)."""
+        if action == "act" and self.view is not None and parameters:
+            return None if self.refusal(str(parameters[0])) is not None else True
+        return True
+
+    def on_key(self, event: events.Key) -> None:
+        """A disabled step's key says why instead of doing nothing."""
+        active = self.active_bindings.get(event.key)
+        if active is None or active.enabled or active.node is not self:
+            return
+        _, name, parameters = parse_action(active.binding.action)
+        if name == "act" and parameters:
+            event.stop()
+            event.prevent_default()
+            self.action_act(str(parameters[0]))
+
+    def action_help(self) -> None:
+        """The key help over the change (the app's ? is not in force over this modal screen)."""
+        from itsm_tui.screens.help import HelpScreen
+
+        self.app.push_screen(HelpScreen(self))
 
     def refusal(self, action: str) -> str | None:
         if self.view is None:

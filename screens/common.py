@@ -10,7 +10,9 @@ from zoneinfo import ZoneInfo
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Static
+from textual.widgets._footer import FooterKey
 from textual.worker import Worker, WorkerState
 
 from itsm_tui.text import strip_control
@@ -24,6 +26,17 @@ if TYPE_CHECKING:
 def literal(text: str | None, style: str = "") -> Text:
     """User-supplied text as a renderable that is never markup and carries no control characters."""
     return Text(strip_control(text, single_line=True), style=style, no_wrap=True, overflow="ellipsis")
+
+
+def fit_hints(line: Text, width: int) -> Text:
+    """A one-line bar that ends in key hints ("  [/] filter"), fitted to ``width``: the hints that do not
+    fit are left out, the last first (the keys are in the footer and help); what comes before them stays."""
+    while line.cell_len > width:
+        cut = line.plain.rfind("  [")
+        if cut <= 0:
+            break
+        line = line[:cut]
+    return line
 
 
 def database_failure(exc: BaseException) -> bool:
@@ -111,6 +124,64 @@ class StatusLine(Static):
         self.update(line, layout=False)  # always one line
 
 
+class DeskFooter(Footer):
+    """The footer, fitted to the terminal's width: the keys in the order of the bindings while they fit
+    (closer together when that makes them fit), ``?`` for help always, and no key cut in half; the keys left
+    out are in help and the command palette."""
+
+    HELP_ACTION = "help"
+
+    def compose(self) -> ComposeResult:
+        widgets = list(super().compose())
+        keys = [w for w in widgets if isinstance(w, FooterKey) and not w.has_class("-command-palette")]
+        # In the screen's own order of its bindings: a key the user's file remapped stays in its place, not
+        # at the end (where Textual's keymap puts it) and so left out first.
+        own = [b for bindings in self.screen._bindings.key_to_bindings.values() for b in bindings]
+        order = {binding.action: index for index, binding in reversed(list(enumerate(own)))}
+        keys.sort(key=lambda key: order.get(key.action, len(own)))
+        if len(keys) != len(widgets) - sum(1 for w in widgets if w.has_class("-command-palette")):
+            yield from widgets  # grouped keys: Textual's own layout
+            return
+        width = self.size.width or self.app.size.width
+        palette = [w for w in widgets if w.has_class("-command-palette")]
+        for compact in (self.compact, True):
+            kept = self._fitting(keys, palette, width, compact)
+            if len(kept) == len(keys):
+                break
+        if compact != self.compact:
+            self.compact = compact
+        yield from [*kept, *palette]
+
+    @staticmethod
+    def _width(key: FooterKey, compact: bool) -> int:
+        label = Text(key.key_display).cell_len + Text(key.description).cell_len
+        if not key.description:
+            return label + (1 if compact else 2)
+        return label + (2 if compact else 3)
+
+    def _fitting(
+        self, keys: list[FooterKey], palette: list[Widget], width: int, compact: bool
+    ) -> list[FooterKey]:
+        room = width - sum(
+            self._width(key, compact) + (1 if compact else 2) for key in palette if isinstance(key, FooterKey)
+        )
+        helps = [key for key in keys if key.action == self.HELP_ACTION]
+        room -= sum(self._width(key, compact) for key in helps)
+        kept: list[FooterKey] = []
+        for key in keys:
+            if key in helps:
+                continue
+            needed = self._width(key, compact)
+            if needed > room:
+                break
+            kept.append(key)
+            room -= needed
+        return kept + helps if len(kept) + len(helps) < len(keys) else keys
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.recompose)
+
+
 class WorkerErrorsToApp:
     """Passes the failures of the workers a screen (or widget) starts on to the console's one handler,
     :meth:`ItsmApp.on_worker_state_changed <itsm_tui.app.ItsmApp.on_worker_state_changed>`, and, while the
@@ -143,4 +214,4 @@ class DeskScreen(WorkerErrorsToApp, Screen[None]):
         yield StatusLine(self.SCREEN_TITLE)
 
     def compose_footer(self) -> ComposeResult:
-        yield Footer()
+        yield DeskFooter()

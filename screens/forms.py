@@ -28,6 +28,7 @@ from textual.widgets.select import NoSelection
 from textual.worker import get_current_worker
 
 from itsm_tui.config import LEVELS, DeskConfig
+from itsm_tui.keymap import fill_keys
 from itsm_tui.screens.common import literal
 from itsm_tui.screens.formscreen import FORM_STYLES, ChoiceT, FormArgs, ResultT, ValuesT
 from itsm_tui.screens.formscreen import FormScreen as FormScreen
@@ -39,6 +40,7 @@ from itsm_tui.services.errors import ServiceError, ValidationError
 from itsm_tui.services.knowledge import KnowledgeHit
 from itsm_tui.services.sla_explain import Preview, ProposedChange
 from itsm_tui.services.tickets import PENDING_REASONS
+from itsm_tui.services.workload import Member, filter_members
 from itsm_tui.text import strip_control
 
 TICKET_FORM_STYLES: list[str | PurePath] = [FORM_STYLES, Path(__file__).resolve().with_name("forms.tcss")]
@@ -179,10 +181,19 @@ def _text_area(text: str = "") -> TextArea:
 
 
 class AssignForm(FormScreen[AssignValues]):
-    """Assign to someone (by login), optionally moving the ticket to another group (shift leads)."""
+    """Assign to a member of the ticket's group, picked from the group's members with their open tickets
+    (the least loaded first): typing filters the list, Up/Down move in it, Enter picks. Choosing another
+    group (shift leads) lists that group's members instead, and moves the ticket there. A login typed that
+    no member listed matches is sent as typed (the service says why it cannot be assigned)."""
 
     TITLE = "Assign"
     FIELD_ALIASES = {"assignee": "login"}
+    HINT = "type to filter · up/down member · enter pick · tab group · {form.cancel} cancel"
+    CSS_PATH = TICKET_FORM_STYLES
+    BINDINGS = [
+        Binding("down", "member(1)", "Next member", show=False, id="form.member_next"),
+        Binding("up", "member(-1)", "Previous member", show=False, id="form.member_previous"),
+    ]
 
     def __init__(
         self,
@@ -191,15 +202,20 @@ class AssignForm(FormScreen[AssignValues]):
         logins: Sequence[str] = (),
         login: str = "",
         group: str | None = None,
+        ticket_group: str | None = None,
         **options: Unpack[FormArgs[AssignValues]],
     ) -> None:
         super().__init__(**options)
         self.groups, self.logins, self.initial = list(groups), list(logins), (login, group)
+        self.ticket_group = ticket_group  # whose members are listed while the group is kept
+        self.members: list[Member] | None = None  # the listed group's members, once read (tests wait)
+        self.members_of: str | None = None  # the group they are of
+        self.shown_members: list[Member] = []  # those the typed text matches, in the list's order
 
     def compose_fields(self) -> ComposeResult:
         suggester = SuggestFromList(self.logins, case_sensitive=False) if self.logins else None
         login, group = self.initial
-        yield from self.row("login", "Login", _compact_input(login, "e.g. agent2", suggester=suggester))
+        yield from self.row("login", "Login", _compact_input(login, "type to filter", suggester=suggester))
         groups = self.groups or list(self.app.config.groups)
         yield from self.row(
             "group",
@@ -210,11 +226,105 @@ class AssignForm(FormScreen[AssignValues]):
                 value=group if group in groups else Select.NULL,
             ),
         )
+        members = OptionList(id="assign-members")
+        members.can_focus = False  # moved from the login field (up/down), so typing never leaves it
+        yield members
+        yield Static("", id="assign-members-note")
+
+    def on_mount(self) -> None:
+        self.load_members(self.listed_group())
+
+    def listed_group(self) -> str | None:
+        """The group whose members the list shows: the one chosen, else the ticket's."""
+        return self.choice("group") or self.ticket_group
+
+    @on(Select.Changed, "#field-group")
+    def _group_changed(self) -> None:
+        self.members = None
+        self._show_filtered()
+        self.load_members(self.listed_group())
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="assign-members")
+    def load_members(self, group: str | None) -> None:
+        from itsm_tui.services import workload
+
+        members: list[Member] = []
+        if group is not None:
+            with self.app.db.read_session() as session:
+                members = workload.group_members(session, group)
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._members_read, group, members)
+
+    def _members_read(self, group: str | None, members: list[Member]) -> None:
+        if group != self.listed_group():
+            return  # another group was chosen meanwhile: its own read follows
+        self.members, self.members_of = members, group
+        self._show_filtered()
+
+    @on(Input.Changed, "#field-login")
+    def _typed(self) -> None:
+        self._show_filtered()
+
+    def _show_filtered(self) -> None:
+        typed = self.text_of("login").strip()
+        listed = self.query_one("#assign-members", OptionList)
+        note = self.query_one("#assign-members-note", Static)
+        listed.clear_options()
+        group = self.listed_group()
+        if self.members is None or group is None:
+            self.shown_members = []
+            note.update(
+                Text("No group: choose one to list its members.")
+                if group is None
+                else Text(f"Reading the members of {group} ...")
+            )
+            return
+        # Those the text matches, the one whose login it is first.
+        shown = sorted(filter_members(self.members, typed), key=lambda m: m.login.lower() != typed.lower())
+        self.shown_members = shown
+        for member in shown:
+            label = Text()
+            label.append_text(literal(member.login.ljust(12), style="bold"))
+            label.append(" ")
+            label.append_text(literal(member.name[:24].ljust(24)))
+            label.append(f" {member.open:>4} open", style="cyan")
+            if member.is_lead:
+                label.append("  lead", style="dim")
+            listed.add_option(Option(label, id=member.login))
+        if shown:
+            listed.highlighted = 0
+            note.update(
+                Text(f"{len(shown)} of {len(self.members)} members of {group}; enter picks the one shown")
+            )
+        elif self.members:
+            note.update(Text(f"No member of {group} matches; enter assigns the login as typed."))
+        else:
+            note.update(Text(f"{group} has no active members; choose another group."))
+
+    def action_member(self, step: int) -> None:
+        listed = self.query_one("#assign-members", OptionList)
+        if listed.option_count:
+            current = listed.highlighted if listed.highlighted is not None else -step
+            listed.highlighted = min(max(0, current + step), listed.option_count - 1)
+
+    @on(OptionList.OptionSelected, "#assign-members")
+    def _clicked(self, event: OptionList.OptionSelected) -> None:
+        listed = self.query_one("#assign-members", OptionList)
+        listed.highlighted = event.option_index
+        self.action_save()
+
+    def picked(self) -> Member | None:
+        """The member highlighted in the list (None: the list is empty)."""
+        index = self.query_one("#assign-members", OptionList).highlighted
+        if index is None or not 0 <= index < len(self.shown_members):
+            return None
+        return self.shown_members[index]
 
     def collect(self) -> AssignValues:
-        login = self.text_of("login").strip()
+        picked = self.picked()
+        login = picked.login if picked is not None else self.text_of("login").strip()
         if not login:
-            raise ValidationError("login", "type the login of the person to assign it to")
+            raise ValidationError("login", "type the login of the person to assign it to, or pick a member")
         return AssignValues(login, self.choice("group"))
 
 
@@ -417,7 +527,7 @@ class ResolveForm(FormScreen[ResolveValues]):
     """Resolve with a resolution code (from the catalog) and a note saying what was done."""
 
     TITLE = "Resolve"
-    HINT = "ctrl+s resolve · tab next field · esc cancel"
+    HINT = "{form.save} resolve · tab next field · {form.cancel} cancel · {form.help} keys"
 
     def __init__(
         self, *, resolution_codes: Sequence[str] = (), **options: Unpack[FormArgs[ResolveValues]]
@@ -448,8 +558,13 @@ class TextForm(FormScreen[TextValues]):
     CSS_PATH = TICKET_FORM_STYLES
     FIELD_ALIASES = {"body": "text"}
     SUBMIT_ON_ENTER = False
-    HINT = "ctrl+s save · ctrl+e $EDITOR · tab next field · esc cancel"
-    TEMPLATE_HINT = "ctrl+s save · ctrl+t template · ctrl+e $EDITOR · esc cancel"
+    HINT = (
+        "{form.save} save · {form.editor} $EDITOR · tab next field · {form.cancel} cancel · {form.help} keys"
+    )
+    TEMPLATE_HINT = (
+        "{form.save} save · {form.template} template · {form.editor} $EDITOR · {form.cancel} cancel · "
+        "{form.help} keys"
+    )
     BINDINGS = [Binding("ctrl+t", "pick_template", "Insert a reply or note template", id="form.template")]
 
     def __init__(
@@ -469,7 +584,7 @@ class TextForm(FormScreen[TextValues]):
 
     @property
     def hint(self) -> str:
-        return self.TEMPLATE_HINT if self.templates else self.HINT
+        return fill_keys(self, self.TEMPLATE_HINT if self.templates else self.HINT)
 
     def compose_fields(self) -> ComposeResult:
         yield from self.row("text", "Reply" if self.public else "Note", _text_area(self.initial))
@@ -588,7 +703,7 @@ class KedbForm(FormScreen[KedbChoice]):
     (a work note and a link) or links the chosen article."""
 
     TITLE = "KEDB and knowledge search"
-    HINT = "type words · down: results · enter apply/link · esc close"
+    HINT = "type words · down: results · enter apply/link · {form.cancel} close · {form.help} keys"
     SEARCH_DELAY = 0.25
     CSS_PATH = TICKET_FORM_STYLES
     BINDINGS = [Binding("down", "results", "Results", id="kedb.results", show=False)]
@@ -790,7 +905,7 @@ class NewTicketForm(_TicketFieldsForm[NewTicketValues, CreatedTicket]):
     """
 
     TITLE = "New ticket"
-    HINT = "ctrl+s create · tab/enter next field · esc cancel"
+    HINT = "{form.save} create · tab/enter next field · {form.cancel} cancel · {form.help} keys"
 
     def __init__(
         self,

@@ -31,6 +31,7 @@ import os
 import shlex
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Generic, NamedTuple, Required, TypedDict
@@ -49,6 +50,7 @@ from textual.widgets.select import NoSelection
 from textual.worker import Worker, WorkerState
 from typing_extensions import TypeVar  # a type parameter's default (typing has it from Python 3.13)
 
+from itsm_tui.keymap import fill_keys
 from itsm_tui.screens.common import WorkerErrorsToApp, database_busy, failure_message, local_time
 from itsm_tui.services.errors import NotFound, ServiceError, StaleEdit, ValidationError
 from itsm_tui.text import strip_control
@@ -74,6 +76,7 @@ class FormArgs(TypedDict, Generic[ValuesT, ResultT], total=False):
     on_refused: Callable[[ServiceError], None] | None
     title: str | None
     note: str | None
+    writing: tuple[str, int] | None
 
 
 class ShownError(NamedTuple):
@@ -185,7 +188,9 @@ class FormScreen(WorkerErrorsToApp, ModalScreen[ResultT], Generic[ValuesT, Resul
     ERRORS_BESIDE_FIELDS: ClassVar[bool] = True
     # Enter in a one-line input saves the form (else it moves to the next field).
     SUBMIT_ON_ENTER: ClassVar[bool] = True
-    HINT: ClassVar[str] = "ctrl+s save · tab next field · esc cancel"
+    # The keys line: {binding.id} names the key in force (keymap.fill_keys); a part whose key is unbound
+    # is left out.
+    HINT: ClassVar[str] = "{form.save} save · tab next field · {form.cancel} cancel · {form.help} keys"
     # A save refused only because another program holds the database's lock is tried again after this
     # long, for as long as the form is open: nothing of it was written (the transaction never began, or
     # was rolled back whole), so trying again cannot save it twice.
@@ -198,6 +203,8 @@ class FormScreen(WorkerErrorsToApp, ModalScreen[ResultT], Generic[ValuesT, Resul
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="form.cancel"),
         Binding("ctrl+s", "save", "Save", id="form.save"),
+        # The app's ? is not in force over a modal form; here ? types itself into a text, F1 never does.
+        Binding("f1,question_mark", "help", "Keys of this form", id="form.help", key_display="F1"),
         # A priority binding: the text area's own ctrl+e (end of line) would take it first otherwise.
         Binding("ctrl+e", "edit_in_editor", "Edit the text in $EDITOR", id="form.editor", priority=True),
     ]
@@ -209,12 +216,17 @@ class FormScreen(WorkerErrorsToApp, ModalScreen[ResultT], Generic[ValuesT, Resul
         on_refused: Callable[[ServiceError], None] | None = None,
         title: str | None = None,
         note: str | None = None,
+        writing: tuple[str, int] | None = None,
     ) -> None:
         super().__init__()
         self._save = save
         self._on_refused = on_refused
         self.form_title = title or self.TITLE
         self.note = note  # a line above the fields: why the form is asked
+        # The record (kind, id) a reply or note is typed to: while the user types, other consoles see it
+        # (services/presence.py; the queue's rows and the ticket screen say who is writing).
+        self.writing = writing
+        self._writing_since: float | None = None  # time.monotonic() of the last writing heartbeat
         self.saving = False
         # The error shown last (None: none is shown), for tests.
         self.error_shown: ShownError | None = None
@@ -226,8 +238,9 @@ class FormScreen(WorkerErrorsToApp, ModalScreen[ResultT], Generic[ValuesT, Resul
 
     @property
     def hint(self) -> str:
-        """The keys line under the fields (``HINT``; a form whose keys depend on what it shows says so)."""
-        return self.HINT
+        """The keys line under the fields (``HINT``, with the keys in force; a form whose keys depend on
+        what it shows says so)."""
+        return fill_keys(self, self.HINT)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="form-box") as box:
@@ -336,6 +349,12 @@ class FormScreen(WorkerErrorsToApp, ModalScreen[ResultT], Generic[ValuesT, Resul
     def collect(self) -> ValuesT:
         """The form's values; raise :class:`ValidationError` for what the form can check itself."""
         raise NotImplementedError
+
+    def action_help(self) -> None:
+        """The key help over the form: its keys as they are in force."""
+        from itsm_tui.screens.help import HelpScreen
+
+        self.app.push_screen(HelpScreen(self))
 
     def action_cancel(self) -> None:
         if not self.saving:
@@ -460,11 +479,49 @@ class FormScreen(WorkerErrorsToApp, ModalScreen[ResultT], Generic[ValuesT, Resul
     @on(Input.Changed)
     @on(TextArea.Changed)
     def _edited(self, event: Input.Changed | TextArea.Changed) -> None:
-        """Editing a field hides the error shown beside it (the message has been read)."""
+        """Editing a field hides the error shown beside it (the message has been read); typing a reply or
+        note tells other consoles (see ``writing``)."""
         for name, widget in self._fields.items():
             if widget is event.control:
                 for line in self.query(f"#error-{name}"):
                     line.set_class(False, "-shown")
+        if self.writing is not None and isinstance(event.control, TextArea) and event.control.text.strip():
+            now = time.monotonic()
+            if self._writing_since is None or now - self._writing_since >= self.WRITING_SECONDS:
+                self._writing_since = now
+                self._beat_writing(*self.writing)
+
+    WRITING_SECONDS: ClassVar[float] = 5.0  # at most one writing heartbeat this often while typing
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="form-writing")
+    def _beat_writing(self, entity_type: str, entity_id: int) -> None:
+        from itsm_tui.services import presence
+
+        app = self.app
+        with app.db.session() as session:
+            presence.heartbeat(
+                session,
+                app.actor.id,
+                app.console_id,
+                presence.writing_kind(entity_type),
+                entity_id,
+                app.clock(),
+            )
+
+    def on_unmount(self) -> None:
+        """The form closed: other consoles no longer see the user writing (the row would go stale anyway)."""
+        if self.writing is None or self._writing_since is None:
+            return
+        from itsm_tui.services import presence
+
+        db, console_id = self.app.db, self.app.console_id
+        kind, entity_id = presence.writing_kind(self.writing[0]), self.writing[1]
+
+        def leave() -> None:
+            with db.session() as session:
+                presence.leave(session, console_id, kind, entity_id)
+
+        self.app.run_worker(leave, thread=True, exit_on_error=False, group="presence-leave")
 
     def clear_errors(self) -> None:
         self.error_shown = None

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
+from textual.actions import parse as parse_action
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -14,7 +16,7 @@ from textual.dom import DOMNode
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from itsm_tui.keymap import NO_KEYS, Keys, declared_bindings
+from itsm_tui.keymap import NO_KEYS, Keys, declared_bindings, key_in_force
 from itsm_tui.text import strip_control
 
 HELP_STYLES = Path(__file__).resolve().with_name("help.tcss")  # absolute: found from subclasses too
@@ -35,18 +37,36 @@ class HelpScreen(ModalScreen[None]):
 
     def rows(self) -> list[tuple[str, str]]:
         """(keys, action) for each binding of the screen underneath, then the app's; one with no key in
-        force (unbound by the user) is left out."""
+        force (unbound by the user) is left out, and so is one the screen does not offer (its
+        ``check_action``: the user's role may never take it); one not open now says so. Over a modal
+        screen (a form) only the app's keys that work there (quit) follow its own."""
         keys = self.keys
         rows: list[tuple[str, str]] = []
-        for source in (self.underneath, self.app):
+        underneath = self.underneath
+        over_modal = isinstance(underneath, ModalScreen)
+        for source in (underneath, self.app):
             if source is None:
                 continue
-            for binding in declared_bindings(type(source)):
+            # What the screen binds itself comes after its declared keys (the queue's saved views).
+            for binding in [*declared_bindings(type(source)), *getattr(source, "extra_bindings", list)()]:
+                if source is self.app and over_modal and not binding.priority:
+                    continue
                 shown = keys.display(binding, self.app)
-                if binding.description and shown and (shown, binding.description) not in rows:
-                    rows.append((shown, binding.description))
-        rows.append(("ctrl+p", "Command palette: every action and screen"))
+                offered = self._offered(source, binding)
+                if not binding.description or not shown or offered is False:
+                    continue
+                description = binding.description + ("" if offered else " (not now)")
+                if (shown, description) not in rows:
+                    rows.append((shown, description))
+        if not over_modal:
+            rows.append(("ctrl+p", "Command palette: every action and screen"))
         return rows
+
+    def _offered(self, source: DOMNode, binding: Binding) -> bool | None:
+        """What the binding's node says of its action (True: offered, None: not now, False: never)."""
+        destination, name, parameters = parse_action(binding.action)
+        target = self.app if destination == "app" else source
+        return target.check_action(name, parameters)
 
     def compose(self) -> ComposeResult:
         table = Table(show_header=True, header_style="bold", box=None, expand=True)
@@ -55,7 +75,8 @@ class HelpScreen(ModalScreen[None]):
         for shown, description in self.rows():
             table.add_row(escape(shown), escape(description))
         with VerticalScroll():
-            yield Static("[b]Keys[/b]  (Esc closes)")
+            close = key_in_force(self, "help.close")
+            yield Static(Text.assemble(("Keys", "bold"), f"  ({close} closes)" if close else ""))
             yield Static(table)
             path = self.keys.path
             if path is not None:

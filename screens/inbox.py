@@ -1,18 +1,23 @@
-"""Inbox screen: the user's notifications, newest first; mark one or all read."""
+"""Inbox screen: the user's notifications, newest first, the highlighted one in full below them; mark one or
+all read."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Static
 
 from itsm_tui.screens.common import DeskScreen, literal, local_time
 from itsm_tui.services.notifications import NotificationRow
+from itsm_tui.text import strip_control
 
 
 class InboxScreen(DeskScreen):
+    CSS_PATH = [Path(__file__).resolve().with_name("inbox.tcss")]
     SCREEN_TITLE = "Inbox"
     BINDINGS = [
         Binding("enter", "open", "Open", id="inbox.open"),
@@ -26,6 +31,7 @@ class InboxScreen(DeskScreen):
         table: DataTable[object] = DataTable(id="inbox-table", cursor_type="row")
         table.add_columns("", "When", "Kind", "Message")
         yield table
+        yield Static("", id="inbox-detail")  # the highlighted notification, whole (a row may be cut)
         yield from self.compose_footer()
 
     suspended = False  # another screen is shown over this one
@@ -56,15 +62,46 @@ class InboxScreen(DeskScreen):
         self.rows = {str(row.id): row for row in rows}
         tz = self.app.actor.timezone
         table = self.query_one(DataTable)
+        cursor = table.cursor_row
         table.clear()
+        # The message gets what the other columns leave of the width (each cell is padded by one a side,
+        # the scroll bar takes two): a longer one ends in an ellipsis, and the line below shows it whole.
+        kind_width = max((len(row.kind) for row in rows), default=4)
+        room = max(10, (self.size.width or self.app.size.width) - (1 + 11 + kind_width) - 4 * 2 - 2)
         for row in rows:
+            message = literal(row.message)
+            message.truncate(room, overflow="ellipsis")
             table.add_row(
                 Text("" if row.read else "*", style="bold"),
-                local_time(row.created_at, tz),
+                local_time(row.created_at, tz, "%m-%d %H:%M"),
                 row.kind,
-                literal(row.message),
+                message,
                 key=str(row.id),
             )
+        if rows:
+            table.move_cursor(row=min(cursor, len(rows) - 1))
+        self.show_detail()
+
+    def on_resize(self) -> None:
+        if getattr(self, "rows", None):
+            self.show(list(self.rows.values()))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        self.show_detail()
+
+    def show_detail(self) -> None:
+        """The highlighted notification in full: its whole message, when, what and whether read."""
+        row = self._selected()
+        detail = self.query_one("#inbox-detail", Static)
+        if row is None:
+            detail.update(Text("No notifications."))
+            return
+        line = Text(strip_control(row.message, single_line=True), style="bold")
+        when = local_time(row.created_at, self.app.actor.timezone, "%Y-%m-%d %H:%M %Z")
+        line.append(f"\n{row.kind}, {when}")
+        line.append(", read" if row.read else ", unread")
+        detail.update(line)
 
     def _selected(self) -> NotificationRow | None:
         table = self.query_one(DataTable)

@@ -21,6 +21,7 @@ from textual.widgets import Button, Input, Label, OptionList, Static, TabbedCont
 from textual.widgets.option_list import Option
 from textual_plotext import PlotextPlot
 
+from itsm_tui.keymap import key_in_force
 from itsm_tui.screens.common import DeskScreen, local_time
 from itsm_tui.services.kpi import PERIODS, KpiReport, OperationalSnapshot, Period
 from itsm_tui.text import strip_control
@@ -126,6 +127,7 @@ class KpiScreen(DeskScreen):
         yield from self.compose_footer()
 
     def on_mount(self) -> None:
+        self.query_one("#kpi-figures", OptionList).focus()  # where arrows and Enter work, not the tab bar
         self.action_reload()
         self.set_interval(LIVE_SECONDS, self.refresh_live)
 
@@ -172,7 +174,15 @@ class KpiScreen(DeskScreen):
     def _bar(self, text: str) -> None:
         bar = Text()
         bar.append(text, style="bold")
-        bar.append(f"  group: {self.group or 'all'}  [t/w/m/q/c] period  [g] group  [o/n/s] tab")
+        bar.append(f"  group: {self.group or 'all'}")
+        for ids, what in (
+            (("kpi.today", "kpi.7d", "kpi.30d", "kpi.quarter", "kpi.custom"), "period"),
+            (("kpi.group",), "group"),
+            (("kpi.tab.operational", "kpi.tab.management", "kpi.tab.strategic"), "tab"),
+        ):
+            keys = "/".join(key for key in (key_in_force(self, binding_id) for binding_id in ids) if key)
+            if keys:  # the keys in force (the user's key file may move or unbind them)
+                bar.append(f"  [{keys}] {what}")
         self.query_one("#kpi-bar", Static).update(bar)
 
     def show(self, data: BoardData) -> None:
@@ -355,3 +365,10 @@ class KpiScreen(DeskScreen):
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
+        self._focus_tab(tab)
+
+    def _focus_tab(self, tab: str) -> None:
+        """The tab's own content takes the keys: the figures' list, or the scrolling charts and tiles."""
+        pane = self.query_one(f"#{tab}", TabPane)
+        target = pane.query_one(OptionList) if tab == "operational" else pane.query_one(VerticalScroll)
+        target.focus()

@@ -9,6 +9,7 @@ other people's work and re-reads the visible rows, keeping the cursor on the sam
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.cache import LRUCache
@@ -32,8 +33,12 @@ from textual.widgets import Input, Static
 
 from itsm_tui.config import DeskConfig
 from itsm_tui.db import ReadCancel
-from itsm_tui.screens.common import DeskScreen
+from itsm_tui.keymap import NO_KEYS, declared_bindings, key_in_force
+from itsm_tui.screens.commandline import CommandLine, Target
+from itsm_tui.screens.common import fit_hints
+from itsm_tui.screens.views import SavedViewsScreen
 from itsm_tui.services.errors import ServiceError
+from itsm_tui.services.presence import Viewer
 from itsm_tui.services.queue import (
     SORTS,
     VIEWS,
@@ -44,13 +49,16 @@ from itsm_tui.services.queue import (
     QueueWindow,
     parse_filter,
     query_for,
+    sort_offered,
 )
+from itsm_tui.services.tickets.bulk import MARK_LIMIT, BulkAction, BulkResult, BulkStopped, MarkedTicket
 from itsm_tui.text import strip_control
 
 if TYPE_CHECKING:
     from textual import getters
 
     from itsm_tui.app import ItsmApp
+    from itsm_tui.services.views import ViewInfo
 
 REFRESH_SECONDS = 1.0
 SLA_STYLES = {"ok": "green", "warning": "yellow", "breached": "bold red", "met": "green", "stopped": "dim"}
@@ -58,6 +66,20 @@ PAUSED_STYLES = {"ok": "cyan", "warning": "yellow", "breached": "bold red", "sto
 RESPONSE_MARK = "R"  # the SLA column's figure is the response target's (unmarked: the resolution target's)
 PAUSED_TEXT = "‖ paused"
 PRIORITY_STYLES = {1: "bold red", 2: "red", 3: "yellow", 4: "", 5: "dim"}
+MARK, MARK_STYLE = "*", "bold yellow"  # the first cell of a marked row (Space, *)
+PRESENCE_STYLES = {False: "black on cyan", True: "bold black on yellow"}  # by: someone is writing in it
+# The queue's actions on tickets -> the action of the ticket guards (services/tickets/guards.py) deciding
+# whether the user's role may ever take it (QueueScreen.role_refusal).
+QUEUE_GUARDED = {
+    "take": "take",
+    "take_next": "take",
+    "assign": "assign",
+    "escalate": "escalate",
+    "status": "transition",
+    "reply": "reply",
+    "note": "note",
+    "link": "link",
+}
 QUEUE_STYLES = Path(__file__).resolve().with_name("queue.tcss")  # absolute: found from subclasses too
 
 
@@ -68,23 +90,49 @@ class Column:
     width: int  # 0: takes the rest
 
 
-def columns_for(width: int, view: str) -> list[Column]:
-    """The columns that fit: at 80 columns ref, priority, SLA due, status and title."""
-    cols = [
+# Every column a view may show (a key of SORTS each); the title is always last and takes the rest.
+COLUMNS = {
+    c.key: c
+    for c in (
         Column("ref", "Ref", 10),
         Column("priority", "P", 2),
         Column("sla", "SLA due", 9),
         Column("status", "Status", 11),
-    ]
-    if view == "resolved":
-        cols[2] = Column("resolved", "Resolved", 11)
-    if width >= 110:
-        cols += [Column("group", "Group", 7), Column("assignee", "Assignee", 11)]
-    if width >= 140:
-        cols += [Column("requester", "Requester", 22), Column("service", "Service", 9)]
-    if width >= 170:
-        cols.append(Column("opened", "Opened", 11))
-    cols.append(Column("title", "Title", 0))
+        Column("group", "Group", 7),
+        Column("assignee", "Assignee", 10),
+        Column("requester", "Requester", 22),
+        Column("service", "Service", 9),
+        Column("opened", "Opened", 11),
+        Column("resolved", "Resolved", 11),
+    )
+}
+TITLE_COLUMN = Column("title", "Title", 0)
+TITLE_MIN = 24  # cells the title keeps: columns past what fits beside it are left out
+# The shipped columns of each view, most wanted first: at 80 columns ref, priority, SLA due, status, group
+# and assignee (the views where the assignee is always the same, mine or nobody, show the requester instead).
+DEFAULT_COLUMNS = {
+    "default": ("ref", "priority", "sla", "status", "group", "assignee", "requester", "service", "opened"),
+    "my_work": ("ref", "priority", "sla", "status", "group", "requester", "service", "opened"),
+    "unassigned": ("ref", "priority", "sla", "status", "group", "requester", "service", "opened"),
+    "resolved": ("ref", "priority", "resolved", "status", "group", "assignee", "requester", "service"),
+    "all_tickets": ("ref", "priority", "opened", "status", "group", "assignee", "requester", "resolved"),
+}
+
+
+def columns_for(width: int, view: str, chosen: tuple[str, ...] | None = None) -> list[Column]:
+    """The columns of ``view`` that fit in ``width`` cells: those ``chosen`` (the user's column file,
+    :mod:`itsm_tui.columns`) or the shipped ones, in order, as long as the title keeps ``TITLE_MIN`` cells
+    beside them (the first column always shows), then the title."""
+    keys = chosen or DEFAULT_COLUMNS.get(view) or DEFAULT_COLUMNS["default"]
+    cols: list[Column] = []
+    used = 0
+    for key in keys:
+        column = COLUMNS[key]
+        if cols and used + column.width + 1 + TITLE_MIN > width:
+            break
+        cols.append(column)
+        used += column.width + 1
+    cols.append(TITLE_COLUMN)
     return cols
 
 
@@ -122,7 +170,7 @@ class QueueTable(ScrollView, can_focus=True):
         Binding("up,k", "cursor(-1)", "Up", show=False, id="queue.up"),
         Binding("down,j", "cursor(1)", "Down", show=False, id="queue.down"),
         Binding("pageup", "page(-1)", "Page up", show=False, id="queue.page_up"),
-        Binding("pagedown,space", "page(1)", "Page down", show=False, id="queue.page_down"),
+        Binding("pagedown", "page(1)", "Page down", show=False, id="queue.page_down"),
         Binding("home", "jump(0)", "First", show=False, id="queue.first"),
         Binding("end", "jump(-1)", "Last", show=False, id="queue.last"),
     ]
@@ -145,7 +193,10 @@ class QueueTable(ScrollView, can_focus=True):
         # Drawn lines by (row, selected, focused, width, look); a cursor move redraws two lines, not all.
         self._lines: LRUCache[tuple, tuple[QueueRow, Strip]] = LRUCache(512)
         self._look = 0  # bumped when columns or the time the SLA is measured at change
+        # Who else has the shown tickets open (ticket id -> viewers), read with each poll of the screen.
+        self.presence: dict[int, tuple[Viewer, ...]] = {}
         self._styles: dict[tuple[str, Style], Style] = {}
+        self.marks: dict[int, str] = {}  # the marked tickets: id -> ref, in the order they were marked
         self.zone = ZoneInfo("UTC")  # the agent's time zone, set on mount
 
     # ------------------------------------------------------------------ data
@@ -183,6 +234,32 @@ class QueueTable(ScrollView, can_focus=True):
         if count is None or (first < top + height and first + count > top):
             self.refresh()
         self._request_visible()
+
+    def visible_ids(self) -> list[int]:
+        """The ids of the ticket rows on screen (read ones only)."""
+        window = self.window
+        if window is None:
+            return []
+        top = int(self.scroll_offset.y)
+        rows = (window.row(index) for index in range(top, min(self.total, top + max(1, self.size.height))))
+        return [row.id for row in rows if row is not None]
+
+    def show_presence(self, presence: dict[int, tuple[Viewer, ...]]) -> None:
+        """Who else has which ticket open: the rows whose viewers changed are drawn anew."""
+        if presence != self.presence:
+            self.presence = presence
+            self.redraw()
+
+    def _with_presence(self, strip: Strip, viewers: tuple[Viewer, ...], base: Style, width: int) -> Strip:
+        """The row with who else has the ticket open over its end: a first name (and how many more) at 80
+        columns, full names on a wide terminal; ✎ before those typing a reply or note in it."""
+        tag = presence_tag(viewers, wide=width >= 110)
+        size = min(cell_len(tag), max(0, width // 3))
+        if size < 4:
+            return strip
+        writing = any(viewer.writing for viewer in viewers)
+        style = self._style(PRESENCE_STYLES[writing], base)
+        return Strip([*strip.crop(0, width - size), Segment(_fit(tag, size), style)], width)
 
     def redraw(self) -> None:
         """Draw every line anew (columns or the SLA's 'now' changed)."""
@@ -254,17 +331,22 @@ class QueueTable(ScrollView, can_focus=True):
         base = Style(reverse=True) if focused else (Style(bgcolor="grey23") if selected else Style())
         if row is None:
             return Strip([Segment(" ...".ljust(width), base)], width)
-        key = (row.id, selected, focused, width, self._look)
+        marked = row.id in self.marks
+        key = (row.id, selected, focused, width, self._look, marked)
         cached = self._lines.get(key)
         if cached is not None and cached[0] is row:
             return cached[1]
-        strip = self._draw(row, base, width)
+        strip = self._draw(row, base, width, marked)
+        viewers = self.presence.get(row.id)
+        if viewers:
+            strip = self._with_presence(strip, viewers, base, width)
         self._lines[key] = (row, strip)
         return strip
 
-    def _draw(self, row: QueueRow, base: Style, width: int) -> Strip:
-        segments = []
-        used = 0
+    def _draw(self, row: QueueRow, base: Style, width: int, marked: bool = False) -> Strip:
+        # The first cell is the mark's: MARK on a marked row, blank on the others.
+        segments = [Segment(MARK if marked else " ", self._style(MARK_STYLE, base))]
+        used = 1
         for column in self.columns:
             cell_width = column.width or max(1, width - used)
             text, style = self._cell(row, column.key)
@@ -307,6 +389,27 @@ class QueueTable(ScrollView, can_focus=True):
         return strip_control(value or "", single_line=True), ""
 
 
+def _key_run(keys: list[str]) -> str:
+    """Keys as the bar names them: a run of digits as ``1-7``, the others after a slash (``1-7/v``)."""
+    digits = [key for key in keys if len(key) == 1 and key.isdigit()]
+    rest = [key for key in keys if key not in digits]
+    run = len(digits) > 2 and digits == [str(n) for n in range(int(digits[0]), int(digits[0]) + len(digits))]
+    return "/".join([f"{digits[0]}-{digits[-1]}" if run else ",".join(digits)] * bool(digits) + rest)
+
+
+def presence_tag(viewers: tuple[Viewer, ...], wide: bool) -> str:
+    """A queue row's word on who else has its ticket open: `` Ana+1 `` (the first name of the first, how
+    many more), or with ``wide`` every name; ``✎`` marks those typing a reply or note. Names shown
+    literally (control characters stripped)."""
+    ordered = sorted(viewers, key=lambda viewer: not viewer.writing)  # writers first
+    names = [("✎" if v.writing else "") + strip_control(v.name, single_line=True) for v in ordered]
+    if wide:
+        return f" {', '.join(names)} "
+    first = names[0].split()[0] if names[0].split() else names[0]
+    more = f"+{len(names) - 1}" if len(names) > 1 else ""
+    return f" {first[:10]}{more} "
+
+
 def _fit(text: str, width: int) -> str:
     """``text`` cut (with an ellipsis) or padded to exactly ``width`` cells."""
     if text.isascii():
@@ -336,7 +439,7 @@ class QueueHeader(Static):
     """The column titles, with the sort marked."""
 
 
-class QueueScreen(DeskScreen):
+class QueueScreen(SavedViewsScreen):  # views of one's own: S saves, V manages, their keys apply them
     SCREEN_TITLE = "Queue"
     AUTO_FOCUS = "QueueTable"  # keys typed while the console starts go to the table, not the filter
     BINDINGS = [
@@ -355,9 +458,21 @@ class QueueScreen(DeskScreen):
         Binding("4", "view('all_open')", "All open", show=False, id="queue.view.all_open"),
         Binding("5", "view('major')", "Major (P1/P2)", show=False, id="queue.view.major"),
         Binding("6", "view('resolved')", "Recently resolved", show=False, id="queue.view.resolved"),
+        Binding("7", "view('all_tickets')", "All tickets", show=False, id="queue.view.all_tickets"),
+        Binding("g", "goto", "Go to ref", show=False, id="queue.goto"),
         Binding("right_square_bracket", "sort(1)", "Sort", id="queue.sort_next"),
         Binding("left_square_bracket", "sort(-1)", "Sort back", show=False, id="queue.sort_previous"),
         Binding("minus", "reverse", "Reverse", show=False, id="queue.reverse"),
+        Binding("space", "mark", "Mark / unmark", show=False, id="queue.mark"),
+        Binding("asterisk", "mark_all", "Mark all in view", show=False, id="queue.mark_all", key_display="*"),
+        Binding("escape", "clear_marks", "Clear marks", show=False, id="queue.clear_marks"),
+        Binding("r", "reply", "Reply", show=False, id="queue.reply"),
+        Binding("c", "note", "Note", show=False, id="queue.note"),
+        Binding("l", "link", "Link", show=False, id="queue.link"),
+        Binding("W", "workload", "Workload", show=False, id="queue.workload"),
+        Binding(  # priority: the keys typed after it go into the line, however fast they come
+            "colon", "command", "Command line", show=False, id="queue.command", key_display=":", priority=True
+        ),
     ]
     CSS_PATH = QUEUE_STYLES
 
@@ -378,7 +493,9 @@ class QueueScreen(DeskScreen):
         self.fingerprint: tuple | None = None
         self.last_full_refresh = 0.0
         self.suspended = False  # another screen is shown over this one
+        self._role_actions: dict[str, str | None] | None = None  # tickets.role_actions, once asked
         self._header_text = self._bar_text = ""
+        self.last_bulk_summary = ""  # the line the last action over marked tickets ended with
 
     def compose(self) -> ComposeResult:
         yield from self.compose_status()
@@ -390,6 +507,7 @@ class QueueScreen(DeskScreen):
         yield Static("", id="queue-error")
         yield QueueHeader("")
         yield QueueTable(self.app.config, id="queue-table")
+        yield CommandLine()
         yield from self.compose_footer()
 
     def on_mount(self) -> None:
@@ -443,11 +561,11 @@ class QueueScreen(DeskScreen):
     def _show_header(self, query: QueueQuery) -> None:
         table = self.table
         width = self.size.width or 80
-        columns = columns_for(width, query.view)
+        columns = columns_for(width, query.view, self.app.columns.for_view(query.view))
         if columns != table.columns:
             table.columns = columns
             table.redraw()
-        titles = Text()
+        titles = Text(" ")  # over the rows' mark cell
         for index, column in enumerate(columns):
             title = column.title
             cell = column.width or max(1, width - titles.cell_len)
@@ -462,15 +580,49 @@ class QueueScreen(DeskScreen):
         query = self.query_state
         if query is None:
             return
-        view = VIEWS[query.view].title
+        saved = self.shown_view()  # a view of one's own shows under its name
+        view = strip_control(saved.name, single_line=True) if saved else VIEWS[query.view].title
         count = "..." if total is None else f"{total:,}"
         sort = SORTS[query.sort][0] + (" desc" if query.descending else "")
         bar = Text()
         bar.append(f"{view}", style="bold")
-        bar.append(f" ({count})  sort: {sort}  [1-6/v] views  [/] filter  []/-] sort")
+        marked = len(self.table.marks)
+        if marked:  # the marks' count, wherever the marked tickets are, and the keys for marks
+            bar.append(f" ({count})  sort: {sort}  ")
+            bar.append(f"{marked:,} marked", style=MARK_STYLE)
+            bar.append("  " + self._bar_hints(marking=True))
+        else:
+            bar.append(f" ({count})  sort: {sort}  " + self._bar_hints(marking=False))
+        bar = fit_hints(bar, (self.size.width or 80) - 2)  # 80x24: the hints that fit, never one cut
         if bar.plain != self._bar_text:
             self._bar_text = bar.plain
             self.query_one("#queue-bar", Static).update(bar, layout=False)
+
+    def _bar_hints(self, marking: bool) -> str:
+        """The bar's key hints with the keys in force ("[1-7/v] views  [/] filter  []/-] sort"; while rows
+        are marked, the marking keys); a hint whose keys are all unbound is left out."""
+        groups: list[tuple[tuple[str, ...], str]]
+        if marking:
+            groups = [
+                (("queue.mark",), "mark"),
+                (("queue.mark_all",), "all"),
+                (("queue.clear_marks",), "clear"),
+            ]
+        else:
+            views = tuple(
+                b.id for b in declared_bindings(type(self)) if b.id and b.id.startswith("queue.view.")
+            )
+            groups = [
+                ((*views, "queue.next_view"), "views"),
+                (("queue.filter",), "filter"),
+                (("queue.sort_next", "queue.reverse"), "sort"),
+            ]
+        hints = []
+        for ids, what in groups:
+            keys = [key for key in (key_in_force(self, binding_id) for binding_id in ids) if key]
+            if keys:
+                hints.append(f"[{_key_run(keys)}] {what}")
+        return "  ".join(hints)
 
     @work(thread=True, group="queue-query", exit_on_error=False)
     def load_query(
@@ -616,17 +768,25 @@ class QueueScreen(DeskScreen):
     def check_for_changes(self) -> None:
         if self.app.screen is not self or (not self.app.connected and self.fingerprint is None):
             return
-        self.poll_changes(self.fingerprint)
+        self.poll_changes(self.fingerprint, self.table.visible_ids())
 
     @work(thread=True, exclusive=True, group="queue-poll", exit_on_error=False)
-    def poll_changes(self, previous: tuple | None) -> None:
-        from itsm_tui.services import queue
+    def poll_changes(self, previous: tuple | None, shown: list[int] | None = None) -> None:
+        """Whether anything changed since ``previous``, and who else has the ``shown`` tickets open (one
+        statement for all of them)."""
+        from itsm_tui.services import presence, queue
 
-        with self.app.db.read_session() as session:
+        app = self.app
+        with app.db.read_session() as session:
             fingerprint = queue.newest_change(session)
-        self.app.call_from_thread(self._changed, previous, fingerprint)
+            viewers = presence.viewers(session, "ticket", shown, app.console_id, app.clock()) if shown else {}
+        app.call_from_thread(self._changed, previous, fingerprint, viewers)
 
-    def _changed(self, previous: tuple | None, fingerprint: tuple) -> None:
+    def _changed(
+        self, previous: tuple | None, fingerprint: tuple, viewers: dict[int, tuple[Viewer, ...]] | None = None
+    ) -> None:
+        if viewers is not None:
+            self.table.show_presence(viewers)
         if previous != self.fingerprint:
             return  # a reload took a newer fingerprint meanwhile
         self.fingerprint = fingerprint
@@ -659,7 +819,9 @@ class QueueScreen(DeskScreen):
         self.action_view(keys[(keys.index(self.view_key) + 1) % len(keys)])
 
     def action_sort(self, step: int) -> None:
-        keys = [c.key for c in self.table.columns]
+        keys = [c.key for c in self.table.columns if sort_offered(self.view_key, c.key)]
+        if not keys:  # none of the columns shown is a sort this view offers
+            return
         current = self.query_state.sort if self.query_state else "sla"
         position = keys.index(current) if current in keys else -1
         self.sort = keys[(position + step) % len(keys)]
@@ -717,14 +879,59 @@ class QueueScreen(DeskScreen):
     def filter_done(self) -> None:
         self.table.focus()
 
-    def key_escape(self) -> None:
+    def action_clear_marks(self) -> None:
+        """Esc: out of the filter back to the table first; on the table, the marks are cleared."""
         if self.query_one("#queue-filter", Input).has_focus:
             self.table.focus()
+        elif self.table.marks:
+            self.table.marks.clear()
+            self._marks_changed()
 
     def on_resize(self) -> None:
         if self.query_state is not None:
             self._show_header(self.query_state)
             self.table.refresh()
+
+    # ------------------------------------------------------------------ what the role may do
+
+    def role_refusal(self, action: str) -> str | None:
+        """Why the user's roles never allow the queue's ``action`` on any ticket (None: they may on some):
+        the ticket guards' answer (``tickets.role_actions``), the permission to create for a new ticket."""
+        if action == "new_ticket":
+            from itsm_tui.services.access import PermissionDenied, require
+
+            try:
+                require(self.app.actor.roles, "ticket.create")
+            except PermissionDenied as refusal:
+                return str(refusal)
+            return None
+        guarded = QUEUE_GUARDED.get(action)
+        if guarded is None:
+            return None
+        if self._role_actions is None:
+            from itsm_tui.services import tickets
+
+            self._role_actions = tickets.role_actions(self.app.actor)
+        return self._role_actions.get(guarded)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """An action the user's role may never take is not offered: not in the footer, the palette or the
+        key help (its key says why)."""
+        if self.role_refusal(action) is not None:
+            return False
+        return super().check_action(action, parameters)
+
+    def on_key(self, event: events.Key) -> None:
+        """The key of an action the role may never take says why instead of doing nothing."""
+        if isinstance(self.focused, Input):
+            return  # typed into the filter (or the command line)
+        keys = getattr(self.app, "keys", NO_KEYS)
+        for binding in declared_bindings(type(self)):
+            if event.key in keys.keys_of(binding) and (reason := self.role_refusal(binding.action)):
+                event.stop()
+                event.prevent_default()
+                self.app.notify(reason, title="Not available", severity="warning", markup=False)
+                return
 
     # ------------------------------------------------------------------ actions on the selected ticket
 
@@ -742,6 +949,9 @@ class QueueScreen(DeskScreen):
             self.app.open_ticket(row.id)
 
     def action_take(self) -> None:
+        if self.table.marks:
+            self.prepare_bulk("take", list(self.table.marks))
+            return
         row = self._selected()
         if row is not None:
             self.take(row.ref)
@@ -795,13 +1005,195 @@ class QueueScreen(DeskScreen):
     def action_status(self) -> None:
         self._open_with("status")
 
+    def action_reply(self) -> None:
+        self._open_with("reply")
+
+    def action_note(self) -> None:
+        self._open_with("note")
+
+    def action_link(self) -> None:
+        self._open_with("link")
+
     def _open_with(self, action: str) -> None:
+        """The action's form: over the marked tickets when there are marks, else on the ticket under the
+        cursor, which opens with that form."""
+        if self.table.marks:
+            self.prepare_bulk(action, list(self.table.marks))
+            return
         row = self._selected()
         if row is not None:
             self.app.open_ticket(row.id, action=action)
 
+    # ------------------------------------------------------------------ marks and actions over them
+
+    def marked_refs(self) -> list[str]:
+        """The marked tickets' references in the queue's order: those of the rows read first, in the order
+        they stand, then the others in the order they were marked."""
+        table, window = self.table, self.table.window
+        marks = table.marks
+        known = {mark_id: window.index_of(mark_id) for mark_id in marks} if window is not None else {}
+        order = sorted(
+            enumerate(marks.items()),
+            key=lambda item: (known.get(item[1][0]) is None, known.get(item[1][0]) or 0, item[0]),
+        )
+        return [ref for _, (_, ref) in order]
+
+    def unmark(self, refs: Iterable[str]) -> None:
+        """Take the marks off these tickets (those an action over the marks did)."""
+        gone = set(refs)
+        marks = self.table.marks
+        for mark_id in [mark_id for mark_id, ref in marks.items() if ref in gone]:
+            del marks[mark_id]
+        self._marks_changed()
+
+    def action_mark(self) -> None:
+        """Mark the row under the cursor (or unmark it), and go down to the next one."""
+        table = self.table
+        row = self._selected()
+        if row is None:
+            return
+        if table.marks.pop(row.id, None) is None:
+            table.marks[row.id] = row.ref
+        table.action_cursor(1)
+        self._marks_changed()
+
+    def action_mark_all(self) -> None:
+        """Mark every ticket of the view and filter shown, up to MARK_LIMIT of them."""
+        query, window = self.query_state, self.table.window
+        if query is None:
+            return
+        total = window.total if window is not None else None
+        if total is not None and total > MARK_LIMIT:
+            self._too_many_to_mark(total)
+            return
+        self.read_marks(query)
+
+    def _too_many_to_mark(self, total: int | None) -> None:
+        held = f"{total:,}" if total is not None else f"more than {MARK_LIMIT}"
+        self.app.notify(
+            f"This view holds {held} tickets; * marks at most {MARK_LIMIT}. Narrow the filter first.",
+            title="Not marked",
+            severity="warning",
+            markup=False,
+        )
+
+    @work(thread=True, group="queue-marks", exclusive=True, exit_on_error=False)
+    def read_marks(self, query: QueueQuery) -> None:
+        """The ids of the query's tickets, in its order: its first page, one more than may be marked."""
+        from itsm_tui.services import queue
+
+        with self.app.db.read_session() as session:
+            rows = queue.fetch_page(session, query, limit=MARK_LIMIT + 1)
+        self.app.call_from_thread(self._mark_rows, [(row.id, row.ref) for row in rows])
+
+    def _mark_rows(self, rows: list[tuple[int, str]]) -> None:
+        if len(rows) > MARK_LIMIT:
+            self._too_many_to_mark(None)
+            return
+        if len(self.table.marks.keys() | dict(rows).keys()) > MARK_LIMIT:
+            self.app.notify(
+                f"With the marks there are already, that would be more than {MARK_LIMIT}; Esc clears them.",
+                title="Not marked",
+                severity="warning",
+                markup=False,
+            )
+            return
+        self.table.marks.update(rows)
+        self._marks_changed()
+        self.app.notify(f"{len(rows):,} marked: every ticket of this view.", markup=False)
+
+    def _marks_changed(self) -> None:
+        """Draw the marks anew, and their count in the bar."""
+        window = self.table.window
+        self.table.redraw()
+        self._show_bar(window.total if window is not None else None)
+
+    @work(thread=True, group="queue-bulk-start", exclusive=True, exit_on_error=False)
+    def prepare_bulk(self, action: str, ids: list[int]) -> None:
+        """Read the marked tickets as they stand now (their versions, what their guards look at), then
+        begin the action over them (its form, the confirmation)."""
+        from itsm_tui.services.tickets import bulk
+
+        with self.app.db.read_session() as session:
+            marked = bulk.marked_tickets(session, ids)
+        self.app.call_from_thread(self._begin_bulk, action, marked)
+
+    def _begin_bulk(self, action: str, marked: list[MarkedTicket]) -> None:
+        from itsm_tui.screens import bulk
+
+        order = {ref: index for index, ref in enumerate(self.marked_refs())}
+        marked = sorted(marked, key=lambda ticket: order.get(ticket.ref, len(order)))
+        bulk.start(self.app, action, marked, self._run_bulk)
+
+    def _run_bulk(self, refs: list[str], action: BulkAction, doing: str) -> None:
+        self.app.notify(f"{doing} {len(refs):,} ...", markup=False, timeout=max(2.0, len(refs) / 25))
+        self.run_bulk(refs, action)
+
+    @work(thread=True, group="queue-bulk", exit_on_error=False)
+    def run_bulk(self, refs: list[str], action: BulkAction) -> None:
+        """Apply the action to each ticket, each in its own transaction; say what was done and refused."""
+        from itsm_tui.services import tickets
+
+        try:
+            result = tickets.apply_each(self.app.db.session, refs, action)
+        except BulkStopped as stopped:  # the database failed: what was done stays done, and is said
+            self.app.call_from_thread(self._bulk_done, stopped.result, stopped)
+            raise (stopped.__cause__ or stopped) from None  # to the console's handler (logged, status line)
+        self.app.call_from_thread(self._bulk_done, result, None)
+
+    def _bulk_done(self, result: BulkResult, stopped: BulkStopped | None) -> None:
+        """The tickets done are unmarked (those refused stay marked), and one line says how it went."""
+        self.unmark(result.done)
+        line = result.summary
+        if stopped is not None:
+            line += f"; stopped at {stopped.ref}, {len(stopped.not_tried):,} not tried"
+        failed = bool(result.refused) or stopped is not None
+        self.last_bulk_summary = line
+        self.app.notify(line, severity="warning" if failed else "information", markup=False, timeout=10)
+        self.reload(keep_cursor=True)
+
     def action_new_ticket(self) -> None:
         self.app.new_ticket()
+
+    def action_goto(self) -> None:
+        """Ask for a ticket's reference (``INC0000042``, ``inc42``, ``42``) and open it."""
+        from itsm_tui.screens.goto import ask_and_open
+
+        ask_and_open(self.app)
+
+    def action_workload(self) -> None:
+        self.app.switch_mode("workload")
+
+    # ------------------------------------------------------------------ the : command line
+
+    def action_command(self) -> None:
+        self.query_one(CommandLine).open()
+
+    def command_target(self) -> Target:
+        """The marked tickets if there are any (unmarked as they are done), else the row under the cursor."""
+        marked = self.marked_refs()
+        if marked:
+            return Target(tuple(marked), marked_done=self._bulk_done)
+        row = self.table.current
+        return Target((row.ref,) if row is not None else ())
+
+    def command_refs(self) -> list[str]:
+        """The references on screen, the cursor's first (offered by the command line's completion)."""
+        table, window = self.table, self.table.window
+        if window is None:
+            return []
+        top = int(table.scroll_offset.y)
+        rows = [table.current, *(window.row(i) for i in range(top, top + max(1, table.size.height)))]
+        return [row.ref for row in rows if row is not None]
+
+    def command_done(self, stale: object = None) -> None:
+        self.reload(keep_cursor=True)
+
+    def command_view(self, key: str, saved: ViewInfo | None) -> None:
+        if saved is None:
+            self.action_view(key)
+        else:  # its view, filter and sort, as its key applies it
+            self.apply_saved_view(saved)
 
     def on_screen_suspend(self) -> None:
         self.suspended = True

@@ -22,6 +22,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from itsm_tui.keymap import fill_keys
 from itsm_tui.screens.common import WorkerErrorsToApp, literal, local_time
 from itsm_tui.services import sla_explain
 from itsm_tui.services.errors import ServiceError
@@ -161,7 +162,9 @@ class SlaExplainScreen(WorkerErrorsToApp, ModalScreen[None]):
             box.border_title = f"Why these SLA times: {self.ref}"
             with VerticalScroll(id="why-body"):
                 yield Static("Loading ...", id="why-text")
-            yield Static("up/down/PgUp/PgDn scroll · esc close", id="why-hint", markup=False)
+            yield Static(
+                fill_keys(self, "up/down/PgUp/PgDn scroll · {why.close} close"), id="why-hint", markup=False
+            )
 
     def on_mount(self) -> None:
         self.query_one("#why-body").focus()

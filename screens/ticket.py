@@ -22,10 +22,12 @@ from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
-from itsm_tui.screens.common import DeskScreen, StatusLine, literal, local_time
+from itsm_tui.keymap import fill_keys
+from itsm_tui.screens.commandline import CommandLine, Target
+from itsm_tui.screens.common import DeskFooter, DeskScreen, StatusLine, literal, local_time
 from itsm_tui.screens.forms import (
     AssignForm,
     AssignValues,
@@ -50,11 +52,14 @@ from itsm_tui.screens.forms import (
     TransitionValues,
     stale_summary,
 )
+from itsm_tui.screens.links import LinkPicker, follow
 from itsm_tui.screens.sla_explain import SlaExplainScreen
 from itsm_tui.services import knowledge, presence, replies, sla_explain, tickets
 from itsm_tui.services.errors import ServiceError, StaleEdit
 from itsm_tui.services.sla_explain import Preview, ProposedChange
-from itsm_tui.services.tickets import TicketDetail, TimelineItem
+from itsm_tui.services.tickets import LinkedRecord, TicketDetail, TimelineItem
+from itsm_tui.services.tickets.presenter import other_zones
+from itsm_tui.services.tickets.reading import CONVERSATION
 from itsm_tui.text import strip_control
 
 if TYPE_CHECKING:
@@ -69,7 +74,7 @@ SLA_STYLE = {
     "breached": "bold red",
     "stopped": "dim",
 }
-ENTRY_STYLE = {"reply": "cyan", "note": "magenta", "audit": "dim"}
+ENTRY_STYLE = {"reply": "cyan", "note": "magenta", "rating": "green", "audit": "dim"}
 
 # action method -> (rule of tickets.available_actions or None for always, label for the actions line)
 ACTIONS: dict[str, tuple[str | None, str]] = {
@@ -87,6 +92,11 @@ ACTIONS: dict[str, tuple[str | None, str]] = {
     "reopen": ("reopen", "reopen"),
     "cancel_ticket": ("cancel", "cancel"),
     "rate": ("rate", "rate"),
+}
+# Guarded like those, but left off the actions line (the footer and the palette offer them).
+GUARDED: dict[str, tuple[str | None, str]] = {
+    **ACTIONS,
+    "escalate_lead": ("escalate_lead", "tell the shift lead about"),
 }
 
 
@@ -130,7 +140,19 @@ class TicketScreen(DeskScreen):
         Binding("c", "cancel_ticket", "Cancel ticket", id="ticket.cancel"),
         Binding("asterisk", "rate", "Rate", id="ticket.rate", key_display="*"),
         Binding("y", "copy_ref", "Copy ref", id="ticket.copy_ref"),
-        Binding("f5,ctrl+r", "reload", "Reload", id="ticket.reload", key_display="F5"),
+        Binding("g", "goto", "Go to ref", show=False, id="ticket.goto"),
+        Binding("f", "follow", "Follow link", id="ticket.follow"),
+        Binding("v", "conversation", "Conversation only", id="ticket.conversation"),
+        Binding("ctrl+r", "reload", "Reload", id="ticket.reload"),
+        Binding(  # priority: the keys typed after it go into the line, however fast they come
+            "colon",
+            "command",
+            "Command line",
+            show=False,
+            id="ticket.command",
+            key_display=":",
+            priority=True,
+        ),
         Binding("escape", "back", "Back", id="ticket.back"),
     ]
 
@@ -145,6 +167,7 @@ class TicketScreen(DeskScreen):
         self._seen: set[ItemKey] | None = None
         self._fresh: set[ItemKey] = set()
         self._catching_up = False
+        self.conversation_only = False  # the timeline without the audit events (v)
 
     # ----------------------------------------------------------------- layout
 
@@ -156,7 +179,8 @@ class TicketScreen(DeskScreen):
             yield Static("Loading ...", id="ticket-fields")
             yield Static("", id="ticket-timeline")
         yield Static("", id="ticket-actions")
-        yield Footer(compact=True)
+        yield CommandLine()
+        yield DeskFooter(compact=True)
 
     def on_mount(self) -> None:
         self.console_id = getattr(self.app, "console_id", None) or _process_console_id(
@@ -193,6 +217,51 @@ class TicketScreen(DeskScreen):
     def action_back(self) -> None:
         self.app.pop_screen()
 
+    def action_conversation(self) -> None:
+        """The timeline as the conversation only (replies, notes, the rating), or everything again."""
+        self.conversation_only = not self.conversation_only
+        if self.detail is not None:
+            self.query_one("#ticket-timeline", Static).update(self.render_timeline(self.detail))
+
+    def action_follow(self) -> None:
+        """Open a linked record (either way): the only one at once, else the one picked from the list."""
+        if self.detail is None:
+            return
+        linked = list(self.detail.linked)
+        if not linked:
+            hint = fill_keys(self, "{ticket.link} links it.")
+            self.app.notify(f"{self.ref} has no links to follow. {hint}".strip(), markup=False)
+        elif len(linked) == 1:
+            follow(self.app, linked[0])
+        else:
+
+            def chosen(record: LinkedRecord | None) -> None:
+                if record is not None:
+                    follow(self.app, record)
+
+            self.app.push_screen(LinkPicker(self.ref, linked), chosen)
+
+    def action_goto(self) -> None:
+        """Ask for another ticket's reference and open it (over this one: Escape comes back here)."""
+        from itsm_tui.screens.goto import ask_and_open
+
+        ask_and_open(self.app)
+
+    def action_command(self) -> None:
+        self.query_one(CommandLine).open()
+
+    def command_target(self) -> Target:
+        """The ticket shown, at the version shown (a change made since is refused, and this reloads)."""
+        if self.detail is None:
+            return Target(())
+        return Target((self.ref,), version=self.detail.view.version)
+
+    def command_refs(self) -> list[str]:
+        return [self.ref, *self.detail.links] if self.detail is not None else []
+
+    def command_done(self, stale: StaleEdit | None = None) -> None:
+        self.load(stale)
+
     def action_copy_ref(self) -> None:
         """The ticket's reference to the clipboard, through the terminal (an OSC 52 sequence: it reaches the
         clipboard of the machine the terminal runs on, over SSH too, where the terminal allows it)."""
@@ -221,9 +290,12 @@ class TicketScreen(DeskScreen):
         now = self._now()
         with app.db.session() as session:
             presence.heartbeat(session, app.actor.id, self.console_id, "ticket", self.ticket_id, now)
-            others = presence.others_viewing(session, "ticket", self.ticket_id, self.console_id, now)
+            seen = presence.viewers(session, "ticket", [self.ticket_id], self.console_id, now)
             version = tickets.find_ticket_by_id(session, self.ticket_id).version
-        app.call_from_thread(self.show_presence, others, version)
+        viewers = seen.get(self.ticket_id, ())
+        others = [viewer.name for viewer in viewers]
+        writing = [viewer.name for viewer in viewers if viewer.writing]
+        app.call_from_thread(self.show_presence, others, version, writing)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A failed load lets the next heartbeat try again, and says so in place of a ticket never shown;
@@ -234,13 +306,17 @@ class TicketScreen(DeskScreen):
         if self.detail is None:
             error = strip_control(str(event.worker.error))
             self.query_one("#ticket-fields", Static).update(
-                Text(f"Could not load this ticket: {error}. F5 tries again, Esc goes back.")
+                Text(
+                    f"Could not load this ticket: {error}. "
+                    + fill_keys(self, "{ticket.reload} tries again, {ticket.back} goes back.", ", ")
+                )
             )
 
-    def show_presence(self, others: list[str], version: int) -> None:
+    def show_presence(self, others: list[str], version: int, writing: list[str] | None = None) -> None:
         line = self.query_one("#ticket-presence", Static)
         if others:
-            line.update(literal("Also open by: " + ", ".join(others), style="bold"))
+            names = [f"{name} (writing)" if name in (writing or ()) else name for name in others]
+            line.update(literal("Also open by: " + ", ".join(names), style="bold"))
         line.set_class(bool(others), "-shown")
         self.others = others
         if self.detail is None or version == self.detail.view.version or self._catching_up:
@@ -252,7 +328,8 @@ class TicketScreen(DeskScreen):
             self.set_notice(
                 Text(
                     f"{self.ref} was changed by someone else (version {version}, you see "
-                    f"{self.detail.view.version}); a save now is refused. F5 reloads.",
+                    f"{self.detail.view.version}); a save now is refused. "
+                    + fill_keys(self, "{ticket.reload} reloads."),
                 )
             )
 
@@ -305,8 +382,19 @@ class TicketScreen(DeskScreen):
             action, self._pending_action = self._pending_action, None
             self.invoke(action)
 
+    def other_zones(self, detail: TicketDetail) -> list[tuple[str, str]]:
+        """The zones the ticket is worked in that are not the viewer's: while there is one, every time on
+        the page carries its zone's abbreviation (as the command line prints times)."""
+        return other_zones(detail.zones, self.app.actor.timezone)
+
+    def when(self, instant: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+        """An instant in the viewer's zone, labelled with the zone where the ticket's zones mix."""
+        mixed = self.detail is not None and bool(self.other_zones(self.detail))
+        return local_time(instant, self.app.actor.timezone, f"{fmt} %Z" if mixed else fmt)
+
     def render_fields(self, detail: TicketDetail) -> Group:
-        view, tz = detail.view, self.app.actor.timezone
+        view = detail.view
+        when = self.when
         head = Text(view.ref, style="bold")
         head.append(f"  {view.kind}  ")
         head.append(f"P{view.priority}", style="bold reverse" if view.priority <= 2 else "bold")
@@ -328,7 +416,7 @@ class TicketScreen(DeskScreen):
         pairs.add_column(min_width=26, max_width=48)
         pairs.add_column(style="bold", no_wrap=True, width=9)
         pairs.add_column(min_width=16, max_width=48)
-        pairs.add_row("Requester", literal(view.requester), "Opened", local_time(view.opened_at, tz))
+        pairs.add_row("Requester", literal(view.requester), "Opened", when(view.opened_at))
         pairs.add_row("Group", literal(view.group or "-"), "Assignee", literal(view.assignee or "-"))
         pairs.add_row("Impact", view.impact, "Urgency", view.urgency)
         service = (view.service or "-") + (f" / {view.ci}" if view.ci else "")
@@ -336,7 +424,7 @@ class TicketScreen(DeskScreen):
         if view.resolved_at or view.closed_at or view.cancelled_at:
             done = view.closed_at or view.cancelled_at or view.resolved_at
             label = "Closed" if view.closed_at else "Cancelled" if view.cancelled_at else "Resolved"
-            pairs.add_row(label, local_time(done, tz), "Rating", str(view.rating or "-"))
+            pairs.add_row(label, when(done), "Rating", str(view.rating or "-"))
 
         clocks = Table.grid(padding=(0, 1))
         clocks.add_column(style="bold", no_wrap=True, width=11)
@@ -346,24 +434,34 @@ class TicketScreen(DeskScreen):
             ("resolution", view.resolution_state, view.resolution_due_at, view.resolved_at),
         ):
             line = Text(state, style=SLA_STYLE.get(state, ""))
-            line.append(f"  due {local_time(due, tz, '%m-%d %H:%M')}")
+            line.append(f"  due {when(due, '%m-%d %H:%M')}")
             left = detail.left.get(target)
             if done is not None:
-                line.append(f"  done {local_time(done, tz, '%m-%d %H:%M')}")
+                line.append(f"  done {when(done, '%m-%d %H:%M')}")
             elif left is not None and view.status == "pending":
                 word = "left" if left >= 0 else "overdue"
-                line.append(f"  paused, {format_duration(left)} {word}", style="dim")
+                line.append(f"  paused, {format_duration(left)} business {word}", style="dim")
             elif left is not None and left >= 0:
-                line.append(f"  {format_duration(left)} left", style=SLA_STYLE.get(state, ""))
+                line.append(f"  {format_duration(left)} business left", style=SLA_STYLE.get(state, ""))
             elif left is not None:
-                line.append(f"  {format_duration(left)} overdue", style="bold red")
+                line.append(f"  {format_duration(left)} business overdue", style="bold red")
             clocks.add_row("Respond" if target == "response" else "Resolve", line)
 
         extra = Table.grid(padding=(0, 1))
         extra.add_column(style="bold", no_wrap=True, width=11)
         extra.add_column(ratio=1)
-        if detail.links:
-            extra.add_row("Links", Text(", ".join(detail.links)))
+        if detail.linked:
+            links = Text()
+            for index, record in enumerate(detail.linked):
+                links.append(", " if index else "")
+                links.append(record.ref)
+                links.append("" if record.outgoing else " (links here)", style="italic")
+            extra.add_row("Links", links)
+        others = self.other_zones(detail)
+        if others:
+            zones = Text(f"yours {self.app.actor.timezone}; ")
+            zones.append("; ".join(f"{what} {zone}" for what, zone in others))
+            extra.add_row("Zones", zones)
         if view.resolution_code:
             resolution = Text(f"{view.resolution_code}: ", style="bold")
             resolution.append(strip_control(view.resolution_note))
@@ -373,9 +471,13 @@ class TicketScreen(DeskScreen):
         return Group(*warning, head, full, pairs, clocks, extra, Text(""))  # a broken audit chain said first
 
     def render_timeline(self, detail: TicketDetail) -> Table:
-        tz = self.app.actor.timezone
+        shown = detail.timeline
+        title = f"Timeline, newest first ({len(shown)})"
+        if self.conversation_only:
+            shown = [item for item in detail.timeline if item.kind in CONVERSATION]
+            title = f"Conversation only, newest first ({len(shown)} of {len(detail.timeline)})"
         table = Table(
-            title=f"Timeline, newest first ({len(detail.timeline)})",
+            title=title,
             title_justify="left",
             title_style="bold",
             box=None,
@@ -388,11 +490,11 @@ class TicketScreen(DeskScreen):
         table.add_column("What", no_wrap=True)
         table.add_column("Who", no_wrap=True, max_width=12)
         table.add_column("Text", ratio=1)
-        for item in detail.timeline:
+        for item in shown:
             fresh = _item_key(item) in self._fresh
             table.add_row(
                 Text(">", style="bold yellow") if fresh else "",
-                local_time(item.at, tz, "%m-%d %H:%M"),
+                self.when(item.at, "%m-%d %H:%M"),
                 Text(item.kind, style=ENTRY_STYLE.get(item.kind, "")),
                 literal(item.by),
                 Text(strip_control(item.text)),
@@ -442,13 +544,13 @@ class TicketScreen(DeskScreen):
 
     def refusal(self, action: str) -> str | None:
         """Why ``action`` is not available now (None: it is, or it is not a ticket action)."""
-        if action not in ACTIONS or self.detail is None:
+        if action not in GUARDED or self.detail is None:
             return None
-        rule = ACTIONS[action][0]
+        rule = GUARDED[action][0]
         return self.detail.actions.get(rule) if rule else None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ACTIONS and self.detail is not None and self.refusal(action):
+        if action in GUARDED and self.detail is not None and self.refusal(action):
             return None  # shown disabled in the footer
         return True
 
@@ -458,7 +560,7 @@ class TicketScreen(DeskScreen):
         if active is None or active.enabled or active.node is not self:
             return
         action = active.binding.action
-        if action in ACTIONS:
+        if action in GUARDED:
             event.stop()
             event.prevent_default()
             self.invoke(action)
@@ -467,7 +569,7 @@ class TicketScreen(DeskScreen):
         """Run an action, or say why it is not available (a disabled key, an action started by the queue)."""
         reason = self.refusal(action)
         if reason:
-            label = ACTIONS[action][1]
+            label = GUARDED[action][1]
             self.app.notify(
                 f"You cannot {label} {self.ref}: {reason}.",
                 title="Not available",
@@ -569,7 +671,15 @@ class TicketScreen(DeskScreen):
             return f"{ref} assigned to {values.login}."
 
         groups = list(app.config.groups)
-        self._open_form(AssignForm(save=save, on_refused=self._refused, title=f"Assign {ref}", groups=groups))
+        self._open_form(
+            AssignForm(
+                save=save,
+                on_refused=self._refused,
+                title=f"Assign {ref}",
+                groups=groups,
+                ticket_group=detail.view.group,
+            )
+        )
 
     def action_escalate(self) -> None:
         detail = self._ready("escalate")
@@ -660,12 +770,19 @@ class TicketScreen(DeskScreen):
             for template in replies.offered(app.config, public)
         ]
         self._open_form(
-            TextForm(save=save, on_refused=self._refused, public=public, title=title, templates=offered)
+            TextForm(
+                save=save,
+                on_refused=self._refused,
+                public=public,
+                title=title,
+                templates=offered,
+                writing=("ticket", self.ticket_id),
+            )
         )
 
     def action_escalate_lead(self) -> None:
         """Hierarchical escalation: a reason, sent to the shift lead as a notification and kept as a note."""
-        detail = self._ready("escalate")
+        detail = self._ready("escalate_lead")
         if detail is None:
             return
         app, ref = self.app, detail.view.ref

@@ -140,6 +140,7 @@ CASES: dict[str, Case] = {
         Rows("SELECT count(*) FROM tickets t JOIN users u ON u.id = t.assignee_id WHERE u.login = 'agent2'"),
     ),
     "ticket list": Case("agent1", ("ticket", "list", "--all"), None),
+    "ticket search": Case("agent1", ("ticket", "search", "Closed", "--json"), None),
     "ticket show": Case("agent1", ("ticket", "show", "{t_show}"), None),
     "user add": Case(
         "admin1",
@@ -292,6 +293,17 @@ CASES: dict[str, Case] = {
         Rows("SELECT count(*) FROM blackouts WHERE name = 'Closed freeze'"),
     ),
     "audit verify": Case("admin1", ("audit", "verify"), None),
+    "view save": Case(
+        "agent1",
+        ("view", "save", "Closed view", "--key", "8", "--filter", "p:1,2", "--share", "SD-L1"),
+        Rows("SELECT count(*) FROM saved_views WHERE name = 'Closed view'"),
+    ),
+    "view list": Case("agent1", ("view", "list", "--json"), None),
+    "view delete": Case(
+        "agent1",
+        ("view", "delete", "Closed view"),
+        Rows("SELECT count(*) FROM audit_events WHERE entity_type = 'saved_view' AND action = 'delete'"),
+    ),
 }
 
 # What differs on PostgreSQL: the SQLite file commands refuse it (saying what to use), grant-roles is

@@ -53,6 +53,7 @@ READING = {
     "db check",
     "user list",
     "ticket list",
+    "ticket search",
     "ticket show",
     "sla explain",
     "report kpi",  # refreshes the KPI roll-up: derived figures, the same whoever asks
@@ -64,6 +65,7 @@ READING = {
     "change export",  # writes the .ics file it is given, not the database
     "change windows",
     "audit verify",
+    "view list",
 }
 
 
@@ -142,6 +144,14 @@ WRITING: dict[str, Attempt] = {
         ("change", "add-blackout", "--name", "b", "--start", START_AT, "--end", END_AT),
         stranger_told_to_join=True,
     ),
+    # Anyone's views are their own: an agent may not share one with a group not theirs, nor delete one
+    # that is not theirs (here: none of that name); refused by the rule, not by a role.
+    "view save": Attempt(
+        ("view", "save", "Mine", "--key", "8", "--share", "NET-L2"),
+        recorded=False,
+        stranger_told_to_join=True,
+    ),
+    "view delete": Attempt(("view", "delete", "Not mine"), recorded=False, stranger_told_to_join=True),
 }
 # The state each change of the desk is put in (CHG0000001 first), so that each lifecycle step above meets
 # a change it applies to and only the role can refuse it.

@@ -171,6 +171,7 @@ async def test_a_remapped_and_an_unbound_key_in_the_keys_help_footer_and_palette
         await pilot.press("w")
         await settle(pilot)
         assert screen.query_state.view == "unassigned"  # the view after my_work
+        assert "[1-7/w] views" in str(screen.query_one("#queue-bar").render())  # the bar's hint follows
         await pilot.press("n")  # unbound: no new-ticket form
         await settle(pilot)
         assert app.screen is screen and not isinstance(app.screen, NewTicketForm)
@@ -227,7 +228,7 @@ async def test_the_palette_offers_only_what_the_role_may_take(staff_sqlite, conf
     # A new ticket of SD-L1 (the ticket's guards): its agent may take it, reply and note, but only a shift
     # lead assigns, and a new ticket is not resolved; an analyst only reads. The palette leaves out what the
     # footer strikes through, and lists the ticket's actions before the screens.
-    for action in ("Take", "Escalate", "Status", "Reply", "Note", "Edit", "Link"):
+    for action in ("Take", "Escalate", "Tell shift lead", "Status", "Reply", "Note", "Edit", "Link"):
         assert action in agent and action not in analyst, action
     for action in ("Assign", "Resolve", "Reopen", "Rate"):
         assert action not in agent and action not in analyst, action

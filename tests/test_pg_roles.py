@@ -36,6 +36,7 @@ from itsm_tui.db import Database
 from itsm_tui.jobs import sla_scan
 from itsm_tui.services import kpi, notifications, presence, tickets
 from itsm_tui.services import users as user_service
+from itsm_tui.services import views as saved_views
 from itsm_tui.services.dbroles import IdentityMismatch
 
 PG_ENV = "ITSM_TEST_PG_URL"
@@ -48,7 +49,14 @@ T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)  # a Monday morning
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 # What a person may do to each table, worked out from what the desk does in normal operation.
 APPEND_ONLY = {"audit_events", "access_refusals"}
-DELETED_IN_USE = {"presence", "kpi_daily", "kpi_dirty_days", "role_memberships", "group_memberships"}
+DELETED_IN_USE = {
+    "presence",
+    "kpi_daily",
+    "kpi_dirty_days",
+    "role_memberships",
+    "group_memberships",
+    "saved_views",  # a person's own queue views
+}
 READ_ONLY = {"alembic_version"}
 OS_LOGIN = "itsm_tui.services.users.os_login"
 RUN_AS = (
@@ -452,6 +460,10 @@ def test_the_desks_daily_work_runs_as_a_person(cluster: Cluster) -> None:
             presence.heartbeat(s, agent.id, "host:1:abc", "ticket", late_id, T0 + timedelta(minutes=11))
         with db.session() as s:
             assert presence.leave(s, "host:1:abc") == 1
+        with db.session() as s:  # a queue view of one's own, saved and deleted
+            view = saved_views.save_view(s, c.config, agent, name="Mine", key="8", filter_text="vpn", now=T0)
+        with db.session() as s:
+            saved_views.delete_view(s, agent, view.id, now=T0)
         # Sixty days on: the late ticket has breached its resolution target, the resolved one is closed.
         result = sla_scan.scan(db, c.config, T0 + timedelta(days=60))
         assert result.breaches >= 1 and result.closed >= 1

@@ -1,7 +1,8 @@
 """The migrations build the schema the models describe: an empty database migrated the way the program does
 it (``Database.connect(url).upgrade()``) matches ``itsm_tui.models`` by Alembic's own comparison, on SQLite
-and on PostgreSQL. Only the full-text search table (SQLite's FTS5 ``ticket_search``, kept by triggers, with
-the shadow tables FTS5 makes for it) lives outside the models."""
+and on PostgreSQL. Only the full-text search (SQLite's FTS5 tables ``ticket_search``, ``ticket_search_all``
+and ``ticket_search_words``, kept by triggers, with the shadow tables FTS5 makes for them; PostgreSQL's GIN
+indexes ``ticket_search_*``) lives outside the models."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ from itsm_tui.models import Base
 SEARCH = "ticket_search"
 SHADOWS = ("data", "idx", "content", "docsize", "config")  # the tables FTS5 keeps the index in
 OUTSIDE_THE_MODELS = {SEARCH, *(f"{SEARCH}_{shadow}" for shadow in SHADOWS)}
+# Migration 0012's search of every ticket: FTS5 tables ticket_search_all and ticket_search_words (and their
+# shadows) on SQLite, GIN indexes named ticket_search_* on PostgreSQL.
+SEARCH_ALL = ("ticket_search_all", "ticket_search_words")
 # SQLite's reflection cannot read an index over expressions, so Alembic skips those there (with a warning);
 # the SQLite test checks that they exist, PostgreSQL compares them in full.
 EXPRESSION_INDEXES = sorted(
@@ -57,7 +61,9 @@ def describe(difference) -> str:
 
 def differences(url: str) -> list:
     def compared(item, name, type_, reflected, compare_to) -> bool:
-        return not (type_ == "table" and name in OUTSIDE_THE_MODELS)
+        if type_ == "index" and name and name.startswith(SEARCH):  # PostgreSQL's search indexes (0012)
+            return False
+        return not (type_ == "table" and (name in OUTSIDE_THE_MODELS or name.startswith(SEARCH_ALL)))
 
     engine = create_engine(url)
     try:

@@ -63,6 +63,8 @@ def attempt(db, config, actor, action: str, ref: str, view, other_ref: str) -> E
             elif action == "escalate":
                 group = "APP-L2" if view.group != "APP-L2" else "NET-L2"
                 tickets.escalate(s, config, actor, ref, group=group, reason="r", now=T0)
+            elif action == "escalate_lead":
+                tickets.escalate_to_lead(s, config, actor, ref, reason="r", now=T0)
             elif action in ("reply", "note"):
                 tickets.add_entry(s, config, actor, ref, body="b", public=action == "reply", now=T0)
             elif action == "transition":

@@ -120,6 +120,8 @@ def perform(
         tickets.assign(s, config, actor, ref, assignee=member, now=T1)
     elif action == "escalate":
         tickets.escalate(s, config, actor, ref, group="APP-L2", reason="r", now=T1)
+    elif action == "escalate_lead":
+        tickets.escalate_to_lead(s, config, actor, ref, reason="r", now=T1)
     elif action in ("reply", "note"):
         tickets.add_entry(s, config, actor, ref, body="b", public=action == "reply", now=T1)
     elif action == "transition":
@@ -219,6 +221,12 @@ HAND_WRITTEN: dict[tuple[str | None, str, str], str | None] = {
         "queued for another group and not yours; a shift_lead may"
     ),
     ("shift_lead", "in_progress_other_group", "escalate"): None,
+    ("agent", "in_progress", "escalate_lead"): None,
+    ("agent", "closed", "escalate_lead"): "the ticket is closed",
+    ("analyst", "new", "escalate_lead"): "needs the role agent, support_l2, support_l3 or shift_lead",
+    ("support_l2", "in_progress_other_group", "escalate_lead"): (
+        "queued for another group and not yours; a shift_lead may"
+    ),
     ("problem_manager", "new", "link"): None,
     ("problem_manager", "new", "reply"): "needs the role agent, support_l2, support_l3 or shift_lead",
     (None, "closed", "link"): LINK_ROLES,
@@ -302,3 +310,31 @@ def test_detail_of_an_unknown_ticket_says_so(db, config) -> None:
     world = build_world(db, config)
     with db.read_session() as s, pytest.raises(ServiceError, match="INC0099999"):
         tickets.detail(s, config, world.actors["agent"], "INC0099999")
+
+
+# --------------------------------------------------------------------------- what a role may ever do
+
+
+ROLE_NEVER = "needs the role agent, support_l2, support_l3 or shift_lead"
+# role -> the actions it may never take, with why (read off access.py and the guards by hand); every other
+# action of ACTIONS it may take on some ticket.
+NEVER: dict[str, dict[str, str]] = {
+    "agent": {"assign": "needs the role shift_lead"},
+    "shift_lead": {},
+    # A problem manager links incidents to problems and nothing else; applying a workaround is working on
+    # the ticket (the link permission it has first).
+    "problem_manager": {action: ROLE_NEVER for action in tickets.ACTIONS if action != "link"},
+    "analyst": {action: ROLE_NEVER for action in tickets.ACTIONS},
+}
+NEVER["problem_manager"]["assign"] = NEVER["analyst"]["assign"] = "needs the role shift_lead"
+NEVER["analyst"]["link"] = NEVER["analyst"]["apply_workaround"] = LINK_ROLES
+
+
+def test_what_a_role_may_ever_do_is_what_its_guards_allow_somewhere() -> None:
+    for role, never in NEVER.items():
+        actor = Actor(id=5, login="x", name="X", roles=frozenset({role}), group_ids=frozenset({2}))
+        offered = tickets.role_actions(actor)
+        assert list(offered) == list(tickets.ACTIONS)
+        assert {action: reason for action, reason in offered.items() if reason is not None} == never, role
+    nobody = Actor(id=5, login="x", name="X", roles=frozenset())
+    assert set(tickets.role_actions(nobody).values()) == {ROLE_NEVER, LINK_ROLES, "needs the role shift_lead"}

@@ -134,6 +134,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="make the user lead of a group (joins it)",
     )
 
+    view = commands.add_parser("view", parents=[db], help="queue views of your own").add_subparsers(
+        dest="view_command", metavar="ACTION", required=True
+    )
+    vlist = view.add_parser("list", parents=[db], help="your views and those shared with your groups")
+    vlist.add_argument("--json", action="store_true")
+    vsave = view.add_parser("save", parents=[db], help="save a filter and sort as a view on a key")
+    vsave.add_argument("name", help="the view's name (yours alone)")
+    vsave.add_argument("--key", required=True, help="a digit or letter the queue has free, e.g. 8")
+    vsave.add_argument("--filter", default="", help='the queue filter, e.g. "p:1,2 group:net"')
+    vsave.add_argument("--view", default="all_open", help="the queue view it narrows (default all_open)")
+    vsave.add_argument("--sort", default="sla", help="a queue sort: sla, priority, opened, ... (default sla)")
+    vsave.add_argument("--desc", action="store_true", help="the sort in reverse")
+    vsave.add_argument("--share", metavar="GROUP", help="share it with a group of yours")
+    vdelete = view.add_parser("delete", parents=[db], help="delete a view of yours")
+    vdelete.add_argument("name")
+
     sla = commands.add_parser("sla", parents=[db], help="SLA clocks").add_subparsers(
         dest="sla_command", metavar="ACTION", required=True
     )
@@ -240,6 +256,19 @@ def build_parser() -> argparse.ArgumentParser:
     tlist.add_argument("--before", type=int, metavar="ID", help="page on: rows older than this id")
     tlist.add_argument("--json", action="store_true")
 
+    tsearch = ticket.add_parser(
+        "search",
+        parents=[db],
+        help="find tickets, open or closed, by words of their ref, title, requester, description and entries",
+    )
+    tsearch.add_argument("words", nargs="+", metavar="WORD", help="every word must be found (case ignored)")
+    scope = tsearch.add_mutually_exclusive_group()
+    scope.add_argument("--all", action="store_true", help="every ticket, open or closed (the default)")
+    scope.add_argument("--open", action="store_true", help="open tickets only")
+    tsearch.add_argument("--limit", type=_positive_int, default=50, help="at most N, newest first (max 500)")
+    tsearch.add_argument("--before", type=int, metavar="ID", help="page on: tickets older than this id")
+    tsearch.add_argument("--json", action="store_true")
+
     show = ticket.add_parser("show", parents=[db], help="show one ticket with its timeline")
     show.add_argument("ref")
     show.add_argument("--json", action="store_true")
@@ -252,7 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     take_next.add_argument("--json", action="store_true")
 
     upd = ticket.add_parser("update", parents=[db], help="change a ticket (all changes in one transaction)")
-    upd.add_argument("ref")
+    upd.add_argument(
+        "ref", nargs="+", metavar="REF", help="the ticket; several: each changed in its own transaction"
+    )
     upd.add_argument(
         "--expected-version",
         type=int,

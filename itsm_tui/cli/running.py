@@ -233,6 +233,7 @@ COMMAND_MODULES = {
     "report": "reports",
     "change": "changes",
     "audit": "audit",
+    "view": "views",
 }
 
 
@@ -276,6 +277,9 @@ def open_console(args: argparse.Namespace) -> int:
     # A bad key file stops the console before the database is opened; the console's bindings (every screen
     # imported) are collected only when there is a file to check.
     keys = load_keys(lambda: importlib.import_module("itsm_tui.app").binding_table())
+    from itsm_tui import columns
+
+    chosen = columns.load()  # a bad column file stops it too
     desk = Desk(args)
     log_to_file()
     with desk.db.read_session() as session:
@@ -286,7 +290,7 @@ def open_console(args: argparse.Namespace) -> int:
     from itsm_tui.app import ItsmApp
     from itsm_tui.terminal import EXIT_TERMINAL_GONE, went_away
 
-    app = ItsmApp(desk.db, desk.config, actor, keys=keys)
+    app = ItsmApp(desk.db, desk.config, actor, keys=keys, columns=chosen)
     app.run()
     desk.close()
     return EXIT_TERMINAL_GONE if went_away() else app.return_code or 0

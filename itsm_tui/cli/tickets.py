@@ -11,7 +11,7 @@ from itsm_tui.cli.output import local, plain, print_table
 from itsm_tui.services.jsondata import jsonable
 
 if TYPE_CHECKING:
-    from itsm_tui.models import Ticket
+    from itsm_tui.services.tickets.commands import Update
 
 
 @with_desk
@@ -88,6 +88,41 @@ def cmd_ticket_list(desk: Desk, args: argparse.Namespace) -> int:
 
 
 @with_desk
+def cmd_ticket_search(desk: Desk, args: argparse.Namespace) -> int:
+    from itsm_tui.services import search
+
+    words = search.search_words(args.words)
+    if not words:
+        raise CliError("ticket search: give a word to find (a short one needs a letter or a digit)")
+    if args.limit > search.LIMIT_MAX:
+        raise CliError(f"--limit: at most {search.LIMIT_MAX} (page on with --before)")
+    with desk.db.read_session() as session:
+        actor = desk.actor(session)
+        hits = search.search(session, words, open_only=args.open, limit=args.limit, before_id=args.before)
+    if args.json:
+        print(json.dumps([jsonable(h.__dict__) for h in hits], indent=2))
+        return 0
+    print_table(
+        ["REF", "P", "STATUS", "GROUP", "ASSIGNEE", "OPENED", "TITLE"],
+        [
+            [
+                h.ref,
+                f"P{h.priority}",
+                h.status,
+                plain(h.group or ""),
+                plain(h.assignee or ""),
+                local(h.opened_at, actor.timezone),
+                plain(h.title)[:60],
+            ]
+            for h in hits
+        ],
+    )
+    if len(hits) == args.limit:
+        print(f"(more: --before {hits[-1].id})")
+    return 0
+
+
+@with_desk
 def cmd_ticket_show(desk: Desk, args: argparse.Namespace) -> int:
     from itsm_tui.services import tickets
 
@@ -95,10 +130,12 @@ def cmd_ticket_show(desk: Desk, args: argparse.Namespace) -> int:
         actor = desk.actor(session)
         shown = tickets.detail(session, desk.config, actor, args.ref)
     view, links = shown.view, shown.links
+    linked_here = [record.ref for record in shown.linked if not record.outgoing]  # the links back to it
     timeline = [item.__dict__ for item in shown.timeline]
     if args.json:
         data = view.as_json()
         data["links"] = links
+        data["linked_here"] = linked_here
         data["timeline"] = [jsonable(item) for item in timeline]
         data["history_warning"] = shown.history_warning
         print(json.dumps(data, indent=2))
@@ -132,6 +169,8 @@ def cmd_ticket_show(desk: Desk, args: argparse.Namespace) -> int:
         rows.append(("Rating", f"{view.rating}/5"))
     if links:
         rows.append(("Links", plain(", ".join(links))))
+    if linked_here:
+        rows.append(("Linked here", plain(", ".join(linked_here))))
     for label, value in rows:
         print(f"  {label + ':':<16}{value}")
     if view.description:
@@ -145,109 +184,68 @@ def cmd_ticket_show(desk: Desk, args: argparse.Namespace) -> int:
 
 @with_desk
 def cmd_ticket_update(desk: Desk, args: argparse.Namespace) -> int:
-    from itsm_tui.services import tickets
+    from itsm_tui.services.tickets import commands
 
-    fields = {
-        k: getattr(args, k)
-        for k in ("title", "description", "requester", "category", "service", "ci", "impact", "urgency")
-        if getattr(args, k) is not None
-    }
-    if args.group and not args.assign:
-        raise CliError("--group goes with --assign (to escalate to a group use --escalate GROUP)")
-    if args.take and args.assign:
-        raise CliError("use either --take or --assign, not both")
-    if args.escalate is not None and not args.reason:
-        raise CliError("--escalate needs --reason saying why")
-    actions = [
-        fields,
-        args.take,
-        args.assign,
-        args.escalate is not None,
-        args.reply,
-        args.note,
-        args.status,
-        args.link,
-        args.rate is not None,
-    ]
-    if not any(actions):
-        raise CliError("nothing to change; see `itsm ticket update --help`")
-    version = args.expected_version
+    # The same change the console's : line makes (`:assign mlopez`), made by the same code, refused in
+    # the same words.
+    update = commands.Update(
+        fields={name: getattr(args, name) for name in commands.FIELDS if getattr(args, name) is not None},
+        take=args.take,
+        assign=args.assign,
+        group=args.group,
+        escalate=args.escalate,
+        reason=args.reason,
+        reply=args.reply,
+        note=args.note,
+        status=args.status,
+        code=args.code,
+        resolution_note=args.resolution_note,
+        links=tuple(args.link),
+        rate=args.rate,
+    )
+    commands.check(update)  # before any ticket is read
+    refs = [args.ref] if isinstance(args.ref, str) else list(args.ref)
+    if len(refs) > 1:
+        return _update_each(desk, args, refs, update)
     with desk.db.session() as session:
         actor = desk.actor(session)
-        config = desk.config
-        ticket = tickets.get_ticket(session, args.ref)
-        ref = ticket.ref
-
-        def step(result: Ticket) -> Ticket:
-            nonlocal version
-            if version is not None:
-                version = result.version  # the next step builds on this one
-            return result
-
-        if fields:
-            step(tickets.update_fields(session, config, actor, ref, expected_version=version, **fields))
-        if args.take:  # only if nobody has it yet: a take that came too late says who has it
-            step(tickets.take(session, config, actor, ref))
-        elif args.assign:  # the explicit assign: version-checked, the previous assignee is told
-            step(
-                tickets.assign(
-                    session,
-                    config,
-                    actor,
-                    ref,
-                    assignee=args.assign,
-                    group=args.group,
-                    expected_version=version,
-                )
-            )
-        if args.escalate is not None:
-            step(
-                tickets.escalate(
-                    session,
-                    config,
-                    actor,
-                    ref,
-                    group=args.escalate or None,
-                    reason=args.reason,
-                    expected_version=version,
-                )
-            )
-        # A reply or note moves the ticket to a new version too: the steps after it build on that one, or
-        # they would be refused as stale, naming the caller's own entry as the change they missed.
-        if args.reply:
-            tickets.add_entry(
-                session, config, actor, ref, body=args.reply, public=True, expected_version=version
-            )
-            step(ticket)
-        if args.note:
-            tickets.add_entry(
-                session, config, actor, ref, body=args.note, public=False, expected_version=version
-            )
-            step(ticket)
-        if args.status:
-            step(
-                tickets.transition(
-                    session,
-                    config,
-                    actor,
-                    ref,
-                    args.status,
-                    reason=args.reason,
-                    code=args.code,
-                    note=args.resolution_note,
-                    expected_version=version,
-                )
-            )
-        for target in args.link:
-            tickets.link(session, actor, ref, target)
-        if args.rate is not None:
-            tickets.rate(session, actor, ref, score=args.rate)
-        view = tickets.view(session, tickets.get_ticket(session, ref))
+        view = commands.apply(
+            session, desk.config, actor, refs[0], update, expected_version=args.expected_version
+        )
     if args.json:
         print(json.dumps(view.as_json(), indent=2))
     else:
         print(f"{view.ref} P{view.priority} {view.status} v{view.version}: {plain(view.title)}")
     return 0
+
+
+def _update_each(desk: Desk, args: argparse.Namespace, refs: list[str], update: Update) -> int:
+    """The same update on several tickets, each in its own transaction (as the queue's marked tickets):
+    one line says what was done and what was refused; exit 0 when all were done, 1 when some were not."""
+    from itsm_tui.services import access_log, tickets
+    from itsm_tui.services.tickets import commands
+
+    if args.expected_version is not None:
+        raise CliError("--expected-version goes with one ticket, not several")
+    with desk.db.read_session() as session:
+        actor = desk.actor(session)
+    recording = access_log.RecordingDatabase.around(desk.db, actor.login, actor.id)  # refusals as one's own
+    try:
+        result = tickets.apply_each(
+            recording.session,
+            refs,
+            lambda session, ref: commands.apply(session, desk.config, actor, ref, update),
+        )
+    except tickets.BulkStopped as stopped:  # what was done is said; then the failure, as any command's
+        stop = f"stopped at {stopped.ref}, {len(stopped.not_tried)} not tried"
+        print(plain(f"{stopped.result.summary}; {stop}"))
+        raise stopped.__cause__ or stopped from None
+    if args.json:
+        refused = [{"ref": r.ref, "reason": r.reason} for r in result.refused]
+        print(json.dumps({"done": list(result.done), "refused": refused}, indent=2))
+    else:
+        print(plain(result.summary))
+    return 1 if result.refused else 0
 
 
 @with_desk
@@ -268,6 +266,7 @@ def cmd_ticket_take_next(desk: Desk, args: argparse.Namespace) -> int:
 HANDLERS: dict[str, Handler] = {
     "ticket create": cmd_ticket_create,
     "ticket list": cmd_ticket_list,
+    "ticket search": cmd_ticket_search,
     "ticket show": cmd_ticket_show,
     "ticket update": cmd_ticket_update,
     "ticket take-next": cmd_ticket_take_next,

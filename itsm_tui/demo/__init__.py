@@ -38,6 +38,7 @@ from itsm_tui.demo.store import (
     mark_demo,
     reset_sequences,
     restore_groups,
+    search_index_after,
     unsynchronised,
     wipe,
 )
@@ -114,12 +115,13 @@ def build_demo(
         replaced = "" if held.empty else f"replaced {held.describe()}; "
         if replaced:
             progress(f"deleting {held.describe()} ...")
-        wipe(conn)
-        restore_groups(conn, config)
-        generator = Generator(conn, config, random.Random(seed), end, tickets, progress, BATCH)
-        with indexes_after(conn):
-            generator.run()
-            progress("indexing ...")
+        with search_index_after(conn):
+            wipe(conn)
+            restore_groups(conn, config)
+            generator = Generator(conn, config, random.Random(seed), end, tickets, progress, BATCH)
+            with indexes_after(conn):
+                generator.run()
+                progress("indexing ...")
         _builder_administers(conn, generator.os_user)
         mark_demo(conn)
         progress("computing the KPI roll-up ...")

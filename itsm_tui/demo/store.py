@@ -205,6 +205,36 @@ def indexes_after(conn: Connection, tables: tuple[str, ...] = BULK_TABLES) -> It
         conn.exec_driver_sql(definition)
 
 
+SEARCH_TABLES = ("ticket_search_all", "ticket_search_words")
+"""Migration 0012's full-text index of every ticket (SQLite): kept by triggers, built once after the load."""
+
+
+@contextlib.contextmanager
+def search_index_after(conn: Connection) -> Iterator[None]:
+    """On SQLite, lift the triggers that keep the search of every ticket in step for the wipe and the bulk
+    load (each entry written would take its ticket's whole text out of the index and put it back: ten times
+    the load's own time), then build the index once from the tickets and entries, and put the very
+    triggers of the migrated schema back."""
+    triggers: list[tuple[str, str]] = []
+    if conn.dialect.name == "sqlite":
+        triggers = list(
+            conn.execute(
+                text(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+                    "AND name LIKE 'ticket_search_all_%' ORDER BY name"
+                )
+            ).tuples()
+        )
+        for name, _ in triggers:
+            conn.exec_driver_sql(f"DROP TRIGGER {name}")
+    yield
+    if triggers:
+        for table in SEARCH_TABLES:
+            conn.exec_driver_sql(f"INSERT INTO {table} ({table}) VALUES ('rebuild')")
+        for _, definition in triggers:
+            conn.exec_driver_sql(definition)
+
+
 def analyze(db: Database) -> None:
     """Refresh the planner's statistics after the load (and on SQLite fold the write-ahead log back)."""
     if db.backend == "sqlite":

@@ -394,9 +394,9 @@ def head_rows(heads: Mapping[Key, tuple[int, str]]) -> tuple[tuple[str, ...], li
 # --------------------------------------------------------------------------- reading
 
 
-def shown_value(value: str | None, zone: tzinfo | None = None) -> str:
+def shown_value(value: str | None, zone: tzinfo | None = None, labelled: bool = False) -> str:
     """An audited value as a person reads it: '-' for none; with ``zone``, a stored instant (kept in UTC)
-    as the time in that zone, to the minute."""
+    as the time in that zone, to the minute (``labelled``: with the zone's abbreviation)."""
     if value is None or value == "":
         return "-"
     if zone is not None and len(value) >= 16 and value[4:5] == "-" and value[10:11] == "T":
@@ -406,7 +406,7 @@ def shown_value(value: str | None, zone: tzinfo | None = None) -> str:
             return value
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
-        return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+        return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z" if labelled else "%Y-%m-%d %H:%M")
     return value
 
 

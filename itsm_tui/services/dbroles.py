@@ -54,6 +54,7 @@ TABLE_PRIVILEGES: dict[str, tuple[str, ...]] = {
     "kpi_dirty_days": DELETABLE,  # a recomputed day is no longer dirty
     "role_memberships": DELETABLE,  # an admin withdraws a role
     "group_memberships": DELETABLE,  # ... or a group
+    "saved_views": DELETABLE,  # a person deletes a queue view of their own
 }
 SEQUENCE_PRIVILEGES = ("USAGE",)  # nextval for new rows; setval is the owner's
 EXTRA_TABLES = ("alembic_version", "audit_heads")  # the desk's tables that are not (or not yet) models

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select
@@ -19,6 +21,9 @@ from itsm_tui.db import conflict_insert, rowcount
 from itsm_tui.models import Presence, User
 
 STALE_AFTER = timedelta(seconds=30)
+WRITING = ".writing"
+"""Appended to a record's kind for the row a console keeps while someone types a reply or note in it."""
+IDS_MAX = 200  # records asked about at once (a screenful of queue rows is far fewer)
 # Rows this old are deleted when their record gets a heartbeat (hygiene; they stopped counting long ago).
 FORGET_AFTER = timedelta(hours=1)
 NAMES_MAX = 20
@@ -103,3 +108,55 @@ def others_viewing(
         .limit(NAMES_MAX)
     )
     return list(rows)
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Someone whose other console has a record open; ``writing``: typing a reply or note in it."""
+
+    name: str
+    writing: bool = False
+
+
+def writing_kind(entity_type: str) -> str:
+    """The kind of the presence row kept while a reply or note to a record of ``entity_type`` is typed."""
+    return entity_type + WRITING
+
+
+def viewers(
+    session: Session,
+    entity_type: str,
+    entity_ids: Collection[int],
+    console_id: str,
+    now: datetime,
+    stale_after: timedelta = STALE_AFTER,
+) -> dict[int, tuple[Viewer, ...]]:
+    """Who else has each of the records ``entity_ids`` open (fresh heartbeats of other consoles), and who
+    types in it: one statement over the presence index for all of them (at most :data:`IDS_MAX` records,
+    :data:`NAMES_MAX` names each). Records nobody else has open are left out; names are sorted, and someone
+    both viewing and writing is listed once, as writing."""
+    now = _utc(now)
+    ids = sorted(set(entity_ids))[:IDS_MAX]
+    if not ids:
+        return {}
+    writing = writing_kind(entity_type)
+    rows = session.execute(
+        select(Presence.entity_id, User.name, Presence.entity_type)
+        .join(User, Presence.user_id == User.id)
+        .where(
+            Presence.entity_type.in_((entity_type, writing)),
+            Presence.entity_id.in_(ids),
+            Presence.console_id != console_id,
+            Presence.heartbeat_at >= now - stale_after,
+        )
+        .distinct()
+        .limit(len(ids) * NAMES_MAX * 2)
+    )
+    found: dict[int, dict[str, bool]] = {}
+    for entity_id, name, kind in rows:
+        names = found.setdefault(entity_id, {})
+        names[name] = names.get(name, False) or kind == writing
+    return {
+        entity_id: tuple(Viewer(name, names[name]) for name in sorted(names)[:NAMES_MAX])
+        for entity_id, names in found.items()
+    }

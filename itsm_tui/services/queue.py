@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from itsm_tui.models import TICKET_STATUSES, Group, Ticket, User
+from itsm_tui.services.search import count_matches, search_words, word_conditions
 from itsm_tui.services.tickets.reading import LIST_COLUMNS, with_names
 from itsm_tui.services.users import Actor
 
@@ -61,8 +62,20 @@ VIEWS: dict[str, View] = {
         View("all_open", "All open"),
         View("major", "Major (P1/P2)"),
         View("resolved", "Recently resolved", "resolved", True),
+        # Every ticket, open or closed, of any age (the history), newest first (by reference: in the order
+        # of the search index, cheaper than by opening time for a word found in most tickets); words are found
+        # in the descriptions and entries too (services/search.py).
+        View("all_tickets", "All tickets", "ref", True),
     )
 }
+# The sorts a view over every ticket offers: those the full indexes serve (the others sort the history).
+HISTORY_SORTS = ("opened", "ref", "updated", "resolved")
+
+
+def sort_offered(view: str, sort: str) -> bool:
+    """Whether the queue offers ``sort`` in ``view`` (the "All tickets" view: :data:`HISTORY_SORTS` only)."""
+    return view != "all_tickets" or sort in HISTORY_SORTS
+
 
 # The SLA order: the tickets whose clocks run by the due instant of their nearer target (response until it is
 # made, unless the resolution is due first), overdue first; then the paused ones (their clocks stand still),
@@ -308,6 +321,8 @@ def _conditions(query: QueueQuery, dialect: str = "sqlite", search_index: bool =
     terms: list = []
     if view == "resolved":
         terms += [Ticket.resolved_at >= _clock(query) - RECENTLY_RESOLVED]
+    elif view == "all_tickets":
+        pass  # open or closed, any age
     else:
         terms += [Ticket.is_open == true()]
     if view == "my_work":
@@ -320,7 +335,11 @@ def _conditions(query: QueueQuery, dialect: str = "sqlite", search_index: bool =
         terms.append(Ticket.priority.in_((1, 2)))
     flt = query.filter
     words = list(flt.words)
-    if search_index and view != "resolved":  # the index holds the open tickets only
+    if view == "all_tickets":  # ref, title, requester, description and entries, by 0012's index
+        # (on SQLite 0012's tables exist where 0004's do: both need FTS5's trigram tokenizer)
+        terms += word_conditions(search_words(tuple(words)), dialect, search_index)
+        words = []
+    elif search_index and view != "resolved":  # the index holds the open tickets only
         indexed = [w for w in words if len(w) >= SEARCH_MIN_CHARS]
         if indexed:
             phrase = " AND ".join('"' + w.replace('"', '""') + '"' for w in indexed)
@@ -507,6 +526,11 @@ def _page_statement(query: QueueQuery, dialect: str, search_index: bool, how: st
 
 
 def count(session: Session, query: QueueQuery) -> int:
+    flt = query.filter
+    if query.view == "all_tickets" and flt.words and flt == Filter(words=flt.words):
+        counted = count_matches(session, search_words(flt.words))  # words alone: the index counts them
+        if counted is not None:
+            return counted
     return session.scalar(select(func.count()).select_from(Ticket).where(*_where(session, query))) or 0
 
 

@@ -77,7 +77,14 @@ from itsm_tui.services.changes.notices import (
     notify_emergency_approval,
     notify_unapprovable,
 )
-from itsm_tui.services.changes.permissions import GUARDS, Guard, available_actions, enforce
+from itsm_tui.services.changes.permissions import (
+    GUARDS,
+    Guard,
+    available_actions,
+    create_refusal,
+    enforce,
+    guard_create,
+)
 from itsm_tui.services.changes.presenter import ApprovalView, ChangeView, HistoryItem, view
 from itsm_tui.services.changes.reading import (
     ChangeRow,
@@ -135,10 +142,12 @@ __all__ = [
     "close",
     "complete",
     "create_change",
+    "create_refusal",
     "decide",
     "enforce",
     "fingerprint",
     "get_change",
+    "guard_create",
     "list_changes",
     "notify_conflicts",
     "notify_emergency_approval",

@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 from itsm_tui.config import DeskConfig
 from itsm_tui.models import Change, ChangeTarget, User
 from itsm_tui.services import conflicts
-from itsm_tui.services.access import require
 from itsm_tui.services.changes.helpers import (
     _implementer,
     _new_window,
@@ -22,6 +21,7 @@ from itsm_tui.services.changes.helpers import (
     _window,
     parse_targets,
 )
+from itsm_tui.services.changes.permissions import guard_create
 from itsm_tui.services.changes.reading import _target_text, get_change, planned_of
 from itsm_tui.services.changes.rules import RISKS, TYPES
 from itsm_tui.services.conflicts import Conflict, Planned
@@ -50,7 +50,7 @@ def create_change(
 ) -> Change:
     """Raise a change (a draft). A standard change takes title, risk, plans and longest window from its
     template and may only touch the template's services."""
-    require(actor.roles, "change.create")
+    guard_create(actor)
     now = _now(now)
     values = _validate_new(
         session,

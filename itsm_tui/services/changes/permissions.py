@@ -46,6 +46,21 @@ def _is_manager(actor: Actor) -> bool:
     return has_permission(actor.roles, "change.manage")
 
 
+def guard_create(actor: Actor) -> None:
+    """Raising a change (no change to look at yet): ``create_change`` enforces it, and a screen offers the
+    new-change form only to whom it lets through (:func:`create_refusal`)."""
+    require(actor.roles, "change.create")
+
+
+def create_refusal(actor: Actor) -> str | None:
+    """Why ``actor`` may not raise a change (None: they may), as :func:`guard_create` refuses."""
+    try:
+        guard_create(actor)
+    except ServiceError as exc:
+        return str(exc)
+    return None
+
+
 def guard_submit(session: Session, config: DeskConfig, actor: Actor, change: Change, now: datetime) -> None:
     """Who raised a draft, or a change manager, submits it."""
     _require_state(change, "submitted", "draft")

@@ -27,6 +27,7 @@ from itsm_tui.services.changes.reading import (
 from itsm_tui.services.changes.rules import PRE_IMPLEMENTATION
 from itsm_tui.services.conflicts import Conflict
 from itsm_tui.services.jsondata import jsonable
+from itsm_tui.services.tickets.links import linked_records
 from itsm_tui.services.users import Actor
 
 T = TypeVar("T")
@@ -93,6 +94,8 @@ class ChangeView:
     notices: list[str] = field(default_factory=list)
     # "history does not verify: ..." when the change's audit chain is broken (audit.history_warning)
     history_warning: str | None = None
+    # The records linked with the change, both ways (the tickets that link to it): "INC0000042 ticket"
+    linked: tuple[str, ...] = ()
 
     def as_json(self) -> dict:
         data = jsonable({k: v for k, v in self.__dict__.items() if k not in ("conflicts", "history")})
@@ -125,6 +128,8 @@ class ChangeView:
             rows.append(("Actual", window(self.actual_start, self.actual_end)))
         if self.outcome:
             rows.append(("Outcome", self.outcome + (" (review required)" if self.review_required else "")))
+        if self.linked:
+            rows.append(("Linked", ", ".join(self.linked)))
         for label, text in (
             ("Override", self.override_reason),
             ("Rejected", self.rejection_reason),
@@ -219,6 +224,9 @@ def view(
     )
     result.notices = approval_notes(session, config, change) + _sent_back(change, history)
     result.history_warning = audit.history_warning(session, "change", change.id)
+    result.linked = tuple(
+        f"{record.ref} {record.kind_word}" for record in linked_records(session, "change", change.id)
+    )
     if actor is not None:
         result.actions = available_actions(session, config, actor, change, now)
     return result

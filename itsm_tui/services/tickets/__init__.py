@@ -9,12 +9,14 @@ version is refused (:class:`StaleEdit`); a take takes a ticket only while nobody
 
 The modules, lowest first: :mod:`.references`, :mod:`.reading`, :mod:`.helpers`, :mod:`.guards`, then
 :mod:`.major` (announcing major incidents), :mod:`.creating`, :mod:`.editing`, :mod:`.taking` (taking the
-next ticket of one's groups), :mod:`.lifecycle`, :mod:`.links` and :mod:`.presenter` (a ticket's page as
-plain data). They import one another directly, never this package, so the package can name them all.
+next ticket of one's groups), :mod:`.lifecycle`, :mod:`.links`, :mod:`.presenter` (a ticket's page as
+plain data) and :mod:`.bulk` (one action over many tickets, each in its own transaction). They import one
+another directly, never this package, so the package can name them all.
 """
 
 from __future__ import annotations
 
+from itsm_tui.services.tickets.bulk import MARK_LIMIT, BulkResult, BulkStopped, apply_each
 from itsm_tui.services.tickets.creating import create_ticket
 from itsm_tui.services.tickets.editing import (
     EDITABLE,
@@ -42,6 +44,7 @@ from itsm_tui.services.tickets.guards import (
     guard_cancel,
     guard_edit,
     guard_escalate,
+    guard_escalate_lead,
     guard_link,
     guard_note,
     guard_rate,
@@ -51,6 +54,7 @@ from itsm_tui.services.tickets.guards import (
     guard_take,
     guard_transition,
     move_action,
+    role_actions,
 )
 from itsm_tui.services.tickets.helpers import TITLE_MAX
 from itsm_tui.services.tickets.lifecycle import (
@@ -62,7 +66,15 @@ from itsm_tui.services.tickets.lifecycle import (
     resolve,
     transition,
 )
-from itsm_tui.services.tickets.links import LINK_TARGETS, link, links_of
+from itsm_tui.services.tickets.links import (
+    LINK_TARGETS,
+    LinkedRecord,
+    RecordPage,
+    link,
+    linked_records,
+    links_of,
+    record_page,
+)
 from itsm_tui.services.tickets.major import MajorAnnouncement, announce_major
 from itsm_tui.services.tickets.presenter import SLA_TARGETS, TicketDetail, detail
 from itsm_tui.services.tickets.reading import (
@@ -84,6 +96,7 @@ __all__ = [
     "EDITABLE",
     "GUARDS",
     "LINK_TARGETS",
+    "MARK_LIMIT",
     "PENDING_REASONS",
     "PREFIX",
     "RATEABLE",
@@ -91,9 +104,13 @@ __all__ = [
     "TITLE_MAX",
     "TRANSITIONS",
     "AlreadyTaken",
+    "BulkResult",
+    "BulkStopped",
     "Guard",
+    "LinkedRecord",
     "MajorAnnouncement",
     "NothingToTake",
+    "RecordPage",
     "TicketDetail",
     "TicketFacts",
     "TicketRow",
@@ -102,6 +119,7 @@ __all__ = [
     "add_entry",
     "allowed_transitions",
     "announce_major",
+    "apply_each",
     "assign",
     "available_actions",
     "cancel",
@@ -119,6 +137,7 @@ __all__ = [
     "guard_cancel",
     "guard_edit",
     "guard_escalate",
+    "guard_escalate_lead",
     "guard_link",
     "guard_note",
     "guard_rate",
@@ -128,14 +147,17 @@ __all__ = [
     "guard_take",
     "guard_transition",
     "link",
+    "linked_records",
     "links_of",
     "list_tickets",
     "move_action",
     "move_to_group",
     "next_reference",
     "rate",
+    "record_page",
     "reopen",
     "resolve",
+    "role_actions",
     "take",
     "take_next",
     "timeline",

@@ -20,6 +20,7 @@ from itsm_tui.services.tickets.guards import (
     guard_assign,
     guard_edit,
     guard_escalate,
+    guard_escalate_lead,
     guard_note,
     guard_reply,
     guard_take,
@@ -332,7 +333,7 @@ def escalate_to_lead(
     escalate a ticket may call its shift lead.
     """
     now = _now(now)
-    ticket = _guarded(session, actor, ref, guard_escalate)
+    ticket = _guarded(session, actor, ref, guard_escalate_lead)
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError("text", "say why the shift lead is needed")

@@ -36,6 +36,7 @@ ACTIONS = (
     "take",
     "assign",
     "escalate",
+    "escalate_lead",
     "reply",
     "note",
     "transition",
@@ -186,6 +187,12 @@ def guard_escalate(actor: Actor, facts: TicketFacts) -> None:
         raise _closed(facts)
 
 
+def guard_escalate_lead(actor: Actor, facts: TicketFacts) -> None:
+    """Tell the shift lead why an open ticket needs them (a hierarchical escalation): whoever may escalate
+    the ticket may."""
+    guard_escalate(actor, facts)
+
+
 def guard_reply(actor: Actor, facts: TicketFacts) -> None:
     """Write a public reply (any status: a requester may still ask about a closed ticket)."""
     _work(actor, facts)
@@ -257,6 +264,7 @@ GUARDS: dict[str, Guard] = {
     "take": guard_take,
     "assign": guard_assign,
     "escalate": guard_escalate,
+    "escalate_lead": guard_escalate_lead,
     "reply": guard_reply,
     "note": guard_note,
     "transition": guard_transition,
@@ -275,6 +283,7 @@ _TRIED = {
     "take": "take",
     "assign": "assign",
     "escalate": "escalate",
+    "escalate_lead": "call the shift lead to",
     "reply": "reply to",
     "note": "add a note to",
     "transition": "change the status of",
@@ -320,4 +329,40 @@ def available_actions(actor: Actor, ticket: Ticket | TicketView | TicketFacts) -
             result[action] = refusal.reason
         else:
             result[action] = None
+    return result
+
+
+def _situations(actor: Actor) -> list[TicketFacts]:
+    """Tickets in every status, unassigned, the actor's own and someone else's, queued in one of the
+    actor's groups, in none and in another: every case a guard tells apart."""
+    groups = [None, -1, *sorted(actor.group_ids)[:1]]
+    return [
+        TicketFacts(status, group_id, assignee_id)
+        for status in TRANSITIONS
+        for assignee_id in (None, actor.id, -1)
+        for group_id in groups
+    ]
+
+
+def role_actions(actor: Actor) -> dict[str, str | None]:
+    """For each action of :data:`ACTIONS`: None if ``actor`` may do it to some ticket, else why never (the
+    refusal of its guard, which names the role that may). What a screen without one ticket in view, such
+    as the queue, offers: the very guards decide, over every situation they tell apart."""
+    situations = _situations(actor)
+    result: dict[str, str | None] = {}
+    for action in ACTIONS:
+        reason: str | None = None
+        for facts in situations:
+            try:
+                GUARDS[action](actor, facts)
+            except PermissionDenied as refusal:
+                reason = reason or refusal.reason
+            except ServiceError:
+                continue
+            else:
+                reason = None
+                break
+        else:
+            reason = reason or "never open to you"
+        result[action] = reason
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
@@ -80,3 +81,124 @@ def links_of(session: Session, ticket: Ticket) -> list[str]:
         if target_ref is not None:  # records are not deleted; a link to one that was is left out
             refs.append(target_ref)
     return refs
+
+
+# How many links a page lists, each way (the rest are left out; a ticket has a handful).
+LINKS_SHOWN = 50
+
+_TYPE_MODEL: dict[str, Linkable] = {kind: model for kind, model in LINK_TARGETS.values()}
+_TYPE_WORDS = {
+    "problem": "problem",
+    "known_error": "known error",
+    "article": "knowledge article",
+    "change": "change",
+    "ticket": "ticket",
+}
+
+
+@dataclass(frozen=True)
+class LinkedRecord:
+    """One record linked with another, as its page lists it (and the key that follows the link opens)."""
+
+    ref: str
+    kind: str  # ticket | problem | known_error | article | change
+    id: int
+    title: str
+    outgoing: bool  # True: linked from the record shown; False: it links to the record shown
+
+    @property
+    def kind_word(self) -> str:
+        return _TYPE_WORDS.get(self.kind, self.kind)
+
+
+def _refs_and_titles(session: Session, wanted: dict[str, set[int]]) -> dict[tuple[str, int], tuple[str, str]]:
+    """(type, id) -> (ref, title) for the records named, one query per type (primary keys)."""
+    found: dict[tuple[str, int], tuple[str, str]] = {}
+    for kind, ids in wanted.items():
+        model = _TYPE_MODEL[kind]
+        for row_id, ref, title in session.execute(
+            select(model.id, model.ref, model.title).where(model.id.in_(sorted(ids)))
+        ):
+            found[(kind, row_id)] = (ref, title)
+    return found
+
+
+def linked_records(session: Session, record_type: str, record_id: int) -> list[LinkedRecord]:
+    """Everything linked with a record, both ways: what it links to first, then what links to it (each in
+    the order linked, at most :data:`LINKS_SHOWN` each way). A ticket linked to a ticket shows on both."""
+    outgoing = session.execute(
+        select(Link.target_type, Link.target_id)
+        .where(Link.source_type == record_type, Link.source_id == record_id)
+        .order_by(Link.id)
+        .limit(LINKS_SHOWN)
+    ).all()
+    incoming = session.execute(
+        select(Link.source_type, Link.source_id)
+        .where(Link.target_type == record_type, Link.target_id == record_id)
+        .order_by(Link.id)
+        .limit(LINKS_SHOWN)
+    ).all()
+    wanted: dict[str, set[int]] = {}
+    for kind, row_id in [*outgoing, *incoming]:
+        if kind in _TYPE_MODEL:
+            wanted.setdefault(kind, set()).add(row_id)
+    names = _refs_and_titles(session, wanted)
+    records: list[LinkedRecord] = []
+    seen: set[tuple[str, int]] = set()
+    for rows, out in ((outgoing, True), (incoming, False)):
+        for kind, row_id in rows:
+            name = names.get((kind, row_id))
+            if name is None or (kind, row_id) in seen:  # a record that was deleted; one linked both ways once
+                continue
+            seen.add((kind, row_id))
+            records.append(LinkedRecord(name[0], kind, row_id, name[1], out))
+    return records
+
+
+@dataclass(frozen=True)
+class RecordPage:
+    """A problem, known error or knowledge article as a ticket's link opens it: its text and its links."""
+
+    ref: str
+    kind: str
+    title: str
+    fields: list[tuple[str, str]]  # label -> text, in order
+    linked: list[LinkedRecord]
+
+
+def record_page(session: Session, ref: str) -> RecordPage:
+    """The page of a problem, known error or knowledge article by reference (a ticket or a change has its
+    own screen), with the records linked with it both ways."""
+    ref = (ref or "").strip().upper()
+    kind, model = LINK_TARGETS.get(ref.rstrip("0123456789"), ("", Ticket))
+    if kind not in ("problem", "known_error", "article"):
+        raise ValidationError("ref", f"{ref!r} is no problem, known error or knowledge article")
+    record = session.scalar(select(model).where(model.ref == ref))
+    if record is None:
+        raise NotFound(f"no record {ref!r}")
+    fields: list[tuple[str, str]]
+    if isinstance(record, Problem):
+        fields = [
+            ("Status", record.status),
+            ("Service", record.service or "-"),
+            ("Description", record.description or "-"),
+            ("Root cause", record.root_cause or "-"),
+        ]
+    elif isinstance(record, KnownError):
+        problem = session.scalar(select(Problem.ref).where(Problem.id == record.problem_id))
+        fields = [
+            ("Problem", problem or "-"),
+            ("Service", record.service or "-"),
+            ("Symptom", record.symptom or "-"),
+            ("Cause", record.cause or "-"),
+            ("Workaround", record.workaround or "-"),
+            ("Fix", record.permanent_fix or "-"),
+        ]
+    else:
+        assert isinstance(record, KnowledgeArticle)
+        fields = [
+            ("Service", record.service or "-"),
+            ("Category", record.category or "-"),
+            ("Text", record.body),
+        ]
+    return RecordPage(record.ref, kind, record.title, fields, linked_records(session, kind, record.id))

@@ -208,16 +208,24 @@ class TimelineItem:
     """One line of a ticket's history: a reply, a work note or an audit event."""
 
     at: datetime
-    kind: str  # reply | note | audit
+    kind: str  # reply | note | rating | audit
     by: str
     text: str
 
 
+# Audit events the timeline shows as their own items (the reply or note itself, the rating with its
+# comment): the audit row holds the entry's row id, which is no one's business.
+_SHOWN_AS_ITEMS = {("reply", "entry"), ("note", "entry"), ("rate", "rating")}
+# The conversation: what people wrote and the requester's rating, without the audit events.
+CONVERSATION = frozenset({"reply", "note", "rating"})
+
+
 def timeline(
-    session: Session, ticket: Ticket, limit: int = 200, zone: tzinfo | None = None
+    session: Session, ticket: Ticket, limit: int = 200, zone: tzinfo | None = None, labelled: bool = False
 ) -> list[TimelineItem]:
-    """Replies, work notes and audit events of a ticket, newest first (the newest ``limit`` of each);
-    with ``zone``, times in audited values read in that zone (they are stored in UTC)."""
+    """Replies, work notes, the rating and audit events of a ticket, newest first (the newest ``limit`` of
+    each); with ``zone``, times in audited values read in that zone (they are stored in UTC), ``labelled``
+    with its abbreviation."""
     names: dict[int | None, str] = {None: "system"}
 
     def who(user_id: int | None) -> str:
@@ -228,8 +236,19 @@ def timeline(
     items = [
         TimelineItem(e.created_at, e.kind, who(e.author_id), e.body) for e in entries(session, ticket, limit)
     ]
+    rating = session.execute(
+        select(SatisfactionRating.score, SatisfactionRating.comment, SatisfactionRating.rated_at)
+        .where(SatisfactionRating.ticket_id == ticket.id)
+        .limit(1)
+    ).first()
+    if rating is not None:
+        said = f"rated {rating.score} of 5" + (f": {rating.comment}" if rating.comment else "")
+        items.append(TimelineItem(rating.rated_at, "rating", ticket.requester, said))
     for event in audit.history(session, "ticket", ticket.id, limit):
-        change = f"{audit.shown_value(event.old_value, zone)} -> {audit.shown_value(event.new_value, zone)}"
+        if (event.action, event.field) in _SHOWN_AS_ITEMS:
+            continue
+        old, new = (audit.shown_value(value, zone, labelled) for value in (event.old_value, event.new_value))
+        change = f"{old} -> {new}"
         items.append(
             TimelineItem(
                 event.at, "audit", who(event.actor_id), f"{event.action} {event.field or ''}: {change}"
