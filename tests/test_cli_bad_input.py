@@ -1,8 +1,9 @@
 """Bad input on the command line gets one plain line on stderr and exit 2, never a traceback, and writes
 nothing; a reader that goes away (``itsm ... | head``) ends a command quietly, after its write is saved.
 
-Every command runs as a real process (``itsm_tui.cli.main`` with the desk user's login patched in), so
-what is checked is what a person at a shell sees: the exit code, stderr, and the database afterwards.
+Every command runs as a real process (``itsm_tui.cli.main`` with the desk user's login patched in, forked
+from the test's own: see forked.py), so what is checked is what a person at a shell sees: the exit code,
+stderr, and the database afterwards.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+from forked import PIPE, Forked
 from sqlalchemy import create_engine, text
 
 from itsm_tui.cli import main
@@ -33,33 +35,24 @@ class Ran(NamedTuple):
 
 
 def run(login: str, *argv: str, closed_stdout: bool = False, env: dict[str, str] | None = None) -> Ran:
-    """``itsm ARGV`` in a new process acting as ``login``; ``closed_stdout``: its stdout a pipe nobody reads
-    (the read end closed before it starts, as when ``head`` has already gone)."""
+    """``itsm ARGV`` in a new process acting as ``login`` (forked: see forked.py); ``closed_stdout``: its
+    stdout a pipe nobody reads (the read end closed before it starts, as when ``head`` has already gone)."""
     environment = {k: v for k, v in os.environ.items() if k not in ("ITSM_DB_URL", "ITSM_CONFIG_DIR")}
     environment |= env or {}
     if not closed_stdout:
-        done = subprocess.run(
-            [sys.executable, "-c", RUN_AS, login, *argv],
-            capture_output=True,
-            text=True,
-            env=environment,
-            timeout=120,
-        )
-        return Ran(done.returncode, done.stdout, done.stderr)
+        process = Forked(RUN_AS, login, *argv, stdout=PIPE, stderr=PIPE, env=environment)
+        out, err = process.communicate(timeout=120)
+        assert process.returncode is not None and out is not None and err is not None
+        return Ran(process.returncode, out, err)
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        done = subprocess.run(
-            [sys.executable, "-c", RUN_AS, login, *argv],
-            stdout=write_end,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=environment,
-            timeout=120,
-        )
+        process = Forked(RUN_AS, login, *argv, stdout=write_end, stderr=PIPE, env=environment)
     finally:
         os.close(write_end)
-    return Ran(done.returncode, "", done.stderr)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode is not None and err is not None
+    return Ran(process.returncode, "", err)
 
 
 def assert_refused(ran: Ran, *words: str) -> None:
