@@ -226,6 +226,8 @@ class CommandLine(WorkerErrorsToApp, Vertical):
         self._draft = ""  # the line being typed when Up was first pressed
         self._cycle: _Cycle | None = None
         self._confirm: str | None = None  # a line on marked tickets, shown its count: Enter again runs it
+        # The marked tickets' versions when their count was shown: one changed since then is refused.
+        self._confirm_versions: dict[str, int] | None = None
         self._previous: Widget | None = None
         self.running = False
 
@@ -425,9 +427,12 @@ class CommandLine(WorkerErrorsToApp, Vertical):
                     f":{line.removeprefix(':')} on {tickets}? Enter again applies it to each, Esc closes."
                 )
                 self.say(Text(question, style="bold"))
+                self._confirm_versions = None
+                self.read_versions(target.refs)
             else:
-                self._confirm = None
-                self._start(self.apply_update, command, target)
+                versions = self._confirm_versions if target.marked else None
+                self._confirm, self._confirm_versions = None, None
+                self._start(self.apply_update, command, target, versions)
 
     def _start(self, worker: Callable[..., object], *args: object) -> None:
         self.running = True
@@ -445,10 +450,28 @@ class CommandLine(WorkerErrorsToApp, Vertical):
                 self.say(None)
         super().on_worker_state_changed(event)
 
+    @work(thread=True, exclusive=True, group="command-versions", exit_on_error=False)
+    def read_versions(self, refs: tuple[str, ...]) -> None:
+        """The versions of the marked tickets as the confirmation is asked (as the queue's own actions over
+        marked tickets take them when they begin): a ticket someone changes before the change is confirmed
+        (an agent taking it) is refused as stale, not overwritten."""
+        app = self.app
+        try:
+            with app.db.read_session() as session:
+                versions = bulk.versions_of(session, refs)
+        except ServiceError:  # more than a bulk action takes: refused when it runs
+            return
+        app.call_from_thread(self._versions_read, refs, versions)
+
+    def _versions_read(self, refs: tuple[str, ...], versions: dict[str, int]) -> None:
+        if self._confirm is not None:
+            self._confirm_versions = versions
+
     @work(thread=True, exclusive=True, group="command-run", exit_on_error=False)
-    def apply_update(self, update: Update, target: Target) -> None:
+    def apply_update(self, update: Update, target: Target, versions: dict[str, int] | None = None) -> None:
         """Make the change: on the one ticket (against the version shown), or on each marked one in a
-        transaction of its own (a refusal of one leaves the others to go on)."""
+        transaction of its own (a refusal of one leaves the others to go on), against the version it had
+        when the change was confirmed (``versions``)."""
         app = self.app
         config, actor = app.config, app.actor
         if not target.marked:
@@ -468,7 +491,8 @@ class CommandLine(WorkerErrorsToApp, Vertical):
             return
 
         def each(session: Session, ref: str) -> None:
-            commands.apply(session, config, actor, ref, update)
+            version = versions.get(ref) if versions is not None else None
+            commands.apply(session, config, actor, ref, update, expected_version=version)
 
         try:
             result = bulk.apply_each(app.db.session, list(target.refs), each)

@@ -253,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     tlist.add_argument("--assignee", help="a login, or 'me'")
     tlist.add_argument("--priority", type=int, choices=range(1, 6))
     tlist.add_argument("--limit", type=_positive_int, default=50)
-    tlist.add_argument("--before", type=int, metavar="ID", help="page on: rows older than this id")
+    tlist.add_argument("--before", type=_row_id, metavar="ID", help="page on: rows older than this id")
     tlist.add_argument("--json", action="store_true")
 
     tsearch = ticket.add_parser(
@@ -266,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     scope.add_argument("--all", action="store_true", help="every ticket, open or closed (the default)")
     scope.add_argument("--open", action="store_true", help="open tickets only")
     tsearch.add_argument("--limit", type=_positive_int, default=50, help="at most N, newest first (max 500)")
-    tsearch.add_argument("--before", type=int, metavar="ID", help="page on: tickets older than this id")
+    tsearch.add_argument("--before", type=_row_id, metavar="ID", help="page on: tickets older than this id")
     tsearch.add_argument("--json", action="store_true")
 
     show = ticket.add_parser("show", parents=[db], help="show one ticket with its timeline")
@@ -377,6 +377,21 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+ROW_ID_MAX = 2**31 - 1  # the largest id a row may have (an INTEGER on PostgreSQL)
+
+
+def _row_id(text: str) -> int:
+    """A row's id as ``--before`` takes it: a whole number a database column holds (larger would be refused
+    by the driver, not by the command)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= ROW_ID_MAX:
+        raise argparse.ArgumentTypeError(f"an id is from 1 to {ROW_ID_MAX}, not {text}")
     return value
 
 

@@ -25,9 +25,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; output cut short by its reader (``itsm ticket list | head``) ends it quietly.
 
     Every command prints only after its transaction has committed, so a reader that went away costs it
-    nothing: the work is done, and the exit is 0, as for any ``head``-safe command. The output still
-    buffered is flushed here, where its closed pipe can still be caught; stdout is then pointed at
-    ``os.devnull`` so that the interpreter's own flush at exit does not fail all over again.
+    nothing: the work is done, and the exit is the command's own (0, or 1 for ``ticket update A B`` with
+    refusals among them), as for any ``head``-safe command. The output still buffered is flushed here,
+    where its closed pipe can still be caught; stdout is then pointed at ``os.devnull`` so that the
+    interpreter's own flush at exit does not fail all over again.
 
     stderr nobody can read (closed, ``2>&-``, or a pipe whose reader has gone) changes nothing either: the
     command ends with the exit code it would have had, its messages dropped (:class:`QuietStderr`).
@@ -35,16 +36,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     _fill_closed_standard_descriptors()
     stderr = sys.stderr
     sys.stderr = cast(TextIO, QuietStderr(stderr))
+    code = 0  # a command that finished says how (`ticket update A B`: 1 when some were refused)
     try:
         try:
             try:
-                return _run(argv)
+                code = _run(argv)
+                return code
             finally:
                 if sys.stdout is not None:
                     sys.stdout.flush()
         except BrokenPipeError:  # stdout's: a write to stderr never raises
             _discard_stdout()
-            return 0
+            return code
     finally:
         sys.stderr = stderr
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from itsm_tui.cli.desk import CliError, Desk, Handler, with_desk
@@ -11,6 +13,8 @@ from itsm_tui.cli.output import local, plain, print_table
 from itsm_tui.services.jsondata import jsonable
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from itsm_tui.services.tickets.commands import Update
 
 
@@ -223,29 +227,50 @@ def _update_each(desk: Desk, args: argparse.Namespace, refs: list[str], update: 
     """The same update on several tickets, each in its own transaction (as the queue's marked tickets):
     one line says what was done and what was refused; exit 0 when all were done, 1 when some were not."""
     from itsm_tui.services import access_log, tickets
+    from itsm_tui.services.access import PermissionDenied
     from itsm_tui.services.tickets import commands
 
     if args.expected_version is not None:
         raise CliError("--expected-version goes with one ticket, not several")
     with desk.db.read_session() as session:
         actor = desk.actor(session)
-    recording = access_log.RecordingDatabase.around(desk.db, actor.login, actor.id)  # refusals as one's own
+
+    @contextlib.contextmanager
+    def recorded() -> Iterator[Session]:
+        """A ticket's transaction; a permission refused in it is recorded (once it was rolled back) as
+        this command's, as a refusal of one ticket would be."""
+        try:
+            with desk.db.session() as session:
+                yield session
+        except PermissionDenied as exc:
+            access_log.record_refusal(
+                desk.db,
+                login=actor.login,
+                user_id=actor.id,
+                action="ticket update",
+                permission=exc.permission,
+                detail=str(exc),
+            )
+            raise
+
     try:
         result = tickets.apply_each(
-            recording.session,
-            refs,
-            lambda session, ref: commands.apply(session, desk.config, actor, ref, update),
+            recorded, refs, lambda session, ref: commands.apply(session, desk.config, actor, ref, update)
         )
     except tickets.BulkStopped as stopped:  # what was done is said; then the failure, as any command's
         stop = f"stopped at {stopped.ref}, {len(stopped.not_tried)} not tried"
         print(plain(f"{stopped.result.summary}; {stop}"))
         raise stopped.__cause__ or stopped from None
-    if args.json:
-        refused = [{"ref": r.ref, "reason": r.reason} for r in result.refused]
-        print(json.dumps({"done": list(result.done), "refused": refused}, indent=2))
-    else:
-        print(plain(result.summary))
-    return 1 if result.refused else 0
+    code = 1 if result.refused else 0
+    try:  # a reader gone away changes nothing of what was done, nor of the exit that says it
+        if args.json:
+            refused = [{"ref": r.ref, "reason": r.reason} for r in result.refused]
+            print(json.dumps({"done": list(result.done), "refused": refused}, indent=2))
+        else:
+            print(plain(result.summary))
+    except BrokenPipeError:
+        pass  # the command's end flushes stdout again, finds it closed and exits with the code returned
+    return code
 
 
 @with_desk

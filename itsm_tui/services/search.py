@@ -52,8 +52,12 @@ class SearchHit:
 
 def search_words(text_or_words: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """The distinct words searched for, as typed (case is ignored by the search), at most :data:`WORDS_MAX`;
-    a short word with no letter or digit (``-``, ``#``) finds nothing and is left out."""
-    parts = text_or_words.split() if isinstance(text_or_words, str) else list(text_or_words)
+    a short word with no letter or digit (``-``, ``#``) finds nothing and is left out. A control character
+    (pasted in: a NUL, an escape) parts words: no database takes a NUL in a query."""
+    if isinstance(text_or_words, str):
+        parts = _CONTROLS.sub(" ", text_or_words).split()
+    else:  # each as given (`itsm ticket search "disk full"`), cut only at a control character
+        parts = [piece for part in text_or_words for piece in _CONTROLS.split(part)]
     words: list[str] = []
     for part in parts:
         word = part.strip()
@@ -63,6 +67,8 @@ def search_words(text_or_words: str | tuple[str, ...] | list[str]) -> tuple[str,
             words.append(word)
     return tuple(words[:WORDS_MAX])
 
+
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 _INDEXED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # engine -> has ticket_search_all
 

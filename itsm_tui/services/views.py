@@ -22,12 +22,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from itsm_tui.models import Group, SavedView, User, utc_or_now
 from itsm_tui.services import audit
+from itsm_tui.services.access import PermissionDenied
 from itsm_tui.services.errors import NotFound, ServiceError, ValidationError
-from itsm_tui.services.queue import SORTS, VIEWS, FilterError, check_assignees, parse_filter
+from itsm_tui.services.queue import SORTS, VIEWS, FilterError, check_assignees, parse_filter, sort_offered
 from itsm_tui.services.users import Actor
 from itsm_tui.text import strip_control
 
@@ -42,8 +44,16 @@ SHARED_LIMIT = 500  # the views shared with one person's groups read at most (a 
 ACTIONS = ("apply", "edit", "delete")
 
 
-class NotOwner(ServiceError):
-    """A change to a view someone else saved: only its owner may."""
+class NotOwner(PermissionDenied):
+    """A change to a view someone else saved: only its owner may. A permission refused (recorded in the
+    access trail as ``view.change_others``, as the command line's and the console's refusals are), which
+    no role holds."""
+
+    PERMISSION = "view.change_others"
+
+    def __init__(self, message: str) -> None:  # no role has it: nothing to look up in PERMISSIONS
+        ServiceError.__init__(self, message)
+        self.permission, self.needed_roles = self.PERMISSION, ()
 
 
 @dataclass(frozen=True)
@@ -237,6 +247,8 @@ def _check_filter(session: Session, config: DeskConfig | None, actor: Actor, tex
     value = " ".join(text.split())
     if len(value) > FILTER_LENGTH:
         raise ValidationError("filter", f"a view's filter has at most {FILTER_LENGTH} characters")
+    if strip_control(value) != value:  # a NUL pasted in: PostgreSQL would refuse to store it
+        raise ValidationError("filter", "a view's filter is one line of printable characters")
     try:
         check_assignees(session, parse_filter(value, actor, config))
     except FilterError as exc:
@@ -249,6 +261,17 @@ def _check_sort(sort: str) -> str:
     if value not in SORTS:
         raise ValidationError("sort", f"no sort {sort!r}; use one of {', '.join(SORTS)}")
     return value
+
+
+def _check_sort_in(base_view: str, sort: str) -> None:
+    """A sort the queue offers in that view (the "All tickets" view: those its indexes serve), as its
+    sort keys offer them: a view may not sort the whole history by what no index holds."""
+    if not sort_offered(base_view, sort):
+        offered = [key for key in SORTS if sort_offered(base_view, key)]
+        words = ", ".join(offered[:-1]) + f" or {offered[-1]}"
+        raise ValidationError(
+            "sort", f"the view {VIEWS[base_view].title!r} sorts only by {words}, not {sort}"
+        )
 
 
 def _check_base(base_view: str) -> str:
@@ -306,6 +329,7 @@ def save_view(
     name = _check_name(name)
     key = _check_key(key, reserved or {})
     base_view, sort = _check_base(base_view), _check_sort(sort)
+    _check_sort_in(base_view, sort)
     filter_text = _check_filter(session, config, actor, filter_text)
     group_id, group_code = _group_id(session, actor, share_with)
     if (other := _taken(session, actor, SavedView.name, name, None)) is not None:
@@ -325,10 +349,29 @@ def save_view(
         updated_at=now,
     )
     session.add(view)
-    session.flush()
+    _flush_unique(session, name, key)
     for field, value in _fields(view, group_code).items():
         audit.record_for(session, ENTITY, view, actor.id, now, "create", field, value)
     return _info(view, actor.login, group_code)
+
+
+def _flush_unique(session: Session, name: str, key: str) -> None:
+    """Write the view now; another of the owner's views saved at the same moment under the same name or key
+    (the unique index refuses the later one, which checked before the earlier one was committed) is
+    refused as the check would have refused it."""
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        said = str(getattr(getattr(exc.orig, "diag", None), "constraint_name", None) or exc.orig)
+        if "uq_saved_views_key" in said or said.endswith("saved_views.key"):
+            raise ValidationError(
+                "key", f"{key} is the key of another view of yours, saved a moment ago; choose another key"
+            ) from None
+        if "uq_saved_views_name" in said or said.endswith("saved_views.name"):
+            raise ValidationError(
+                "name", f"you saved a view called {name!r} a moment ago; choose another name"
+            ) from None
+        raise
 
 
 def _fields(view: SavedView, group_code: str | None) -> dict[str, str | None]:
@@ -396,6 +439,7 @@ def update_view(
         view.base_view = _check_base(base_view)
     if sort is not None:
         view.sort = _check_sort(sort)
+    _check_sort_in(view.base_view, view.sort)
     if descending is not None:
         view.descending = descending
     after = _fields(view, group_code)
@@ -404,7 +448,7 @@ def update_view(
         view.updated_at = now
         for field, value in changed.items():
             audit.record_for(session, ENTITY, view, actor.id, now, "update", field, value, before[field])
-        session.flush()
+        _flush_unique(session, view.name, view.key)
     return _info(view, info.owner_login, group_code)
 
 

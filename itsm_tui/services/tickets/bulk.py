@@ -36,8 +36,8 @@ class Refusal:
     @property
     def said(self) -> str:
         """The reason as the summary says it: one line, without the reference it often starts with."""
-        reason = strip_control(self.reason, single_line=True)
-        return reason.removeprefix(f"{self.ref}: ")
+        reason = strip_control(self.reason, single_line=True).removeprefix(f"{self.ref}: ")
+        return reason.removeprefix(f"{self.ref} ")  # "INC0000012 (was changed by ...)"
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,18 @@ def marked_tickets(session: Session, ids: Collection[int]) -> list[MarkedTicket]
         MarkedTicket(ticket_id, ref, version, TicketFacts(status, group_id, assignee_id), group)
         for ticket_id, ref, version, status, group_id, assignee_id, group in rows
     ]
+
+
+def versions_of(session: Session, refs: Collection[str]) -> dict[str, int]:
+    """The version each ticket of ``refs`` (at most :data:`MARK_LIMIT`) stands at now, by reference (one
+    statement along the unique index of references); a reference no ticket has is left out. What a change
+    confirmed over them is checked against: a ticket changed meanwhile is refused as stale, naming who."""
+    if len(refs) > MARK_LIMIT:
+        raise ValidationError("refs", f"{len(refs)} tickets are more than {MARK_LIMIT} at once; act on fewer")
+    if not refs:
+        return {}
+    rows = session.execute(select(Ticket.ref, Ticket.version).where(Ticket.ref.in_(sorted(refs))))
+    return {ref: version for ref, version in rows}
 
 
 def common_targets(marked: Sequence[MarkedTicket]) -> tuple[str, ...]:

@@ -134,7 +134,8 @@ def parse(text: str) -> Command:
     if verb not in VERBS:
         nearest = difflib.get_close_matches(verb, list(VERBS), n=1)
         hint = f" (did you mean :{nearest[0]}?)" if nearest else ""
-        raise CommandError(f"no command :{verb}{hint}; :help lists them")
+        shown = verb if len(verb) <= 30 else verb[:29] + "…"  # a pasted paragraph is no verb
+        raise CommandError(f"no command :{shown}{hint}; :help lists them")
 
     def needs(count: int, most: int | None = None) -> None:
         if len(words) < count or (most is not None and len(words) > most):
@@ -165,7 +166,7 @@ def parse(text: str) -> Command:
         return Update(links=tuple(words))
     if verb == "rate":
         needs(1, 1)
-        if not words[0].isdigit():
+        if not (words[0].isascii() and words[0].isdigit()):  # "²" is a digit to str.isdigit, not to int
             raise CommandError(f"use {usage(verb)}: the rating is a whole number from 1 to 5")
         return Update(rate=int(words[0]))
     if verb in FIELDS:
