@@ -10,14 +10,13 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import subprocess
-import sys
 import textwrap
 import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from forked import PIPE, Forked
 from pilot_helpers import screen_text, settle, wait_until
 from sqlalchemy import DateTime, Integer, String, column, create_engine, inspect, select, table, text
 from sqlalchemy.engine import make_url
@@ -476,13 +475,9 @@ def test_eight_processes_writing_one_ticket_leave_one_unbroken_chain(db, db_url,
     ref = new_ticket(db, config, staff["agent1"])
     logins = ["agent1", "agent2", "lead"] * 2 + ["agent1", "agent2"]  # who works SD-L1's tickets
     rounds, go = 6, tmp_path / "go"
+    db.dispose()  # no connection of this process is carried into the writers (forked: see forked.py)
     writers = [
-        subprocess.Popen(
-            [sys.executable, "-c", WRITER, db_url, login, ref, str(rounds), str(go), str(number)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        Forked(WRITER, db_url, login, ref, str(rounds), str(go), str(number), stdout=PIPE, stderr=PIPE)
         for number, login in enumerate(logins)
     ]
     try:

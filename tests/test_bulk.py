@@ -139,15 +139,14 @@ def test_the_marked_tickets_are_read_by_primary_key_in_one_statement(five_sqlite
     assert plan.count("USING INTEGER PRIMARY KEY") == 2 and "SCAN" not in plan, plan
 
 
-def test_the_command_line_updates_several_tickets_each_on_its_own(
-    five_sqlite, sqlite_url, capsys, monkeypatch
-):
+def test_the_command_line_updates_several_tickets_each_on_its_own(five_sqlite, capsys, monkeypatch):
     db, _, refs = five_sqlite
+    sqlite_url = db.url  # the desk the cast is on
     close_behind_the_console(db, refs[1])
     monkeypatch.setattr("itsm_tui.services.users.os_login", lambda: "lead")
     code = main(["ticket", "update", *refs[:3], "--assign", "agent2", "--db", sqlite_url])
     assert (code, capsys.readouterr().out) == (1, f"2 done, 1 refused: {refs[1]} (the ticket is closed)\n")
-    code = main(["ticket", "update", refs[3], refs[4], "--note", "Rebalanced", "--db", sqlite_url])
+    code = main(["ticket", "update", refs[3], refs[4], refs[4], "--note", "Rebalanced", "--db", sqlite_url])
     assert (code, capsys.readouterr().out) == (0, "2 done\n")
     assert [assignee_of(db, ref) for ref in refs] == ["agent2", None, "agent2", None, None]
     assert [audit_count(db, ref, "assignee") for ref in refs] == [1, 0, 1, 0, 0]

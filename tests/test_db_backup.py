@@ -6,14 +6,13 @@ import json
 import os
 import sqlite3
 import stat
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
 from access_helpers import run_as
+from forked import PIPE, Forked
 from sqlalchemy import text
 
 from itsm_tui.db import SCHEMA_REVISION
@@ -53,9 +52,8 @@ def test_a_backup_taken_while_another_process_writes_is_consistent(
     db, staff, tmp_path, monkeypatch, capsys
 ) -> None:
     _sqlite_only(db)
-    writer = subprocess.Popen(
-        [sys.executable, "-c", WRITER, db.url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    db.dispose()  # no connection of this process is carried into the writer (forked: see forked.py)
+    writer = Forked(WRITER, db.url, stdout=PIPE, stderr=PIPE)
     try:
         assert writer.stdout is not None
         assert writer.stdout.read(5) == "....."  # it is writing before the backup starts

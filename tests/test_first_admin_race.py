@@ -13,12 +13,11 @@ import json
 import os
 import pwd
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from forked import PIPE, Forked
 from sqlalchemy import text
 
 from itsm_tui.db import Database
@@ -97,15 +96,7 @@ def test_exactly_one_first_admin_among_concurrent_first_users(
     me = pwd.getpwuid(os.getuid()).pw_name  # who the racers really are: this process's account
     logins = [f"racer{i}" for i in range(PROCESSES)]
     env = {k: v for k, v in os.environ.items() if k not in ("ITSM_DB_URL", "LOGNAME", "USER", "LNAME")}
-    racers = [
-        subprocess.Popen(
-            [sys.executable, "-c", RACER, str(tmp_path), login, str(ROUNDS)],
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for login in logins
-    ]
+    racers = [Forked(RACER, str(tmp_path), login, str(ROUNDS), stderr=PIPE, env=env) for login in logins]
     try:
         _wait_for([tmp_path / f"ready-{login}" for login in logins])
         for round_no in range(ROUNDS):

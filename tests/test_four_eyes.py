@@ -10,8 +10,6 @@ expected values are worked out by hand from the rules and the cast below, never 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 import time
 from dataclasses import replace
@@ -20,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from forked import PIPE, Forked
 from pilot_helpers import screen_text, wait_until
 from sqlalchemy import select, update
 
 from itsm_tui.app import ItsmApp
 from itsm_tui.cli import main
 from itsm_tui.config import ConfigError, load_config
+from itsm_tui.db import Database
 from itsm_tui.models import AuditEvent, Change, Notification, User
 from itsm_tui.screens.change import ChangeScreen, ReasonForm
 from itsm_tui.services import changes
@@ -705,20 +705,18 @@ RACER = textwrap.dedent(
 )
 
 
-def race(tmp_path: Path, name: str, commands: dict[str, list[str]]) -> dict[str, tuple[int, str, str]]:
+def race(
+    db: Database, tmp_path: Path, name: str, commands: dict[str, list[str]]
+) -> dict[str, tuple[int, str, str]]:
     """Run each login's ``itsm`` command in a process of its own, all let go at once; login -> (exit code,
     stdout, stderr)."""
+    db.dispose()  # no connection of this process is carried into the racers (forked: see forked.py)
     gate = tmp_path / f"go-{name}"
     procs = {
-        login: subprocess.Popen(
-            [sys.executable, "-c", RACER, login, str(gate), *argv],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        login: Forked(RACER, login, str(gate), *argv, stdout=PIPE, stderr=PIPE)
         for login, argv in commands.items()
     }
-    time.sleep(3)  # every process is up and waiting at the gate
+    time.sleep(1)  # every process is up and waiting at the gate (forked: its modules are loaded already)
     gate.touch()
     results = {}
     for login, proc in procs.items():
@@ -770,6 +768,7 @@ def test_approvers_deciding_while_the_implementer_moves_the_change_leave_it_cons
         assert asked(db, ref) == {"cabnet1": "pending", "cabnet2": "pending"}
         moved = (planned + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%MZ")
         results = race(
+            db,
             tmp_path,
             f"{round_}",
             {
@@ -796,6 +795,7 @@ def test_approvers_deciding_while_the_implementer_moves_the_change_leave_it_cons
     moved = (planned + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%MZ")
     held = ["--db", db_url, "--expected-version", version]
     results = race(
+        db,
         tmp_path,
         "held",
         {

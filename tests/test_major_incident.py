@@ -4,13 +4,12 @@ members on shift, once, on both backends; the priorities and the RACI activity a
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from forked import PIPE, Forked
 from sqlalchemy import event, func, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 from test_config import edit
@@ -336,12 +335,8 @@ def test_processes_racing_announce_each_ticket_once(db, db_url, config, staff, t
         s.execute(update(Ticket).values(priority=1).execution_options(synchronize_session=False))
     go = tmp_path / "go"
     args = [db_url, str(go), at(1).isoformat(), "agent2", ",".join(map(str, ids))]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", RACER, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        for _ in range(3)
-    ]
+    db.dispose()  # no connection of this process is carried into the racers (forked: see forked.py)
+    procs = [Forked(RACER, *args, stdout=PIPE, stderr=PIPE) for _ in range(3)]
     try:
         for proc in procs:
             assert proc.stdout is not None

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from forked import PIPE, Forked
 from sqlalchemy import func, select, text, update
 
 from itsm_tui.jobs import sla_scan
@@ -221,14 +220,9 @@ def test_four_processes_scanning_at_once_flag_each_breach_once(db, db_url, confi
         "import sys; import itsm_tui.services.users as u; u.os_login = lambda: 'admin1'; "
         "from itsm_tui.cli import main; sys.exit(main(sys.argv[1:]))"
     )
+    db.dispose()  # no connection of this process is carried into the scans (forked: see forked.py)
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", as_admin, "sla", "scan", "--json", "--now", scan_at],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
+        Forked(as_admin, "sla", "scan", "--json", "--now", scan_at, stdout=PIPE, stderr=PIPE, env=env)
         for _ in range(4)
     ]
     outputs = []

@@ -24,6 +24,7 @@ from pathlib import Path
 from select import select as wait_readable
 
 import pytest
+from forked import PIPE, Forked
 from pilot_helpers import settle, shows, wait_until
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
@@ -158,16 +159,7 @@ class Racers:
         self.folder = folder
         self.rounds = 0
         self.errors: dict[str, str] = {}  # what each stopped racer wrote to its stderr
-        self.procs = {
-            login: subprocess.Popen(
-                [sys.executable, "-c", RACER, login],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for login in logins
-        }
+        self.procs = {login: Forked(RACER, login, stdin=PIPE, stdout=PIPE, stderr=PIPE) for login in logins}
 
     def race(self, commands: dict[str, list[str]]) -> dict[str, dict]:
         self.rounds += 1
@@ -210,10 +202,11 @@ class Racers:
 
 
 @pytest.fixture
-def racers(tmp_path):
+def racers(tmp_path, db):
     started: list[Racers] = []
 
     def start(logins: tuple[str, ...]) -> Racers:
+        db.dispose()  # no connection of this process is carried into the racers (forked: see forked.py)
         started.append(Racers(logins, tmp_path))
         return started[-1]
 
@@ -374,24 +367,22 @@ def test_a_take_that_came_too_late_in_its_own_process(db, db_url, config, desk) 
     """One process per command, as a script would run it: the second take is told who has it, on stderr,
     one line, exit 2, and the ticket stays the first taker's."""
     ref = new_ticket(db, config, desk["lead"])
+    db.dispose()  # no connection of this process is carried into the commands' (forked: see forked.py)
     argv = ["ticket", "update", ref, "--db", db_url, "--take"]
-    first = subprocess.run(
-        [sys.executable, "-c", CLI.format(login="dana"), *argv], capture_output=True, text=True, timeout=120
-    )
-    assert first.returncode == 0 and first.stderr == "", first.stderr
+
+    def run(login: str) -> tuple[int, str | None, str | None]:
+        process = Forked(CLI.format(login=login), *argv, stdout=PIPE, stderr=PIPE)
+        out, err = process.communicate(timeout=120)
+        return process.returncode or 0, out, err
+
+    code, _, err = run("dana")
+    assert code == 0 and err == "", err
     for login in ("agent2", "sam"):
-        late = subprocess.run(
-            [sys.executable, "-c", CLI.format(login=login), *argv],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert (late.returncode, late.stdout) == (2, "")
-        assert late.stderr == taken_line(ref, "dana", login)
-    again = subprocess.run(  # Dana again: it is hers already, so nothing changes and nothing is refused
-        [sys.executable, "-c", CLI.format(login="dana"), *argv], capture_output=True, text=True, timeout=120
-    )
-    assert again.returncode == 0 and again.stderr == ""
+        code, out, err = run(login)
+        assert (code, out) == (2, "")
+        assert err == taken_line(ref, "dana", login)
+    code, _, err = run("dana")  # Dana again: it is hers already, so nothing changes and nothing is refused
+    assert code == 0 and err == ""
     assert state(db, ref) == ("dana", 2)
 
 
