@@ -208,7 +208,7 @@ def cmd_ticket_update(desk: Desk, args: argparse.Namespace) -> int:
         rate=args.rate,
     )
     commands.check(update)  # before any ticket is read
-    refs = [args.ref] if isinstance(args.ref, str) else list(args.ref)
+    refs = [args.ref] if isinstance(args.ref, str) else list(dict.fromkeys(args.ref))  # each ticket once
     if len(refs) > 1:
         return _update_each(desk, args, refs, update)
     with desk.db.session() as session:
