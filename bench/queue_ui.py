@@ -27,12 +27,20 @@ the OS user, who is resolved as the real command does), this prints:
    parsed back into the order it claims (running rows by the signed time to their due instant, then the
    paused ones): whether the column never goes back down the view, and how many paused rows close it.
 
+With ``--startup-only`` (and ``--small PATH``, a 100,000-ticket demo, for the growth to ``--db``'s): start-up
+and paint beside their floors measured in the same run, a bare Textual app (one line of text) and a line-API
+table drawing its visible rows straight from SQLite, each as a fresh process: spawn under a pty of 80x24 to
+the first ticket row, and in process (``run_test``, 80x24) each step of the console's start-up (imports,
+configuration, schema check and catalog sync, the user, app to the queue's mount, the queue's mount to the
+first frame showing its rows) beside the floors', with the ratios; medians of ``--repeat`` interleaved
+rounds, and the load average.
+
 The real command starts its SLA job, which on a database not opened since it was built catches up and
 writes (flags, notifications); run the bench twice for figures on a settled database.
 
 python bench/queue_ui.py --db PATH [--repeat 5] [--keys 60] [--pages 200] [--settle 10]
                          [--pilot-press] [--stock-rows 100000] [--no-tmux] [--no-pty] [--no-stock]
-                         [--sla-only]
+                         [--sla-only] [--startup-only [--small PATH]]
 """
 
 from __future__ import annotations
@@ -57,7 +65,7 @@ import termios
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, closing
+from contextlib import asynccontextmanager, closing, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -425,6 +433,104 @@ async def queries(url: str, config, login: str, args) -> dict:
         return {"sorts": sorts, "filters": filters, "rss_end": rss_mb()}
 
 
+# ------------------------------------------------------------- filters and sorts, on SQLite or PostgreSQL
+
+# The kinds of filter word (in the demo's titles and names: "vpn" in about a tenth of the tickets, "quota" in
+# one in a hundred, "to" a whole word of a tenth), each completed by its timed last keystroke.
+FILTER_KINDS = {"common word": "vpn", "rare word": "quota", "no-match word": "zzqx", "2-letter word": "to"}
+
+
+async def filter_kinds(url: str, config, login: str, args) -> dict[str, Keys]:
+    """In one fresh console: sort changes (``]``), then for each kind of word of :data:`FILTER_KINDS` the
+    keystroke that completes it (the letters before it typed and settled untimed, the field cleared after),
+    ``args.keys`` times each; keystroke to rows shown, and to the count."""
+    async with console(url, config, login) as pilot:
+        app = pilot.app
+        screen = queue_screen(app)
+
+        def reloaded(before: int) -> Callable[[], bool]:
+            return lambda: screen.generation != before
+
+        def settled() -> bool:
+            return count_shown(app) and rows_shown(app)
+
+        sorts = Keys("sort change")
+        for _ in range(args.keys):
+            done = reloaded(screen.generation)
+            if not await timed_key(pilot, sorts, "right_square_bracket", done, args.settle, args.pilot_press):
+                break
+        await pilot.press("4")  # All open again, in its own sort
+        await wait_for(pilot, settled)
+        results = {"sort change": sorts}
+        await pilot.press("slash")
+        for kind, word in FILTER_KINDS.items():
+            keys = results[kind] = Keys(f"filter keystroke, {kind} ({word!r})")
+            for _ in range(args.keys):
+                for letter in word[:-1]:
+                    await send_key(pilot, letter, False)
+                await wait_for(pilot, settled)
+                done = reloaded(screen.generation)
+                if not await timed_key(pilot, keys, word[-1], done, args.settle, args.pilot_press):
+                    break
+                await pilot.press("end", "ctrl+u")
+                await wait_for(pilot, settled)
+        await pilot.press("enter")
+        return results
+
+
+def database_summary(url: str, config, login: str) -> str:
+    """The database's tickets (all and open), its kind and the machine's load, in one line."""
+    from sqlalchemy import func, select
+
+    from itsm_tui.db import Database
+    from itsm_tui.models import Ticket
+
+    db = Database.connect(url)
+    try:
+        with db.read_session() as session:
+            tickets = session.scalar(select(func.count()).select_from(Ticket)) or 0
+            open_tickets = session.scalar(select(func.count()).where(Ticket.is_open.is_(True))) or 0
+    finally:
+        db.dispose()
+    return f"{db.backend}, {tickets:,} tickets ({open_tickets:,} open), load average {os.getloadavg()[0]:.1f}"
+
+
+def filter_report(urls: list[str], args) -> list[str]:
+    """Sort change and filter keystroke figures (p95) for each database of ``urls`` (the largest first), and
+    the growth from the smallest to the largest."""
+    from itsm_tui.config import load_config
+    from itsm_tui.services.users import current_login
+
+    config, login = load_config(), current_login()
+    lines, figures = [], []
+    for url in urls:
+        lines.append(f"{make_safe(url)}: {database_summary(url, config, login)}")
+        paints = [asyncio.run(first_paint(url, config, login)) for _ in range(args.repeat)]
+        found = asyncio.run(filter_kinds(url, config, login, args))
+        found_paint = statistics.median(p[1] for p in paints)
+        lines.append(f"  queue first paint (rows, median of {args.repeat} fresh apps): {ms(found_paint)}")
+        lines += [f"  {keys.line()}" for keys in found.values()]
+        figures.append(found)
+    if len(figures) > 1:
+        smallest, largest = make_safe(urls[-1]), make_safe(urls[0])
+        lines.append(f"growth, {smallest} -> {largest} (p95 of rows shown / of the count):")
+        for kind, keys in figures[0].items():
+            small = figures[-1][kind]
+            if keys.rows and small.rows:
+                text = f"  {kind}: {p95(keys.rows) / p95(small.rows):.2f}x"
+                if keys.count and small.count:
+                    text += f" / {p95(keys.count) / p95(small.count):.2f}x"
+                lines.append(text)
+    return lines
+
+
+def make_safe(url: str) -> str:
+    """A database URL without its password, for the report."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True) if "://" in url else url
+
+
 # --------------------------------------------------------------------------- the SLA column in its order
 
 SLA_FIGURE = re.compile(r"^(R?)\s*(-?)(?:(\d+)d(\d\d)h|(\d+)h(\d\d)m)$")
@@ -712,6 +818,286 @@ def run_stock(db_path: Path, limit: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+# --------------------------------------------------------------------------- start-up and paint beside floors
+
+# The floors, measured in the same run: a bare Textual app (one line of text), and a line-API table that reads
+# the rows it draws straight from SQLite; each in a fresh process, like the console.
+FLOOR_REF = "INC0000000"
+
+
+def bare_app():
+    from textual.app import App, ComposeResult
+    from textual.widgets import Static
+
+    class Bare(App[None]):
+        def compose(self) -> ComposeResult:
+            yield Static(f"{FLOOR_REF} the bare Textual app")
+
+    return Bare()
+
+
+def line_table_app(db_path: Path):
+    """A ScrollView drawing each visible line from SQLite pages of 50 tickets (newest first)."""
+    from rich.segment import Segment
+    from textual.app import App, ComposeResult
+    from textual.geometry import Size
+    from textual.scroll_view import ScrollView
+    from textual.strip import Strip
+
+    class LineTable(ScrollView):
+        mounted_at = 0.0
+
+        def on_mount(self) -> None:
+            self.mounted_at = time.perf_counter()
+            self.conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+            self.top_id = self.conn.execute("SELECT max(id) FROM tickets").fetchone()[0] or 0
+            self.pages: dict[int, list[tuple]] = {}
+            self.virtual_size = Size(80, self.top_id)
+
+        def render_line(self, y: int) -> Strip:
+            index = int(self.scroll_offset.y) + y
+            page = self.pages.get(index // 50)
+            if page is None:
+                page = self.pages[index // 50] = self.conn.execute(
+                    "SELECT ref, priority, status, title FROM tickets WHERE id <= ? "
+                    "ORDER BY id DESC LIMIT 50",
+                    (self.top_id - (index // 50) * 50,),
+                ).fetchall()
+            if index % 50 >= len(page):
+                return Strip.blank(self.size.width)
+            ref, priority, status, title = page[index % 50]
+            return Strip([Segment(f"{ref} P{priority} {status:<11} {title}"[: self.size.width])])
+
+    class LineApp(App[None]):
+        def compose(self) -> ComposeResult:
+            yield LineTable()
+
+    return LineApp()
+
+
+def startup_child(kind: str, db_path: Path) -> dict:
+    """In this fresh process: the steps of one start-up (seconds) of the console (``itsm``), the bare app
+    (``bare``) or the line table (``line``), each until the first frame that shows its rows (80x24)."""
+    steps: dict = {}
+    started = last = time.perf_counter()
+
+    def step(name: str) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        steps[name] = now - last
+        last = now
+
+    async def run(app, shown: Callable[[], bool], mounted: Callable[[], float]) -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            seen = await wait_for(pilot, shown)
+            if seen is None:
+                raise SystemExit(f"{kind}: no rows within {TIMEOUT:.0f} s")
+            steps["to mount"] = mounted() - last
+            steps["paint after mount"] = seen - mounted()
+            steps["total"] = seen - started
+            await pilot.press("ctrl+q")
+
+    if kind == "bare":
+        import textual.app
+        import textual.widgets
+
+        step("imports")
+        app = bare_app()
+        created = time.perf_counter()
+        asyncio.run(run(app, lambda: FLOOR_REF in app.export_screenshot(), lambda: created))
+    elif kind == "line":
+        import textual.app
+        import textual.scroll_view  # noqa: F401
+
+        step("imports")
+        app = line_table_app(db_path)
+        asyncio.run(
+            run(
+                app,
+                lambda: app.query_one("LineTable").mounted_at > 0,
+                lambda: app.query_one("LineTable").mounted_at,
+            )
+        )
+    else:
+        import itsm_tui.app
+        import itsm_tui.screens.queue as queue_module
+
+        step("imports")
+        from itsm_tui.config import load_config, resolve_database_url
+        from itsm_tui.db import open_database
+        from itsm_tui.services.users import current_login, resolve_actor
+
+        config = load_config()
+        step("configuration")
+        db = open_database(resolve_database_url(str(db_path)), config, create=False)
+        step("schema check, catalog sync")
+        with db.read_session() as session:
+            actor = resolve_actor(session, current_login())
+        step("user")
+        composed: list[float] = []
+        compose = queue_module.QueueScreen.compose
+
+        def timed_compose(screen):
+            composed.append(time.perf_counter())
+            return compose(screen)
+
+        queue_module.QueueScreen.compose = timed_compose  # type: ignore[method-assign]
+        app = itsm_tui.app.ItsmApp(db, config, actor)  # with its scheduler set up, as `itsm` has it
+        app.SCHEDULER_DELAY = 60.0  # but no job run while it is measured
+        asyncio.run(run(app, lambda: rows_shown(app), lambda: composed[0] if composed else float("nan")))
+        db.dispose()
+    steps["modules"] = len(sys.modules)
+    steps["postgresql dialect"] = "sqlalchemy.dialects.postgresql" in sys.modules
+    return steps
+
+
+def run_startup_child(kind: str, db_path: Path) -> dict:
+    done = subprocess.run(
+        [sys.executable, __file__, "--db", str(db_path), "--startup-child", kind],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"the start-up run of {kind} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def pty_spawn(argv: list[str], pattern: re.Pattern[str]) -> float | None:
+    """Seconds from spawning ``argv`` on a new 80x24 pseudo-terminal until its output matches ``pattern``."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "80", "LINES": "24"}
+    started = time.perf_counter()
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+    os.close(slave)
+    output, found = b"", None
+    try:
+        while found is None and time.perf_counter() - started < TIMEOUT:
+            if not select.select([master], [], [], 0.05)[0]:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 1 << 16)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+            if pattern.search(ANSI.sub("", output.decode(errors="replace"))):
+                found = time.perf_counter() - started
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        os.close(master)
+    return found
+
+
+STARTUP_STEPS = (
+    "imports",
+    "configuration",
+    "schema check, catalog sync",
+    "user",
+    "to mount",
+    "paint after mount",
+)
+
+
+def startup_figures(db_path: Path, repeat: int) -> dict:
+    """Medians of ``repeat`` rounds, the console and its floors interleaved in each round."""
+    me = [sys.executable, __file__, "--db", str(db_path), "--floor-app"]
+    spawn: dict[str, list[float]] = {"itsm": [], "bare": [], "line": []}
+    steps: dict[str, list[dict]] = {"itsm": [], "bare": [], "line": []}
+    for _ in range(repeat):
+        commands = {
+            "itsm": [itsm_command(), "--db", str(db_path)],
+            "bare": [*me, "bare"],
+            "line": [*me, "line"],
+        }
+        for kind, argv in commands.items():
+            found = pty_spawn(argv, REF)
+            spawn[kind].append(float("nan") if found is None else found)
+            steps[kind].append(run_startup_child(kind, db_path))
+    figures: dict = {"spawn": {k: statistics.median(v) for k, v in spawn.items()}, "load": os.getloadavg()[0]}
+    for kind, runs in steps.items():
+        names = {name for run in runs for name, value in run.items() if isinstance(value, float)}
+        figures[kind] = {name: statistics.median(run[name] for run in runs if name in run) for name in names}
+        figures[kind]["modules"] = runs[-1]["modules"]
+        figures[kind]["postgresql dialect"] = runs[-1]["postgresql dialect"]
+    return figures
+
+
+def startup_lines(figures: dict, label: str) -> list[str]:
+    def ratio(value: float, floor: float) -> str:
+        return f"{value / floor:.2f}x" if floor and floor == floor else "-"
+
+    itsm, bare, line, spawn = figures["itsm"], figures["bare"], figures["line"], figures["spawn"]
+    lines = [
+        f"start-up and paint, {label} (80x24; medians; load average {figures['load']:.1f}):",
+        f"  {'step':<38}{'itsm':>9}{'bare app':>10}{'line table':>12}{'itsm/bare':>11}{'itsm/line':>11}",
+    ]
+
+    def row(name: str, mine: float, floor_bare: float | None, floor_line: float | None) -> str:
+        cells = [ms(mine).rjust(9)]
+        cells.append((ms(floor_bare) if floor_bare is not None else "-").rjust(10))
+        cells.append((ms(floor_line) if floor_line is not None else "-").rjust(12))
+        cells.append((ratio(mine, floor_bare) if floor_bare else "-").rjust(11))
+        cells.append((ratio(mine, floor_line) if floor_line else "-").rjust(11))
+        return f"  {name:<38}" + "".join(cells)
+
+    lines.append(row("spawn to first ticket row (pty)", spawn["itsm"], spawn["bare"], spawn["line"]))
+    for name in STARTUP_STEPS:
+        if name in itsm:
+            lines.append(row(name, itsm[name], bare.get(name), line.get(name)))
+    lines.append(row("in process, to the first row", itsm["total"], bare["total"], line["total"]))
+    lines.append(
+        row(
+            "paint after mount vs bare app to frame",
+            itsm["paint after mount"],
+            bare["total"] - bare["imports"],
+            None,
+        )
+        + "   (goal <= 100 ms; spawn goal <= 2x bare)"
+    )
+    lines.append(
+        f"  modules loaded: itsm {itsm['modules']}, bare app {bare['modules']}, "
+        f"line table {line['modules']}; "
+        f"PostgreSQL dialect imported by itsm: {'yes' if itsm['postgresql dialect'] else 'no'}"
+    )
+    return lines
+
+
+def growth_lines(small: dict, large: dict, small_label: str, large_label: str) -> list[str]:
+    pairs = [("spawn to first ticket row (pty)", small["spawn"]["itsm"], large["spawn"]["itsm"])]
+    pairs += [
+        (name, small["itsm"][name], large["itsm"][name]) for name in STARTUP_STEPS if name in small["itsm"]
+    ]
+    lines = [f"  growth {small_label} -> {large_label} (itsm; goal <= 1.3x):"]
+    for name, a, b in pairs:
+        lines.append(f"    {name:<36}{ms(a):>9} -> {ms(b):>9}  {b / a if a else float('nan'):.2f}x")
+    return lines
+
+
+def startup_report(db_path: Path, small: Path | None, repeat: int) -> list[str]:
+    def label(path: Path) -> str:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            count = conn.execute("SELECT count(*) FROM tickets").fetchone()[0]
+        return f"{count:,} tickets"
+
+    large = startup_figures(db_path, repeat)
+    lines = startup_lines(large, label(db_path))
+    if small is not None:
+        figures = startup_figures(small, repeat)
+        lines += startup_lines(figures, label(small))
+        lines += growth_lines(figures, large, label(small), label(db_path))
+    return lines
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -721,7 +1107,9 @@ def main() -> int:
     if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
         del sys.path[0]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", metavar="PATH", help="SQLite demo database of 1,000,000 tickets")
+    parser.add_argument(
+        "--db", metavar="PATH", help="SQLite demo database of 1,000,000 tickets (or a postgresql:// URL)"
+    )
     parser.add_argument("--repeat", type=int, default=5, help="fresh consoles for first paint and start-up")
     parser.add_argument("--keys", type=int, default=60, help="sort changes and filter keystrokes (each)")
     parser.add_argument("--pages", type=int, default=200, help="page downs")
@@ -735,7 +1123,27 @@ def main() -> int:
     parser.add_argument("--no-stock", action="store_true", help="skip the stock DataTable comparison")
     parser.add_argument("--sla-only", action="store_true", help="only check the SLA column's order")
     parser.add_argument("--stock-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--small", metavar="PATH", help="a smaller demo (100,000 tickets): start-up figures and their growth"
+    )
+    parser.add_argument(
+        "--startup-only", action="store_true", help="only start-up and paint beside the floors"
+    )
+    parser.add_argument("--startup-child", choices=("itsm", "bare", "line"), help=argparse.SUPPRESS)
+    parser.add_argument("--floor-app", choices=("bare", "line"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--filters-only",
+        action="store_true",
+        help="only first paint, sort changes and filter keystrokes by kind of word (with --small: their "
+        "growth); what --db postgresql://... measures",
+    )
     args = parser.parse_args()
+    if args.filters_only or "://" in (args.db or ""):
+        from itsm_tui.config import resolve_database_url
+
+        urls = [resolve_database_url(u) for u in (args.db, args.small) if u]
+        print("\n".join(filter_report(urls, args)))
+        return 0
     db_path = Path(args.db or "").expanduser().resolve()
     if not args.db or not db_path.is_file():
         where = f"no database at {db_path}" if args.db else "no --db PATH given"
@@ -748,6 +1156,16 @@ def main() -> int:
         return 2
     if args.stock_child:
         print(json.dumps(stock_table(db_path, args.stock_child)))
+        return 0
+    if args.startup_child:
+        print(json.dumps(startup_child(args.startup_child, db_path)))
+        return 0
+    if args.floor_app:
+        (bare_app() if args.floor_app == "bare" else line_table_app(db_path)).run()
+        return 0
+    if args.startup_only:
+        small = Path(args.small).expanduser().resolve() if args.small else None
+        print("\n".join(startup_report(db_path, small, args.repeat)))
         return 0
 
     from itsm_tui.config import load_config, resolve_database_url

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from importlib.resources import files
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 # Textual draws a changed screen at its next frame tick; at its default cap of 60 a second a keystroke's new
@@ -31,7 +32,6 @@ from itsm_tui.db import Database, ReadCancelled
 from itsm_tui.keymap import NO_KEYS, BindingTable, Keys, declared_bindings, key_in_force
 from itsm_tui.screens import MODE_TITLES, mode_screens
 from itsm_tui.screens.common import UNREACHABLE_MESSAGE, database_busy, failure_message
-from itsm_tui.screens.help import HelpScreen
 from itsm_tui.services.access_log import RecordingDatabase
 from itsm_tui.services.errors import ServiceError
 from itsm_tui.services.notifications import NotificationRow
@@ -180,7 +180,12 @@ class ItsmApp(App[None]):
     """The service-desk console."""
 
     TITLE = "itsm"
-    CSS_PATH = str(files("itsm_tui.screens") / "app.tcss")
+    # With the queue's own file (its path as the screen names it): a screen's file first read when the screen
+    # shows makes Textual parse every style sheet again and restyle every node, in the first frame's way.
+    CSS_PATH = [
+        str(files("itsm_tui.screens") / "app.tcss"),
+        str(Path(str(files("itsm_tui.screens") / "queue.tcss")).resolve()),
+    ]
     MODES = mode_screens()
     DEFAULT_MODE = "queue"
     COMMANDS = {DeskCommands}  # Textual's own commands come last in it
@@ -195,6 +200,9 @@ class ItsmApp(App[None]):
     ]
 
     SCHEDULER_DELAY = 2.0  # seconds from start-up to the first SLA scan and change reminders
+    # Seconds from start-up to setting the scheduler up: its modules (APScheduler, the jobs and the services
+    # they use) take longer to import than the rest of the first frame's work, which comes first.
+    SCHEDULER_SETUP = 1.0
 
     unread: reactive[int] = reactive(0)
     connected: reactive[bool] = reactive(True)
@@ -265,14 +273,22 @@ class ItsmApp(App[None]):
         )
         self.watcher.start()
         if self.run_scheduler:
-            from itsm_tui.scheduler import make_scheduler
-
-            # On the app's own loop; the scan itself runs in a thread, catching up once the queue shows.
-            self.scheduler = make_scheduler(
-                self.db, self.config, first_run_after=self.SCHEDULER_DELAY, on_outcome=self.job_outcome
-            )
-            self.scheduler.start()
+            self._mounted_at = time.monotonic()
+            self.set_timer(min(self.SCHEDULER_SETUP, self.SCHEDULER_DELAY), self._start_scheduler)
         self.call_after_refresh(self._settle_memory)
+
+    def _start_scheduler(self) -> None:
+        from itsm_tui.scheduler import make_scheduler
+
+        # On the app's own loop; the scan itself runs in a thread, catching up once the queue shows.
+        waited = time.monotonic() - self._mounted_at
+        self.scheduler = make_scheduler(
+            self.db,
+            self.config,
+            first_run_after=max(0.0, self.SCHEDULER_DELAY - waited),
+            on_outcome=self.job_outcome,
+        )
+        self.scheduler.start()
 
     # A full pass of Python's cyclic garbage collector stops the console for 30-80 ms: mid-scroll, a visible
     # stall. What exists once the first screen is up (modules, mappers, styles, widgets) lives as long as
@@ -431,6 +447,8 @@ class ItsmApp(App[None]):
         self.call_from_thread(setattr, self, "unread", count)
 
     def action_help(self) -> None:
+        from itsm_tui.screens.help import HelpScreen  # loaded when first asked for, not for the first frame
+
         self.push_screen(HelpScreen(self.screen))
 
     def open_ticket(self, ticket_id: int, action: str | None = None) -> None:

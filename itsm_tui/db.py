@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from itsm_tui.models import Base
 
 # The newest migration in itsm_tui/migrations/versions (a test keeps the two in step).
-SCHEMA_REVISION = "0012"
+SCHEMA_REVISION = "0013"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
@@ -108,6 +108,11 @@ PG_KEEPALIVES: dict[str, Any] = {
     "keepalives_count": 3,
 }
 _PG_CONNECT = {"connect_timeout": 10, **PG_KEEPALIVES}
+# A console's PostgreSQL pool keeps one connection between actions (the queue's poll uses it every second);
+# what two workers need at once is opened for the moment and closed when given back, so that an idle
+# console holds this one and its LISTEN connection (push.py), not the five SQLAlchemy keeps by default
+# (N consoles must fit the server's max_connections: bench/many_consoles.py).
+PG_POOL: dict[str, Any] = {"pool_size": 1, "max_overflow": 8}
 
 
 def make_engine(url: str, **kwargs) -> Engine:
@@ -115,7 +120,8 @@ def make_engine(url: str, **kwargs) -> Engine:
     if not is_sqlite(url):
         given = make_url(url).query
         connect_args = {key: value for key, value in _PG_CONNECT.items() if key not in given}
-        return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+        pooling = {} if "poolclass" in kwargs else PG_POOL
+        return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **{**pooling, **kwargs})
     _ensure_sqlite_directory(url)  # before SQLite makes the file, readable by all
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
 

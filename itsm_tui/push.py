@@ -1,21 +1,26 @@
 """Hearing of new notifications for one user, in a background thread.
 
 On PostgreSQL the watcher LISTENs for ``pg_notify`` (sent in the transaction that wrote the notification,
-so it arrives at commit); it also re-checks now and then, and if the listening connection drops it falls
-back to polling until it can listen again. On SQLite it polls the newest notification id of the user, an
-indexed lookup that costs microseconds, twice a second.
+so it arrives at commit) on the connections of the console's own pool (:class:`PoolListener`), so that a
+quiet console holds one connection to the server, not one for its work and another to listen on; it also
+re-checks now and then, and while no connection of the pool is open (the server gone) it polls until
+one is again. On SQLite it polls the newest notification id of the user, an indexed lookup that costs
+microseconds, twice a second.
 """
 
 from __future__ import annotations
 
 import logging
+import select
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, event
+from sqlalchemy.exc import DisconnectionError
 
-from itsm_tui.db import PG_KEEPALIVES, Database
+from itsm_tui.db import Database
 from itsm_tui.services import notifications
 from itsm_tui.services.notifications import NotificationRow
 
@@ -23,6 +28,95 @@ log = logging.getLogger("itsm.push")
 
 NewNotifications = Callable[[list[NotificationRow], int], None]  # new rows (oldest first), unread count
 ConnectionState = Callable[[bool], None]
+
+
+class PoolListener:
+    """LISTEN on every connection the engine's pool hands out, and hear what arrives on them.
+
+    The first time a connection of the pool is checked out it LISTENs on :data:`notifications.PG_CHANNEL`
+    (and commits, before the caller's work begins); psycopg hands a notification to :meth:`_notified`
+    in whichever thread reads the connection next: a worker running a statement on it, or
+    :meth:`wait`, which waits for any listening connection to have something to read while it sits in the
+    pool (taking psycopg's lock of the connection, so that it never reads in the middle of someone's
+    statement). PostgreSQL delivers a notification to a session between its transactions, and a console's
+    transactions are short, so it is heard at once. A connection that fails is left to the pool, which
+    opens a new one at the next checkout; that one listens too (:attr:`fresh` says so, for a catch-up).
+    """
+
+    def __init__(self, engine: Engine, channel: str, payload: str) -> None:
+        self.engine, self.channel, self.payload = engine, channel, payload
+        self.heard = threading.Event()  # a notification for this user arrived
+        self.fresh = threading.Event()  # a connection started listening: what came before it is unheard
+        self._lock = threading.Lock()
+        self._connections: dict[int, Any] = {}  # id -> psycopg connection listening
+        event.listen(engine, "checkout", self._checkout)
+        for name in ("close", "close_detached", "detach", "invalidate"):
+            event.listen(engine, name, self._gone)
+
+    def remove(self) -> None:
+        event.remove(self.engine, "checkout", self._checkout)
+        for name in ("close", "close_detached", "detach", "invalidate"):
+            event.remove(self.engine, name, self._gone)
+        with self._lock:
+            self._connections.clear()
+
+    def _checkout(self, dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        with self._lock:
+            if self._connections.get(id(dbapi_connection)) is dbapi_connection:
+                return
+        try:
+            dbapi_connection.execute(f"LISTEN {self.channel}")
+            dbapi_connection.commit()  # LISTEN takes effect at commit; nothing of the caller's has begun
+        except Exception as exc:  # lost since the pool's ping: the pool takes another connection
+            raise DisconnectionError(f"LISTEN failed: {exc}") from exc
+        dbapi_connection.add_notify_handler(self._notified)
+        with self._lock:
+            self._connections[id(dbapi_connection)] = dbapi_connection
+        self.fresh.set()
+
+    def _gone(self, dbapi_connection: Any, *_args: Any) -> None:
+        with self._lock:
+            if self._connections.get(id(dbapi_connection)) is dbapi_connection:
+                del self._connections[id(dbapi_connection)]
+
+    def _notified(self, note: Any) -> None:
+        if note.channel == self.channel and note.payload == self.payload:
+            self.heard.set()
+
+    def listening(self) -> list[Any]:
+        """The open connections that listen."""
+        with self._lock:
+            return [c for c in self._connections.values() if not c.closed]
+
+    def wait(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for a listening connection to have something to read, and read
+        the notifications on it (:attr:`heard` is set if one is for this user)."""
+        connections = self.listening()
+        if not connections:
+            time.sleep(timeout)
+            return
+        try:
+            readable, _, _ = select.select(connections, [], [], timeout)
+        except Exception:  # closed meanwhile: the next round sees it gone
+            return
+        for connection in readable:
+            # Something to read: a notification, or the reply to a statement another thread is running (it
+            # holds the lock, reads the reply and any notification with it; this waits for it to finish).
+            if not connection.lock.acquire(timeout=5):
+                continue
+            try:
+                if connection.closed:
+                    continue
+                pgconn = connection.pgconn
+                pgconn.consume_input()
+                while (note := pgconn.notifies()) is not None:
+                    if note.relname.decode() == self.channel and note.extra.decode() == self.payload:
+                        self.heard.set()
+            except Exception as exc:  # the server went away: the pool replaces the connection when used
+                log.debug("reading notifications failed: %s", exc)
+                self._gone(connection)
+            finally:
+                connection.lock.release()
 
 
 class NotificationWatcher:
@@ -43,6 +137,7 @@ class NotificationWatcher:
         self.last_id = 0
         self.connected = True
         self.listening = False
+        self.listener: PoolListener | None = None  # on PostgreSQL, while the watcher runs
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="itsm-notifications", daemon=True)
 
@@ -114,24 +209,31 @@ class NotificationWatcher:
             self._stop.wait(self.poll_seconds)
 
     def _listen(self) -> None:
-        import psycopg
-
-        conninfo = make_url(self.db.url).set(drivername="postgresql").render_as_string(hide_password=False)
-        # Keepalives: a LISTEN connection only waits, so without them a network that drops it silently
-        # would leave the console deaf until the kernel gives up on it, hours later.
-        conninfo = psycopg.conninfo.make_conninfo(conninfo, connect_timeout=5, **PG_KEEPALIVES)
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f"LISTEN {notifications.PG_CHANNEL}")
-            self.listening = True
-            self.check()  # anything that arrived before LISTEN took effect
+        """Hear notifications on the pool's connections (:class:`PoolListener`) until stopped; while none
+        of them is open (the server gone, or not yet used), poll, which opens one once the server is back."""
+        listener = self.listener = PoolListener(self.db.engine, notifications.PG_CHANNEL, str(self.user_id))
+        try:
+            self.check()  # opens a connection of the pool, which then listens
             last_check = time.monotonic()
-            wanted = str(self.user_id)
             while not self._stop.is_set():
-                heard = False
-                for note in conn.notifies(timeout=0.25, stop_after=1):
-                    if note.payload == wanted:
-                        heard = True
-                if heard or time.monotonic() - last_check > self.listen_recheck_seconds:
+                if not listener.listening():
+                    self.listening = False
+                    self._stop.wait(self.poll_seconds)
                     self.check()
                     last_check = time.monotonic()
-        self.listening = False
+                    continue
+                self.listening = True
+                listener.wait(0.25)
+                caught_up = listener.fresh.is_set()  # a new connection listens: catch up on the gap
+                if caught_up or listener.heard.is_set():
+                    listener.fresh.clear()
+                    listener.heard.clear()
+                    self.check()
+                    last_check = time.monotonic()
+                elif time.monotonic() - last_check > self.listen_recheck_seconds:
+                    self.check()
+                    last_check = time.monotonic()
+        finally:
+            self.listening = False
+            self.listener = None
+            listener.remove()

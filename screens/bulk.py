@@ -52,7 +52,7 @@ RULES: dict[str, tuple[str, str]] = {
     "note": ("note", "write a work note on"),
     "link": ("link", "link"),
 }
-LISTED_REFS = 6  # the confirmation names this many of the tickets
+LISTED_REFS = 24  # the confirmation names this many of the tickets (four lines at 80 columns)
 
 
 def count_text(count: int) -> str:

@@ -131,7 +131,28 @@ class DeskFooter(Footer):
 
     HELP_ACTION = "help"
 
+    # What the keys were last made from (see :meth:`recompose`); None until the bindings are ready.
+    _made_from: tuple[object, ...] | None = None
+
+    def _keys_source(self) -> tuple[object, ...]:
+        """Everything the footer's keys are made from: the width and each active binding (its key shown as
+        the console's keys, fixed at start-up, show it)."""
+        bindings = tuple(
+            (binding.key, binding.action, binding.description, enabled, tooltip)
+            for (_, binding, enabled, tooltip) in self.screen.active_bindings.values()
+            if binding.show or binding.action == "command_palette"
+        )
+        return (self.size.width or self.app.size.width, self.show_command_palette, bindings)
+
+    async def recompose(self) -> None:
+        """Make the keys again only when what they are made from changed: a screen's start-up alone asks
+        for it five times (each focus change and resize), and each time all its keys mount and restyle."""
+        if self._made_from is not None and self.is_attached and self._keys_source() == self._made_from:
+            return
+        await super().recompose()
+
     def compose(self) -> ComposeResult:
+        self._made_from = self._keys_source() if self._bindings_ready else None
         widgets = list(super().compose())
         keys = [w for w in widgets if isinstance(w, FooterKey) and not w.has_class("-command-palette")]
         # In the screen's own order of its bindings: a key the user's file remapped stays in its place, not
@@ -150,6 +171,14 @@ class DeskFooter(Footer):
                 break
         if compact != self.compact:
             self.compact = compact
+        # Keys born in their style: one made compact (FooterKey's own default) and then set to the footer's
+        # width by its data binding restyles itself twice as it mounts. The palette's key is not bound: it
+        # stays compact.
+        for key in kept:
+            key.set_reactive(FooterKey.compact, compact)
+            key.set_class(compact, "-compact", update=False)
+        for widget in palette:
+            widget.set_class(True, "-compact", update=False)
         yield from [*kept, *palette]
 
     @staticmethod

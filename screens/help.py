@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.dom import DOMNode
-from textual.screen import ModalScreen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
 from itsm_tui.keymap import NO_KEYS, Keys, declared_bindings, key_in_force
@@ -36,15 +36,17 @@ class HelpScreen(ModalScreen[None]):
         return keys if isinstance(keys, Keys) else NO_KEYS
 
     def rows(self) -> list[tuple[str, str]]:
-        """(keys, action) for each binding of the screen underneath, then the app's; one with no key in
-        force (unbound by the user) is left out, and so is one the screen does not offer (its
-        ``check_action``: the user's role may never take it); one not open now says so. Over a modal
-        screen (a form) only the app's keys that work there (quit) follow its own."""
+        """(keys, action) for each binding of the screen underneath and of the widget focused there, then
+        the app's; one with no key in force (unbound by the user) is left out, and so is one the screen
+        does not offer (its ``check_action``: the user's role may never take it); one not open now says
+        so. Over a modal screen (a form) only the app's keys that work there (quit) follow its own."""
         keys = self.keys
         rows: list[tuple[str, str]] = []
         underneath = self.underneath
         over_modal = isinstance(underneath, ModalScreen)
-        for source in (underneath, self.app):
+        # The widget focused there too (the queue's table: its moves), after the screen's own keys.
+        focused = underneath.focused if isinstance(underneath, Screen) else None
+        for source in (underneath, focused, self.app):
             if source is None:
                 continue
             # What the screen binds itself comes after its declared keys (the queue's saved views).

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -36,6 +36,7 @@ from itsm_tui.db import ReadCancel
 from itsm_tui.keymap import NO_KEYS, declared_bindings, key_in_force
 from itsm_tui.screens.commandline import CommandLine, Target
 from itsm_tui.screens.common import fit_hints
+from itsm_tui.screens.typeahead import focus_now, not_while_typing, typing, until_shown
 from itsm_tui.screens.views import SavedViewsScreen
 from itsm_tui.services.errors import ServiceError
 from itsm_tui.services.presence import Viewer
@@ -81,6 +82,8 @@ QUEUE_GUARDED = {
     "link": "link",
 }
 QUEUE_STYLES = Path(__file__).resolve().with_name("queue.tcss")  # absolute: found from subclasses too
+# The priority keys that open a text field (typeahead.py): where text is typed, they type themselves.
+TYPED_IN = frozenset({"filter", "new_ticket", "goto", "save_view"})
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,51 @@ def sla_cell(row: QueueRow, now: datetime) -> tuple[str, str]:
     return f"{mark}{format_duration(left):>8}", SLA_STYLES[state]
 
 
+FOREVER = datetime.max.replace(tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
+
+
+def sla_cell_until(row: QueueRow, now: datetime) -> datetime:
+    """The instant until which :func:`sla_cell` of ``row`` stays what it is at ``now`` (or sooner): the next
+    minute of its time left, its warning and its due instant; a stopped or paused row's never changes."""
+    due = row.sla_due_at
+    if row.sla_target is None or due is None or row.paused_at is not None:
+        return FOREVER
+    left = due - now
+    if left > timedelta(0):  # the minutes shown fall at each whole minute before the due instant
+        until = due - (left // MINUTE) * MINUTE
+    elif left == timedelta(0):  # overdue (a minus sign) the next moment
+        return now + timedelta(microseconds=1)
+    else:  # and grow at each whole minute after it
+        until = due + ((-left) // MINUTE + 1) * MINUTE
+    warn = row.response_warn_at if row.sla_target == "response" else row.resolution_warn_at
+    if warn is not None and now < warn < until:
+        until = warn
+    return until
+
+
+class SlaCells:
+    """Each row's SLA cell, kept until the instant its text or style would change (:func:`sla_cell_until`):
+    drawing a row again (a frame, the poll's re-read of the same rows) costs a look-up, not the SLA's
+    arithmetic and formatting. By the values the cell is made of, so a re-read row finds its cell."""
+
+    LIMIT = 4096  # cells kept; all dropped at once beyond it (a few screens' worth are in use)
+
+    def __init__(self) -> None:
+        self._cells: dict[tuple[object, ...], tuple[datetime, datetime, tuple[str, str]]] = {}
+
+    def cell(self, row: QueueRow, now: datetime) -> tuple[str, str]:
+        key = (row.sla_target, row.sla_due_at, row.paused_at, row.response_warn_at, row.resolution_warn_at)
+        kept = self._cells.get(key)
+        if kept is not None and kept[0] <= now < kept[1]:
+            return kept[2]
+        made = sla_cell(row, now)
+        if len(self._cells) >= self.LIMIT:
+            self._cells.clear()
+        self._cells[key] = (now, sla_cell_until(row, now), made)
+        return made
+
+
 class QueueTable(ScrollView, can_focus=True):
     """A table of queue rows drawn line by line from a :class:`QueueWindow`; it holds only read pages."""
 
@@ -196,6 +244,7 @@ class QueueTable(ScrollView, can_focus=True):
         # Who else has the shown tickets open (ticket id -> viewers), read with each poll of the screen.
         self.presence: dict[int, tuple[Viewer, ...]] = {}
         self._styles: dict[tuple[str, Style], Style] = {}
+        self._sla = SlaCells()
         self.marks: dict[int, str] = {}  # the marked tickets: id -> ref, in the order they were marked
         self.zone = ZoneInfo("UTC")  # the agent's time zone, set on mount
 
@@ -373,7 +422,7 @@ class QueueTable(ScrollView, can_focus=True):
         if key == "priority":
             return f"P{row.priority}", PRIORITY_STYLES.get(row.priority, "")
         if key == "sla":
-            return sla_cell(row, self.now)
+            return self._sla.cell(row, self.now)
         if key == "status":
             return row.status, ""
         if key in ("resolved", "opened"):
@@ -449,8 +498,9 @@ class QueueScreen(SavedViewsScreen):  # views of one's own: S saves, V manages, 
         Binding("a", "assign", "Assign", id="queue.assign"),
         Binding("e", "escalate", "Escalate", id="queue.escalate"),
         Binding("s", "status", "Status", id="queue.status"),
-        Binding("n", "new_ticket", "New", id="queue.new"),
-        Binding("slash", "filter", "Filter", id="queue.filter"),
+        # Priority, like every key that opens a text field: the keys typed after it go there (typeahead.py).
+        Binding("n", "new_ticket", "New", id="queue.new", priority=True),
+        Binding("slash", "filter", "Filter", id="queue.filter", priority=True),
         Binding("v", "next_view", "View", id="queue.next_view"),
         Binding("1", "view('my_work')", "My work", show=False, id="queue.view.my_work"),
         Binding("2", "view('unassigned')", "Unassigned in my groups", show=False, id="queue.view.unassigned"),
@@ -459,13 +509,14 @@ class QueueScreen(SavedViewsScreen):  # views of one's own: S saves, V manages, 
         Binding("5", "view('major')", "Major (P1/P2)", show=False, id="queue.view.major"),
         Binding("6", "view('resolved')", "Recently resolved", show=False, id="queue.view.resolved"),
         Binding("7", "view('all_tickets')", "All tickets", show=False, id="queue.view.all_tickets"),
-        Binding("g", "goto", "Go to ref", show=False, id="queue.goto"),
+        Binding("g", "goto", "Go to ref", show=False, id="queue.goto", priority=True),
         Binding("right_square_bracket", "sort(1)", "Sort", id="queue.sort_next"),
         Binding("left_square_bracket", "sort(-1)", "Sort back", show=False, id="queue.sort_previous"),
         Binding("minus", "reverse", "Reverse", show=False, id="queue.reverse"),
         Binding("space", "mark", "Mark / unmark", show=False, id="queue.mark"),
         Binding("asterisk", "mark_all", "Mark all in view", show=False, id="queue.mark_all", key_display="*"),
-        Binding("escape", "clear_marks", "Clear marks", show=False, id="queue.clear_marks"),
+        # Priority too: "/" typed straight after it must not overtake it (and lose the focus to it).
+        Binding("escape", "clear_marks", "Clear marks", show=False, id="queue.clear_marks", priority=True),
         Binding("r", "reply", "Reply", show=False, id="queue.reply"),
         Binding("c", "note", "Note", show=False, id="queue.note"),
         Binding("l", "link", "Link", show=False, id="queue.link"),
@@ -835,7 +886,8 @@ class QueueScreen(SavedViewsScreen):  # views of one's own: S saves, V manages, 
         self.reload(keep_cursor=True)
 
     def action_filter(self) -> None:
-        self.query_one("#queue-filter", Input).focus()
+        not_while_typing(self)
+        focus_now(self, self.query_one("#queue-filter", Input))
 
     @on(Input.Changed, "#queue-filter")
     def filter_changed(self, event: Input.Changed) -> None:
@@ -882,8 +934,10 @@ class QueueScreen(SavedViewsScreen):  # views of one's own: S saves, V manages, 
     def action_clear_marks(self) -> None:
         """Esc: out of the filter back to the table first; on the table, the marks are cleared."""
         if self.query_one("#queue-filter", Input).has_focus:
-            self.table.focus()
-        elif self.table.marks:
+            focus_now(self, self.table)
+            return
+        not_while_typing(self)  # in the : line, the line's own Esc closes it
+        if self.table.marks:
             self.table.marks.clear()
             self._marks_changed()
 
@@ -919,6 +973,11 @@ class QueueScreen(SavedViewsScreen):  # views of one's own: S saves, V manages, 
         key help (its key says why)."""
         if self.role_refusal(action) is not None:
             return False
+        if self.is_active and typing(self):  # typed into the filter or the : line: not in the footer
+            if action in TYPED_IN:  # (the palette, over the queue, still offers it)
+                return False
+            if action == "clear_marks" and not self.query_one("#queue-filter", Input).has_focus:
+                return False  # the : line's own Esc closes it
         return super().check_action(action, parameters)
 
     def on_key(self, event: events.Key) -> None:
@@ -1152,14 +1211,18 @@ class QueueScreen(SavedViewsScreen):  # views of one's own: S saves, V manages, 
         self.app.notify(line, severity="warning" if failed else "information", markup=False, timeout=10)
         self.reload(keep_cursor=True)
 
-    def action_new_ticket(self) -> None:
+    async def action_new_ticket(self) -> None:
+        not_while_typing(self)
         self.app.new_ticket()
+        await until_shown(self.app)
 
-    def action_goto(self) -> None:
+    async def action_goto(self) -> None:
         """Ask for a ticket's reference (``INC0000042``, ``inc42``, ``42``) and open it."""
         from itsm_tui.screens.goto import ask_and_open
 
+        not_while_typing(self)
         ask_and_open(self.app)
+        await until_shown(self.app)
 
     def action_workload(self) -> None:
         self.app.switch_mode("workload")

@@ -8,6 +8,7 @@ what changed. Presence: a heartbeat every 10 s says who else has the ticket open
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -54,6 +55,7 @@ from itsm_tui.screens.forms import (
 )
 from itsm_tui.screens.links import LinkPicker, follow
 from itsm_tui.screens.sla_explain import SlaExplainScreen
+from itsm_tui.screens.typeahead import not_while_typing, typing, until_shown
 from itsm_tui.services import knowledge, presence, replies, sla_explain, tickets
 from itsm_tui.services.errors import ServiceError, StaleEdit
 from itsm_tui.services.sla_explain import Preview, ProposedChange
@@ -75,6 +77,8 @@ SLA_STYLE = {
     "stopped": "dim",
 }
 ENTRY_STYLE = {"reply": "cyan", "note": "magenta", "rating": "green", "audit": "dim"}
+# The priority keys (typeahead.py): in the : line they are typed in, and the line's Esc closes it.
+TYPED_IN = frozenset({"reply", "note", "goto", "back"})
 
 # action method -> (rule of tickets.available_actions or None for always, label for the actions line)
 ACTIONS: dict[str, tuple[str | None, str]] = {
@@ -128,8 +132,9 @@ class TicketScreen(DeskScreen):
         Binding("e", "escalate", "Escalate", id="ticket.escalate"),
         Binding("h", "escalate_lead", "Tell shift lead", id="ticket.escalate_lead"),
         Binding("s", "status", "Status", id="ticket.status"),
-        Binding("r", "reply", "Reply", id="ticket.reply"),
-        Binding("n", "note", "Note", id="ticket.note"),
+        # Priority: the text typed straight after them goes into the form (typeahead.py).
+        Binding("r", "reply", "Reply", id="ticket.reply", priority=True),
+        Binding("n", "note", "Note", id="ticket.note", priority=True),
         Binding("d", "edit_details", "Edit", id="ticket.edit"),
         Binding("i", "impact", "Impact/urgency", id="ticket.impact"),
         Binding("l", "link", "Link", id="ticket.link"),
@@ -140,7 +145,8 @@ class TicketScreen(DeskScreen):
         Binding("c", "cancel_ticket", "Cancel ticket", id="ticket.cancel"),
         Binding("asterisk", "rate", "Rate", id="ticket.rate", key_display="*"),
         Binding("y", "copy_ref", "Copy ref", id="ticket.copy_ref"),
-        Binding("g", "goto", "Go to ref", show=False, id="ticket.goto"),
+        # Priority: the reference typed straight after it goes into its field (typeahead.py).
+        Binding("g", "goto", "Go to ref", show=False, id="ticket.goto", priority=True),
         Binding("f", "follow", "Follow link", id="ticket.follow"),
         Binding("v", "conversation", "Conversation only", id="ticket.conversation"),
         Binding("ctrl+r", "reload", "Reload", id="ticket.reload"),
@@ -153,7 +159,9 @@ class TicketScreen(DeskScreen):
             key_display=":",
             priority=True,
         ),
-        Binding("escape", "back", "Back", id="ticket.back"),
+        # Priority too: a key typed straight after it (a priority one, g or :) must not overtake it and
+        # be closed by it.
+        Binding("escape", "back", "Back", id="ticket.back", priority=True),
     ]
 
     def __init__(self, ticket_id: int) -> None:
@@ -215,6 +223,7 @@ class TicketScreen(DeskScreen):
         self.beat()
 
     def action_back(self) -> None:
+        not_while_typing(self)  # Esc in the : line closes the line
         self.app.pop_screen()
 
     def action_conversation(self) -> None:
@@ -241,11 +250,13 @@ class TicketScreen(DeskScreen):
 
             self.app.push_screen(LinkPicker(self.ref, linked), chosen)
 
-    def action_goto(self) -> None:
+    async def action_goto(self) -> None:
         """Ask for another ticket's reference and open it (over this one: Escape comes back here)."""
         from itsm_tui.screens.goto import ask_and_open
 
+        not_while_typing(self)
         ask_and_open(self.app)
+        await until_shown(self.app)
 
     def action_command(self) -> None:
         self.query_one(CommandLine).open()
@@ -476,6 +487,11 @@ class TicketScreen(DeskScreen):
         if self.conversation_only:
             shown = [item for item in detail.timeline if item.kind in CONVERSATION]
             title = f"Conversation only, newest first ({len(shown)} of {len(detail.timeline)})"
+            if not shown:  # an empty list would read as a fault
+                key = fill_keys(self, "{ticket.conversation}")
+                title = "Conversation only: no replies or notes yet" + (
+                    f" ({key}: all {len(detail.timeline)})" if key else ""
+                )
         table = Table(
             title=title,
             title_justify="left",
@@ -550,6 +566,8 @@ class TicketScreen(DeskScreen):
         return self.detail.actions.get(rule) if rule else None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in TYPED_IN and self.is_active and typing(self):
+            return False  # a priority key typed into the : line (typeahead.py): not in the footer then
         if action in GUARDED and self.detail is not None and self.refusal(action):
             return None  # shown disabled in the footer
         return True
@@ -577,7 +595,11 @@ class TicketScreen(DeskScreen):
                 markup=False,
             )
             return
-        getattr(self, f"action_{action}")()
+        method = getattr(self, f"action_{action}")
+        if inspect.iscoroutinefunction(method):  # reply, note: they wait for their form (typeahead.py)
+            self.call_later(self.run_action, action)
+        else:
+            method()
 
     def _ready(self, action: str) -> TicketDetail | None:
         """The ticket shown, when the action may run now; before the ticket is loaded it runs once it is."""
@@ -799,15 +821,19 @@ class TicketScreen(DeskScreen):
         title = f"Tell the shift lead why {ref} needs them"
         self._open_form(TextForm(save=save, on_refused=self._refused, public=False, title=title))
 
-    def action_reply(self) -> None:
+    async def action_reply(self) -> None:
+        not_while_typing(self)
         detail = self._ready("reply")
         if detail is not None:
             self._entry(detail, True)
+            await until_shown(self.app)
 
-    def action_note(self) -> None:
+    async def action_note(self) -> None:
+        not_while_typing(self)
         detail = self._ready("note")
         if detail is not None:
             self._entry(detail, False)
+            await until_shown(self.app)
 
     def action_impact(self) -> None:
         detail = self._ready("impact")

@@ -291,7 +291,8 @@ class SavedViewsScreen(DeskScreen):
     """The queue screen's views of one's own (see the module's docstring)."""
 
     BINDINGS = [
-        Binding("S", "save_view", "Save view", show=False, id="queue.save_view"),
+        # Priority: the name typed straight after it goes into the form (typeahead.py).
+        Binding("S", "save_view", "Save view", show=False, id="queue.save_view", priority=True),
         Binding("V", "manage_views", "My views", show=False, id="queue.manage_views"),
     ]
 
@@ -406,7 +407,10 @@ class SavedViewsScreen(DeskScreen):
     def _groups(self) -> list[str]:
         return sorted(self.app.actor.group_codes)
 
-    def action_save_view(self) -> None:
+    async def action_save_view(self) -> None:
+        from itsm_tui.screens.typeahead import not_while_typing, until_shown
+
+        not_while_typing(self)
         query = self.query_state
         if query is None:
             return
@@ -439,6 +443,7 @@ class SavedViewsScreen(DeskScreen):
         self.app.push_screen(
             ViewForm(values=initial, groups=self._groups(), save=save, note=note), callback=self._saved
         )
+        await until_shown(self.app)
 
     def _saved(self, view: ViewInfo | None) -> None:
         if view is None:

@@ -20,6 +20,7 @@ from itsm_tui.app import ItsmApp
 from itsm_tui.config import DeskConfig
 from itsm_tui.db import Database
 from itsm_tui.models import Ticket
+from itsm_tui.push import NotificationWatcher
 from itsm_tui.screens.common import StatusLine
 from itsm_tui.screens.forms import NewTicketForm
 from itsm_tui.screens.ticket import TicketScreen
@@ -94,16 +95,17 @@ def desk(server: PrivateServer, config: DeskConfig) -> Iterator[tuple[Database, 
     db.dispose()
 
 
-def listening_backends(server: PrivateServer) -> int:
-    """How many sessions of the server are LISTENing for the desk's notifications."""
+def listening_backends(server: PrivateServer, watcher: NotificationWatcher) -> int:
+    """How many sessions of the server the console's watcher LISTENs on (its pool's, push.PoolListener)."""
+    listener = watcher.listener
+    pids = [c.info.backend_pid for c in listener.listening()] if listener is not None else []
     engine = create_engine(server.url(), isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
             return int(
                 conn.execute(
-                    text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'LISTEN itsm_notifications'"
-                    )
+                    text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(CAST(:pids AS int[]))"),
+                    {"pids": pids},
                 ).scalar_one()
             )
     finally:
@@ -126,7 +128,8 @@ async def test_a_console_rides_out_a_postgresql_restart_and_listens_again(
         watcher = app.watcher
         assert watcher is not None
         await wait_until(pilot, lambda: watcher.listening, "the watcher to LISTEN", timeout=10)
-        assert app.connected and listening_backends(server) == 1
+        assert app.connected
+        await wait_until(pilot, lambda: listening_backends(server, watcher) == 1, "one session", timeout=10)
 
         # a. The server goes away under an open form.
         server.stop(stop_mode)
@@ -169,7 +172,7 @@ async def test_a_console_rides_out_a_postgresql_restart_and_listens_again(
         # The watcher LISTENs again: a notification made after the restart by another session arrives, and
         # only by NOTIFY (its periodic re-check is put off for the rest of the test).
         await wait_until(pilot, lambda: watcher.listening, "the watcher to LISTEN again", timeout=10)
-        assert listening_backends(server) == 1
+        await wait_until(pilot, lambda: listening_backends(server, watcher) == 1, "one session", timeout=10)
         watcher.listen_recheck_seconds = 3600.0
         other = Database.connect(server.url("desk"))
         try:

@@ -11,8 +11,10 @@ import time
 import pytest
 from pilot_helpers import screen_text, settle, wait_until
 from sqlalchemy import text
+from sqlalchemy.pool import NullPool
 
 from itsm_tui.app import ItsmApp
+from itsm_tui.db import make_engine
 from itsm_tui.push import NotificationWatcher
 from itsm_tui.services import tickets
 
@@ -65,7 +67,7 @@ def test_watcher_hears_another_process(db, db_url, config, staff):
     assert rows[0].kind == "assigned" and ref in rows[0].message and "Lead" in rows[0].message
 
 
-def test_postgres_listener_falls_back_to_polling_when_its_connection_drops(pg_url, db, config, staff):
+def test_postgres_listener_listens_again_when_its_connection_drops(pg_url, db, config, staff):
     if db.backend != "postgresql":
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
     refs = [new_ticket(db, config, staff["agent1"], f"T{i}") for i in range(2)]
@@ -75,25 +77,26 @@ def test_postgres_listener_falls_back_to_polling_when_its_connection_drops(pg_ur
     )
     watcher.start()
     try:
-        assert eventually(lambda: watcher.listening)
-        with db.engine.connect() as conn:
-            killed = (
-                conn.execute(
-                    text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE query LIKE 'LISTEN itsm_notifications%' AND pid <> pg_backend_pid() "
-                        "AND datname = current_database()"  # not the listeners of other test runs
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            conn.commit()
-        assert killed
-        assert eventually(lambda: not watcher.listening)
+        assert eventually(lambda: watcher.listening and watcher.listener is not None)
+        listener = watcher.listener
+        assert listener is not None
+        pids = [connection.info.backend_pid for connection in listener.listening()]
+        admin = make_engine(db.url, poolclass=NullPool)  # not the pool whose connection is killed
+        try:
+            with admin.connect() as conn:
+                killed = conn.execute(
+                    text("SELECT pg_terminate_backend(pid) FROM unnest(CAST(:pids AS int[])) AS pid"),
+                    {"pids": pids},
+                ).scalars()
+                assert all(killed)
+                conn.commit()
+        finally:
+            admin.dispose()
         other_process_assigns(db.url, refs[0], "agent2")
-        assert eventually(lambda: len(heard) == 1)  # delivered by the poll
-        assert eventually(lambda: watcher.listening)  # and it listens again
+        assert eventually(lambda: len(heard) == 1)  # caught up by the connection that replaced it
+        assert eventually(lambda: watcher.listening)
+        assert not {c.info.backend_pid for c in listener.listening()} & set(pids)  # on a new session
+        watcher.listen_recheck_seconds = 3600.0  # from here on only NOTIFY tells it
         other_process_assigns(db.url, refs[1], "agent2")
         assert eventually(lambda: len(heard) == 2)
     finally:

@@ -201,6 +201,10 @@ def indexes_after(conn: Connection, tables: tuple[str, ...] = BULK_TABLES) -> It
                 conn.exec_driver_sql(f"DROP INDEX {name}")
                 definitions.append(definition)
     yield
+    if definitions and conn.dialect.name == "postgresql":
+        # Memory for the sorts of the index builds, for this transaction only (a GIN index of every ticket's
+        # text takes minutes in the default 64 MB)
+        conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
     for definition in definitions:
         conn.exec_driver_sql(definition)
 

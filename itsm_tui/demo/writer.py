@@ -1,16 +1,19 @@
 """Bulk inserts through the driver, and instants in the form the driver stores.
 
-The demo bypasses the ORM: rows are plain tuples inserted with the driver's executemany in one transaction,
-so a million tickets take minutes, not hours.
+The demo bypasses the ORM: rows are plain tuples inserted with the driver's executemany (on PostgreSQL with
+psycopg 3, COPY) in one transaction, so a million tickets take minutes, not hours.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import overload
+from typing import TYPE_CHECKING, cast, overload
 
 from sqlalchemy import Connection
+
+if TYPE_CHECKING:
+    import psycopg
 
 EPOCH = datetime(1970, 1, 1)
 
@@ -71,12 +74,31 @@ class Writer(Instants):
         super().__init__(conn.dialect.name == "sqlite")
         self.conn = conn
         self.mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        # COPY where the driver has it (psycopg 3); any other driver inserts with executemany
+        self.copies = conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
         self.counts: dict[str, int] = {}
 
     def insert(self, table: str, columns: Sequence[str], rows: Iterable[Row]) -> None:
         batch = list(rows)
         if not batch:
             return
-        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([self.mark] * len(columns))})"
-        self.conn.exec_driver_sql(sql, batch)
+        if self.copies:
+            self._copy(table, columns, batch)
+        else:
+            marks = ", ".join([self.mark] * len(columns))
+            self.conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", batch)
         self.counts[table] = self.counts.get(table, 0) + len(batch)
+
+    def _copy(self, table: str, columns: Sequence[str], batch: list[Row]) -> None:
+        """PostgreSQL: the rows in one COPY (psycopg 3), some ten times faster than an INSERT per row; in the
+        connection's transaction, each value as the server reads it from text (an instant as naive UTC)."""
+        raw = self.conn.connection.dbapi_connection
+        if raw is None:  # only once the connection was invalidated
+            raise RuntimeError("the database connection was lost during the demo build")
+        cursor = cast("psycopg.Cursor", raw.cursor())
+        try:
+            with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in batch:
+                    copy.write_row(row)
+        finally:
+            cursor.close()

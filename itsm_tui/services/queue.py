@@ -24,6 +24,7 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    literal_column,
     or_,
     select,
     text,
@@ -33,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from itsm_tui.models import TICKET_STATUSES, Group, Ticket, User
-from itsm_tui.services.search import count_matches, search_words, word_conditions
+from itsm_tui.services.search import _PG_SIMPLE, _PG_TICKET_TEXT, count_matches, search_words, word_conditions
 from itsm_tui.services.tickets.reading import LIST_COLUMNS, with_names
 from itsm_tui.services.users import Actor
 
@@ -314,8 +315,9 @@ def _clock(query: QueueQuery) -> datetime:
 def _conditions(query: QueueQuery, dialect: str = "sqlite", search_index: bool = False) -> list:
     """The WHERE terms of a view and filter, on the tickets table alone (so counts need no join).
 
-    A word matches anywhere in the reference, title or requester, ignoring case; with ``search_index``
-    (SQLite's trigram index of open tickets) words of three characters or more are looked up there.
+    A word matches the reference, title or requester, ignoring case (in "All tickets" the description and
+    entries too), looked up in an index (:func:`_field_words`); ``search_index``: SQLite has the FTS5
+    tables of 0004 and 0012.
     """
     view = query.view
     terms: list = []
@@ -334,27 +336,22 @@ def _conditions(query: QueueQuery, dialect: str = "sqlite", search_index: bool =
     elif view == "major":
         terms.append(Ticket.priority.in_((1, 2)))
     flt = query.filter
-    words = list(flt.words)
+    words = search_words(flt.words)
     if view == "all_tickets":  # ref, title, requester, description and entries, by 0012's index
         # (on SQLite 0012's tables exist where 0004's do: both need FTS5's trigram tokenizer)
-        terms += word_conditions(search_words(tuple(words)), dialect, search_index)
-        words = []
-    elif search_index and view != "resolved":  # the index holds the open tickets only
-        indexed = [w for w in words if len(w) >= SEARCH_MIN_CHARS]
-        if indexed:
-            phrase = " AND ".join('"' + w.replace('"', '""') + '"' for w in indexed)
-            found = text("SELECT rowid FROM ticket_search WHERE ticket_search MATCH :phrase")
-            terms.append(Ticket.id.in_(found.bindparams(phrase=phrase).columns(column("rowid"))))
-            words = [w for w in words if len(w) < SEARCH_MIN_CHARS]
-    for word in words:
-        pattern = f"%{_escape_like(word)}%"
-        columns = (Ticket.ref, Ticket.title, Ticket.requester)
-        if dialect == "sqlite":  # SQLite's LIKE ignores ASCII case by itself; lower() per row only costs
-            terms.append(or_(*[c.like(pattern, escape="\\") for c in columns]))
-        else:
-            terms.append(or_(*[c.ilike(pattern, escape="\\") for c in columns]))
+        terms += word_conditions(words, dialect, search_index)
+    else:
+        terms += _field_words(words, dialect, search_index, open_only=view != "resolved")
+    # The tokens' indexes of every ticket (0013) serve "All tickets". In Recently resolved SQLite would rather
+    # read one of them (a fifth of every ticket, say) than the week's resolved tickets by time: there each
+    # token is tested on a copy of its column (coalesce(x, x) is x), out of the indexes' reach.
+    hidden = dialect == "sqlite" and view == "resolved"
+
+    def token(column):
+        return func.coalesce(column, column) if hidden else column
+
     if flt.priorities:
-        terms.append(Ticket.priority.in_(flt.priorities))
+        terms.append(token(Ticket.priority).in_(flt.priorities))
     if flt.statuses:
         terms.append(Ticket.status.in_(flt.statuses))
     if flt.groups:
@@ -369,17 +366,17 @@ def _conditions(query: QueueQuery, dialect: str = "sqlite", search_index: bool =
                 ]
             )
         )
-        terms.append(Ticket.group_id.in_(matching))
+        terms.append(token(Ticket.group_id).in_(matching))
     if flt.assignees:
         wanted = [a for a in flt.assignees if a.lower() != "none"]
         either: list[ColumnElement[bool]] = (
-            [Ticket.assignee_id.in_(select(User.id).where(User.login.in_(wanted)))] if wanted else []
+            [token(Ticket.assignee_id).in_(select(User.id).where(User.login.in_(wanted)))] if wanted else []
         )
         if len(wanted) != len(flt.assignees):
-            either.append(Ticket.assignee_id.is_(None))
+            either.append(token(Ticket.assignee_id).is_(None))
         terms.append(or_(*either))
     if flt.services:
-        terms.append(Ticket.service.in_(flt.services))
+        terms.append(token(Ticket.service).in_(flt.services))
     if flt.sla:
         now = _clock(query)
         running = [Ticket.paused_at.is_(None), Ticket.resolved_at.is_(None)]
@@ -392,6 +389,72 @@ def _conditions(query: QueueQuery, dialect: str = "sqlite", search_index: bool =
             either.append((Ticket.resolution_warn_at <= now) & (Ticket.resolution_due_at >= now))
         terms += [*running, or_(*either)]
     return terms
+
+
+# The fields a queue view finds its words in (the "All tickets" view: the entries and description too).
+_FIELDS = (Ticket.ref, Ticket.title, Ticket.requester)
+_FTS_FIELDS = "{ref title requester}"  # an FTS5 column filter on 0012's tables (their body column left out)
+_PG_FIELDS_TEXT: ColumnElement[str] = literal_column(
+    "(tickets.ref || ' ' || tickets.title || ' ' || tickets.requester)"
+)
+
+
+def _field_words(words: tuple[str, ...], dialect: str, search_index: bool, open_only: bool) -> list:
+    """WHERE terms for tickets whose reference, title or requester holds every one of ``words`` (as
+    :func:`~itsm_tui.services.search.search_words` gives them), each looked up in an index.
+
+    SQLite: a word of three characters or more is found anywhere (inside longer words too) by a trigram
+    index, 0004's ``ticket_search`` of the open tickets in an open view (``open_only``), else 0012's
+    ``ticket_search_all`` asked for those three fields; a shorter one as a whole word (``hr`` finds "HR",
+    not "three"), by 0013's ``ticket_search_words_open`` of the open tickets in an open view, else
+    0012's ``ticket_search_words`` (0013: it knows the fields). PostgreSQL: the three
+    fields' text (pg_trgm for ILIKE, ``to_tsvector('simple', ...)`` for the short words), by 0013's GIN
+    indexes of the open tickets in an open view; else looked up in 0012's of every ticket's text, and kept
+    where those three fields hold them. An SQLite without FTS5's trigram tokenizer (no index: a small desk)
+    tests every row with LIKE.
+    """
+    long = [w for w in words if len(w) >= SEARCH_MIN_CHARS]
+    short = [w for w in words if len(w) < SEARCH_MIN_CHARS]
+    terms: list = []
+    if dialect == "sqlite" and search_index:
+        if open_only:
+            lookups = [("ticket_search", _phrase(long)), ("ticket_search_words_open", _phrase(short))]
+        else:
+            lookups = [("ticket_search_all", _in_fields(long)), ("ticket_search_words", _in_fields(short))]
+        # In Recently resolved the ids found (of any age) are tested as the week's resolved tickets are read
+        # by time, on a copy of the id (coalesce(x, x) is x): else SQLite reads each ticket found, one by one.
+        key = Ticket.id if open_only else func.coalesce(Ticket.id, Ticket.id)
+        for (table, phrase), chosen in zip(lookups, (long, short), strict=True):
+            if chosen:
+                found = text(f"SELECT rowid FROM {table} WHERE {table} MATCH :{table}")
+                terms.append(key.in_(found.bindparams(**{table: phrase}).columns(column("rowid"))))
+        return terms
+    if dialect == "sqlite":
+        for word in words:
+            pattern = f"%{_escape_like(word)}%"  # SQLite's LIKE ignores ASCII case by itself
+            terms.append(or_(*[c.like(pattern, escape="\\") for c in _FIELDS]))
+        return terms
+    for word in long:
+        pattern = f"%{_escape_like(word)}%"
+        terms.append(_PG_FIELDS_TEXT.ilike(pattern, escape="\\"))  # 0013's index of the open tickets
+        if not open_only:
+            terms.append(_PG_TICKET_TEXT.ilike(pattern, escape="\\"))  # 0012's of every ticket
+    for word in short:
+        words_of = func.plainto_tsquery(_PG_SIMPLE, word)
+        terms.append(func.to_tsvector(_PG_SIMPLE, _PG_FIELDS_TEXT).op("@@")(words_of))
+        if not open_only:
+            terms.append(func.to_tsvector(_PG_SIMPLE, _PG_TICKET_TEXT).op("@@")(words_of))
+    return terms
+
+
+def _phrase(words: list[str]) -> str:
+    """An FTS5 query finding every one of ``words``, each quoted (nothing in it is query syntax)."""
+    return " AND ".join('"' + w.replace('"', '""') + '"' for w in words)
+
+
+def _in_fields(words: list[str]) -> str:
+    """An FTS5 query finding every one of ``words`` in the reference, title or requester of 0012's tables."""
+    return f"{_FTS_FIELDS} : ({_phrase(words)})"
 
 
 # For these narrow views SQLite's planner would rather walk a sort index and filter (tens of thousands of
