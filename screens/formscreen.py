@@ -404,10 +404,12 @@ class FormScreen(WorkerErrorsToApp, ModalScreen[ResultT], Generic[ValuesT, Resul
         if self.saving:
             return
         self._stop_retrying()
-        self.clear_errors()
+        if not self.busy_tries:  # while a busy save is tried again, its message stays until the outcome
+            self.clear_errors()
         try:
             values = self.collect()
         except ValidationError as exc:
+            self.clear_errors()
             self.show_error(exc)
             return
         self.saving = True
@@ -435,6 +437,7 @@ class FormScreen(WorkerErrorsToApp, ModalScreen[ResultT], Generic[ValuesT, Resul
     def _refused(self, exc: ServiceError) -> None:
         self._ready_again()
         self.busy_tries = 0
+        self.clear_errors()
         self.show_error(exc)
         if self._on_refused is not None:
             self._on_refused(exc)

@@ -124,8 +124,10 @@ def start_console(
             os.setsid()
             if not own_session:
                 fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
-            if ignore_sighup:
-                signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            # As a login shell starts it: SIGHUP at its default and not blocked, whatever the test process
+            # (its threads, an earlier test in this worker) left behind; both are inherited through exec.
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
+            signal.signal(signal.SIGHUP, signal.SIG_IGN if ignore_sighup else signal.SIG_DFL)
             os.dup2(slave, 0)
             os.dup2(slave, 1)
             os.dup2(stderr_fd if stderr_fd is not None else slave, 2)
