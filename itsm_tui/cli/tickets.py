@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from itsm_tui.cli.desk import CliError, Desk, Handler, with_desk
 from itsm_tui.cli.output import local, plain, print_table
@@ -71,6 +71,13 @@ def cmd_ticket_list(desk: Desk, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([jsonable(r.__dict__) for r in rows], indent=2))
         return 0
+    _print_tickets(rows, actor.timezone, args.limit)
+    return 0
+
+
+def _print_tickets(rows: Sequence[Any], tz: str, limit: int) -> None:
+    """The table of ``ticket list`` and ``ticket search`` (rows with ref, priority, status, group, assignee,
+    opened_at, title and id), and how to page on when the page is full."""
     print_table(
         ["REF", "P", "STATUS", "GROUP", "ASSIGNEE", "OPENED", "TITLE"],
         [
@@ -80,15 +87,14 @@ def cmd_ticket_list(desk: Desk, args: argparse.Namespace) -> int:
                 r.status,
                 plain(r.group or ""),
                 plain(r.assignee or ""),
-                local(r.opened_at, actor.timezone),
+                local(r.opened_at, tz),
                 plain(r.title)[:60],
             ]
             for r in rows
         ],
     )
-    if len(rows) == args.limit:
+    if len(rows) == limit:
         print(f"(more: --before {rows[-1].id})")
-    return 0
 
 
 @with_desk
@@ -106,23 +112,7 @@ def cmd_ticket_search(desk: Desk, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([jsonable(h.__dict__) for h in hits], indent=2))
         return 0
-    print_table(
-        ["REF", "P", "STATUS", "GROUP", "ASSIGNEE", "OPENED", "TITLE"],
-        [
-            [
-                h.ref,
-                f"P{h.priority}",
-                h.status,
-                plain(h.group or ""),
-                plain(h.assignee or ""),
-                local(h.opened_at, actor.timezone),
-                plain(h.title)[:60],
-            ]
-            for h in hits
-        ],
-    )
-    if len(hits) == args.limit:
-        print(f"(more: --before {hits[-1].id})")
+    _print_tickets(hits, actor.timezone, args.limit)
     return 0
 
 
