@@ -10,6 +10,7 @@ import contextlib
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -296,6 +297,21 @@ def _note_versioned_writes(session: Session, _context: object, _instances: objec
 def versioned_writes(session: Session) -> list[VersionedWrite]:
     """The versioned rows that the session's latest flush updating any set out to update."""
     return list(session.info.get(_WRITES, ()))
+
+
+_SQLITE_TABLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # engine -> {table: exists}
+
+
+def sqlite_has_table(session: Session, name: str) -> bool:
+    """Whether the session's SQLite database has the table ``name`` (an FTS5 table a migration makes only
+    where SQLite was built with the trigram tokenizer), asked once per engine."""
+    bind = session.get_bind()
+    engine = getattr(bind, "engine", bind)
+    known = _SQLITE_TABLES.setdefault(engine, {})
+    if name not in known:
+        found = session.execute(text("SELECT 1 FROM sqlite_master WHERE name = :name"), {"name": name})
+        known[name] = found.first() is not None
+    return known[name]
 
 
 def rowcount(result: Result[Any]) -> int:

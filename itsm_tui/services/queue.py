@@ -9,7 +9,6 @@ read falls back to OFFSET.
 from __future__ import annotations
 
 import functools
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -33,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from itsm_tui.db import sqlite_has_table
 from itsm_tui.models import TICKET_STATUSES, Group, Ticket, User
 from itsm_tui.services.search import _PG_SIMPLE, _PG_TICKET_TEXT, count_matches, search_words, word_conditions
 from itsm_tui.services.tickets.reading import LIST_COLUMNS, with_names
@@ -463,21 +463,12 @@ def _in_fields(words: list[str]) -> str:
 _NARROW_VIEWS = ("major", "breaching")
 
 
-_SEARCH_INDEX: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # engine -> has ticket_search
-
-
 def _backend(session: Session) -> tuple[str, bool]:
     """The session's dialect, and whether it has SQLite's trigram index of open tickets (ticket_search)."""
-    bind = session.get_bind()
-    dialect = bind.dialect.name
+    dialect = session.get_bind().dialect.name
     if dialect != "sqlite":
         return dialect, False
-    engine = getattr(bind, "engine", bind)
-    search_index = _SEARCH_INDEX.get(engine)
-    if search_index is None:
-        found = session.execute(text("SELECT 1 FROM sqlite_master WHERE name = 'ticket_search'")).first()
-        search_index = _SEARCH_INDEX[engine] = found is not None
-    return dialect, search_index
+    return dialect, sqlite_has_table(session, "ticket_search")
 
 
 def _where(session: Session, query: QueueQuery) -> list:

@@ -13,13 +13,13 @@ Results are read newest first (by id) a page at a time: the next page is the one
 from __future__ import annotations
 
 import re
-import weakref
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, column, exists, func, literal_column, or_, select, text, true, union_all
 from sqlalchemy.orm import Session
 
+from itsm_tui.db import sqlite_has_table
 from itsm_tui.models import Ticket, TicketEntry
 from itsm_tui.services.tickets.reading import LIST_COLUMNS, with_names
 
@@ -70,22 +70,14 @@ def search_words(text_or_words: str | tuple[str, ...] | list[str]) -> tuple[str,
 
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
-_INDEXED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # engine -> has ticket_search_all
-
 
 def backend(session: Session) -> tuple[str, bool]:
     """The session's dialect, and (SQLite) whether it has the FTS5 tables of migration 0012 (an SQLite
     built without the trigram tokenizer has not: the search then reads the rows themselves)."""
-    bind = session.get_bind()
-    dialect = bind.dialect.name
+    dialect = session.get_bind().dialect.name
     if dialect != "sqlite":
         return dialect, True
-    engine = getattr(bind, "engine", bind)
-    indexed = _INDEXED.get(engine)
-    if indexed is None:
-        found = session.execute(text("SELECT 1 FROM sqlite_master WHERE name = 'ticket_search_all'")).first()
-        indexed = _INDEXED[engine] = found is not None
-    return dialect, indexed
+    return dialect, sqlite_has_table(session, "ticket_search_all")
 
 
 def _phrase(words: list[str]) -> str:
