@@ -470,6 +470,20 @@ def _table(path: Path, data: dict, key: str) -> dict:
     return value
 
 
+def _array_of_tables(path: Path, data: dict, name: str) -> list[tuple[str, dict]]:
+    """The ``[[name]]`` tables (none if absent), each with its key for messages (``name[0]``, ...)."""
+    raw = data.get(name, [])
+    if not isinstance(raw, list):
+        raise ConfigError(path, name, f"must be a list of [[{name}]] tables")
+    tables = []
+    for index, body in enumerate(raw):
+        key = f"{name}[{index}]"
+        if not isinstance(body, dict):
+            raise ConfigError(path, key, "must be a table")
+        tables.append((key, body))
+    return tables
+
+
 def _int(path: Path, key: str, value: object, low: int, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(path, key, f"must be a whole number, not {value!r}")
@@ -571,14 +585,8 @@ def _parse_sla(path: Path, data: dict, calendars: dict[str, Calendar]) -> dict:
 
 
 def _parse_escalations(path: Path, data: dict, groups: dict[str, Group]) -> tuple[EscalationRule, ...]:
-    raw = data.get("escalations", [])
-    if not isinstance(raw, list):
-        raise ConfigError(path, "escalations", "must be a list of [[escalations]] tables")
     rules = []
-    for index, body in enumerate(raw):
-        key = f"escalations[{index}]"
-        if not isinstance(body, dict):
-            raise ConfigError(path, key, "must be a table")
+    for key, body in _array_of_tables(path, data, "escalations"):
         _check_keys(path, body, key, ("event", "target", "priorities", "from_level", "to"))
         event = body.get("event")
         if event not in ("warning", "breach"):
@@ -861,14 +869,8 @@ def _parse_changes(path: Path, data: dict, services: dict[str, Service]) -> Chan
         path, "reminders.conflict_horizon_days", reminders.get("conflict_horizon_days", 60), 1, 730
     )
     interval = _int(path, "reminders.interval_seconds", reminders.get("interval_seconds", 300), 10, 86400)
-    raw_templates = data.get("templates", [])
-    if not isinstance(raw_templates, list):
-        raise ConfigError(path, "templates", "must be a list of [[templates]] tables")
     templates: dict[str, ChangeTemplate] = {}
-    for index, body in enumerate(raw_templates):
-        key = f"templates[{index}]"
-        if not isinstance(body, dict):
-            raise ConfigError(path, key, "must be a table")
+    for key, body in _array_of_tables(path, data, "templates"):
         _check_keys(path, body, key, _TEMPLATE_KEYS)
         code = body.get("code")
         if not isinstance(code, str) or not re.fullmatch(r"[a-z0-9_-]{1,40}", code):
@@ -945,14 +947,8 @@ def _parse_changes(path: Path, data: dict, services: dict[str, Service]) -> Chan
 
 def _parse_replies(path: Path, data: dict) -> tuple[ReplyTemplate, ...]:
     _check_keys(path, data, "", ("templates",))
-    raw = data.get("templates", [])
-    if not isinstance(raw, list):
-        raise ConfigError(path, "templates", "must be a list of [[templates]] tables")
     templates: dict[str, ReplyTemplate] = {}
-    for index, body in enumerate(raw):
-        key = f"templates[{index}]"
-        if not isinstance(body, dict):
-            raise ConfigError(path, key, "must be a table")
+    for key, body in _array_of_tables(path, data, "templates"):
         _check_keys(path, body, key, ("name", "kind", "text"))
         name = body.get("name")
         if not isinstance(name, str) or not name.strip():
