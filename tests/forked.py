@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 PIPE = subprocess.PIPE
@@ -30,14 +30,13 @@ DEVNULL = subprocess.DEVNULL
 _pipe_ends: dict[int, int] = {}
 
 
-def _exit_code(script: str, argv: Sequence[str]) -> int:
-    """Run ``script`` as ``python -c`` would with ``argv``; its exit code as the interpreter would give it:
-    an exception's traceback on stderr and exit 1, ``sys.exit``'s code, stdout and stderr flushed at the
-    end (a failed flush told on stderr, exit 120)."""
-    sys.argv = ["-c", *argv]
+def exit_code_of(run: Callable[[], object]) -> int:
+    """Call ``run`` and give its exit code as the interpreter would at its end: an exception's traceback
+    on stderr and exit 1, ``sys.exit``'s code, stdout and stderr flushed at the end (a failed flush told on
+    stderr, exit 120)."""
     code: object = 0
     try:
-        exec(compile(script, "<string>", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
+        code = run()
     except SystemExit as exc:
         code = exc.code
     except BaseException:
@@ -56,6 +55,16 @@ def _exit_code(script: str, argv: Sequence[str]) -> int:
                 os.write(2, f"Exception ignored on flushing {stream.name}: {exc!r}\n".encode())
             code = 120
     return code
+
+
+def _exit_code(script: str, argv: Sequence[str]) -> int:
+    """Run ``script`` as ``python -c`` would with ``argv`` (:func:`exit_code_of`)."""
+    sys.argv = ["-c", *argv]
+
+    def run() -> None:
+        exec(compile(script, "<string>", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
+
+    return exit_code_of(run)
 
 
 class Forked:

@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 
 import pytest
 from access_helpers import CAST
+from forked import exit_code_of
 from sqlalchemy import create_engine, text
 
 from itsm_tui.cli import main
@@ -457,33 +458,9 @@ def _fork(login: str, argv: list[str]) -> tuple[int, str]:
 
 
 def _exit_code(argv: list[str]) -> int:
-    """Run the command and end as the interpreter would after it, without the seconds of tearing down a
-    heap of imports: an exception's traceback on stderr (exit 1), then stdout and stderr flushed, a failed
-    flush told on stderr ("Exception ignored ...") with exit 120."""
-    import traceback
-
-    try:
-        code: object = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    except BaseException:
-        traceback.print_exc()
-        code = 1
-    if code is None:
-        code = 0
-    elif not isinstance(code, int):
-        print(code, file=sys.stderr)
-        code = 1
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception as exc:
-            with contextlib.suppress(Exception):
-                print(
-                    f"Exception ignored on flushing {stream.name}: {exc!r}", file=sys.__stderr__, flush=True
-                )
-            code = 120
-    return code
+    """Run the command and end as the interpreter would after it (:func:`forked.exit_code_of`), without the
+    seconds of tearing down a heap of imports."""
+    return exit_code_of(lambda: main(argv))
 
 
 class ForkServer:
