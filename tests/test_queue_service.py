@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from plan_helpers import sqlite_plans
 from sqlalchemy import event, func, insert, select, text
 
 from itsm_tui.db import ReadCancel, ReadCancelled
@@ -170,25 +171,7 @@ def test_window_learns_the_end_from_a_short_page_and_keeps_the_pages_near_the_sc
 
 def _plans(db, run) -> list[str]:
     """The query plans of the statements on the tickets table that ``run(session)`` executes."""
-    captured: list[tuple[str, object]] = []
-
-    def grab(conn, cursor, statement, parameters, context, executemany):
-        if "tickets" in statement and not statement.startswith("EXPLAIN"):
-            captured.append((statement, parameters))
-
-    event.listen(db.engine, "before_cursor_execute", grab)
-    try:
-        with db.read_session() as session:
-            run(session)
-            return [
-                " / ".join(
-                    str(r[-1])
-                    for r in session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)
-                )
-                for sql, params in captured
-            ]
-    finally:
-        event.remove(db.engine, "before_cursor_execute", grab)
+    return sqlite_plans(db, run, "tickets")
 
 
 @pytest.mark.parametrize("sort", [s for s in queue.SORTS if s != "resolved"])

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from access_helpers import run_as
 from pilot_helpers import settle, shows, type_text, wait_shown, wait_until
+from plan_helpers import sqlite_plans
 from sqlalchemy import event, text
 from textual.widgets import Input
 from ticket_helpers import T0, move, new_ticket, take
@@ -205,25 +206,7 @@ def test_the_sqlite_index_stays_whole_through_edits_entries_and_deletes(sqlite_u
 
 def _plans(db, run) -> list[str]:
     """The query plans (SQLite) of the statements on tickets that ``run(session)`` executes."""
-    captured: list[tuple[str, object]] = []
-
-    def grab(conn, cursor, statement, parameters, context, executemany):
-        if "FROM tickets" in statement and not statement.startswith("EXPLAIN"):
-            captured.append((statement, parameters))
-
-    event.listen(db.engine, "before_cursor_execute", grab)
-    try:
-        with db.read_session() as session:
-            run(session)
-            return [
-                " / ".join(
-                    str(r[-1])
-                    for r in session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)
-                )
-                for sql, params in captured
-            ]
-    finally:
-        event.remove(db.engine, "before_cursor_execute", grab)
+    return sqlite_plans(db, run, "FROM tickets")
 
 
 def test_sqlite_searches_go_by_the_index_and_the_primary_key(demo_copy):
