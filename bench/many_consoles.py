@@ -10,7 +10,9 @@ doing what a console does at its real cadence:
 - ``push.NotificationWatcher`` (LISTEN on the pool's connections, its own re-check every 5 s);
 - the scheduler's jobs, ``jobs.sla_scan.scan`` every ``scan_interval_seconds`` of sla.toml (30 s) and the
   change reminders every ``reminders.interval_seconds`` (300 s), in their own thread, each console's first
-  run at a random instant of the interval (consoles start at different times).
+  run at a random instant of the interval (consoles start at different times). With ``--jobs-in-consoles
+  no`` (sla.toml's ``jobs_in_consoles = false``) no console runs them and one scheduler host does (in the
+  first host process, on an engine of its own), as ``itsm scheduler`` on one host would.
 
 The consoles run as threads (one thread each for the queue, the watcher and the scheduler, as in a console)
 spread over ``--processes`` host processes. Beside them, one separate process is a real console's typist: it
@@ -34,6 +36,7 @@ The SLA scan time is wall time in the console's thread (GIL waits among the simu
 
 python bench/many_consoles.py [--db postgresql://postgres@127.0.0.1:5432/postgres | --private-server]
         [--consoles 0,10,50,100] [--seconds 40] [--tickets 20000] [--processes 2] [--pool-size 1]
+        [--jobs-in-consoles yes|no]
 """
 
 from __future__ import annotations
@@ -100,7 +103,9 @@ def set_pool(size: int) -> None:
 
 
 class Console:
-    def __init__(self, url: str, user_id: int, group_id: int, config, index: int, rng: random.Random) -> None:
+    def __init__(
+        self, url: str, user_id: int, group_id: int, config, index: int, rng: random.Random, jobs: bool
+    ) -> None:
         from itsm_tui.push import NotificationWatcher
         from itsm_tui.services.presence import new_console_id
 
@@ -115,10 +120,9 @@ class Console:
         self.errors: list[str] = []
         self.shown: list[int] = []
         self.watcher = NotificationWatcher(self.db, user_id, self.on_new)
-        self.threads = [
-            threading.Thread(target=self.queue_loop, daemon=True),
-            threading.Thread(target=self.scheduler_loop, daemon=True),
-        ]
+        self.threads = [threading.Thread(target=self.queue_loop, daemon=True)]
+        if jobs:  # the console runs the scheduler's jobs itself (sla.toml jobs_in_consoles)
+            self.threads.append(threading.Thread(target=self.scheduler_loop, daemon=True))
 
     def on_new(self, rows, _unread: int) -> None:
         now = time.time()
@@ -197,18 +201,28 @@ class Console:
         self.db.dispose()
 
 
-def host(url: str, users: list[tuple[int, int]], seed: int, pool_size: int) -> None:
+def host(url: str, users: list[tuple[int, int]], seed: int, pool_size: int, jobs: str) -> None:
     """A host process: run one console per (user id, group id); report when all listen; on "go" keep the
-    measures from then on; on "stop" (or end of input) print them as JSON."""
+    measures from then on; on "stop" (or end of input) print them as JSON. ``jobs``: "consoles" (each
+    console runs the jobs), "scheduler" (none does, and this process also runs them once, as one ``itsm
+    scheduler`` host would, on an engine of its own) or "none"."""
     set_pool(pool_size)
     config = load_config()
     rng = random.Random(seed)
     consoles = [
-        Console(url, uid, gid, config, seed * 1000 + i, random.Random(rng.random()))
+        Console(url, uid, gid, config, seed * 1000 + i, random.Random(rng.random()), jobs == "consoles")
         for i, (uid, gid) in enumerate(users)
     ]
+    scheduler = None
+    if jobs == "scheduler":
+        uid, gid = users[0]
+        scheduler = Console(url, uid, gid, config, seed * 1000 + 999, random.Random(rng.random()), True)
+        scheduler.threads = scheduler.threads[1:]  # only its jobs, not a queue
     for console in consoles:
         console.start()
+    if scheduler is not None:
+        for thread in scheduler.threads:
+            thread.start()
     deadline = time.monotonic() + 60
     while not all(c.watcher.listening for c in consoles) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -221,6 +235,10 @@ def host(url: str, users: list[tuple[int, int]], seed: int, pool_size: int) -> N
         console.stop.set()
     for console in consoles:
         console.finish()
+    if scheduler is not None:
+        scheduler.stop.set()
+        scheduler.finish()
+        consoles.append(scheduler)  # its scans counted with the consoles'
     json.dump(
         {
             "arrivals": {str(c.user_id): c.arrivals for c in consoles},
@@ -381,8 +399,16 @@ def run_n(admin, url: str, users: list[tuple[int, int]], n: int, args) -> dict:
     for p in range(parts):
         chunk = consoles[p::parts]
         if chunk:
+            jobs = "consoles" if args.jobs_in_consoles else ("scheduler" if p == 0 else "none")
             hosts.append(
-                spawn("--host", named(url, CONSOLES_APP), json.dumps(chunk), str(p + 1), str(args.pool_size))
+                spawn(
+                    "--host",
+                    named(url, CONSOLES_APP),
+                    json.dumps(chunk),
+                    str(p + 1),
+                    str(args.pool_size),
+                    jobs,
+                )
             )
     for h in hosts:
         line = h.stdout.readline().strip()
@@ -535,6 +561,7 @@ def bench(admin_url: str, args) -> None:
         print(
             f"server: {room} connections for clients, {used} in use before the bench; "
             f"pool size {args.pool_size}; "
+            f"jobs {'in every console' if args.jobs_in_consoles else 'in one scheduler host'}; "
             f"{args.processes} host processes of console threads; {args.seconds:g} s per N",
             flush=True,
         )
@@ -574,13 +601,24 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=2, help="host processes for the consoles")
     parser.add_argument("--pool-size", type=int, default=1, help="1: the console's pool; 5: SQLAlchemy's")
     parser.add_argument("--keep", action="store_true", help="keep bench_many")
-    parser.add_argument("--host", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--jobs-in-consoles",
+        choices=("yes", "no"),
+        default=None,
+        help="whether each console runs the SLA job and reminders (default: sla.toml's jobs_in_consoles); "
+        "no: one scheduler host runs them",
+    )
+    parser.add_argument("--host", nargs=5, help=argparse.SUPPRESS)
     parser.add_argument("--typist", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.host:
-        url, users, seed, pool = args.host
-        host(url, [tuple(u) for u in json.loads(users)], int(seed), int(pool))
+        url, users, seed, pool, jobs = args.host
+        host(url, [tuple(u) for u in json.loads(users)], int(seed), int(pool), jobs)
         return 0
+    if args.jobs_in_consoles is None:
+        args.jobs_in_consoles = load_config().jobs_in_consoles
+    else:
+        args.jobs_in_consoles = args.jobs_in_consoles == "yes"
     if args.typist:
         url, uid, gid, pool = args.typist
         typist(url, int(uid), int(gid), int(pool))

@@ -67,6 +67,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, closing, suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 REF = re.compile(r"(?:INC|REQ)\d{7}")
@@ -931,9 +932,13 @@ def startup_child(kind: str, db_path: Path) -> dict:
         step("configuration")
         db = open_database(resolve_database_url(str(db_path)), config, create=False)
         step("schema check, catalog sync")
+        from itsm_tui.services import queue as queue_service
+
         with db.read_session() as session:
             actor = resolve_actor(session, current_login())
-        step("user")
+            step("user")
+            first = queue_service.first_rows(session, actor, datetime.now(UTC))  # as `itsm` reads it
+        step("first page")
         composed: list[float] = []
         compose = queue_module.QueueScreen.compose
 
@@ -942,7 +947,9 @@ def startup_child(kind: str, db_path: Path) -> dict:
             return compose(screen)
 
         queue_module.QueueScreen.compose = timed_compose  # type: ignore[method-assign]
-        app = itsm_tui.app.ItsmApp(db, config, actor)  # with its scheduler set up, as `itsm` has it
+        app = itsm_tui.app.ItsmApp(
+            db, config, actor, first_rows=first
+        )  # its scheduler set up, as `itsm` has it
         app.SCHEDULER_DELAY = 60.0  # but no job run while it is measured
         asyncio.run(run(app, lambda: rows_shown(app), lambda: composed[0] if composed else float("nan")))
         db.dispose()
@@ -1003,6 +1010,7 @@ STARTUP_STEPS = (
     "configuration",
     "schema check, catalog sync",
     "user",
+    "first page",
     "to mount",
     "paint after mount",
 )

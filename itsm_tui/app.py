@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from textual.widget import Widget
 
     from itsm_tui.push import NotificationWatcher
+    from itsm_tui.services.queue import FirstRows
 
 log = logging.getLogger("itsm.app")
 
@@ -218,8 +219,11 @@ class ItsmApp(App[None]):
         clock: Callable[[], datetime] | None = None,
         keys: Keys = NO_KEYS,
         columns: ColumnChoice = NO_CHOICE,
+        first_rows: FirstRows | None = None,
     ) -> None:
         super().__init__()
+        # The queue's first page, read before the app started (``itsm``): shown in the queue's first frame.
+        self.first_rows = first_rows
         # The user's keys (:mod:`itsm_tui.keymap`): remapped through Textual's keymap, unbound ones taken
         # out of every node as it is registered (here the app's own).
         self.keys = keys
@@ -260,6 +264,13 @@ class ItsmApp(App[None]):
         return driver
 
     def on_mount(self) -> None:
+        if self.run_scheduler and self.config.jobs_in_consoles:
+            self._mounted_at = time.monotonic()
+            self.set_timer(min(self.SCHEDULER_SETUP, self.SCHEDULER_DELAY), self._start_scheduler)
+        # The inbox's count and the notification watcher once the first frame (the queue's rows) is drawn.
+        self.call_after_refresh(self._after_first_frame)
+
+    def _after_first_frame(self) -> None:
         from itsm_tui.push import NotificationWatcher
 
         self.refresh_unread()
@@ -272,10 +283,7 @@ class ItsmApp(App[None]):
             on_connection=lambda ok: self.call_from_thread(self.database_ok if ok else self.database_lost),
         )
         self.watcher.start()
-        if self.run_scheduler:
-            self._mounted_at = time.monotonic()
-            self.set_timer(min(self.SCHEDULER_SETUP, self.SCHEDULER_DELAY), self._start_scheduler)
-        self.call_after_refresh(self._settle_memory)
+        self._settle_memory()
 
     def _start_scheduler(self) -> None:
         from itsm_tui.scheduler import make_scheduler

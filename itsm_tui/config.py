@@ -320,6 +320,9 @@ class DeskConfig:
     # must be for them to count as on shift (services/tickets/major.py).
     major_incident_priorities: frozenset[int] = frozenset({1})
     on_shift_minutes: int = 60
+    # Whether each console runs the scheduler's jobs (the SLA scan, change reminders) itself (sla.toml);
+    # false: only `itsm scheduler` hosts run them.
+    jobs_in_consoles: bool = True
     reply_templates: tuple[ReplyTemplate, ...] = ()
 
     def priority_for(self, impact: str, urgency: str) -> int:
@@ -404,6 +407,7 @@ def load_config(config_dir: str | os.PathLike[str] | None = None) -> DeskConfig:
         changes=_parse_changes(paths["changes.toml"], raw["changes.toml"], catalog.services),
         major_incident_priorities=sla["major_incident_priorities"],
         on_shift_minutes=sla["on_shift_minutes"],
+        jobs_in_consoles=sla["jobs_in_consoles"],
         reply_templates=_parse_replies(paths["replies.toml"], raw["replies.toml"]),
     )
 
@@ -526,6 +530,7 @@ _SLA_KEYS = (
     "reopen_restarts_resolution",
     "major_incident_priorities",
     "on_shift_minutes",
+    "jobs_in_consoles",
     "policies",
     "escalations",
 )
@@ -551,6 +556,9 @@ def _parse_sla(path: Path, data: dict, calendars: dict[str, Calendar]) -> dict:
     if len(set(majors)) != len(majors):
         raise ConfigError(path, "major_incident_priorities", f"lists a priority twice: {majors}")
     on_shift = _int(path, "on_shift_minutes", data.get("on_shift_minutes", 60), 1, 24 * 60)
+    in_consoles = data.get("jobs_in_consoles", True)
+    if not isinstance(in_consoles, bool):
+        raise ConfigError(path, "jobs_in_consoles", "must be true or false")
     policies: dict[int, SlaPolicy] = {}
     for name, body in _table(path, data, "policies").items():
         match = re.fullmatch(r"P([1-5])", name)
@@ -581,6 +589,7 @@ def _parse_sla(path: Path, data: dict, calendars: dict[str, Calendar]) -> dict:
         "reopen_restarts_resolution": restarts,
         "major_incident_priorities": frozenset(majors),
         "on_shift_minutes": on_shift,
+        "jobs_in_consoles": in_consoles,
     }
 
 

@@ -45,9 +45,11 @@ from itsm_tui.services.queue import (
     VIEWS,
     Filter,
     FilterError,
+    FirstRows,
     QueueQuery,
     QueueRow,
     QueueWindow,
+    default_view,
     parse_filter,
     query_for,
     sort_offered,
@@ -562,14 +564,31 @@ class QueueScreen(SavedViewsScreen):  # views of one's own: S saves, V manages, 
         yield from self.compose_footer()
 
     def on_mount(self) -> None:
-        actor = self.app.actor
-        if not actor.has_role("agent", "support_l2", "support_l3") or not actor.group_ids:
-            self.view_key = "all_open"
-        else:
-            self.view_key = "my_work"
+        self.view_key = default_view(self.app.actor)
         self.query_one(QueueTable).focus()
-        self.reload()
+        first, self.app.first_rows = self.app.first_rows, None  # read before the console started: once
+        if first is not None and first.matches(self.current_query()):
+            self._show_first(first)
+        else:
+            self.reload()
         self.set_interval(REFRESH_SECONDS, self.check_for_changes)
+
+    def _show_first(self, first: FirstRows) -> None:
+        """Show the rows read before the console started, in the first frame; count them as usual."""
+        self.generation += 1
+        query = self.query_state = first.window.query
+        self._show_header(query)
+        self._apply(self.generation, first.window, 0, None, first.fingerprint)
+        # Counted once the rows are drawn: the read would only slow down the frame that shows them.
+        self.call_after_refresh(self.count_query, self.generation, first.window, self._new_cancel())
+
+    @work(thread=True, group="queue-query", exit_on_error=False)
+    def count_query(self, generation: int, window: QueueWindow, cancel: ReadCancel) -> None:
+        from itsm_tui.services import queue
+
+        with self.app.db.read_session(cancel) as session:
+            total = queue.count(session, window.query)
+        self.app.call_from_thread(self._apply_total, generation, window, total)
 
     # ------------------------------------------------------------------ the query
 
@@ -1140,7 +1159,6 @@ class QueueScreen(SavedViewsScreen):  # views of one's own: S saves, V manages, 
     def read_marks(self, query: QueueQuery) -> None:
         """The ids of the query's tickets, in its order: its first page, one more than may be marked."""
         from itsm_tui.services import queue
-
         with self.app.db.read_session() as session:
             rows = queue.fetch_page(session, query, limit=MARK_LIMIT + 1)
         self.app.call_from_thread(self._mark_rows, [(row.id, row.ref) for row in rows])

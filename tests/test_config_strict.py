@@ -27,8 +27,8 @@ MISSPELT = [
         "auto_close_day = 5",
         "auto_close_day",
         "unknown key; the file's top level knows warning_ratio, scan_interval_seconds, auto_close_days, "
-        "reopen_restarts_resolution, major_incident_priorities, on_shift_minutes, policies, escalations "
-        "(did you mean 'auto_close_days'?)",
+        "reopen_restarts_resolution, major_incident_priorities, on_shift_minutes, jobs_in_consoles, "
+        "policies, escalations (did you mean 'auto_close_days'?)",
     ),
     (
         "sla.toml",
@@ -152,6 +152,22 @@ def test_an_unknown_key_far_from_every_known_one_lists_the_known_keys_without_a_
     )
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"), [("true", True), ("false", False), ('"no"', None), ("0", None)]
+)
+def test_jobs_in_consoles_is_true_or_false(conf_dir, value, expected):
+    path = conf_dir / "sla.toml"
+    body = path.read_text(encoding="utf-8")
+    assert body.count("jobs_in_consoles = true") == 1
+    path.write_text(body.replace("jobs_in_consoles = true", f"jobs_in_consoles = {value}"), encoding="utf-8")
+    if expected is None:
+        with pytest.raises(ConfigError) as info:
+            load_config(conf_dir)
+        assert (info.value.key, info.value.rule) == ("jobs_in_consoles", "must be true or false")
+    else:
+        assert load_config(conf_dir).jobs_in_consoles is expected
+
+
 def test_a_file_that_is_not_utf8_is_refused_with_where_the_bad_byte_is(conf_dir):
     path = conf_dir / "catalog.toml"
     body = path.read_text(encoding="utf-8").replace("Corporate Network", "Réseau")
@@ -237,6 +253,6 @@ def test_the_cli_prints_the_file_key_and_rule_and_exits_2_without_a_traceback(co
     assert (
         f"itsm: error: bad configuration file {path}: key on_shift_minute: unknown key; "
         "the file's top level knows warning_ratio, scan_interval_seconds, auto_close_days, "
-        "reopen_restarts_resolution, major_incident_priorities, on_shift_minutes, policies, escalations "
-        "(did you mean 'on_shift_minutes'?)"
+        "reopen_restarts_resolution, major_incident_priorities, on_shift_minutes, jobs_in_consoles, "
+        "policies, escalations (did you mean 'on_shift_minutes'?)"
     ) in done.stderr

@@ -356,6 +356,30 @@ def run_scan_now(app: ItsmApp) -> None:
     job.modify(next_run_time=datetime.now(UTC))
 
 
+async def test_a_console_runs_no_jobs_where_sla_toml_leaves_them_to_scheduler_hosts(
+    staff_sqlite, config, no_watcher, monkeypatch
+):
+    """jobs_in_consoles = false: the console sets up no scheduler, so the SLA scan never runs in it."""
+    from dataclasses import replace
+
+    from itsm_tui.screens.queue import QueueScreen
+
+    db, staff = staff_sqlite
+    scan = FlakyScan([])
+    monkeypatch.setattr("itsm_tui.jobs.sla_scan.scan", scan)
+    app = ItsmApp(db, replace(config, jobs_in_consoles=False), staff["lead"])
+    app.SCHEDULER_DELAY = app.SCHEDULER_SETUP = 0.05
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, QueueScreen), "the queue")
+        await pilot.pause(0.5)
+        assert app.scheduler is None and scan.runs == 0
+    # The same console with the shipped setting runs it.
+    app = ItsmApp(db, config, staff["lead"])
+    app.SCHEDULER_DELAY = app.SCHEDULER_SETUP = 0.05
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: scan.runs > 0, "the SLA scan in the console")
+
+
 async def test_a_failing_scheduler_job_shows_in_the_status_line_until_it_succeeds(
     staff_sqlite, config, no_watcher, monkeypatch, caplog
 ):

@@ -285,15 +285,21 @@ def open_console(args: argparse.Namespace) -> int:
     chosen = columns.load()  # a bad column file stops it too
     desk = Desk(args)
     log_to_file()
+    from datetime import UTC, datetime
+
+    from itsm_tui.services import queue
+
     with desk.db.read_session() as session:
         actor = desk.actor(session)
+        # The queue's first page, read now so that the console's first frame shows it.
+        first = queue.first_rows(session, actor, datetime.now(UTC))
     from itsm_tui.services import access_log
 
     access_log.seen(desk.db, actor.login)
     from itsm_tui.app import ItsmApp
     from itsm_tui.terminal import EXIT_TERMINAL_GONE, went_away
 
-    app = ItsmApp(desk.db, desk.config, actor, keys=keys, columns=chosen)
+    app = ItsmApp(desk.db, desk.config, actor, keys=keys, columns=chosen, first_rows=first)
     app.run()
     desk.close()
     return EXIT_TERMINAL_GONE if went_away() else app.return_code or 0

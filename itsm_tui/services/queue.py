@@ -639,6 +639,36 @@ def newest_change(session: Session) -> tuple:
     return tuple(session.execute(newest).one())
 
 
+def default_view(actor: Actor) -> str:
+    """The view the queue opens on: one's own work for those who work tickets in groups, else all open."""
+    if actor.has_role("agent", "support_l2", "support_l3") and actor.group_ids:
+        return "my_work"
+    return "all_open"
+
+
+@dataclass(frozen=True)
+class FirstRows:
+    """The queue's first page read before the console draws anything (``itsm`` reads it right after the
+    schema check and the user), so that the first frame shows rows; the screen takes it only for the query
+    it opens with (:meth:`matches`), and reads its count and the rest as it always does."""
+
+    window: QueueWindow
+    fingerprint: tuple
+
+    def matches(self, query: QueueQuery) -> bool:
+        return replace(self.window.query, now=query.now) == query
+
+
+def first_rows(session: Session, actor: Actor, now: datetime) -> FirstRows:
+    """The first page of the queue's opening view (its default sort, no filter), and the fingerprint taken
+    before it (:func:`newest_change`), as the screen's own first read takes them."""
+    query = query_for(actor, default_view(actor), Filter(), None, None, now)
+    fingerprint = newest_change(session)
+    window = QueueWindow(query)
+    window.store(0, fetch_page(session, query, limit=window.page_size))
+    return FirstRows(window, fingerprint)
+
+
 # --------------------------------------------------------------------------- the window of read pages
 
 

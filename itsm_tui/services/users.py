@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from itsm_tui.constants import ROLES
 from itsm_tui.models import Group, GroupMembership, RoleMembership, User, utcnow
-from itsm_tui.services import audit, dbroles
+from itsm_tui.services import dbroles
 from itsm_tui.services.access import PermissionDenied, require
 from itsm_tui.services.errors import NotFound, ValidationError
 from itsm_tui.services.inputs import known_timezone
@@ -190,6 +190,8 @@ def add_user(
     Whether this is the first user is decided under :func:`_serialise_user_admin`, so that however many
     people add themselves to an empty desk at once, one becomes its admin and the others are refused.
     """
+    from itsm_tui.services import audit  # the writes' trail, not needed to read who one is
+
     if not LOGIN_PATTERN.fullmatch(login):
         raise ValidationError("login", f"{login!r} is not a valid login name")
     if not roles:
@@ -235,6 +237,8 @@ def change_roles(
     lead_of: Sequence[str] = (),
 ) -> User:
     """Grant or withdraw roles and group memberships (admins only)."""
+    from itsm_tui.services import audit  # the writes' trail, not needed to read who one is
+
     actor = _admin_actor(session, actor_login)
     _check_roles([*add, *remove])
     user = session.scalar(select(User).where(User.login == login))

@@ -23,9 +23,6 @@ from itsm_tui.config import DeskConfig
 from itsm_tui.constants import LEVELS
 from itsm_tui.models import TICKET_STATUSES, Ticket, User
 from itsm_tui.services.errors import ServiceError, ValidationError
-from itsm_tui.services.tickets.editing import add_entry, assign, escalate, take, update_fields
-from itsm_tui.services.tickets.lifecycle import PENDING_REASONS, rate, transition
-from itsm_tui.services.tickets.links import link
 from itsm_tui.services.tickets.reading import TicketView, get_ticket, view
 from itsm_tui.services.users import Actor
 
@@ -222,6 +219,11 @@ def apply(
 
     ``expected_version``: refuse if the ticket is no longer at that version; each part then builds on the
     version the one before it made (or it would be refused as stale, naming the caller's own change)."""
+    # The services that write, loaded with the first command run, not with the console's command line.
+    from itsm_tui.services.tickets.editing import add_entry, assign, escalate, take, update_fields
+    from itsm_tui.services.tickets.lifecycle import rate, transition
+    from itsm_tui.services.tickets.links import link
+
     check(update)
     ref = get_ticket(session, ref).ref
     version = expected_version
@@ -361,6 +363,8 @@ def _word_kinds(verb: str, before: list[str]) -> Sequence[str] | str | None:
         if position == 0:
             return TICKET_STATUSES
         if position == 1:
+            from itsm_tui.services.tickets.lifecycle import PENDING_REASONS
+
             return {"pending": PENDING_REASONS, "resolved": "codes"}.get(before[0].lower())
         return None
     if verb in ("link", "open"):

@@ -11,7 +11,7 @@ from sqlalchemy import Select, func, select, true
 from sqlalchemy.orm import Session
 
 from itsm_tui.models import Group, SatisfactionRating, Ticket, TicketEntry, User, utcnow
-from itsm_tui.services import audit, sla
+from itsm_tui.services import sla
 from itsm_tui.services.errors import NotFound
 from itsm_tui.services.jsondata import jsonable
 
@@ -241,6 +241,8 @@ def timeline(
         .where(SatisfactionRating.ticket_id == ticket.id)
         .limit(1)
     ).first()
+    from itsm_tui.services import audit  # a ticket's page, not the queue's rows
+
     if rating is not None:
         said = f"rated {rating.score} of 5" + (f": {rating.comment}" if rating.comment else "")
         items.append(TimelineItem(rating.rated_at, "rating", ticket.requester, said))
