@@ -1159,6 +1159,7 @@ class QueueScreen(SavedViewsScreen):  # views of one's own: S saves, V manages, 
     def read_marks(self, query: QueueQuery) -> None:
         """The ids of the query's tickets, in its order: its first page, one more than may be marked."""
         from itsm_tui.services import queue
+
         with self.app.db.read_session() as session:
             rows = queue.fetch_page(session, query, limit=MARK_LIMIT + 1)
         self.app.call_from_thread(self._mark_rows, [(row.id, row.ref) for row in rows])
