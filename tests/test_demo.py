@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
@@ -11,7 +11,9 @@ from sqlalchemy import text
 from itsm_tui.cli import main
 from itsm_tui.db import Database
 from itsm_tui.demo import DemoRefused, build_demo
+from itsm_tui.services import audit, tickets
 from itsm_tui.services.access import PermissionDenied
+from itsm_tui.services.users import resolve_actor
 
 ANCHOR = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
@@ -185,3 +187,50 @@ def test_demo_command_and_console_login(tmp_path, monkeypatch, capsys):
     # the demo user works with the ticket commands straight away
     assert main(["ticket", "list", "--db", url, "--limit", "5"]) == 0
     assert "REF" in capsys.readouterr().out
+
+
+def test_chunked_entries_are_numbered_on_and_the_next_ones_follow(db, config, monkeypatch):
+    """Each worker numbers its chunk's entries on from those of the chunks before it: the ids run 1 to N
+    without a gap, every audit event naming an entry names its ticket's entry written at that instant, the
+    chains verify, and an entry or ticket made afterwards through the services takes the next id and ref."""
+    monkeypatch.setattr("itsm_tui.services.users.os_login", lambda: "deskuser")
+    monkeypatch.setattr("itsm_tui.demo.BATCH", 300)
+    build_demo(db, config, tickets=1000, seed=9, anchor=ANCHOR)
+    entries = q(db, "SELECT count(*) FROM ticket_entries")
+    assert entries > 500
+    assert q(db, "SELECT min(id) FROM ticket_entries") == 1
+    assert q(db, "SELECT max(id) FROM ticket_entries") == entries
+    named = q(db, "SELECT count(*) FROM audit_events WHERE field = 'entry'")
+    assert named > 200
+    matched = q(
+        db,
+        "SELECT count(*) FROM audit_events a JOIN ticket_entries e ON e.id = CAST(a.new_value AS INTEGER) "
+        "AND e.ticket_id = a.entity_id AND e.created_at = a.at AND e.kind = 'reply' "
+        "WHERE a.field = 'entry' AND a.entity_type = 'ticket'",
+    )
+    assert matched == named
+    with db.read_session() as s:
+        deskuser = resolve_actor(s, "deskuser")
+        assert audit.verify(s, deskuser).ok
+    incidents = q(db, "SELECT count(*) FROM tickets WHERE kind = 'incident'")
+    later = ANCHOR + timedelta(minutes=5)
+    with db.session() as s:
+        ticket = tickets.create_ticket(
+            s, config, deskuser, now=later, title="After the demo", requester="Ann Example"
+        )
+        ref, ticket_id = ticket.ref, ticket.id
+    assert ref == f"INC{incidents + 1:07d}"
+    assert ticket_id == 1001
+    with db.session() as s:
+        entry = tickets.add_entry(s, config, deskuser, ref, body="A note", public=False, now=later)
+        assert entry.id == entries + 1
+    with db.read_session() as s:
+        assert audit.verify(s, deskuser).ok
+
+
+def test_copy_text_escapes_what_copy_would_read_otherwise():
+    from itsm_tui.demo.writer import copy_text
+
+    rows = [("a\tb", None, True, 3, "x\\y\nz\r"), ("plain", "", False, 0, "Zoë")]
+    assert copy_text(rows) == "a\\tb\t\\N\tTrue\t3\tx\\\\y\\nz\\r\nplain\t\tFalse\t0\tZoë\n"
+    assert copy_text([]) == ""

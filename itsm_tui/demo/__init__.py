@@ -3,8 +3,9 @@
 Tickets open with weekday and hour-of-day seasonality; each one's history is then lived move by move in
 time order, by the rules of the services and of the SLA job, up to the anchor, so the demo is what a desk
 running the console would hold: a scan at the anchor finds nothing to do, and every stored SLA instant is
-the engine's for the ticket's audit trail. The rows are inserted in bulk (driver-level executemany, one
-transaction, the indexes built after the load), so a million tickets take a few minutes.
+the engine's for the ticket's audit trail. The rows are inserted in bulk (on PostgreSQL a COPY of the text
+the worker processes laid out, elsewhere the driver's executemany; one transaction, the indexes built after
+the load), so a million tickets take a few minutes.
 
 The data tables are in :mod:`.tables` and the people in :mod:`.roster`; :mod:`.generator` writes the
 records through the bulk :mod:`.writer`, with the tickets made chunk by chunk by the factory of
@@ -116,9 +117,10 @@ def build_demo(
         if replaced:
             progress(f"deleting {held.describe()} ...")
         with search_index_after(conn):
-            wipe(conn)
+            truncated = wipe(conn)
             restore_groups(conn, config)
             generator = Generator(conn, config, random.Random(seed), end, tickets, progress, BATCH)
+            generator.writer.freeze = truncated
             with indexes_after(conn):
                 generator.run()
                 progress("indexing ...")

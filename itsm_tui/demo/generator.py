@@ -15,20 +15,10 @@ from sqlalchemy import Connection, select, text
 from itsm_tui.config import DeskConfig
 from itsm_tui.demo.changes import write_changes
 from itsm_tui.demo.roster import Staff, roster
-from itsm_tui.demo.tables import (
-    ENTRY_COLUMNS,
-    HISTORY_DAYS,
-    HOUR_LOAD,
-    PAUSE_COLUMNS,
-    RATING_COLUMNS,
-    SYMPTOMS,
-    TICKET_COLUMNS,
-    WEEKDAY_LOAD,
-)
-from itsm_tui.demo.tickets import ChunkRows, Job, TicketFactory, made_chunks
+from itsm_tui.demo.tables import HISTORY_DAYS, HOUR_LOAD, SYMPTOMS, WEEKDAY_LOAD
+from itsm_tui.demo.tickets import Chunk, Job, TicketFactory, made_chunks
 from itsm_tui.demo.writer import Row, Writer
 from itsm_tui.models import Group
-from itsm_tui.services import audit
 from itsm_tui.services.users import current_login
 
 
@@ -51,7 +41,6 @@ class Generator:
         self.end = end
         self.end_ts = int(end.timestamp())  # whole seconds: every demo instant is one
         self.start_ts = self.end_ts - HISTORY_DAYS * 86400
-        self.entry_id = 0
         self.os_login = current_login()
         self.open_count = 0
         self.groups = {row.code: row.id for row in conn.execute(select(Group.code, Group.id))}
@@ -135,7 +124,7 @@ class Generator:
         instants = self._opening_instants()
         kinds = ["incident" if rng.random() < 0.72 else "request" for _ in instants]
         factory = TicketFactory(
-            self.config, self.staff, self.groups, self.start_ts, self.end_ts, self.writer.sqlite
+            self.config, self.staff, self.groups, self.start_ts, self.end_ts, self.writer.copies
         )
         counters = {"INC": 0, "REQ": 0}
         refs: list[str] = []
@@ -149,34 +138,18 @@ class Generator:
             for first in range(0, len(instants), batch)
         ]
         done = 0
-        for rows in made_chunks(factory, chunks):
-            self._flush_tickets(rows)
-            self.open_count += rows.open_count
-            done += len(rows.tickets)
+        for chunk in made_chunks(factory, chunks):
+            self._flush_tickets(chunk)
+            self.open_count += chunk.open_count
+            done += chunk.tickets
             self.progress(f"  {done} tickets")
         self._set_counter("INC", counters["INC"])
         self._set_counter("REQ", counters["REQ"])
 
-    def _flush_tickets(self, rows: ChunkRows) -> None:
-        """Insert a chunk: its entries numbered on from the chunks before, the audit events naming them, and
-        the audit trail chained, with the head of each ticket's chain (each ticket's events are all in its
-        chunk, so the heads of one chunk are all its tickets')."""
-        w = self.writer
-        base = self.entry_id
-        events = rows.events
-        for position, number in rows.entry_audits:
-            event = events[position]
-            events[position] = (*event[:7], str(base + number))
-        self.entry_id += len(rows.entries)
-        w.insert("tickets", TICKET_COLUMNS, rows.tickets)
-        heads: dict[tuple[str, int], tuple[int, str]] = {}
-        w.insert("audit_events", *audit.table_rows(events, heads))
-        w.insert("audit_heads", *audit.head_rows(heads))
-        w.insert("ticket_pauses", PAUSE_COLUMNS, rows.pauses)
-        w.insert(
-            "ticket_entries", ENTRY_COLUMNS, [(base + n, *row) for n, row in enumerate(rows.entries, start=1)]
-        )
-        w.insert("satisfaction_ratings", RATING_COLUMNS, rows.ratings)
+    def _flush_tickets(self, chunk: Chunk) -> None:
+        """Insert a chunk as the factory laid it out, table by table."""
+        for table, columns, data, count in chunk.tables:
+            self.writer.load(table, columns, data, count)
 
     # ------------------------------------------------------------------ problems, known errors
 

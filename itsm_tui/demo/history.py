@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from itsm_tui.config import DeskConfig
 from itsm_tui.demo.clock import EpochClock
@@ -45,13 +44,13 @@ _OPEN = frozenset(OPEN_STATUSES)
 
 @dataclass
 class ChunkRows:
-    """The rows of one chunk of tickets.
+    """The rows of one chunk of tickets, as the histories write them.
 
-    The histories write audit events as their fields (``events``); the main process lays them out as the
-    rows of the audit table, chained (:func:`itsm_tui.services.audit.table_rows`), once it has given them
-    their entries' ids: ticket entries are numbered from 1 within the chunk, and ``entry_audits`` lists
-    (audit event, entry number) for each audit event that names an entry. A link's hash covers that id,
-    which depends on the chunks before, so the chain can only be made there.
+    The audit events are kept as their fields (``events``), to be laid out as the rows of the audit table,
+    chained (:func:`itsm_tui.services.audit.table_rows`), once their entries have ids: ticket entries are
+    numbered from 1 within the chunk, and ``entry_audits`` lists (audit event, entry number) for each audit
+    event that names an entry. A link's hash covers that id, which follows on from the entries of the
+    chunks before (:meth:`itsm_tui.demo.tickets.TicketFactory.laid_out`).
     """
 
     tickets: list[Row] = field(default_factory=list)
@@ -61,23 +60,6 @@ class ChunkRows:
     ratings: list[Row] = field(default_factory=list)
     pauses: list[Row] = field(default_factory=list)
     open_count: int = 0
-
-    def plain(self) -> tuple[Any, ...]:
-        """The rows as plain tuples and lists (for a fast serialiser), in the order :meth:`of` reads them."""
-        return (
-            self.tickets,
-            self.events,
-            self.entries,
-            self.entry_audits,
-            self.ratings,
-            self.pauses,
-            self.open_count,
-        )
-
-    @classmethod
-    def of(cls, plain: tuple) -> ChunkRows:
-        tickets, events, entries, entry_audits, ratings, pauses, open_count = plain
-        return cls(tickets, events, entries, entry_audits, ratings, pauses, open_count)
 
 
 class Desk:

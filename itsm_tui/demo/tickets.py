@@ -9,7 +9,9 @@ another group; ``auto_close_days`` after its resolution the job closes it. Every
 pauses, notes, rating) are those the console would have written. Nothing happens after the anchor.
 
 A chunk's rows depend only on its job (first index, opening instants, references and a seed drawn from the
-main generator), never on which process made it, so the data is the same for any number of workers.
+main generator) and on how many entries the chunks before it hold, never on which process made it, so the
+data is the same for any number of workers. A worker lays its chunk out as the database takes it (the audit
+trail chained and hashed; on PostgreSQL the COPY text itself), so the main process only streams it in.
 """
 
 from __future__ import annotations
@@ -18,9 +20,8 @@ import itertools
 import marshal
 import math
 import os
-import pickle
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -31,30 +32,50 @@ from itsm_tui.demo.roster import Staff
 from itsm_tui.demo.tables import (
     CANCEL_REASONS,
     DEPARTMENTS,
+    ENTRY_COLUMNS,
     ESCALATION_REASONS,
     FIRST_NAMES,
     LAST_NAMES,
+    PAUSE_COLUMNS,
     PENDING,
     PRIORITY_MIX,
+    RATING_COLUMNS,
     REOPEN_REASONS,
     REQUESTS,
     RESOLUTION_MEDIAN_HOURS,
     RESOLUTION_TEXT,
     SERVICE_LOAD,
     SYMPTOMS,
+    TICKET_COLUMNS,
 )
-from itsm_tui.demo.writer import Instants
+from itsm_tui.demo.writer import Instants, Row, copy_text
+from itsm_tui.services import audit
 from itsm_tui.services.access import has_permission
 
 if TYPE_CHECKING:
     from multiprocessing.pool import AsyncResult
+    from multiprocessing.sharedctypes import SynchronizedArray
+    from multiprocessing.synchronize import Condition
 
     from itsm_tui.config import DeskConfig
 
-__all__ = ["ChunkRows", "Job", "TicketFactory", "made_chunks"]
+__all__ = ["Chunk", "ChunkRows", "Job", "TicketFactory", "made_chunks"]
 
 Job = tuple[int, list[int], list[str], int]
 """A chunk to make: the index before its first ticket, its opening instants, its references, its seed."""
+
+Table = tuple[str, tuple[str, ...], str | Sequence[Row], int]
+"""One table's part of a chunk: its name, the columns, the rows (or their COPY text), how many."""
+
+
+@dataclass
+class Chunk:
+    """A chunk laid out as the database takes it: each table's rows in the order they are inserted."""
+
+    tables: list[Table]
+    tickets: int
+    open_count: int
+
 
 _OPEN = ("new", "assigned", "in_progress", "pending")
 _SCORE_WEIGHTS = list(itertools.accumulate((0.62, 0.26, 0.07, 0.03, 0.02)))  # ratings 5 to 1
@@ -103,10 +124,11 @@ class TicketFactory:
         groups: dict[str, int],
         start_ts: int,
         end_ts: int,
-        sqlite: bool,
+        copy: bool,
     ) -> None:
         self.config, self.staff, self.groups = config, staff, groups
-        self.start_ts, self.end_ts, self.sqlite = start_ts, end_ts, sqlite
+        self.start_ts, self.end_ts = start_ts, end_ts
+        self.copy = copy  # lay chunks out as COPY text (PostgreSQL with psycopg 3), else as rows
         self._ready = False
 
     def _prepare(self) -> None:
@@ -114,7 +136,7 @@ class TicketFactory:
         first = (datetime.fromtimestamp(self.start_ts, UTC) - timedelta(days=2)).date()
         last = (datetime.fromtimestamp(self.end_ts, UTC) + timedelta(days=400)).date()
         self.clocks: dict[str, EpochClock] = epoch_clocks(config, first, last)
-        self.instants = Instants(self.sqlite)
+        self.instants = Instants(text=True)  # the form both databases read, plain for the serialiser
         self.desk = Desk(config, self.clocks, self.instants)
         self.combos: dict[int, list[tuple[str, str]]] = {}
         for impact, row in config.priority_matrix.items():
@@ -152,7 +174,7 @@ class TicketFactory:
         state = {
             k: v
             for k, v in self.__dict__.items()
-            if k in ("config", "staff", "groups", "start_ts", "end_ts", "sqlite")
+            if k in ("config", "staff", "groups", "start_ts", "end_ts", "copy")
         }
         state["_ready"] = False
         return state
@@ -168,6 +190,34 @@ class TicketFactory:
         for offset, (opened, ref) in enumerate(zip(instants, refs, strict=True)):
             self._ticket(rng, out, first + offset + 1, ref, opened)
         return out
+
+    def laid_out(self, rows: ChunkRows, entries_before: int) -> Chunk:
+        """The chunk's tables, its entries numbered on from the ``entries_before`` of the chunks before it,
+        the audit events naming them, and the audit trail chained, with the head of each ticket's chain
+        (each ticket's events are all in its chunk, so the heads of one chunk are all its tickets')."""
+        events = rows.events
+        for position, number in rows.entry_audits:
+            event = events[position]
+            events[position] = (*event[:7], str(entries_before + number))
+        entries = [(entries_before + n, *row) for n, row in enumerate(rows.entries, start=1)]
+        heads: dict[audit.Key, tuple[int, str]] = {}
+        trail: Table
+        if self.copy:
+            trail = ("audit_events", *audit.table_copy(events, heads))
+        else:
+            columns, audit_rows = audit.table_rows(events, heads)
+            trail = ("audit_events", columns, audit_rows, len(audit_rows))
+        head_columns, head_rows = audit.head_rows(heads)
+        lay = _copied if self.copy else _listed
+        tables = [
+            lay("tickets", TICKET_COLUMNS, rows.tickets),
+            trail,
+            lay("audit_heads", head_columns, head_rows),
+            lay("ticket_pauses", PAUSE_COLUMNS, rows.pauses),
+            lay("ticket_entries", ENTRY_COLUMNS, entries),
+            lay("satisfaction_ratings", RATING_COLUMNS, rows.ratings),
+        ]
+        return Chunk(tables, len(rows.tickets), rows.open_count)
 
     def _ticket(self, rng: random.Random, out: ChunkRows, index: int, ref: str, opened: int) -> None:
         config, w = self.config, self.instants
@@ -480,16 +530,29 @@ class TicketFactory:
         return "fulfilled" if kind == "request" else rng.choice(self.codes)
 
 
-def made_chunks(factory: TicketFactory, chunks: list[Job], workers: int | None = None) -> Iterator[ChunkRows]:
-    """The chunks' rows in order; with several chunks, made ahead in worker processes while the caller works.
+def _copied(table: str, columns: tuple[str, ...], rows: Sequence[Row]) -> Table:
+    return table, columns, copy_text(rows), len(rows)
 
-    A worker writes each chunk's rows to a file of a private folder and hands back its name: a chunk is tens
-    of megabytes, which through the pool's pipe would keep the worker waiting on the busy caller to read it.
-    At most ``workers + 1`` chunks are in flight, so memory stays flat. Making a chunk costs about twice what
-    inserting it does, so by default there are two workers (one on a single processor).
+
+def _listed(table: str, columns: tuple[str, ...], rows: Sequence[Row]) -> Table:
+    return table, columns, rows, len(rows)
+
+
+def made_chunks(factory: TicketFactory, chunks: list[Job], workers: int | None = None) -> Iterator[Chunk]:
+    """The chunks laid out, in order; with several chunks, made ahead in worker processes while the caller
+    inserts.
+
+    A worker makes a chunk's rows, tells the others how many entries it holds, waits for the entry counts of
+    the chunks before it (made at the same time by the other workers, or by itself earlier) and lays the
+    chunk out with its entries numbered on from theirs. Chunks go to the workers in order, so the chunks
+    before one being made are all made or being made: nobody waits on a chunk that waits in turn.
+    The worker writes the chunk to a file of a private folder and hands back its name: a chunk is tens of
+    megabytes, which through the pool's pipe would keep the worker waiting on the busy caller to read it.
+    At most ``workers + 1`` chunks are in flight, so memory stays flat. The caller mostly streams what the
+    workers made, so by default there are as many workers as processors, at most two.
     """
     if len(chunks) <= 1:
-        yield from map(factory.chunk, chunks)
+        yield from (factory.laid_out(factory.chunk(job), 0) for job in chunks)
         return
     import multiprocessing
     import tempfile
@@ -497,14 +560,15 @@ def made_chunks(factory: TicketFactory, chunks: list[Job], workers: int | None =
 
     if workers is None:
         workers = min(2, os.cpu_count() or 1)
+    context = multiprocessing.get_context("spawn")
+    counts = context.Array("q", [-1] * len(chunks), lock=False)  # entries of each chunk, -1 until made
+    made = context.Condition()
     with tempfile.TemporaryDirectory(prefix="itsm-demo-") as folder:
-        pool = multiprocessing.get_context("spawn").Pool(
-            workers, initializer=_init_worker, initargs=(factory, folder)
-        )
+        pool = context.Pool(workers, initializer=_init_worker, initargs=(factory, folder, counts, made))
         try:
             pending: deque[AsyncResult[str]] = deque()
-            for job in chunks:
-                pending.append(pool.apply_async(_worker_chunk, (job,)))
+            for number, job in enumerate(chunks):
+                pending.append(pool.apply_async(_worker_chunk, (number, job)))
                 if len(pending) > workers:
                     yield _read_chunk(pending.popleft().get())
             while pending:
@@ -514,31 +578,35 @@ def made_chunks(factory: TicketFactory, chunks: list[Job], workers: int | None =
             pool.join()
 
 
-def _read_chunk(path: str) -> ChunkRows:
+def _read_chunk(path: str) -> Chunk:
     with open(path, "rb") as file:
         data = file.read()  # whole: loading from the file itself would read it in small pieces
     os.unlink(path)
-    if data[:1] == b"m":
-        return ChunkRows.of(marshal.loads(memoryview(data)[1:]))
-    return pickle.loads(memoryview(data)[1:])
+    tables, tickets, open_count = marshal.loads(data)
+    return Chunk(tables, tickets, open_count)
 
 
-_WORKER: tuple[TicketFactory, str] | None = None
+_WORKER: tuple[TicketFactory, str, SynchronizedArray[int], Condition] | None = None
 
 
-def _init_worker(factory: TicketFactory, folder: str) -> None:
+def _init_worker(
+    factory: TicketFactory, folder: str, counts: SynchronizedArray[int], made: Condition
+) -> None:
     global _WORKER
-    _WORKER = factory, folder
+    _WORKER = factory, folder, counts, made
 
 
-def _worker_chunk(job: Job) -> str:
+def _worker_chunk(number: int, job: Job) -> str:
     assert _WORKER is not None
-    factory, folder = _WORKER
-    path = os.path.join(folder, f"chunk-{job[0]}")
+    factory, folder, counts, made = _WORKER
     rows = factory.chunk(job)
-    with open(path, "wb") as file:
-        if factory.sqlite:  # instants as text: plain values, which marshal writes and reads fastest
-            file.write(b"m" + marshal.dumps(rows.plain()))
-        else:  # instants as datetimes
-            file.write(b"p" + pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL))
+    with made:
+        counts[number] = len(rows.entries)
+        made.notify_all()
+        made.wait_for(lambda: all(counts[n] >= 0 for n in range(number)))
+        before = sum(counts[:number])
+    chunk = factory.laid_out(rows, before)
+    path = os.path.join(folder, f"chunk-{number}")
+    with open(path, "wb") as file:  # plain values (text, numbers, tuples, lists), which marshal does fastest
+        file.write(marshal.dumps((chunk.tables, chunk.tickets, chunk.open_count)))
     return path
