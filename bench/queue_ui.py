@@ -76,6 +76,7 @@ SIZE = (120, 40)  # the in-process console's terminal size
 WORDS = ("printer", "vpn", "mail", "laptop", "password")
 GOALS = {"paint": 0.5, "key_p95": 0.050, "rss": 200, "startup": 1.0}
 TIMEOUT = 60.0  # seconds before a wait is given up (and counted as such)
+QUIET_WAIT = 4.0  # seconds left alone: the console collects and trims after 2 s without a key
 GIVE_UP = 15.0  # seconds before a keystroke's wait is given up, and that series of keys stopped
 
 
@@ -686,6 +687,8 @@ def tmux_rss(db_path: Path, presses: int = 200) -> dict:
         done = settled()
         result["end_settle"] = None if done is None else max(0.0, done - last_key)
         result["rss"] = rss_mb(pid)
+        time.sleep(QUIET_WAIT)  # the console's memory once it has been left alone (app._collect_when_quiet)
+        result["rss_quiet"] = rss_mb(pid)
         result["hwm"] = rss_mb(pid, "VmHWM")
         result["threads"] = int(
             next(
@@ -1285,7 +1288,8 @@ def main() -> int:
             f"RSS {real['rss_start']:.0f} MB; "
             f"after 200 PageDowns at {BURST_RATE}/s: RSS {real['rss_pages']:.0f} MB "
             f"({settle_text(real['pages_settle'])}); after End: RSS {real['rss']:.0f} MB "
-            f"({settle_text(real['end_settle'])}); peak {real['hwm']:.0f} MB, {real['threads']} threads"
+            f"({settle_text(real['end_settle'])}), {real['rss_quiet']:.0f} MB {QUIET_WAIT:.0f} s later; "
+            f"peak {real['hwm']:.0f} MB, {real['threads']} threads"
         )
         for label, key in (("PageDowns", "pages"), ("End", "end")):
             if real[f"{key}_settle"] is None:
@@ -1347,7 +1351,10 @@ def main() -> int:
     )
     console = f"in process {scroll['rss_after_scrolling']:.0f} MB"
     if real:
-        console = f"{real['rss']:.0f} MB (itsm in tmux after 200 PageDowns and End); " + console
+        console = (
+            f"{real['rss']:.0f} MB (itsm in tmux after 200 PageDowns and End), "
+            f"{real['rss_quiet']:.0f} MB {QUIET_WAIT:.0f} s later; " + console
+        )
     print(f"console RSS: {console} (goal <= {GOALS['rss']} MB)")
     if startup:
         print(f"start-up to first frame: {statistics.median(startup):.2f} s (goal <= {GOALS['startup']} s)")
