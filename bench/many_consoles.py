@@ -113,6 +113,7 @@ class Console:
         self.config, self.user_id, self.group_id, self.index = config, user_id, group_id, index
         self.console_id = f"{new_console_id()[:48]}:{index}"
         self.rng = rng
+        self.started = False  # the queue's first screen read and the watcher started
         self.stop = threading.Event()
         self.arrivals: list[tuple[int, float]] = []  # (probe number, wall-clock instant heard)
         self.checks: list[float] = []  # queue live check durations, seconds
@@ -145,6 +146,7 @@ class Console:
     def start(self) -> None:
         from itsm_tui.services import queue
 
+        self.started = True
         with self.db.read_session() as session:  # the first screen
             self.shown = [row.id for row in queue.fetch_page(session, self.query(), limit=22)]
         self.watcher.start()
@@ -195,7 +197,8 @@ class Console:
 
     def finish(self) -> None:
         self.stop.set()
-        self.watcher.stop()
+        if self.started:
+            self.watcher.stop()
         for thread in self.threads:
             thread.join(timeout=30)
         self.db.dispose()
@@ -217,7 +220,7 @@ def host(url: str, users: list[tuple[int, int]], seed: int, pool_size: int, jobs
     if jobs == "scheduler":
         uid, gid = users[0]
         scheduler = Console(url, uid, gid, config, seed * 1000 + 999, random.Random(rng.random()), True)
-        scheduler.threads = scheduler.threads[1:]  # only its jobs, not a queue
+        scheduler.threads = scheduler.threads[1:]  # only its jobs: no queue, no watcher
     for console in consoles:
         console.start()
     if scheduler is not None:
@@ -261,8 +264,8 @@ def typist(url: str, user_id: int, group_id: int, pool_size: int) -> None:
 
     set_pool(pool_size)
     config = load_config()
-    console = Console(url, user_id, group_id, config, 999_999, random.Random(7))
-    console.threads = console.threads[:1]  # the queue's live check; the scheduler runs in the consoles
+    # The queue's live check and the watcher; the scheduler's jobs run in the consoles (or their host).
+    console = Console(url, user_id, group_id, config, 999_999, random.Random(7), jobs=False)
     console.start()
     with console.db.read_session() as session:
         actor_row = session.execute(

@@ -17,6 +17,7 @@ import pytest
 from pilot_helpers import settle, wait_until
 from sqlalchemy.schema import CreateIndex
 from textual.widgets._footer import FooterKey
+from ticket_helpers import new_ticket
 
 from itsm_tui.app import ItsmApp
 from itsm_tui.cli import main
@@ -117,6 +118,49 @@ def test_a_console_on_a_schema_it_does_not_know_refuses_in_one_line(staff_sqlite
     assert len(err.splitlines()) == 1
     assert f"schema revision {revision}" in err
     assert ("upgrade it with" if revision == "0001" else "newer than this program") in err
+
+
+# ------------------------------------------------------------------ the first page, read before the app
+
+
+async def test_the_first_page_read_before_the_app_is_shown_in_the_first_frame_and_only_for_its_query(
+    staff_sqlite, config, monkeypatch
+):
+    """``itsm`` reads the queue's first page before the app starts: the queue shows it without reading
+    the page again, counts it, and keeps it only for the query it opens with (another person's, or a
+    view it does not open on, is read anew)."""
+    from itsm_tui.services import queue
+
+    db, staff = staff_sqlite
+    refs = [new_ticket(db, config, staff["lead"], title=f"Printer {n}") for n in range(3)]
+    now = datetime.now(UTC)
+    assert queue.default_view(staff["agent1"]) == "my_work"  # an agent in a group opens on their own work
+    assert queue.default_view(staff["lead"]) == queue.default_view(staff["admin1"]) == "all_open"
+    with db.read_session() as session:
+        first = queue.first_rows(session, staff["lead"], now)
+        theirs = queue.first_rows(session, staff["admin1"], now)  # the same view, another person's query
+    assert sorted(row.ref for row in first.window.pages[0]) == sorted(refs)
+    reads: list[str] = []
+    fetch_page = queue.fetch_page
+
+    def counting(session, query, **plan):
+        reads.append(query.view)
+        return fetch_page(session, query, **plan)
+
+    monkeypatch.setattr(queue, "fetch_page", counting)
+    app = ItsmApp(db, config, staff["lead"], run_scheduler=False, first_rows=first)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, QueueScreen) and app.screen.up_to_date)
+        screen = app.screen
+        assert isinstance(screen, QueueScreen)
+        assert screen.table.window is first.window and screen.table.window.total == 3
+        assert reads == [] and app.first_rows is None
+    # Another person's page is not shown to this one: the queue reads its own.
+    app = ItsmApp(db, config, staff["lead"], run_scheduler=False, first_rows=theirs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, QueueScreen) and app.screen.up_to_date)
+        assert app.screen.table.window is not theirs.window
+        assert reads == ["all_open"]
 
 
 # ------------------------------------------------------------------ paint
