@@ -366,8 +366,17 @@ def table_rows(
     """
     if heads is None:
         heads = {}
-    rows: list[tuple[object, ...]] = []
-    append = rows.append
+    return TABLE_COLUMNS, list(_chained(events, heads))
+
+
+def _chained(
+    events: Iterable[tuple[str, int, int | None, datetime | str, str, str | None, str | None, str | None]],
+    heads: dict[Key, tuple[int, str]],
+) -> Iterator[
+    tuple[str, int, int | None, datetime | str, str, str | None, str | None, str | None, int, str | None, str]
+]:
+    """The bulk loads' chain, in one place: each event with its values as text, its seq, the hash of the
+    link before it and its own, ``heads`` moved on as it goes."""
     instants: dict[datetime | str, str] = {}  # a history writes several rows at each instant
     for entity_type, entity_id, actor_id, at, action, field, old, new in events:
         key = (entity_type, entity_id)
@@ -382,8 +391,7 @@ def table_rows(
             entity_type, entity_id, seq, actor_id, instant, action, field, old_text, new_text, prev
         )
         heads[key] = (seq, digest)
-        append((entity_type, entity_id, actor_id, at, action, field, old_text, new_text, seq, prev, digest))
-    return TABLE_COLUMNS, rows
+        yield entity_type, entity_id, actor_id, at, action, field, old_text, new_text, seq, prev, digest
 
 
 _NULL = "\\N"  # COPY's null
@@ -403,32 +411,19 @@ def table_copy(
 ) -> tuple[tuple[str, ...], str, int]:
     """:func:`table_rows` for a PostgreSQL COPY: the columns, the rows as COPY text, how many.
 
-    The same chain and the same values, for events whose old and new values are text already and whose
-    ``at`` is the stored text form of :func:`canonical_instant`; entity types, actions and fields are
-    identifiers (nothing to escape). Each line is made in the loop that hashes its link, so the rows of
-    millions of events are never tuples.
+    The same chain and the same values (chained by the same :func:`_chained`), for events whose ``at`` is the
+    stored text form of :func:`canonical_instant`; entity types, actions and fields are identifiers
+    (nothing to escape).
     """
-    lines: list[str] = []
-    append = lines.append
-    instants: dict[datetime | str, str] = {}
-    sha256 = hashlib.sha256
-    for entity_type, entity_id, actor_id, at, action, field, old, new in events:
-        key = (entity_type, entity_id)
-        seq, prev = heads.get(key, (0, None))
-        seq += 1
-        instant = instants.get(at)
-        if instant is None:
-            instant = instants[at] = canonical_instant(at)
-        digest = sha256(
-            canonical(entity_type, entity_id, seq, actor_id, instant, action, field, old, new, prev).encode()
-        ).hexdigest()
-        heads[key] = (seq, digest)
-        append(
-            f"{entity_type}\t{entity_id}\t{_NULL if actor_id is None else actor_id}\t{at}\t{action}\t"
-            f"{_NULL if field is None else field}\t{_NULL if old is None else copy_field(old)}\t"
-            f"{_NULL if new is None else copy_field(new)}\t{seq}\t{_NULL if prev is None else prev}\t"
-            f"{digest}\n"
+    lines = [
+        f"{entity_type}\t{entity_id}\t{_NULL if actor_id is None else actor_id}\t{at}\t{action}\t"
+        f"{_NULL if field is None else field}\t{_NULL if old is None else copy_field(old)}\t"
+        f"{_NULL if new is None else copy_field(new)}\t{seq}\t{_NULL if prev is None else prev}\t"
+        f"{digest}\n"
+        for entity_type, entity_id, actor_id, at, action, field, old, new, seq, prev, digest in _chained(
+            events, heads
         )
+    ]
     return TABLE_COLUMNS, "".join(lines), len(lines)
 
 
