@@ -238,16 +238,17 @@ def host(url: str, users: list[tuple[int, int]], seed: int, pool_size: int, jobs
         console.stop.set()
     for console in consoles:
         console.finish()
+    scans = [t for c in consoles for t in c.scans]
     if scheduler is not None:
         scheduler.stop.set()
         scheduler.finish()
-        consoles.append(scheduler)  # its scans counted with the consoles'
+        scans += scheduler.scans  # counted with the consoles' (its user's notifications are console 0's)
     json.dump(
         {
             "arrivals": {str(c.user_id): c.arrivals for c in consoles},
             "checks": [t for c in consoles for t in c.checks],
-            "scans": [t for c in consoles for t in c.scans],
-            "errors": [e for c in consoles for e in c.errors][:20],
+            "scans": scans,
+            "errors": [e for c in [*consoles, *([scheduler] if scheduler else [])] for e in c.errors][:20],
         },
         sys.stdout,
     )
