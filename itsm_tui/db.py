@@ -114,6 +114,9 @@ _PG_CONNECT = {"connect_timeout": 10, **PG_KEEPALIVES}
 # console holds this one and its LISTEN connection (push.py), not the five SQLAlchemy keeps by default
 # (N consoles must fit the server's max_connections: bench/many_consoles.py).
 PG_POOL: dict[str, Any] = {"pool_size": 1, "max_overflow": 8}
+# An SQLite file's pool keeps two connections between actions (each holds its own page cache, some MB once
+# a long queue has been scrolled); what more workers need at once is opened for the moment.
+SQLITE_POOL: dict[str, Any] = {"pool_size": 2, "max_overflow": 8}
 
 
 def make_engine(url: str, **kwargs) -> Engine:
@@ -124,7 +127,10 @@ def make_engine(url: str, **kwargs) -> Engine:
         pooling = {} if "poolclass" in kwargs else PG_POOL
         return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **{**pooling, **kwargs})
     _ensure_sqlite_directory(url)  # before SQLite makes the file, readable by all
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
+    pooling = SQLITE_POOL if _sqlite_path(url) is not None and "poolclass" not in kwargs else {}
+    engine = create_engine(
+        url, connect_args={"timeout": 30, "check_same_thread": False}, **{**pooling, **kwargs}
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:
