@@ -10,10 +10,10 @@ from __future__ import annotations
 import random
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from sqlalchemy import event, func, insert, select, text
+from plan_helpers import captured_statements
+from sqlalchemy import func, insert, select, text
 
 from itsm_tui.db import Database
 from itsm_tui.models import Group, Ticket, User
@@ -150,21 +150,11 @@ _PG_BITMAP = re.compile(r"Bitmap Index Scan on (\w+)")
 
 def _plans(db: Database, query: queue.QueueQuery) -> list[str]:
     """The plans of the statements that a first page, the count and the next page read tickets by."""
-    captured: list[tuple[str, Any]] = []
-
-    def grab(conn, cursor, statement, parameters, context, executemany):
-        if "tickets" in statement and not statement.startswith("EXPLAIN"):
-            captured.append((statement, parameters))
-
-    event.listen(db.engine, "before_cursor_execute", grab)
-    try:
-        with db.read_session() as s:
-            first = queue.fetch_page(s, query, limit=10)
-            queue.count(s, query)
-            if first:
-                queue.fetch_page(s, query, after=first[-1].key, limit=10)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", grab)
+    with captured_statements(db, "tickets") as captured, db.read_session() as s:
+        first = queue.fetch_page(s, query, limit=10)
+        queue.count(s, query)
+        if first:
+            queue.fetch_page(s, query, after=first[-1].key, limit=10)
     explain = "EXPLAIN QUERY PLAN " if db.backend == "sqlite" else "EXPLAIN "
     with db.read_session() as s:
         return [

@@ -10,7 +10,8 @@ import re
 import pytest
 from access_helpers import run_as
 from pilot_helpers import Toasts, screen_text, settle, type_text, wait_until
-from sqlalchemy import event, select
+from plan_helpers import captured_statements
+from sqlalchemy import select
 from textual.widgets import Input
 
 from itsm_tui.app import ItsmApp
@@ -202,18 +203,8 @@ def test_the_views_are_read_by_their_indexes(db, staff, config) -> None:
     lead, agent1 = staff["lead"], staff["agent1"]
     for number in range(30):
         save(db, config, lead, f"View {number}", "ABCDEFGHIJKLMNOPQRSTUVWXYZ0234"[number], share_with="SD-L1")
-    captured: list[tuple[str, object]] = []
-
-    def grab(conn, cursor, statement, parameters, context, executemany):
-        if "FROM saved_views" in statement and not statement.startswith("EXPLAIN"):
-            captured.append((statement, parameters))
-
-    event.listen(db.engine, "before_cursor_execute", grab)
-    try:
-        with db.read_session() as s:
-            assert len(views.list_views(s, agent1)) == 30
-    finally:
-        event.remove(db.engine, "before_cursor_execute", grab)
+    with captured_statements(db, "FROM saved_views") as captured, db.read_session() as s:
+        assert len(views.list_views(s, agent1)) == 30
     (own_sql, own_params), (shared_sql, shared_params) = captured
     with db.read_session() as s:
         conn = s.connection()

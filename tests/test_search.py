@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 from access_helpers import run_as
 from pilot_helpers import settle, shows, type_text, wait_shown, wait_until
-from plan_helpers import sqlite_plans
-from sqlalchemy import event, text
+from plan_helpers import captured_statements, sqlite_plans
+from sqlalchemy import text
 from textual.widgets import Input
 from ticket_helpers import T0, move, new_ticket, take
 
@@ -260,17 +260,8 @@ def test_sqlite_reads_the_history_newest_first_by_its_primary_key(demo_copy):
 
 def _pg_plans(db, session, run) -> list[str]:
     """The EXPLAIN (PostgreSQL) of each statement on tickets that ``run()`` executes in ``session``."""
-    captured: list[tuple[str, object]] = []
-
-    def grab(conn, cursor, statement, parameters, context, executemany):
-        if "FROM tickets" in statement and not statement.startswith("EXPLAIN"):
-            captured.append((statement, parameters))
-
-    event.listen(db.engine, "before_cursor_execute", grab)
-    try:
+    with captured_statements(db, "FROM tickets") as captured:
         run()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", grab)
     return [
         "\n".join(r[0] for r in session.connection().exec_driver_sql("EXPLAIN " + sql, params))
         for sql, params in captured
