@@ -56,6 +56,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from figures import percentile
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
@@ -81,16 +82,6 @@ def named(url: str, application: str) -> str:
     """The URL with an application_name, so that pg_stat_activity tells whose each connection is."""
     parsed = make_url(url).update_query_dict({"application_name": application})
     return parsed.render_as_string(hide_password=False)
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    position = q * (len(ordered) - 1)
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def set_pool(size: int) -> None:

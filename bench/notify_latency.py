@@ -25,6 +25,7 @@ import threading
 import time
 from pathlib import Path
 
+from figures import percentile
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
@@ -82,15 +83,6 @@ def add_users(db: Database) -> tuple[int, int]:
             session.flush()
             ids.append(user.id)
     return ids[0], ids[1]
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-quantile (0..1) by linear interpolation between the sorted values."""
-    ordered = sorted(values)
-    position = q * (len(ordered) - 1)
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def measure(url: str, count: int, poll: float) -> str:

@@ -52,6 +52,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from figures import percentile
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
@@ -81,17 +83,6 @@ NOTES = (
 def itsm_command() -> str:
     found = Path(sys.executable).parent / "itsm"
     return str(found) if found.exists() else (shutil.which("itsm") or "itsm")
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-quantile (0..1) by linear interpolation between the sorted values."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    position = q * (len(ordered) - 1)
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def ms(seconds: float) -> str:
