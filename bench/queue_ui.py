@@ -754,13 +754,7 @@ def pty_first_frame(db_path: Path) -> tuple[float | None, float | None, str]:
                     except OSError:
                         break
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        end_process_group(proc)
         os.close(master)
     tail = ANSI.sub("", output[-2000:].decode(errors="replace"))
     return first_byte, found, tail
@@ -997,15 +991,21 @@ def pty_spawn(argv: list[str], pattern: re.Pattern[str]) -> float | None:
             if pattern.search(ANSI.sub("", output.decode(errors="replace"))):
                 found = time.perf_counter() - started
     finally:
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        end_process_group(proc)
         os.close(master)
     return found
+
+
+def end_process_group(proc: subprocess.Popen) -> None:
+    """Stop a child started in a session of its own, and whatever it started: SIGTERM to its process group
+    (gone already: nothing to do), SIGKILL if it is still there 5 s later."""
+    with suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 STARTUP_STEPS = (
