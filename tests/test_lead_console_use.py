@@ -7,6 +7,8 @@ the app every key at once, as the terminal driver does with what it read in one 
 
 from __future__ import annotations
 
+from typing import Any
+
 from pilot_helpers import Toasts, screen_lines, settle, shows, wait_until
 from textual import events
 from textual.app import App
@@ -34,6 +36,20 @@ def burst(app: App, text: str) -> None:
         event = events.Key(key, None if key in ("enter", "escape") else char)
         event.set_sender(app)
         driver.send_message(event)
+
+
+async def burst_into_form(pilot, app: App, text: str, form: type, what: str) -> Any:
+    """``burst`` the keys, then wait for the form they open (``what``) and for the keys to have landed."""
+    burst(app, text)
+    await wait_until(pilot, lambda: isinstance(app.screen, form), what)
+    await settle(pilot)
+    return app.screen
+
+
+async def escape_to(pilot, app: App, screen: Any, what: str) -> None:
+    """Esc, and wait until ``screen`` is shown again."""
+    await pilot.press("escape")
+    await wait_until(pilot, lambda: app.screen is screen, what)
 
 
 async def test_keys_typed_fast_after_a_key_that_opens_a_field_go_into_that_field(
@@ -101,20 +117,14 @@ async def test_keys_typed_fast_after_a_key_that_opens_a_field_go_into_that_field
         assert not line.is_open
 
         # "n" then a title: the new-ticket form has all of it.
-        burst(app, "nPrinter smokes")
-        await wait_until(pilot, lambda: isinstance(app.screen, NewTicketForm), "the new-ticket form")
-        await settle(pilot)
-        assert app.screen.text_of("title") == "Printer smokes"
-        await pilot.press("escape")
-        await wait_until(pilot, lambda: app.screen is queue, "the queue")
+        form = await burst_into_form(pilot, app, "nPrinter smokes", NewTicketForm, "the new-ticket form")
+        assert form.text_of("title") == "Printer smokes"
+        await escape_to(pilot, app, queue, "the queue")
 
         # "S" then a name: the save-view form has all of it.
-        burst(app, "SNight shift")
-        await wait_until(pilot, lambda: isinstance(app.screen, ViewForm), "the view form")
-        await settle(pilot)
-        assert app.screen.text_of("name") == "Night shift"
-        await pilot.press("escape")
-        await wait_until(pilot, lambda: app.screen is queue, "the queue")
+        form = await burst_into_form(pilot, app, "SNight shift", ViewForm, "the view form")
+        assert form.text_of("name") == "Night shift"
+        await escape_to(pilot, app, queue, "the queue")
 
         # "g", a reference and Enter in one packet: that ticket opens; the digits chose no view.
         view_before = queue.view_key
@@ -127,12 +137,9 @@ async def test_keys_typed_fast_after_a_key_that_opens_a_field_go_into_that_field
         assert ticket.detail.view.ref == toner and queue.view_key == view_before
 
         # "r" then a reply in one packet: the reply form has all of it (its "n", "e", "o" opened nothing).
-        burst(app, "rOn it: toner ordered")
-        await wait_until(pilot, lambda: isinstance(app.screen, TextForm), "the reply form")
-        await settle(pilot)
-        assert app.screen.text_of("text") == "On it: toner ordered" and len(app.screen_stack) == 3
-        await pilot.press("escape")
-        await wait_until(pilot, lambda: app.screen is ticket, "the ticket")
+        form = await burst_into_form(pilot, app, "rOn it: toner ordered", TextForm, "the reply form")
+        assert form.text_of("text") == "On it: toner ordered" and len(app.screen_stack) == 3
+        await escape_to(pilot, app, ticket, "the ticket")
 
         # Its : line: "r", "n", "g" and Esc are the line's there (Esc closes it, the ticket stays).
         burst(app, ":note ring")
@@ -151,19 +158,13 @@ async def test_keys_typed_fast_after_a_key_that_opens_a_field_go_into_that_field
         await pilot.press("v")
 
         # On the ticket screen too: "g" then digits land in the reference field, "r" (reply) never fires.
-        burst(app, "g9r")
-        await wait_until(pilot, lambda: isinstance(app.screen, GotoForm), "the reference form")
-        await settle(pilot)
-        assert app.screen.text_of("ref") == "9r"
-        await pilot.press("escape")
-        await wait_until(pilot, lambda: app.screen is ticket, "the ticket")
+        form = await burst_into_form(pilot, app, "g9r", GotoForm, "the reference form")
+        assert form.text_of("ref") == "9r"
+        await escape_to(pilot, app, ticket, "the ticket")
 
         # Esc then "g" at once: the ticket closes first, and the reference form opens over the queue (the
         # "g", a priority key, never overtakes the Esc to be closed by it).
-        burst(app, "\x1bg12")
-        await wait_until(pilot, lambda: isinstance(app.screen, GotoForm), "the reference form")
-        await settle(pilot)
-        assert app.screen_stack[-2] is queue and app.screen.text_of("ref") == "12"
-        await pilot.press("escape")
-        await wait_until(pilot, lambda: app.screen is queue, "the queue")
+        form = await burst_into_form(pilot, app, "\x1bg12", GotoForm, "the reference form")
+        assert app.screen_stack[-2] is queue and form.text_of("ref") == "12"
+        await escape_to(pilot, app, queue, "the queue")
         assert toasts.shown == []  # nothing refused, nothing done by a stray key
