@@ -402,22 +402,38 @@ async def scrolling(url: str, config, login: str, args) -> dict:
     return result
 
 
+def reload_of(screen) -> Callable[[int], Callable[[], bool]]:
+    """``reloaded(generation)``: whether the screen has started a newer query than that one."""
+
+    def reloaded(before: int) -> Callable[[], bool]:
+        return lambda: screen.generation != before
+
+    return reloaded
+
+
+async def sort_changes(pilot, args) -> Keys:
+    """``args.keys`` sort changes (``]``), each timed to its rows (and count); then All open again in its
+    own sort, settled."""
+    app = pilot.app
+    screen = queue_screen(app)
+    reloaded = reload_of(screen)
+    sorts = Keys("sort change")
+    for _ in range(args.keys):
+        done = reloaded(screen.generation)
+        if not await timed_key(pilot, sorts, "right_square_bracket", done, args.settle, args.pilot_press):
+            break
+    await pilot.press("4")  # All open again, in its own sort
+    await wait_for(pilot, lambda: count_shown(app) and rows_shown(app))
+    return sorts
+
+
 async def queries(url: str, config, login: str, args) -> dict:
     """Sort changes, then filter keystrokes (words typed letter by letter), in a fresh console."""
     async with console(url, config, login) as pilot:
         app = pilot.app
         screen = queue_screen(app)
-
-        def reloaded(before: int) -> Callable[[], bool]:
-            return lambda: screen.generation != before
-
-        sorts = Keys("sort change")
-        for _ in range(args.keys):
-            done = reloaded(screen.generation)
-            if not await timed_key(pilot, sorts, "right_square_bracket", done, args.settle, args.pilot_press):
-                break
-        await pilot.press("4")  # the view again, in its own sort
-        await wait_for(pilot, lambda: count_shown(app) and rows_shown(app))
+        reloaded = reload_of(screen)
+        sorts = await sort_changes(pilot, args)
         await pilot.press("home")
 
         filters = Keys("filter keystroke")
@@ -449,21 +465,12 @@ async def filter_kinds(url: str, config, login: str, args) -> dict[str, Keys]:
     async with console(url, config, login) as pilot:
         app = pilot.app
         screen = queue_screen(app)
-
-        def reloaded(before: int) -> Callable[[], bool]:
-            return lambda: screen.generation != before
+        reloaded = reload_of(screen)
 
         def settled() -> bool:
             return count_shown(app) and rows_shown(app)
 
-        sorts = Keys("sort change")
-        for _ in range(args.keys):
-            done = reloaded(screen.generation)
-            if not await timed_key(pilot, sorts, "right_square_bracket", done, args.settle, args.pilot_press):
-                break
-        await pilot.press("4")  # All open again, in its own sort
-        await wait_for(pilot, settled)
-        results = {"sort change": sorts}
+        results = {"sort change": await sort_changes(pilot, args)}
         await pilot.press("slash")
         for kind, word in FILTER_KINDS.items():
             keys = results[kind] = Keys(f"filter keystroke, {kind} ({word!r})")
