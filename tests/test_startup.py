@@ -258,3 +258,27 @@ def test_the_sla_cells_are_made_again_only_when_they_change(monkeypatch):
     # A clock set back (a test's, or the system's) is no reason to show a later cell.
     assert cells.cell(_row(due), NOON - timedelta(minutes=1)) == ("    2h31m", "green")
     assert len(made) == 3
+
+
+def test_the_ticket_services_import_each_name_from_the_module_the_type_checker_is_shown():
+    """The package's names are imported on first use (``_MODULE_OF``); the type checker sees them in its
+    ``if TYPE_CHECKING:`` imports. The two lists, and ``__all__``, name the same things from the same
+    modules, and each name comes out as the object its module defines."""
+    import ast
+    import importlib
+
+    from itsm_tui.services import tickets
+
+    tree = ast.parse(Path(tickets.__file__).read_text(encoding="utf-8"))
+    (block,) = [node for node in tree.body if isinstance(node, ast.If)]
+    shown = {
+        alias.name: imported.module.rsplit(".", 1)[1]
+        for imported in block.body
+        if isinstance(imported, ast.ImportFrom) and imported.module
+        for alias in imported.names
+    }
+    assert shown == tickets._MODULE_OF
+    assert sorted(tickets.__all__) == sorted(shown)
+    for name, module in shown.items():
+        defined = getattr(importlib.import_module(f"itsm_tui.services.tickets.{module}"), name)
+        assert getattr(tickets, name) is defined, name
