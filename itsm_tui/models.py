@@ -7,6 +7,7 @@ created by the Alembic migrations in ``itsm_tui/migrations``; these classes must
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 
 from sqlalchemy import (
@@ -30,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import Index as SqlIndex
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.types import TypeDecorator
 
 # The condition of a partial index as PostgreSQL writes it waits here until a PostgreSQL database is first
@@ -445,27 +447,65 @@ class SatisfactionRating(Base):
 # --------------------------------------------------------------------------- problems and knowledge
 
 
+def _same_as(column: str) -> Callable[[DefaultExecutionContext], object]:
+    """A column's default: the value given to another column of the same row."""
+
+    def default(context: DefaultExecutionContext) -> object:
+        return context.get_current_parameters()[column]
+
+    return default
+
+
 class Problem(Base):
+    """A problem (PRBnnnnnnn): the cause of one or more incidents, analysed to a root cause and a fix.
+
+    Lifecycle (services/problems/rules.py): new -> investigating -> known_error -> fix_in_progress ->
+    resolved -> closed; cancelled and duplicate (of ``duplicate_of_id``) end it early with a reason.
+    """
+
     __tablename__ = "problems"
     id: Mapped[int] = mapped_column(primary_key=True)
     ref: Mapped[str] = mapped_column(String(16), unique=True)
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(
-        String(16), default="new"
-    )  # new|investigating|known_error|resolved|closed
-    root_cause: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    category: Mapped[str | None] = mapped_column(String(40))
     service: Mapped[str | None] = mapped_column(String(32))
+    ci: Mapped[str | None] = mapped_column(String(64))
+    impact: Mapped[str] = mapped_column(String(8), default="medium", server_default="medium")
+    urgency: Mapped[str] = mapped_column(String(8), default="medium", server_default="medium")
+    priority: Mapped[int] = mapped_column(SmallInteger, default=3, server_default="3")
     group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id"))
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # The analysis: the root cause, the five whys (one a line, in order), the cause categories (a comma list
+    # of services.problems.rules.CAUSE_CATEGORIES), the workaround and the permanent fix.
+    root_cause: Mapped[str | None] = mapped_column(Text)
+    five_whys: Mapped[str | None] = mapped_column(Text)
+    cause_categories: Mapped[str | None] = mapped_column(String(80))
+    workaround: Mapped[str | None] = mapped_column(Text)
+    permanent_fix: Mapped[str | None] = mapped_column(Text)
+    verification: Mapped[str | None] = mapped_column(Text)  # did the fix stop the incidents? (to close)
+    status_reason: Mapped[str | None] = mapped_column(Text)  # why it was cancelled or is a duplicate
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("problems.id"))
     opened_at: Mapped[datetime] = mapped_column()
-    resolved_at: Mapped[datetime | None] = mapped_column()
+    root_cause_at: Mapped[datetime | None] = mapped_column()  # when a root cause was first recorded
+    resolved_at: Mapped[datetime | None] = mapped_column()  # the fix is in
+    closed_at: Mapped[datetime | None] = mapped_column()  # closed, cancelled or made a duplicate
     version: Mapped[int] = mapped_column(Integer, default=1)
     __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (
+        Index("ix_problems_status", "status", "priority", "id"),
+        Index("ix_problems_owner", "owner_id", "status", "id"),
+        Index("ix_problems_ci", "ci", "status"),
+        Index("ix_problems_service", "service", "category", "status"),
+        Index("ix_problems_opened", "opened_at", "id"),
+        Index("ix_problems_resolved", "resolved_at", "id"),
+    )
 
 
 class KnownError(Base):
-    """An entry of the known-error database, published from a problem."""
+    """An entry of the known-error database, published from a problem; retired once the fix is in."""
 
     __tablename__ = "known_errors"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -477,10 +517,24 @@ class KnownError(Base):
     workaround: Mapped[str | None] = mapped_column(Text)
     permanent_fix: Mapped[str | None] = mapped_column(Text)
     service: Mapped[str | None] = mapped_column(String(32))
+    ci: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(10), default="published")  # published | retired
+    published_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     published_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(default=_same_as("published_at"))
+    retired_at: Mapped[datetime | None] = mapped_column()
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (
+        Index("ix_known_errors_status", "status", "published_at"),
+        Index("ix_known_errors_service", "service", "status"),
+        Index("ix_known_errors_ci", "ci", "status"),
+    )
 
 
 class KnowledgeArticle(Base):
+    """A knowledge article (KBnnnnnnn): draft -> in_review -> published -> retired."""
+
     __tablename__ = "knowledge_articles"
     id: Mapped[int] = mapped_column(primary_key=True)
     ref: Mapped[str] = mapped_column(String(16), unique=True)
@@ -488,9 +542,22 @@ class KnowledgeArticle(Base):
     body: Mapped[str] = mapped_column(Text)
     service: Mapped[str | None] = mapped_column(String(32))
     category: Mapped[str | None] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(12), default="draft")
     author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    published_at: Mapped[datetime] = mapped_column()
+    reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # who published it
+    source_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))  # written from a resolution
+    review_note: Mapped[str | None] = mapped_column(Text)  # why a review sent it back
+    created_at: Mapped[datetime] = mapped_column(default=_same_as("updated_at"))
+    published_at: Mapped[datetime | None] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column()
+    retired_at: Mapped[datetime | None] = mapped_column()
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (
+        Index("ix_articles_status", "status", "updated_at"),
+        Index("ix_articles_service", "service", "status"),
+        Index("ix_articles_author", "author_id", "status"),
+    )
 
 
 # --------------------------------------------------------------------------- changes

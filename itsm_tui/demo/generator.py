@@ -94,11 +94,27 @@ class Generator:
                     rng.choice(self.staff).id,
                     w.instant(published),
                     w.instant(published),
+                    w.instant(published),
+                    "published",
+                    1,
                 )
             )
         w.insert(
             "knowledge_articles",
-            ("id", "ref", "title", "body", "service", "category", "author_id", "published_at", "updated_at"),
+            (
+                "id",
+                "ref",
+                "title",
+                "body",
+                "service",
+                "category",
+                "author_id",
+                "created_at",
+                "published_at",
+                "updated_at",
+                "status",
+                "version",
+            ),
             rows,
         )
         self._set_counter("KB", len(rows))
@@ -203,6 +219,9 @@ class Generator:
                         else "Fixed by change.",
                         service,
                         w.instant(opened + 3 * 86400),
+                        w.instant(opened + 3 * 86400),
+                        "published",
+                        1,
                     )
                 )
             for _ in range(rng.randint(1, 4)):
@@ -250,6 +269,9 @@ class Generator:
                 "permanent_fix",
                 "service",
                 "published_at",
+                "updated_at",
+                "status",
+                "version",
             ),
             known,
         )
