@@ -30,8 +30,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy import Index as SqlIndex
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.engine.default import DefaultExecutionContext
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 # The condition of a partial index as PostgreSQL writes it waits here until a PostgreSQL database is first
@@ -545,7 +545,8 @@ class KnowledgeArticle(Base):
     status: Mapped[str] = mapped_column(String(12), default="draft")
     author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # who published it
-    source_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))  # written from a resolution
+    # the ticket whose resolution it was written from
+    source_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     review_note: Mapped[str | None] = mapped_column(Text)  # why a review sent it back
     created_at: Mapped[datetime] = mapped_column(default=_same_as("updated_at"))
     published_at: Mapped[datetime | None] = mapped_column()
