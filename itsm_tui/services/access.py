@@ -36,7 +36,19 @@ PERMISSIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "ticket.reopen": ((*_SUPPORT,), "reopen a ticket"),
     "ticket.rate": ((*_SUPPORT,), "record a satisfaction rating"),
     "ticket.link": ((*_SUPPORT, "problem_manager", "change_manager"), "link a ticket"),
-    "problem.manage": (("problem_manager", "support_l2", "support_l3"), "manage problems and known errors"),
+    "problem.create": (
+        ("problem_manager", "support_l2", "support_l3", "shift_lead"),
+        "raise a problem",
+    ),
+    "problem.analyse": (
+        ("problem_manager", "support_l2", "support_l3"),
+        "record a problem's analysis and publish its known error",
+    ),
+    "problem.own": (("problem_manager",), "own, resolve and close problems"),
+    "knowledge.write": (
+        ("agent", "support_l2", "support_l3", "shift_lead", "problem_manager"),
+        "write knowledge articles",
+    ),
     "knowledge.publish": (("support_l2", "support_l3", "problem_manager", "shift_lead"), "publish knowledge"),
     "change.create": (
         ("change_manager", "support_l2", "support_l3", "shift_lead", "cab_member"),

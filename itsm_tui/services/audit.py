@@ -34,7 +34,7 @@ from sqlalchemy import Select, and_, column, event, func, insert, literal, or_, 
 from sqlalchemy.orm import Session, UOWTransaction
 
 from itsm_tui.db import conflict_insert
-from itsm_tui.models import AuditEvent, AuditHead, Change, Ticket, User
+from itsm_tui.models import AuditEvent, AuditHead, Change, KnowledgeArticle, KnownError, Problem, Ticket, User
 from itsm_tui.services.access import require
 from itsm_tui.services.errors import NotFound, ValidationError
 
@@ -732,6 +732,9 @@ def history_warning(session: Session, entity_type: str, entity_id: int) -> str |
 _NAMED: dict[str, tuple[Any, Any]] = {
     "ticket": (Ticket.id, Ticket.ref),
     "change": (Change.id, Change.ref),
+    "problem": (Problem.id, Problem.ref),
+    "known_error": (KnownError.id, KnownError.ref),
+    "article": (KnowledgeArticle.id, KnowledgeArticle.ref),
     "user": (User.id, User.login),
 }
 _NAME_BATCH = 500
@@ -804,6 +807,9 @@ def _audited_types(session: Session, most: int = 20) -> list[str]:
 _NAME_HINT = {
     "ticket": "reference such as INC0000042 (itsm ticket list)",
     "change": "reference such as CHG0000003 (itsm change list)",
+    "problem": "reference such as PRB0000004 (itsm problem list)",
+    "known_error": "reference such as KE0000002 (itsm problem show)",
+    "article": "reference such as KB0000001 (itsm kb list)",
     "user": "login (itsm user list)",
 }
 

@@ -21,14 +21,20 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from itsm_tui.db import VersionedWrite, refuse_lost_races
-from itsm_tui.models import Change, Problem, Ticket
+from itsm_tui.models import Change, KnowledgeArticle, KnownError, Problem, Ticket
 from itsm_tui.services import audit
 from itsm_tui.services.errors import StaleEdit
 
-Versioned = Ticket | Change
+Versioned = Ticket | Change | Problem | KnownError | KnowledgeArticle
 
 # The audit trail's name for each versioned kind of record.
-ENTITY_TYPES: dict[type, str] = {Ticket: "ticket", Change: "change", Problem: "problem"}
+ENTITY_TYPES: dict[type, str] = {
+    Ticket: "ticket",
+    Change: "change",
+    Problem: "problem",
+    KnownError: "known_error",
+    KnowledgeArticle: "article",
+}
 
 # PostgreSQL's SQLSTATEs for a transaction it gave up so that another could go on.
 _CONFLICT_STATES = {"40001": "serialization failure", "40P01": "deadlock"}
@@ -107,7 +113,7 @@ def lost_race(session: Session, error: BaseException, writes: list[VersionedWrit
     if not writes:
         return LostRace(None, 0, 0, None, None)
     row = writes[0]
-    model: type[Versioned | Problem] = row.model
+    model: type[Versioned] = row.model
     entity_type = ENTITY_TYPES.get(row.model, row.model.__name__.lower())
     current: int | None = None
     last = None

@@ -79,6 +79,7 @@ if TYPE_CHECKING:
         rate,
         reopen,
         resolve,
+        resolve_by_problem,
         transition,
     )
     from itsm_tui.services.tickets.links import (
@@ -167,6 +168,7 @@ _MODULE_OF: dict[str, str] = {
     "rate": "lifecycle",
     "reopen": "lifecycle",
     "resolve": "lifecycle",
+    "resolve_by_problem": "lifecycle",
     "transition": "lifecycle",
     "LINK_TARGETS": "links",
     "LinkedRecord": "links",
@@ -261,6 +263,7 @@ __all__ = [
     "record_page",
     "reopen",
     "resolve",
+    "resolve_by_problem",
     "role_actions",
     "take",
     "take_next",

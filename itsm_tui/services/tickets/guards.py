@@ -235,6 +235,17 @@ def guard_resolve(actor: Actor, facts: TicketFacts) -> None:
     _work(actor, facts)
 
 
+def guard_resolve_by_problem(actor: Actor, facts: TicketFacts) -> None:
+    """Resolve an open incident with the permanent fix of the resolved problem it is linked to: whoever
+    may work the ticket, or a problem manager (``problem.own``) for any such ticket. Not an action a ticket
+    offers; the problem's resolution does (``problems.resolve_linked_incidents``)."""
+    if not facts.is_open or facts.status == "resolved":
+        raise _closed(facts) if not facts.is_open else _status("resolved already")
+    if has_permission(actor.roles, "problem.own"):
+        return
+    _work(actor, facts)
+
+
 def guard_reopen(actor: Actor, facts: TicketFacts) -> None:
     """Reopen a resolved ticket."""
     _permit(actor, "ticket.reopen")

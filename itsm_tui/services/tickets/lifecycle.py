@@ -20,6 +20,7 @@ from itsm_tui.services.tickets.guards import (
     guard_rate,
     guard_reopen,
     guard_resolve,
+    guard_resolve_by_problem,
     move_action,
 )
 from itsm_tui.services.tickets.helpers import (
@@ -59,6 +60,51 @@ def transition(
     """
     return _change_status(
         session, config, actor, ref, to_status, None, reason, code, note, expected_version, now
+    )
+
+
+def resolve_by_problem(
+    session: Session,
+    config: DeskConfig,
+    actor: Actor,
+    ref: str,
+    *,
+    note: str,
+    code: str = "fixed",
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> Ticket:
+    """Resolve an open incident with its problem's permanent fix (``note``), through the lifecycle's moves:
+    a ticket not yet in progress is put in progress first (its clocks, response and assignee as any such
+    move), then resolved, in the caller's transaction; :func:`guard_resolve_by_problem` decides both."""
+    ticket = _load(session, ref, expected_version)
+    if ticket.status in ("new", "assigned"):
+        _change_status(
+            session,
+            config,
+            actor,
+            ref,
+            "in_progress",
+            guard_resolve_by_problem,
+            None,
+            None,
+            None,
+            expected_version,
+            now,
+        )
+        expected_version = None
+    return _change_status(
+        session,
+        config,
+        actor,
+        ref,
+        "resolved",
+        guard_resolve_by_problem,
+        None,
+        code,
+        note,
+        expected_version,
+        now,
     )
 
 
