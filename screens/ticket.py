@@ -67,6 +67,8 @@ from itsm_tui.text import strip_control
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from itsm_tui.services.knowledge import KnownErrorMatch
+
 ValuesT = TypeVar("ValuesT")
 
 SLA_STYLE = {
@@ -168,6 +170,7 @@ class TicketScreen(DeskScreen):
         super().__init__()
         self.ticket_id = ticket_id
         self.detail: TicketDetail | None = None
+        self.known_error_matches: list[KnownErrorMatch] = []  # shown above the fields while triaging
         self.console_id = ""  # set on mount: the app's console id, or one per process
         self.others: list[str] = []
         self._form_version: int | None = None  # the version shown when the open form started
@@ -183,6 +186,7 @@ class TicketScreen(DeskScreen):
         yield from self.compose_status()
         yield Static("", id="ticket-presence")
         yield Static("", id="ticket-notice")
+        yield Static("", id="ticket-kedb")
         with VerticalScroll(id="ticket-body"):
             yield Static("Loading ...", id="ticket-fields")
             yield Static("", id="ticket-timeline")
@@ -293,7 +297,31 @@ class TicketScreen(DeskScreen):
                 now=self._now(),
                 zone=ZoneInfo(app.actor.timezone),
             )
+            matches = knowledge.matching_known_errors(session, self.ticket_id)
+        app.call_from_thread(self.show_known_errors, matches)
         app.call_from_thread(self.show, detail, stale, changed)
+
+    def show_known_errors(self, matches: list[KnownErrorMatch]) -> None:
+        """While an open incident is triaged: the known errors in force that match its CI or service and
+        words (the first, and how many more), and the key that searches and applies them."""
+        line = self.query_one("#ticket-kedb", Static)
+        self.known_error_matches = matches
+        if not matches:
+            line.update("")
+            line.set_class(False, "-shown")
+            return
+        first = matches[0]
+        text = Text("Possible known error: ", style="bold")
+        text.append(first.ref, style="bold")
+        text.append(" - ")
+        text.append_text(literal(strip_control(first.title, single_line=True)))
+        text.append(f" ({first.reason})", style="dim")
+        if len(matches) > 1:
+            text.append(f"; also {', '.join(m.ref for m in matches[1:])}")
+        verb = "apply its workaround" if first.workaround else "link it"
+        text.append_text(Text(fill_keys(self, f" - {verb} with {{ticket.kedb}}")))
+        line.update(text)
+        line.set_class(True, "-shown")
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="ticket-presence")
     def beat(self) -> None:
@@ -946,7 +974,14 @@ class TicketScreen(DeskScreen):
         if refusal:
             title += f" (read only: {refusal})"
         words = _search_words(detail.view.title)
-        self._open_form(KedbForm(save=save, on_refused=self._refused, title=title, words=words))
+        service, ci = detail.view.service, detail.view.ci
+
+        def search(typed: str) -> list[knowledge.KnowledgeHit]:  # the ticket's CI and service rank first
+            with app.db.read_session() as session:
+                return knowledge.search(session, typed, service=service, ci=ci)
+
+        kedb = KedbForm(save=save, on_refused=self._refused, title=title, words=words, search=search)
+        self._open_form(kedb)
 
     def action_resolve(self) -> None:
         detail = self._ready("resolve")

@@ -46,6 +46,7 @@ def kb(db):
                     ref="KB0000001",
                     title="How to reinstall the VPN client",
                     body="Uninstall, reboot, then install the VPN client from the portal. " * 5,
+                    status="published",
                     published_at=T0,
                     updated_at=T0,
                 ),
@@ -53,6 +54,7 @@ def kb(db):
                     ref="KB0000002",
                     title="Mail rules",
                     body="Rules move mail; a vpn is not needed for webmail_access.",
+                    status="published",
                     published_at=T0,
                     updated_at=T0 + timedelta(days=2),
                 ),
@@ -60,6 +62,7 @@ def kb(db):
                     ref="KB0000003",
                     title="Printer drivers",
                     body="Install the floor printer driver from the portal.",
+                    status="published",
                     published_at=T0,
                     updated_at=T0,
                 ),
@@ -170,3 +173,112 @@ def test_refusals_write_nothing(kb, config, staff) -> None:
         ticket = tickets.get_ticket(s, ref)
         assert s.scalars(select(TicketEntry).where(TicketEntry.ticket_id == ticket.id)).all() == []
         assert tickets.links_of(s, ticket) == []
+
+
+def test_search_ranks_the_tickets_ci_then_its_service_and_offers_only_what_is_in_force(db) -> None:
+    with db.session() as s:
+        s.add_all(
+            [
+                KnownError(
+                    ref="KE0000011",
+                    title="Toner smears",
+                    symptom="smear",
+                    service="email",
+                    published_at=T0 + timedelta(days=2),
+                ),
+                KnownError(
+                    ref="KE0000012",
+                    title="Toner smears",
+                    symptom="smear",
+                    service="workplace",
+                    published_at=T0,
+                ),
+                KnownError(
+                    ref="KE0000013",
+                    title="Toner smears",
+                    symptom="smear",
+                    service="workplace",
+                    ci="print-srv-01",
+                    published_at=T0,
+                ),
+                KnownError(
+                    ref="KE0000014", title="Toner smears", symptom="old", status="retired", published_at=T0
+                ),
+                KnowledgeArticle(
+                    ref="KB0000011", title="Toner", body="smears", status="draft", updated_at=T0
+                ),
+                KnowledgeArticle(
+                    ref="KB0000012", title="Toner", body="smears", status="published", updated_at=T0
+                ),
+            ]
+        )
+    with db.read_session() as s:
+        # same CI first, then same service, then the rest; the retired KE and the draft are not offered
+        hits = knowledge.search(s, "toner", service="workplace", ci="PRINT-SRV-01")
+        assert refs(hits) == ["KE0000013", "KE0000012", "KE0000011", "KB0000012"]
+        assert refs(knowledge.search(s, "toner")) == ["KE0000011", "KE0000013", "KE0000012", "KB0000012"]
+
+
+def test_an_open_incident_is_shown_the_known_errors_of_its_ci_and_of_its_service_with_its_words(
+    db, config, staff
+) -> None:
+    with db.session() as s:
+        s.add_all(
+            [
+                KnownError(
+                    ref="KE0000021",
+                    title="Paper jam in tray 2",
+                    symptom="jams",
+                    ci="print-srv-01",
+                    service="workplace",
+                    published_at=T0,
+                ),
+                KnownError(
+                    ref="KE0000022",
+                    title="Duplex printing jams paper",
+                    symptom="Floor printers jam",
+                    service="workplace",
+                    published_at=T0 + timedelta(days=1),
+                ),
+                KnownError(
+                    ref="KE0000023",
+                    title="Laptop dock flickers",
+                    symptom="screen",
+                    service="workplace",
+                    published_at=T0,
+                ),
+                KnownError(
+                    ref="KE0000024",
+                    title="Printer jams",
+                    symptom="jams",
+                    ci="print-srv-01",
+                    status="retired",
+                    published_at=T0,
+                ),
+            ]
+        )
+        ticket = tickets.create_ticket(
+            s,
+            config,
+            staff["agent1"],
+            title="Printer jams on every duplex page",
+            requester="Ann",
+            kind="incident",
+            service="workplace",
+            ci="print-srv-01",
+            now=T0,
+        )
+        ticket_id = ticket.id
+    with db.read_session() as s:
+        found = knowledge.matching_known_errors(s, ticket_id)
+    # The ticket's words of 4+ letters: printer, jams, every, duplex, page. KE0000021 (same CI): paper, tray,
+    # jams -> jams. KE0000022 (same service): duplex, printing, jams, paper, floor, printers -> duplex, jams.
+    # KE0000023 (same service) shares none; KE0000024 is retired.
+    assert [(m.ref, m.reason) for m in found] == [
+        ("KE0000021", "same CI print-srv-01, words: jams"),
+        ("KE0000022", "same service workplace, words: duplex, jams"),
+    ]
+    with db.session() as s:
+        tickets.link(s, staff["agent1"], "INC0000001", "KE0000021", now=T0)
+    with db.read_session() as s:
+        assert [m.ref for m in knowledge.matching_known_errors(s, ticket_id)] == ["KE0000022"]

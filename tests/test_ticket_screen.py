@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pilot_helpers import screen_text, settle, squash, type_text, wait_shown, wait_until
+from pilot_helpers import screen_text, settle, shows, squash, type_text, wait_shown, wait_until
 from sqlalchemy import select
 from textual.geometry import Region
 from textual.widgets import Input, Select, TextArea
@@ -343,15 +343,22 @@ async def test_kedb_search_and_apply_workaround_adds_a_note_and_a_link(staff_sql
                 title="Spooler hangs after driver update",
                 symptom="Print jobs stay queued forever",
                 workaround="Restart the spooler service and clear C:\\spool",
+                service="workplace",
+                ci="print-srv-01",
                 published_at=datetime(2025, 1, 1, tzinfo=UTC),
             )
         )
-    ticket_id, ref = new_ticket(db, config, staff["lead"], title="Jobs stuck in queue")
+    ticket_id, ref = new_ticket(
+        db, config, staff["lead"], title="Jobs stuck in queue", service="workplace", ci="print-srv-01"
+    )
     with db.session() as s:
         tickets.assign(s, config, staff["agent1"], ref)
     app = ItsmApp(db, config, staff["agent1"], run_scheduler=False)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         screen = await open_ticket(app, pilot, ticket_id)
+        # Triage: the known error of the ticket's CI is offered before anyone searches.
+        await wait_shown(pilot, "Possible known error: KE0000001 - Spooler hangs after driver update")
+        await wait_shown(pilot, "apply its workaround with k")
         await pilot.press("k")
         await wait_until(pilot, lambda: isinstance(app.screen, KedbForm), "the KedbForm")
         form = app.screen
@@ -362,6 +369,7 @@ async def test_kedb_search_and_apply_workaround_adds_a_note_and_a_link(staff_sql
         await pilot.press("down", "enter")
         await wait_until(pilot, lambda: app.screen is screen, "the ticket again")
         await wait_until(pilot, lambda: screen.detail.links == ["KE0000001"], "link shown")
+        await wait_until(pilot, lambda: not shows(app, "Possible known error"), "the offer gone once linked")
     with db.read_session() as s:
         ticket = tickets.get_ticket(s, ref)
         notes = s.scalars(select(TicketEntry.body).where(TicketEntry.ticket_id == ticket.id)).all()

@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, SQLColumnExpression, and_, func, or_, sele
 from sqlalchemy.orm import Session
 
 from itsm_tui.config import DeskConfig
-from itsm_tui.models import KnowledgeArticle, KnownError
+from itsm_tui.models import KnowledgeArticle, KnownError, Link, Ticket
 from itsm_tui.services import tickets
 from itsm_tui.services.errors import NotFound, ValidationError
 from itsm_tui.services.users import Actor
@@ -83,42 +83,154 @@ def snippet(text: str | None, words: list[str], width: int = SNIPPET) -> str:
     return ("..." if start else "") + part + ("..." if start + width < len(flat) else "")
 
 
-def search(session: Session, words: str | Iterable[str], limit: int = 20) -> list[KnowledgeHit]:
-    """Known errors (title, symptom, workaround) and articles (title, body) holding every word.
+def search(
+    session: Session,
+    words: str | Iterable[str],
+    limit: int = 20,
+    *,
+    service: str | None = None,
+    ci: str | None = None,
+) -> list[KnowledgeHit]:
+    """Known errors in force (title, symptom, workaround) and published articles (title, body) holding every
+    word; a retired known error or an article not yet published (or retired) is not offered.
 
-    Known errors come first, then hits with more words in the title; at most ``limit`` results.
+    Ranked: known errors first, those of the same CI (``ci``, a ticket's) before those of the same service
+    (``service``), then hits with more words in the title, then the newest; at most ``limit`` results.
     """
     terms = split_words(words)
     if not terms:
         return []
     limit = max(1, min(int(limit), LIMIT_MAX))
-    hits: list[tuple[int, int, KnowledgeHit]] = []
+    wanted_ci = (ci or "").strip().lower()
+    hits: list[tuple[int, int, int, KnowledgeHit]] = []
     known = session.execute(
-        select(KnownError.ref, KnownError.title, KnownError.symptom, KnownError.workaround)
-        .where(_matches_all(terms, (KnownError.title, KnownError.symptom, KnownError.workaround)))
+        select(
+            KnownError.ref,
+            KnownError.title,
+            KnownError.symptom,
+            KnownError.workaround,
+            KnownError.service,
+            KnownError.ci,
+        )
+        .where(
+            KnownError.status == "published",
+            _matches_all(terms, (KnownError.title, KnownError.symptom, KnownError.workaround)),
+        )
         .order_by(KnownError.published_at.desc(), KnownError.id.desc())
-        .limit(limit)
+        .limit(LIMIT_MAX)
     )
-    for ref, title, symptom, workaround in known:
+    for ref, title, symptom, workaround, ke_service, ke_ci in known:
+        place = (
+            0
+            if wanted_ci and (ke_ci or "").lower() == wanted_ci
+            else 1
+            if service and ke_service == service
+            else 2
+        )
         hits.append(
             (
                 0,
+                place,
                 -_in_title(title, terms),
                 KnowledgeHit(ref, "known_error", title, snippet(symptom, terms), workaround),
             )
         )
     articles = session.execute(
-        select(KnowledgeArticle.ref, KnowledgeArticle.title, KnowledgeArticle.body)
-        .where(_matches_all(terms, (KnowledgeArticle.title, KnowledgeArticle.body)))
-        .order_by(KnowledgeArticle.updated_at.desc(), KnowledgeArticle.id.desc())
-        .limit(limit)
-    )
-    for ref, title, body in articles:
-        hits.append(
-            (1, -_in_title(title, terms), KnowledgeHit(ref, "article", title, snippet(body, terms), None))
+        select(KnowledgeArticle.ref, KnowledgeArticle.title, KnowledgeArticle.body, KnowledgeArticle.service)
+        .where(
+            KnowledgeArticle.status == "published",
+            _matches_all(terms, (KnowledgeArticle.title, KnowledgeArticle.body)),
         )
-    hits.sort(key=lambda hit: (hit[0], hit[1]))
-    return [hit for _, _, hit in hits[:limit]]
+        .order_by(KnowledgeArticle.updated_at.desc(), KnowledgeArticle.id.desc())
+        .limit(LIMIT_MAX)
+    )
+    for ref, title, body, kb_service in articles:
+        place = 1 if service and kb_service == service else 2
+        hits.append(
+            (
+                1,
+                place,
+                -_in_title(title, terms),
+                KnowledgeHit(ref, "article", title, snippet(body, terms), None),
+            )
+        )
+    hits.sort(key=lambda hit: (hit[0], hit[1], hit[2]))  # stable: the newest first within a rank
+    return [hit for _, _, _, hit in hits[:limit]]
+
+
+@dataclass(frozen=True)
+class KnownErrorMatch:
+    """A known error in force that may be what a ticket is about: the ticket screen offers it."""
+
+    ref: str
+    title: str
+    workaround: str | None
+    reason: str  # why it matches, in words ("same CI PRN-0042", "same service, words: jam, tray")
+
+
+MATCH_WORD_MIN = 4  # shorter words ("the", "vpn" aside) say little about a symptom
+_MATCH_READ = 50
+
+
+def _words_of(text: str | None) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9][a-z0-9-]+", (text or "").lower()) if len(w) >= MATCH_WORD_MIN}
+
+
+def matching_known_errors(session: Session, ticket_id: int, limit: int = 3) -> list[KnownErrorMatch]:
+    """The known errors in force that match an open incident: the same CI, or the same service and at least
+    one word of the ticket's title in the known error's title or symptom; those already linked to the
+    ticket are left out. Best first: the same CI, then more shared words, then the newest.
+
+    Reads the ticket by primary key and at most 50 known errors of its CI or service
+    (``ix_known_errors_ci`` / ``ix_known_errors_service``)."""
+    row = session.execute(
+        select(Ticket.service, Ticket.ci, Ticket.title, Ticket.kind, Ticket.is_open).where(
+            Ticket.id == ticket_id
+        )
+    ).first()
+    if row is None:
+        return []
+    service, ci, title, kind, is_open = row
+    if kind != "incident" or not is_open or not (service or ci):
+        return []
+    same = []
+    if ci:
+        same.append(KnownError.ci == ci)
+    if service:
+        same.append(KnownError.service == service)
+    linked = select(Link.target_id).where(
+        Link.source_type == "ticket", Link.source_id == ticket_id, Link.target_type == "known_error"
+    )
+    found = session.execute(
+        select(
+            KnownError.ref,
+            KnownError.title,
+            KnownError.symptom,
+            KnownError.workaround,
+            KnownError.service,
+            KnownError.ci,
+            KnownError.published_at,
+        )
+        .where(KnownError.status == "published", or_(*same), KnownError.id.not_in(linked))
+        .order_by(KnownError.published_at.desc(), KnownError.id.desc())
+        .limit(_MATCH_READ)
+    ).all()
+    words = _words_of(title)
+    ranked: list[tuple[int, int, int, KnownErrorMatch]] = []
+    for order, (ref, ke_title, symptom, workaround, ke_service, ke_ci, _published) in enumerate(found):
+        shared = sorted(words & (_words_of(ke_title) | _words_of(symptom)))
+        same_ci = bool(ci) and ke_ci == ci
+        if not same_ci and not (ke_service == service and shared):
+            continue
+        if same_ci:
+            reason = f"same CI {ci}" + (f", words: {', '.join(shared[:4])}" if shared else "")
+        else:
+            reason = f"same service {service}, words: {', '.join(shared[:4])}"
+        ranked.append(
+            (0 if same_ci else 1, -len(shared), order, KnownErrorMatch(ref, ke_title, workaround, reason))
+        )
+    ranked.sort(key=lambda item: item[:3])
+    return [match for *_, match in ranked[: max(1, limit)]]
 
 
 def _in_title(title: str, words: list[str]) -> int:
