@@ -217,6 +217,33 @@ def _tell_assignees(
     )
 
 
+def _tell_raci(
+    session: Session,
+    config: DeskConfig,
+    activity: str,
+    letter: str,
+    problem: Problem,
+    actor: Actor,
+    key: str,
+    message: str,
+    now: datetime,
+) -> int:
+    """The holders of ``letter`` for ``activity`` in raci.toml are told (not whoever did it)."""
+    roles = config.raci_roles(activity, letter)
+    if not roles:
+        return 0
+    return notifications.notify(
+        session,
+        notifications.users_with_roles(session, roles),
+        kind="problem",
+        event_key=f"problem:{problem.id}:{key}",
+        entity=(ENTITY, problem.id),
+        message=message,
+        now=now,
+        exclude=actor.id,
+    )
+
+
 def _one_line(text: str | None, width: int = 200) -> str:
     return strip_control(text or "", single_line=True)[:width]
 
@@ -291,6 +318,17 @@ def create_problem(
                 message=f"{problem.ref} is yours to own: {_title_of(problem)}",
                 now=now,
             )
+    _tell_raci(
+        session,
+        config,
+        "problem_identification",
+        "A",
+        problem,
+        actor,
+        "raised",
+        f"{actor.login} raised {problem.ref} (P{problem.priority}): {_title_of(problem)}",
+        now,
+    )
     if incidents:
         _link_incidents(session, actor, problem, incidents, now)
     return _flush(session, problem, None)
@@ -449,6 +487,17 @@ def resolve(
     known = published_known_error(session, problem)
     if known is not None:
         _retire(session, actor, problem, known, now)
+    _tell_raci(
+        session,
+        config,
+        "problem_resolution",
+        "I",
+        problem,
+        actor,
+        f"resolved:{problem.version}:raci",
+        f"{problem.ref} is resolved: {_title_of(problem)}",
+        now,
+    )
     _tell_assignees(
         session,
         problem,
@@ -804,6 +853,17 @@ def publish_known_error(
     audit.record_for(session, ENTITY, problem, actor.id, now, "publish", "known_error", known.ref)
     if problem.status in ("new", "investigating"):
         _status(session, problem, "known_error", actor, now)
+    _tell_raci(
+        session,
+        config,
+        "known_error_publication",
+        "I",
+        problem,
+        actor,
+        f"published:{known.ref}:raci",
+        f"Known error {known.ref} published ({problem.ref}): {_one_line(known.title)}",
+        now,
+    )
     _tell_assignees(
         session,
         problem,
