@@ -31,7 +31,12 @@ CONFIG_FILES = (
     "kpi.toml",
     "changes.toml",
     "replies.toml",
+    "problems.toml",
 )
+# Files whose absence (from the shipped folder too) means their defaults rather than a refusal to start.
+OPTIONAL_CONFIG_FILES = ("problems.toml",)
+# How incidents are clustered into candidate problems (problems.toml [candidates] by).
+CANDIDATE_CLUSTERINGS = ("ci", "service_category")
 KPI_NAMES = ("sla_resolution", "sla_response", "fcr", "csat", "mttr_hours", "reopen_rate", "change_success")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 RACI_LETTERS = ("R", "A", "C", "I")
@@ -297,6 +302,21 @@ class ReplyTemplate:
 
 
 @dataclass(frozen=True)
+class ProblemsConfig:
+    """problems.toml: when a cluster of incidents is a candidate problem (services/problems/candidates.py).
+
+    At least ``min_incidents`` incidents opened within the last ``window_days`` days on one configuration
+    item (``"ci"`` in ``by``) or on one service and category (``"service_category"``), none linked to a
+    problem and no open problem covering them; at most ``limit`` candidates are listed.
+    """
+
+    min_incidents: int = 5
+    window_days: int = 14
+    by: tuple[str, ...] = CANDIDATE_CLUSTERINGS
+    limit: int = 50
+
+
+@dataclass(frozen=True)
 class DeskConfig:
     """Everything the shipped (or overriding) TOML files say, validated."""
 
@@ -324,6 +344,7 @@ class DeskConfig:
     # false: only `itsm scheduler` hosts run them.
     jobs_in_consoles: bool = True
     reply_templates: tuple[ReplyTemplate, ...] = ()
+    problems: ProblemsConfig = field(default_factory=ProblemsConfig)
 
     def priority_for(self, impact: str, urgency: str) -> int:
         return self.priority_matrix[impact][urgency]
@@ -366,7 +387,12 @@ def config_paths(config_dir: str | os.PathLike[str] | None = None) -> dict[str, 
 def load_config(config_dir: str | os.PathLike[str] | None = None) -> DeskConfig:
     """Load and validate every configuration file; raise :class:`ConfigError` on the first broken rule."""
     paths = config_paths(config_dir)
-    raw = {name: read_toml(path) for name, path in paths.items()}
+    raw = {
+        name: {}
+        if name in OPTIONAL_CONFIG_FILES and not (path.exists() or path.is_symlink())
+        else read_toml(path)
+        for name, path in paths.items()
+    }
 
     calendars = _parse_calendars(paths["calendars.toml"], raw["calendars.toml"])
     catalog = _Catalog.parse(paths["catalog.toml"], raw["catalog.toml"])
@@ -409,6 +435,7 @@ def load_config(config_dir: str | os.PathLike[str] | None = None) -> DeskConfig:
         on_shift_minutes=sla["on_shift_minutes"],
         jobs_in_consoles=sla["jobs_in_consoles"],
         reply_templates=_parse_replies(paths["replies.toml"], raw["replies.toml"]),
+        problems=_parse_problems(paths["problems.toml"], raw["problems.toml"]),
     )
 
 
@@ -977,6 +1004,28 @@ def _parse_replies(path: Path, data: dict) -> tuple[ReplyTemplate, ...]:
         # A multi-line string's closing quotes on a line of their own leave no empty line after the text.
         templates[name] = ReplyTemplate(name, kind, text.strip("\n"))
     return tuple(templates.values())
+
+
+def _parse_problems(path: Path, data: dict) -> ProblemsConfig:
+    _check_keys(path, data, "", ("candidates",))
+    keys = ("min_incidents", "window_days", "by", "limit")
+    candidates = _known_keys(path, data, "candidates", keys)
+    default = ProblemsConfig()
+    least = _int(
+        path, "candidates.min_incidents", candidates.get("min_incidents", default.min_incidents), 2, 10_000
+    )
+    days = _int(path, "candidates.window_days", candidates.get("window_days", default.window_days), 1, 365)
+    limit = _int(path, "candidates.limit", candidates.get("limit", default.limit), 1, 500)
+    by = candidates.get("by", list(default.by))
+    known = ", ".join(f'"{name}"' for name in CANDIDATE_CLUSTERINGS)
+    if not isinstance(by, list) or not by:
+        raise ConfigError(path, "candidates.by", f'must list one or more of {known}, e.g. ["ci"]')
+    for name in by:
+        if name not in CANDIDATE_CLUSTERINGS:
+            raise ConfigError(path, "candidates.by", f"unknown clustering {name!r}; known: {known}")
+    if len(set(by)) != len(by):
+        raise ConfigError(path, "candidates.by", f"names a clustering twice: {by}")
+    return ProblemsConfig(min_incidents=least, window_days=days, by=tuple(by), limit=limit)
 
 
 def _check_placeholders(path: Path, key: str, name: str, text: str) -> None:

@@ -23,6 +23,7 @@ CAST = {
     "cab1": (["cab_member"], []),
     "chm": (["change_manager"], []),
     "procman": (["process_manager"], []),
+    "prm": (["problem_manager"], []),
 }
 
 

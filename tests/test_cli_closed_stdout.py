@@ -112,6 +112,18 @@ def _titled(table: str, title: str) -> Rows:
     return Rows(f"SELECT count(*) FROM {table} WHERE title = '{title}'")
 
 
+def _article(title: str, status: str) -> Rows:
+    return Rows(f"SELECT status FROM knowledge_articles WHERE title = '{title}'", status)
+
+
+def _problem(title: str, status: str) -> Rows:
+    return Rows(f"SELECT status FROM problems WHERE title = '{title}'", status)
+
+
+_PROBLEM_LINKS = "SELECT count(*) FROM links WHERE target_type = 'problem'"
+_ANALYSIS = ("--root-cause", "Closed cause", "--workaround", "Wait", "--fix", "Fix", "--why", "It broke")
+
+
 # The order is the order they run in, on one desk: the scheduler flags the long-overdue ticket before
 # `sla scan --now` far ahead flags the rest. Each writing case's check must not hold before it runs.
 CASES: dict[str, Case] = {
@@ -304,6 +316,84 @@ CASES: dict[str, Case] = {
         "agent1",
         ("view", "delete", "Closed view"),
         Rows("SELECT count(*) FROM audit_events WHERE entity_type = 'saved_view' AND action = 'delete'"),
+    ),
+    "kb create": Case(
+        "net1",
+        ("kb", "create", "--title", "Closed article", "--body", LONG, "--json"),
+        _titled("knowledge_articles", "Closed article"),
+    ),
+    "kb update": Case(
+        "net1",
+        ("kb", "update", "{kb_update}", "--title", "Closed kb update", "--json"),
+        _titled("knowledge_articles", "Closed kb update"),
+    ),
+    "kb submit": Case("net1", ("kb", "submit", "{kb_submit}"), _article("Kb submit", "in_review")),
+    "kb publish": Case(
+        "eng1", ("kb", "publish", "{kb_publish}", "--json"), _article("Kb publish", "published")
+    ),
+    "kb send-back": Case(
+        "eng1", ("kb", "send-back", "{kb_back}", "--note", "Say more"), _article("Kb back", "draft")
+    ),
+    "kb retire": Case(
+        "eng1", ("kb", "retire", "{kb_retire}", "--reason", "Gone"), _article("Kb retire", "retired")
+    ),
+    "kb list": Case("agent1", ("kb", "list", "--view", "all"), None),
+    "kb show": Case("agent1", ("kb", "show", "{kb_retire}"), None),
+    "problem create": Case(
+        "net1",
+        ("problem", "create", "--title", "Closed problem", "--description", LONG[:15000], "--json"),
+        _titled("problems", "Closed problem"),
+    ),
+    "problem list": Case("net1", ("problem", "list", "--view", "all"), None),
+    "problem show": Case("net1", ("problem", "show", "{p_main}"), None),
+    "problem candidates": Case("net1", ("problem", "candidates", "--json"), None),
+    "problem update": Case(
+        "net1",
+        ("problem", "update", "{p_main}", *_ANALYSIS),
+        Rows("SELECT count(*) FROM problems WHERE root_cause = 'Closed cause'"),
+    ),
+    "problem investigate": Case(
+        "net1", ("problem", "investigate", "{p_main}"), _problem("Closed main", "investigating")
+    ),
+    "problem publish": Case(
+        "net1",
+        ("problem", "publish", "{p_main}", "--json"),
+        Rows("SELECT count(*) FROM known_errors WHERE status = 'published'"),
+    ),
+    "problem retire-ke": Case(
+        "prm",
+        ("problem", "retire-ke", "KE0000001"),
+        Rows("SELECT count(*) FROM known_errors WHERE status = 'retired'"),
+    ),
+    "problem link": Case(
+        "net1", ("problem", "link", "{p_main}", "{t_update}", "{t_show}", "--json"), Rows(_PROBLEM_LINKS, 2)
+    ),
+    "problem unlink": Case("net1", ("problem", "unlink", "{p_main}", "{t_show}"), Rows(_PROBLEM_LINKS, 1)),
+    "problem fix": Case("net1", ("problem", "fix", "{p_main}"), _problem("Closed main", "fix_in_progress")),
+    "problem resolve": Case(
+        "prm",
+        ("problem", "resolve", "{p_main}", "--incidents", "yes"),
+        Rows("SELECT count(*) FROM tickets WHERE resolution_note LIKE 'Resolved by the permanent fix of %'"),
+    ),
+    "problem close": Case(
+        "prm",
+        ("problem", "close", "{p_main}", "--verification", "Quiet since"),
+        _problem("Closed main", "closed"),
+    ),
+    "problem reopen": Case(
+        "prm",
+        ("problem", "reopen", "{p_reopen}", "--reason", "Back again"),
+        _problem("Closed reopen", "investigating"),
+    ),
+    "problem cancel": Case(
+        "prm",
+        ("problem", "cancel", "{p_cancel}", "--reason", "Not one"),
+        _problem("Closed cancel", "cancelled"),
+    ),
+    "problem duplicate": Case(
+        "prm",
+        ("problem", "duplicate", "{p_dup}", "--of", "{p_main}", "--reason", "The same"),
+        _problem("Closed dup", "duplicate"),
     ),
 }
 
@@ -557,6 +647,11 @@ LIFECYCLE = {
 }
 
 
+# The steps that bring a draft article to the status each kb case needs, and how many each has been through.
+KB_STEPS = [("net1", "submit"), ("eng1", "publish")]
+KB_LIFECYCLE = {"update": 0, "submit": 0, "publish": 1, "back": 1, "retire": 2}
+
+
 def _free_port() -> str:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -595,6 +690,31 @@ def desk(module_db: Database, tmp_path_factory: pytest.TempPathFactory) -> Itera
         for login, (verb, *options) in STEPS[:steps]:
             _cli(login, "change", verb, ref, "--db", url, *options)
         built.values[f"c_{name}"] = ref
+
+    def problem(title: str, *steps: tuple[str, str, tuple[str, ...]]) -> str:
+        ref = _cli("net1", "problem", "create", "--db", url, "--title", title).split()[0]
+        for login, verb, options in steps:
+            _cli(login, "problem", verb, ref, "--db", url, *options)
+        return ref
+
+    built.values["p_main"] = problem("Closed main")
+    built.values["p_cancel"] = problem("Closed cancel")
+    built.values["p_dup"] = problem("Closed dup")
+    built.values["p_reopen"] = problem(
+        "Closed reopen",
+        ("net1", "update", ("--root-cause", "Cause", "--fix", "Patch")),
+        ("net1", "investigate", ()),
+        ("net1", "fix", ()),
+        ("prm", "resolve", ()),
+    )
+    for name, steps in KB_LIFECYCLE.items():
+        created = _cli(
+            "net1", "kb", "create", "--db", url, "--title", f"Kb {name}", "--body", "Text.", "--json"
+        )
+        ref = json.loads(created)["ref"]
+        for login, verb in KB_STEPS[:steps]:
+            _cli(login, "kb", verb, ref, "--db", url)
+        built.values[f"kb_{name}"] = ref
     if module_db.backend == "sqlite":
         spare = tmp / "spare.db"
         _cli("admin1", "db", "backup", str(spare), "--db", url)

@@ -21,7 +21,7 @@ from sqlalchemy import text
 
 from itsm_tui.cli.parser import build_parser
 from itsm_tui.db import Database
-from itsm_tui.services import changes, tickets
+from itsm_tui.services import articles, changes, problems, tickets
 from itsm_tui.services import users as user_service
 
 STRANGER = "mallory"  # an OS login that is no user of the desk
@@ -65,7 +65,12 @@ READING = {
     "change export",  # writes the .ics file it is given, not the database
     "change windows",
     "audit verify",
+    "problem list",
+    "problem show",
+    "problem candidates",
     "view list",
+    "kb list",
+    "kb show",
 }
 
 
@@ -152,7 +157,52 @@ WRITING: dict[str, Attempt] = {
         stranger_told_to_join=True,
     ),
     "view delete": Attempt(("view", "delete", "Not mine"), recorded=False, stranger_told_to_join=True),
+    # Problems: L2/L3 and problem managers raise and analyse them, problem managers own the lifecycle; who
+    # may link a ticket links incidents (an analyst may not). Each step meets a problem it applies to.
+    "problem create": Attempt(("problem", "create", "--title", "x"), stranger_told_to_join=True),
+    "problem update": Attempt(
+        ("problem", "update", "PRB0000001", "--root-cause", "x"), stranger_told_to_join=True
+    ),
+    "problem investigate": Attempt(("problem", "investigate", "PRB0000001"), stranger_told_to_join=True),
+    "problem publish": Attempt(("problem", "publish", "PRB0000001"), stranger_told_to_join=True),
+    "problem fix": Attempt(("problem", "fix", "PRB0000002"), stranger_told_to_join=True),
+    "problem resolve": Attempt(
+        ("problem", "resolve", "PRB0000003", "--incidents", "yes"), stranger_told_to_join=True
+    ),
+    "problem close": Attempt(
+        ("problem", "close", "PRB0000004", "--verification", "ok"), stranger_told_to_join=True
+    ),
+    "problem reopen": Attempt(
+        ("problem", "reopen", "PRB0000004", "--reason", "x"), stranger_told_to_join=True
+    ),
+    "problem cancel": Attempt(
+        ("problem", "cancel", "PRB0000001", "--reason", "x"), stranger_told_to_join=True
+    ),
+    "problem duplicate": Attempt(
+        ("problem", "duplicate", "PRB0000001", "--of", "PRB0000002", "--reason", "x"),
+        stranger_told_to_join=True,
+    ),
+    "problem link": Attempt(
+        ("problem", "link", "PRB0000001", "INC0000001"), ("analyst1",), stranger_told_to_join=True
+    ),
+    "problem unlink": Attempt(
+        ("problem", "unlink", "PRB0000001", "INC0000001"), ("analyst1",), stranger_told_to_join=True
+    ),
+    "problem retire-ke": Attempt(("problem", "retire-ke", "KE0000001"), stranger_told_to_join=True),
+    # Knowledge: agents write and submit their own drafts; publishers review, publish and retire.
+    "kb create": Attempt(
+        ("kb", "create", "--title", "x", "--body", "y"), ("analyst1",), stranger_told_to_join=True
+    ),
+    "kb update": Attempt(("kb", "update", "KB0000001", "--title", "Mine now"), stranger_told_to_join=True),
+    "kb submit": Attempt(("kb", "submit", "KB0000001"), stranger_told_to_join=True),
+    "kb publish": Attempt(("kb", "publish", "KB0000002"), stranger_told_to_join=True),
+    "kb send-back": Attempt(("kb", "send-back", "KB0000002", "--note", "no"), stranger_told_to_join=True),
+    "kb retire": Attempt(("kb", "retire", "KB0000003", "--reason", "old"), stranger_told_to_join=True),
 }
+# The state each article of the desk is put in (KB0000001 first, each net1's), for the kb steps above.
+ARTICLE_STATES = ("draft", "in_review", "published")
+# The status each problem of the desk is put in (PRB0000001 first, each net1's), for the problem steps above.
+PROBLEM_STATES = ("new", "investigating", "fix_in_progress", "resolved", "known_error")
 # The state each change of the desk is put in (CHG0000001 first), so that each lifecycle step above meets
 # a change it applies to and only the role can refuse it.
 CHANGE_STATES = (
@@ -201,6 +251,23 @@ def desk(module_db: Database, config) -> Database:
                 implementer="net1",
             )
             s.execute(text("UPDATE changes SET state = :s WHERE id = :i"), {"s": state, "i": change.id})
+        for state in PROBLEM_STATES:
+            problem = problems.create_problem(s, config, actors["net1"], title=f"Problem {state}")
+            if state == "known_error":  # with its known error, KE0000001, published
+                analysis = {"root_cause": "Cause", "workaround": "Restart"}
+                problems.update_problem(s, config, actors["net1"], problem.ref, analysis)
+                problems.publish_known_error(s, config, actors["net1"], problem.ref)
+            else:
+                s.execute(
+                    text("UPDATE problems SET status = :s WHERE id = :i"), {"s": state, "i": problem.id}
+                )
+        for state in ARTICLE_STATES:
+            article = articles.create_article(
+                s, config, actors["net1"], title=f"Article {state}", body="Text"
+            )
+            s.execute(
+                text("UPDATE knowledge_articles SET status = :s WHERE id = :i"), {"s": state, "i": article.id}
+            )
     return db
 
 
@@ -273,6 +340,8 @@ ALLOWED = [
     ("admin1", ("sla", "scan", "--now", FAR_FUTURE)),
     ("agent1", ("sla", "scan")),
     ("chm", ("change", "add-blackout", "--name", "Freeze", "--start", START_AT, "--end", END_AT)),
+    ("net1", ("problem", "create", "--title", "Mail bounces", "--service", "email")),
+    ("agent1", ("kb", "create", "--title", "Printer jams", "--body", "Open tray 2.")),
 ]
 
 

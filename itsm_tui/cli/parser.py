@@ -331,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     upd.add_argument("--rate", type=int, metavar="1-5", help="record the requester's satisfaction")
     upd.add_argument("--json", action="store_true")
     _add_change_commands(commands, db)
+    _add_kb_commands(commands, db)
+    _add_problem_commands(commands, db)
     _add_audit_commands(commands, db)
     return parser
 
@@ -362,6 +364,141 @@ def _add_audit_commands(
     verify.add_argument(
         "--json", action="store_true", help="as JSON: the breaks, and every record's head to keep elsewhere"
     )
+
+
+def _add_problem_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], db: argparse.ArgumentParser
+) -> None:
+    """``itsm problem ...``: problems from raising to closing, known errors, links, candidate problems."""
+    problem = commands.add_parser(
+        "problem", parents=[db], help="problems: root cause, known errors, the fix, linked incidents"
+    ).add_subparsers(dest="problem_command", metavar="ACTION", required=True)
+    levels = ["high", "medium", "low"]
+
+    def text_option(parser: argparse.ArgumentParser, name: str, help_text: str) -> None:
+        parser.add_argument(f"--{name}", metavar="TEXT", help=help_text)
+        parser.add_argument(f"--{name}-file", metavar="FILE", help="the same, read from FILE (- for stdin)")
+
+    def versioned(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--expected-version",
+            "--version",
+            dest="expected_version",
+            type=int,
+            metavar="N",
+            help="refuse if the problem changed since this version (show --json)",
+        )
+
+    def step(
+        name: str, help_text: str, *, version: bool = True, ref: str = "the problem (PRB0000004, or prb4)"
+    ) -> argparse.ArgumentParser:
+        parser = problem.add_parser(name, parents=[db], help=help_text)
+        parser.add_argument("ref", help=ref)
+        if version:
+            versioned(parser)
+        parser.add_argument("--json", action="store_true")
+        return parser
+
+    create = problem.add_parser("create", parents=[db], help="raise a problem (problem managers, L2, L3)")
+    create.add_argument("--title", help="what keeps happening (default with --from-candidate: suggested)")
+    text_option(create, "description", "what is known so far")
+    create.add_argument("--service")
+    create.add_argument("--ci", help="configuration item")
+    create.add_argument("--category")
+    create.add_argument("--impact", default="medium", choices=levels)
+    create.add_argument("--urgency", default="medium", choices=levels)
+    create.add_argument("--owner", metavar="LOGIN", help="who owns it (problem managers give it to others)")
+    create.add_argument(
+        "--incident", action="append", default=[], metavar="REF", help="link an incident (repeatable)"
+    )
+    create.add_argument(
+        "--from-candidate",
+        metavar="KEY",
+        help="raise it from a cluster of `itsm problem candidates` (ci:NAME, svc:SERVICE/CATEGORY), "
+        "its incidents linked",
+    )
+    create.add_argument("--json", action="store_true")
+
+    plist = problem.add_parser("list", parents=[db], help="problems of a view, filtered")
+    plist.add_argument(
+        "--view", default="open", help="mine, open (by priority, the default), known_errors or all"
+    )
+    plist.add_argument(
+        "--filter",
+        default="",
+        metavar="TEXT",
+        help="words and tokens p:1 svc:email status:investigating owner:LOGIN ci:NAME cat:CATEGORY",
+    )
+    plist.add_argument("--limit", type=_positive_int, default=50, help="at most N rows (max 200)")
+    plist.add_argument("--json", action="store_true")
+
+    step("show", "one problem: fields, analysis, incidents, changes, known errors, history", version=False)
+
+    update = step("update", "change fields and the analysis (all in one transaction)")
+    update.add_argument("--title")
+    text_option(update, "description", "the description")
+    update.add_argument("--service", help="'' clears it")
+    update.add_argument("--ci", help="'' clears it")
+    update.add_argument("--category", help="'' clears it")
+    update.add_argument("--impact", choices=levels)
+    update.add_argument("--urgency", choices=levels)
+    update.add_argument("--owner", metavar="LOGIN", help="the owner (problem managers; '' clears it)")
+    text_option(update, "root-cause", "the root cause")
+    update.add_argument(
+        "--why",
+        action="append",
+        metavar="TEXT",
+        help="one of the five whys, in order (repeatable; replaces them all; --why '' clears them)",
+    )
+    update.add_argument(
+        "--cause-category",
+        action="append",
+        metavar="NAME",
+        help="people, process, technology, supplier or environment (repeatable; replaces them; '' clears)",
+    )
+    text_option(update, "workaround", "the workaround (published with the known error)")
+    text_option(update, "fix", "the permanent fix")
+
+    step("investigate", "start the investigation")
+    step("fix", "start the permanent fix (needs the root cause and the fix described)")
+    publish = step("publish", "publish the known error (needs the root cause and the workaround)")
+    publish.add_argument("--symptom", help="what users see (default: the description)")
+    publish.add_argument("--title", help="the known error's title (default: the problem's)")
+    step(
+        "retire-ke",
+        "retire a known error: its workaround is no longer offered",
+        version=False,
+        ref="the known error (KE0000001)",
+    )
+
+    link = step("link", "link incidents, or the change of the fix, to the problem", version=False)
+    link.add_argument("incidents", nargs="*", metavar="INC", help="incidents to link")
+    link.add_argument("--change", metavar="CHG", help="the change that carries the fix")
+    unlink = step("unlink", "unlink an incident from the problem", version=False)
+    unlink.add_argument("incident", metavar="INC")
+
+    resolve = step("resolve", "resolve (the fix is in); then its open linked incidents, if asked")
+    resolve.add_argument(
+        "--incidents",
+        choices=["yes", "no", "ask"],
+        help="resolve the open linked incidents with the fix, each on its own (default: ask at a "
+        "terminal, else no); on a resolved problem, yes resolves those still open",
+    )
+    resolve.add_argument("--code", default="fixed", help="the incidents' resolution code (default fixed)")
+    close = step("close", "close a resolved problem once the fix is verified")
+    close.add_argument("--verification", required=True, help="how the fix was verified")
+    reopen = step("reopen", "reopen a resolved problem: the fix did not hold")
+    reopen.add_argument("--reason", required=True)
+    cancel = step("cancel", "cancel a problem not yet resolved")
+    cancel.add_argument("--reason", required=True)
+    duplicate = step("duplicate", "mark a problem as a duplicate of another")
+    duplicate.add_argument("--of", required=True, metavar="PRB", help="the problem that goes on")
+    duplicate.add_argument("--reason", required=True)
+
+    candidates = problem.add_parser(
+        "candidates", parents=[db], help="incident clusters no problem covers yet (problems.toml)"
+    )
+    candidates.add_argument("--json", action="store_true")
 
 
 def _version() -> str:
@@ -536,3 +673,75 @@ def _add_change_commands(
     blackout.add_argument("--end", type=_iso_instant, required=True)
     blackout.add_argument("--service", help="only this service (default: every service)")
     blackout.add_argument("--reason")
+
+
+def _add_kb_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], db: argparse.ArgumentParser
+) -> None:
+    """``itsm kb ...``: knowledge articles, from a draft through review to publication and retirement."""
+    kb = commands.add_parser(
+        "kb", parents=[db], help="knowledge articles: write, review, publish, retire"
+    ).add_subparsers(dest="kb_command", metavar="ACTION", required=True)
+
+    klist = kb.add_parser("list", parents=[db], help="articles, most recently updated first")
+    klist.add_argument(
+        "words",
+        nargs="*",
+        metavar="WORD",
+        help="words of the title or text, and svc:SERVICE, cat:CATEGORY, status:STATUS, author:LOGIN (or me)",
+    )
+    klist.add_argument(
+        "--view",
+        choices=["published", "drafts", "review", "retired", "all"],
+        default="published",
+        help="published (default); drafts: yours, and what awaits review for publishers; review; "
+        "retired; all",
+    )
+    klist.add_argument("--limit", type=_positive_int, default=50, help="at most N (max 200)")
+    klist.add_argument("--json", action="store_true")
+
+    show = kb.add_parser("show", parents=[db], help="one article: fields, text, uses, actions, history")
+    show.add_argument("ref")
+    show.add_argument("--json", action="store_true")
+
+    def text_options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--title", help="one line saying what the article answers")
+        parser.add_argument("--body", help="the text (without it, at a terminal: your $EDITOR)")
+        parser.add_argument("--body-file", metavar="PATH", help="the text from a file (- for standard input)")
+        parser.add_argument("--service", help="the service it is about ('' for none)")
+        parser.add_argument("--category", help="a category of your words (up to 40 characters)")
+        parser.add_argument("--json", action="store_true")
+
+    create = kb.add_parser("create", parents=[db], help="write a new draft")
+    text_options(create)
+    create.add_argument(
+        "--from-ticket",
+        metavar="REF",
+        help="written from a ticket: title, text (description and resolution), service and category from it "
+        "unless given; the ticket links to the article",
+    )
+
+    def versioned(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("ref")
+        parser.add_argument(
+            "--expected-version",
+            type=int,
+            help="refuse if the article changed since this version (show --json)",
+        )
+
+    update = kb.add_parser("update", parents=[db], help="edit an article (alone: its text in your $EDITOR)")
+    versioned(update)
+    text_options(update)
+
+    def step(name: str, help_text: str) -> argparse.ArgumentParser:
+        parser = kb.add_parser(name, parents=[db], help=help_text)
+        versioned(parser)
+        parser.add_argument("--json", action="store_true")
+        return parser
+
+    step("submit", "submit a draft for review (its author, or a publisher)")
+    step("publish", "publish an article in review (a publisher who did not write it)")
+    back = step("send-back", "send an article in review back to its author as a draft (publishers)")
+    back.add_argument("--note", required=True, help="what the author should change")
+    retire = step("retire", "retire a published article (publishers)")
+    retire.add_argument("--reason", required=True, help="why it no longer holds")

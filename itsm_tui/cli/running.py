@@ -235,6 +235,8 @@ COMMAND_MODULES = {
     "serve": "serve",
     "report": "reports",
     "change": "changes",
+    "kb": "kb",
+    "problem": "problems",
     "audit": "audit",
     "view": "views",
 }

@@ -103,10 +103,7 @@ def guard_publish(
     session: Session, config: DeskConfig, actor: Actor, problem: Problem, now: datetime
 ) -> None:
     if problem.status not in ("new", "investigating", "known_error", "fix_in_progress"):
-        raise ServiceError(
-            f"{problem.ref} is {STATUS_LABELS[problem.status]}: a known error is published while the "
-            f"problem is worked"
-        )
+        raise InvalidTransition(problem.ref, problem.status, "known_error", TRANSITIONS[problem.status])
     require(actor.roles, "problem.analyse")
     known = published_known_error(session, problem)
     if known is not None:
@@ -137,6 +134,8 @@ def guard_resolve(
     session: Session, config: DeskConfig, actor: Actor, problem: Problem, now: datetime
 ) -> None:
     _owner_move(problem, actor, "resolved")
+    if not (problem.permanent_fix or "").strip():  # it may have been cleared since the fix was started
+        raise ServiceError(f"{problem.ref} has no permanent fix described: record it in the analysis first")
 
 
 def guard_close(session: Session, config: DeskConfig, actor: Actor, problem: Problem, now: datetime) -> None:
@@ -145,6 +144,8 @@ def guard_close(session: Session, config: DeskConfig, actor: Actor, problem: Pro
 
 def guard_reopen(session: Session, config: DeskConfig, actor: Actor, problem: Problem, now: datetime) -> None:
     if problem.status != "resolved":
+        if "investigating" in TRANSITIONS[problem.status]:
+            raise ServiceError(f"{problem.ref} is {STATUS_LABELS[problem.status]}: start the investigation")
         raise InvalidTransition(problem.ref, problem.status, "investigating", TRANSITIONS[problem.status])
     require(actor.roles, "problem.own")
 

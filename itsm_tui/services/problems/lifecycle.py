@@ -22,7 +22,7 @@ from itsm_tui.services import audit, notifications, versions
 from itsm_tui.services.errors import NotFound, ServiceError, ValidationError
 from itsm_tui.services.inputs import active_user, known_service, required_title
 from itsm_tui.services.problems.guards import enforce, guard_create, published_known_error
-from itsm_tui.services.problems.reading import get_problem, normal_ref
+from itsm_tui.services.problems.reading import from_a_ticket, get_problem, normal_ref
 from itsm_tui.services.problems.rules import (
     CAUSE_CATEGORIES,
     OPEN_STATUSES,
@@ -187,7 +187,7 @@ def linked_incident_ids(session: Session, problem: Problem) -> list[int]:
     return list(
         session.scalars(
             select(Link.source_id)
-            .where(Link.target_type == ENTITY, Link.target_id == problem.id, Link.source_type == "ticket")
+            .where(Link.target_type == ENTITY, Link.target_id == problem.id, from_a_ticket())
             .order_by(Link.source_id)
         )
     )
@@ -955,6 +955,10 @@ def resolve_linked_incidents(
                 f"{problem.ref} is {STATUS_LABELS[problem.status]}: resolve it before its incidents"
             )
         fix = (problem.permanent_fix or "").strip()
+        if not fix:
+            raise ServiceError(
+                f"{problem.ref} has no permanent fix described: record it in the analysis first"
+            )
         refs = open_linked_incidents(session, problem.ref)
         problem_ref = problem.ref
     note = f"Resolved by the permanent fix of {problem_ref}: {fix}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -13,7 +14,7 @@ from itsm_tui.models import Change, KnownError, Link, Problem, Ticket, User, utc
 from itsm_tui.services import audit
 from itsm_tui.services.problems.guards import ActionOffer, available_actions
 from itsm_tui.services.problems.lifecycle import categories_of, whys_of
-from itsm_tui.services.problems.reading import get_problem
+from itsm_tui.services.problems.reading import from_a_ticket, get_problem
 from itsm_tui.services.problems.rules import STATUS_LABELS
 from itsm_tui.services.users import Actor
 
@@ -103,11 +104,22 @@ class ProblemDetail:
         return next((offer.refusal for offer in self.actions if offer.action == action), None)
 
     def as_json(self) -> dict:
-        from itsm_tui.services.jsondata import jsonable
-
         data = asdict(self)
         data["actions"] = {offer.action: offer.refusal for offer in self.actions}
-        return jsonable(data)
+        return _instants(data)
+
+
+def _instants(value: Any) -> Any:
+    """``value`` with every instant inside it (lists, tuples, dicts) written as JSON instants are."""
+    from itsm_tui.services.jsondata import instant
+
+    if isinstance(value, datetime):
+        return instant(value)
+    if isinstance(value, dict):
+        return {key: _instants(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_instants(item) for item in value]
+    return value
 
 
 def _login(session: Session, user_id: int | None) -> tuple[str | None, str | None]:
@@ -124,7 +136,7 @@ def detail(
     problem = get_problem(session, ref)
     owner, owner_name = _login(session, problem.owner_id)
     created_by, _ = _login(session, problem.created_by_id)
-    links = (Link.source_type == "ticket", Link.target_type == "problem", Link.target_id == problem.id)
+    links = (from_a_ticket(), Link.target_type == "problem", Link.target_id == problem.id)
     total, still_open = session.execute(
         select(func.count(Ticket.id), func.count(Ticket.id).filter(Ticket.is_open))
         .select_from(Link)

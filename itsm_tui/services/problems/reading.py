@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from itsm_tui.models import KnownError, Link, Problem, User
@@ -85,6 +85,13 @@ class ProblemList:
     error: str | None = None  # the filter's refusal, one line (nothing was read)
 
 
+def from_a_ticket() -> ColumnElement[bool]:
+    """A link's source is a ticket, tested on a copy of the column (coalesce(x, x) is x): a problem's linked
+    incidents are then read by ``ix_links_target``, where SQLite without statistics would take the first
+    column of ``uq_links_pair`` instead (every ticket's links, for each problem)."""
+    return func.coalesce(Link.source_type, Link.source_type) == "ticket"
+
+
 class FilterError(ValueError):
     pass
 
@@ -115,16 +122,18 @@ def _filtered(stmt: Select, text: str) -> Select:
                 owner = select(User.id).where(User.login == value).scalar_subquery()
                 stmt = stmt.where(Problem.owner_id == owner)
             continue
-        pattern = "%" + word.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        # SQLite's lower() folds ASCII letters only: the word is also asked with only those folded, so that
+        # "Über" finds "Über" there as PostgreSQL's lower() finds it.
+        patterns = {_like(word.lower()), _like("".join(c.lower() if c.isascii() else c for c in word))}
+        columns = (Problem.title, Problem.description, Problem.ref, func.coalesce(Problem.root_cause, ""))
         stmt = stmt.where(
-            or_(
-                func.lower(Problem.title).like(pattern, escape="\\"),
-                func.lower(Problem.description).like(pattern, escape="\\"),
-                func.lower(Problem.ref).like(pattern, escape="\\"),
-                func.lower(func.coalesce(Problem.root_cause, "")).like(pattern, escape="\\"),
-            )
+            or_(*(func.lower(column).like(p, escape="\\") for column in columns for p in sorted(patterns)))
         )
     return stmt
+
+
+def _like(word: str) -> str:
+    return "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 _EXAMPLE = {
@@ -151,7 +160,7 @@ def list_problems(
     limit = max(1, min(int(limit), LIMIT_MAX))
     incidents = (
         select(func.count(Link.id))
-        .where(Link.target_type == "problem", Link.target_id == Problem.id, Link.source_type == "ticket")
+        .where(Link.target_type == "problem", Link.target_id == Problem.id, from_a_ticket())
         .correlate(Problem)
         .scalar_subquery()
     )

@@ -34,7 +34,7 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "new": ("investigating", "known_error", "cancelled", "duplicate"),
     "investigating": ("known_error", "fix_in_progress", "cancelled", "duplicate"),
     "known_error": ("fix_in_progress", "cancelled", "duplicate"),
-    "fix_in_progress": ("resolved", "known_error", "cancelled"),
+    "fix_in_progress": ("resolved", "cancelled"),
     "resolved": ("closed", "investigating"),
     "closed": (),
     "cancelled": (),
