@@ -340,6 +340,9 @@ class Ticket(Base):
         ],
         Index("ix_tickets_status", "status", "id"),
         Index("ix_tickets_opened", "opened_at", "id"),
+        Index(
+            "ix_tickets_kind_opened", "kind", "opened_at"
+        ),  # incidents opened in a period (KPIs, candidates)
         Index("ix_tickets_updated", "updated_at", "id"),
         Index("ix_tickets_resolved", "resolved_at", "id"),
         # The filter tokens of the "All tickets" view (every ticket, of any age): migration 0013.

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from rich.console import Group as Renderables
 from rich.table import Table
 from rich.text import Text
 from textual import on, work
@@ -118,6 +119,7 @@ class KpiScreen(DeskScreen):
                 yield Static("", id="kpi-live")
             with TabPane("Management", id="management"), VerticalScroll():
                 yield Static("", id="kpi-summary")
+                yield Static("", id="kpi-problems")
                 yield PlotextPlot(id="chart-volume", classes="chart")
                 yield PlotextPlot(id="chart-aging", classes="chart")
                 yield PlotextPlot(id="chart-sla", classes="chart")
@@ -273,6 +275,7 @@ class KpiScreen(DeskScreen):
             _value(report.emergency_share_pct, "%"),
         )
         self.query_one("#kpi-summary", Static).update(summary)
+        self._show_problems(report)
         days = list(report.opened_per_day)
         labels = [d[5:] for d in days]
         volume = self.query_one("#chart-volume", PlotextPlot)
@@ -320,6 +323,40 @@ class KpiScreen(DeskScreen):
             mttr.xticks(ticks[::step], labels[::step])
         mttr.title("MTTR per day (hours, wall clock)")
         self.query_one("#chart-mttr", PlotextPlot).refresh()
+
+    def _show_problems(self, report: KpiReport) -> None:
+        """The problem-management and knowledge figures of the period (desk-wide), under the summary."""
+        p = report.problems
+        title = Text("Problems & knowledge", style="bold")
+        if report.group:
+            title.append(" (all groups)", style="dim")
+        figures = Table(box=None, show_header=False, padding=(0, 1))
+        for _ in range(4):
+            figures.add_column(no_wrap=True)
+        figures.add_row("Problems opened", f"{p.opened:,}", "Problems resolved", f"{p.resolved:,}")
+        figures.add_row(
+            "Time to root cause",
+            _value(p.root_cause_hours, "h"),
+            "Known-error share",
+            _value(p.known_error_share_pct, "%"),
+        )
+        figures.add_row(
+            f"Fixes measured ({p.fix_window_days} d)",
+            f"{p.fixes_measured:,}",
+            "Incidents /30 d before/after",
+            f"{_value(p.before_fix_per_30d)} / {_value(p.after_fix_per_30d)}",
+        )
+        figures.add_row(
+            "Avoided /30 d",
+            _value(p.avoided_per_30d),
+            "Article uses (articles)",
+            f"{p.article_uses:,} ({p.articles_used:,})",
+        )
+        authors = ", ".join(
+            f"{strip_control(a.login, single_line=True)} {a.published:,}" for a in p.top_authors
+        )
+        footnote = Text(f" Top authors  {authors or 'none'}")
+        self.query_one("#kpi-problems", Static).update(Renderables(title, figures, footnote))
 
     # ------------------------------------------------------------------ strategic
 

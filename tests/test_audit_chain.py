@@ -319,7 +319,9 @@ def test_bad_input_exits_2(db, db_url, config, staff, tmp_path, monkeypatch, cap
     )
     assert code == 2 and "no ticket 'INC0000999'" in err and "Traceback" not in err
     code, _, err = verify_cli(db_url, "--entity", "problem", "7", monkeypatch=monkeypatch, capsys=capsys)
-    assert code == 2 and "the types are: change, ticket, user" in err
+    assert code == 2 and "no problem '7'; give a reference such as PRB0000004" in err
+    code, _, err = verify_cli(db_url, "--entity", "window", "7", monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2 and "the types are: article, change, known_error, problem, ticket, user" in err
     broken = tmp_path / "heads.json"
     broken.write_text('{"heads": [{"entity_type": "ticket", "entity_id": 1, "seq": 0, "hash": "x"}]}')
     code, _, err = verify_cli(db_url, "--heads", str(broken), monkeypatch=monkeypatch, capsys=capsys)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from itsm_tui.cli.desk import CliError, Desk, Handler, with_desk
@@ -100,6 +101,28 @@ def kpi_rows(result: KpiReport) -> list[list[object]]:
         row("change_success", "Change success rate", result.change_success_pct, "%"),
         row("", "Emergency-change share", result.emergency_share_pct, "%"),
     ]
+    rows += problem_rows(result, row)
+    return rows
+
+
+def problem_rows(
+    result: KpiReport, row: Callable[[str, str, object, str], list[object]]
+) -> list[list[object]]:
+    """The problem-management and knowledge rows of the report (``row`` shapes each)."""
+    p = result.problems
+    rows = [
+        row("", "Problems opened", p.opened, ""),
+        row("", "Problems resolved", p.resolved, ""),
+        row("", "Mean time to root cause (wall clock)", p.root_cause_hours, "h"),
+        row("", "Incidents linked to a known error", p.known_error_share_pct, "%"),
+        row("", "Fixes measured (window before/after)", p.fixes_measured, f"{p.fix_window_days} d"),
+        row("", "  incidents before the fix", p.before_fix_per_30d, "/30 d"),
+        row("", "  incidents after the fix", p.after_fix_per_30d, "/30 d"),
+        row("", "  incidents avoided", p.avoided_per_30d, "/30 d"),
+        row("", "Article uses", p.article_uses, ""),
+        row("", "Articles used", p.articles_used, ""),
+    ]
+    rows += [row("", f"  published by {plain(a.login)}", a.published, "") for a in p.top_authors]
     return rows
 
 

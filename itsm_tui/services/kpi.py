@@ -20,6 +20,17 @@ Definitions (the screen, the report and the tests share them):
 - Backlog: open tickets now, by age (<1 day, 1-3, 3-7, >7 days).
 - Change success rate: of changes finished in the period (implemented, failed or backed out), the share
   implemented. Emergency-change share: of changes planned to start in the period, the share of emergencies.
+- Problems and knowledge (desk-wide; ``ProblemKpis``): problems opened / resolved in the period; mean time to
+  root cause (hours, wall clock, from opening to the first root cause, of problems whose first root cause was
+  recorded in the period); known-error share (of incidents opened in the period, those linked to a known
+  error); incidents avoided after a fix (below); article uses (ticket -> article links made in the period,
+  and the distinct articles they name); articles published in the period per author (the top five).
+- Incidents avoided after a fix, with a window of W days (``FIX_WINDOW_DAYS``): the problems measured are
+  those resolved (``resolved_at``) in [start - W days, end - W days), so the W days after each fix ended
+  in the period. A problem's incidents are the incidents linked to it or to one of its known errors (each
+  once). Before counts those opened in [resolved_at - W days, resolved_at), after those opened in
+  [resolved_at, resolved_at + W days); summed over the problems and scaled to a rate per 30 days (x 30 / W);
+  avoided per 30 days = before - after.
 
 With a group, each figure counts a ticket under one group, the one that answers for that figure:
 
@@ -44,7 +55,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Float, case, cast, delete, func, insert, literal_column, select, true
+from sqlalchemy import Float, case, cast, delete, func, insert, literal_column, select, true, type_coerce
 from sqlalchemy.orm import Session
 
 from itsm_tui.config import DeskConfig
@@ -53,8 +64,12 @@ from itsm_tui.models import (
     Change,
     Group,
     GroupMembership,
+    KnowledgeArticle,
+    KnownError,
     KpiDaily,
     KpiDirtyDay,
+    Link,
+    Problem,
     SatisfactionRating,
     Ticket,
     User,
@@ -62,6 +77,7 @@ from itsm_tui.models import (
 
 PERIODS = ("today", "7d", "30d", "quarter")
 PERIOD_TITLES = {"today": "Today", "7d": "Last 7 days", "30d": "Last 30 days", "quarter": "This quarter"}
+FIX_WINDOW_DAYS = 30  # the windows before and after a problem's fix (incidents avoided)
 AGE_BUCKETS = (("<1d", 0, 1), ("1-3d", 1, 3), ("3-7d", 3, 7), (">7d", 7, None))
 SUMS = (
     "opened",
@@ -279,6 +295,37 @@ class Figure:
 
 
 @dataclass
+class AuthorCount:
+    """An author and the knowledge articles they published in the period."""
+
+    login: str
+    published: int
+
+
+@dataclass
+class ProblemKpis:
+    """The problem-management and knowledge figures of a period (see the module's docstring)."""
+
+    opened: int = 0
+    resolved: int = 0
+    root_causes: int = 0  # problems whose first root cause was recorded in the period
+    root_cause_hours: float | None = None  # their mean hours from opening to that root cause
+    incidents_opened: int = 0
+    incidents_with_known_error: int = 0
+    known_error_share_pct: float | None = None
+    fix_window_days: int = FIX_WINDOW_DAYS
+    fixes_measured: int = 0  # problems resolved in [start - W, end - W)
+    incidents_before_fix: int = 0
+    incidents_after_fix: int = 0
+    before_fix_per_30d: float | None = None
+    after_fix_per_30d: float | None = None
+    avoided_per_30d: float | None = None
+    article_uses: int = 0
+    articles_used: int = 0
+    top_authors: list[AuthorCount] = field(default_factory=list)
+
+
+@dataclass
 class KpiReport:
     period: Period
     group: str | None
@@ -307,6 +354,7 @@ class KpiReport:
     changes_planned: int = 0
     workload: dict[str, int] = field(default_factory=dict)
     headline: list[Figure] = field(default_factory=list)
+    problems: ProblemKpis = field(default_factory=ProblemKpis)
 
     def as_json(self) -> dict:
         data = asdict(self)
@@ -369,10 +417,13 @@ def report(
     *,
     with_previous: bool = True,
     now: datetime | None = None,
+    with_problems: bool = True,
+    fix_window_days: int | None = None,
 ) -> KpiReport:
     """Every KPI of the period (and, for the headline tiles, the previous period of the same length).
 
     The backlog, its ages and the workload are live figures, taken at ``now`` (default: the real time).
+    ``with_problems`` adds the problem and knowledge figures (``problem_kpis``, with ``fix_window_days``).
     """
     refresh_rollup(session, period.end.astimezone(UTC).date())
     group_id = _group_id(session, group)
@@ -409,13 +460,17 @@ def report(
         result.resolved_per_day[key] = int(sums["resolved"])
         result.mttr_per_day[key] = _hours(sums["resolve_seconds"], int(sums["resolved"]))
     _changes(session, period, result, group_id)
+    if with_problems:
+        result.problems = problem_kpis(session, period, fix_window_days=fix_window_days or FIX_WINDOW_DAYS)
     snapshot = operational_snapshot(session, now or datetime.now(UTC), group=group)
     result.backlog, result.backlog_by_age = snapshot.open, snapshot.by_age
     result.workload = snapshot.workload
     values = _target_values(result)
     previous = None
     if with_previous:
-        previous = report(session, config, period.previous(), group, with_previous=False, now=now)
+        previous = report(
+            session, config, period.previous(), group, with_previous=False, now=now, with_problems=False
+        )
         previous_values = _target_values(previous)
     for name, target in config.kpi_targets.items():
         value = values[name]
@@ -477,6 +532,129 @@ def _changes(session: Session, period: Period, result: KpiReport, group_id: int 
     )
     result.changes_planned = sum(planned.values())
     result.emergency_share_pct = _pct(planned.get("emergency", 0), result.changes_planned)
+
+
+# --------------------------------------------------------------------------- problems and knowledge
+
+
+def problem_kpis(session: Session, period: Period, *, fix_window_days: int = FIX_WINDOW_DAYS) -> ProblemKpis:
+    """The problem-management and knowledge figures of the period, desk-wide (see the module's docstring).
+
+    The problems and articles tables are small; the incidents of the period are read through
+    ``ix_tickets_opened`` and their known-error links through ``uq_links_pair``; the links of the measured
+    problems and of the articles through ``ix_links_target``."""
+    start, end = period.start, period.end
+    result = ProblemKpis(fix_window_days=fix_window_days)
+    result.opened = (
+        session.scalar(select(func.count()).where(Problem.opened_at >= start, Problem.opened_at < end)) or 0
+    )
+    result.resolved = (
+        session.scalar(select(func.count()).where(Problem.resolved_at >= start, Problem.resolved_at < end))
+        or 0
+    )
+    analysed = session.execute(
+        select(Problem.opened_at, Problem.root_cause_at).where(
+            Problem.root_cause_at >= start, Problem.root_cause_at < end
+        )
+    ).all()
+    result.root_causes = len(analysed)
+    result.root_cause_hours = _hours(
+        sum((found - opened).total_seconds() for opened, found in analysed), len(analysed)
+    )
+    # The incidents opened in the period: a count along ix_tickets_kind_opened (the index alone). Those of
+    # them linked to a known error: from the known errors' links (ix_links_target) to their tickets by
+    # primary key; no link of another kind and no other ticket is read. SQLite would rather walk the period's
+    # incidents and probe each one's links (a quarter of a million at a million tickets): the unary plus
+    # keeps it off the tickets' indexes for this one statement.
+    in_period = (Ticket.kind == "incident", Ticket.opened_at >= start, Ticket.opened_at < end)
+    incidents = session.scalar(select(func.count()).select_from(Ticket).where(*in_period)) or 0
+    if session.get_bind().dialect.name == "sqlite":
+        kind, source = literal_column("+tickets.kind"), literal_column("+links.source_type")
+        opened = type_coerce(literal_column("+tickets.opened_at"), Ticket.opened_at.type)
+        not_indexed = (kind == "incident", opened >= start, opened < end, source == "ticket")
+    else:
+        not_indexed = (*in_period, Link.source_type == "ticket")
+    linked = (
+        session.scalar(
+            select(func.count(func.distinct(Link.source_id)))
+            .select_from(Link)
+            .join(Ticket, Ticket.id == Link.source_id)
+            .where(Link.target_type == "known_error", *not_indexed)
+        )
+        or 0
+    )
+    result.incidents_opened, result.incidents_with_known_error = int(incidents), int(linked)
+    result.known_error_share_pct = _pct(result.incidents_with_known_error, result.incidents_opened)
+    _fix_effect(session, period, result)
+    uses, used = session.execute(
+        select(func.count(), func.count(func.distinct(Link.target_id))).where(
+            Link.target_type == "article",
+            Link.source_type == "ticket",
+            Link.created_at >= start,
+            Link.created_at < end,
+        )
+    ).one()
+    result.article_uses, result.articles_used = int(uses), int(used)
+    published = (  # the (small) articles table first, then each author by primary key
+        select(KnowledgeArticle.author_id, func.count().label("published"))
+        .where(KnowledgeArticle.published_at >= start, KnowledgeArticle.published_at < end)
+        .group_by(KnowledgeArticle.author_id)
+        .subquery()
+    )
+    result.top_authors = [
+        AuthorCount(login, count)
+        for login, count in session.execute(
+            select(User.login, published.c.published)
+            .join(User, User.id == published.c.author_id)
+            .order_by(published.c.published.desc(), User.login)
+            .limit(5)
+        ).tuples()
+    ]
+    return result
+
+
+def _fix_effect(session: Session, period: Period, result: ProblemKpis) -> None:
+    """Incidents before and after the fix of the problems whose after-window ended in the period."""
+    window = timedelta(days=result.fix_window_days)
+    fixed: dict[int, datetime] = {
+        problem_id: resolved_at
+        for problem_id, resolved_at in session.execute(
+            select(Problem.id, Problem.resolved_at).where(
+                Problem.resolved_at >= period.start - window, Problem.resolved_at < period.end - window
+            )
+        ).tuples()
+        if resolved_at is not None
+    }
+    result.fixes_measured = len(fixed)
+    if not fixed:
+        return
+    by_problem = select(Link.target_id.label("problem_id"), Link.source_id.label("ticket_id")).where(
+        Link.target_type == "problem", Link.target_id.in_(fixed), Link.source_type == "ticket"
+    )
+    by_known_error = (
+        select(KnownError.problem_id.label("problem_id"), Link.source_id.label("ticket_id"))
+        .join(KnownError, KnownError.id == Link.target_id)
+        .where(
+            Link.target_type == "known_error",
+            KnownError.problem_id.in_(fixed),
+            Link.source_type == "ticket",
+        )
+    )
+    linked = by_problem.union(by_known_error).subquery()  # UNION: an incident once per problem
+    for problem_id, opened_at in session.execute(
+        select(linked.c.problem_id, Ticket.opened_at)
+        .join(Ticket, Ticket.id == linked.c.ticket_id)
+        .where(Ticket.kind == "incident")
+    ):
+        fixed_at = fixed[problem_id]
+        if fixed_at - window <= opened_at < fixed_at:
+            result.incidents_before_fix += 1
+        elif fixed_at <= opened_at < fixed_at + window:
+            result.incidents_after_fix += 1
+    scale = 30.0 / result.fix_window_days
+    result.before_fix_per_30d = round(result.incidents_before_fix * scale, 2)
+    result.after_fix_per_30d = round(result.incidents_after_fix * scale, 2)
+    result.avoided_per_30d = round((result.incidents_before_fix - result.incidents_after_fix) * scale, 2)
 
 
 # --------------------------------------------------------------------------- live figures

@@ -28,6 +28,8 @@ KINDS = (
     "change_conflict",
     "change_starting",
     "change_review",
+    "problem",
+    "article",
 )
 
 
