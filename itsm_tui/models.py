@@ -198,6 +198,9 @@ SLA_DUE_SQL = (
 SLA_PAUSED_SQL = "paused_at IS NOT NULL"
 
 
+LIVE_INCIDENT_SQL = "kind = 'incident' AND status != 'cancelled'"
+
+
 class Ticket(Base):
     """An incident (INC) or a service request (REQ) with its SLA clocks."""
 
@@ -340,9 +343,30 @@ class Ticket(Base):
         ],
         Index("ix_tickets_status", "status", "id"),
         Index("ix_tickets_opened", "opened_at", "id"),
+        Index("ix_tickets_kind_opened", "kind", "opened_at"),  # incidents opened in a period (KPIs)
+        # The live incidents of a CI, and of a service and category, by opening: candidate problems' clusters
+        # (kind and status too: SQLite reads a partial index alone only if it holds the condition's columns).
         Index(
-            "ix_tickets_kind_opened", "kind", "opened_at"
-        ),  # incidents opened in a period (KPIs, candidates)
+            "ix_tickets_incident_ci",
+            "ci",
+            "opened_at",
+            "id",
+            "kind",
+            "status",
+            sqlite_where=text(LIVE_INCIDENT_SQL),
+            postgresql_where=text(LIVE_INCIDENT_SQL),
+        ),
+        Index(
+            "ix_tickets_incident_service",
+            "service",
+            "category",
+            "opened_at",
+            "id",
+            "kind",
+            "status",
+            sqlite_where=text(LIVE_INCIDENT_SQL),
+            postgresql_where=text(LIVE_INCIDENT_SQL),
+        ),
         Index("ix_tickets_updated", "updated_at", "id"),
         Index("ix_tickets_resolved", "resolved_at", "id"),
         # The filter tokens of the "All tickets" view (every ticket, of any age): migration 0013.

@@ -55,7 +55,19 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Float, case, cast, delete, func, insert, literal_column, select, true, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal_column,
+    select,
+    true,
+    type_coerce,
+)
 from sqlalchemy.orm import Session
 
 from itsm_tui.config import DeskConfig
@@ -569,7 +581,8 @@ def problem_kpis(session: Session, period: Period, *, fix_window_days: int = FIX
     in_period = (Ticket.kind == "incident", Ticket.opened_at >= start, Ticket.opened_at < end)
     incidents = session.scalar(select(func.count()).select_from(Ticket).where(*in_period)) or 0
     if session.get_bind().dialect.name == "sqlite":
-        kind, source = literal_column("+tickets.kind"), literal_column("+links.source_type")
+        kind: ColumnElement[str] = literal_column("+tickets.kind")
+        source: ColumnElement[str] = literal_column("+links.source_type")
         opened = type_coerce(literal_column("+tickets.opened_at"), Ticket.opened_at.type)
         not_indexed = (kind == "incident", opened >= start, opened < end, source == "ticket")
     else:

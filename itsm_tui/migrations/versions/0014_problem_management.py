@@ -1,8 +1,9 @@
 """Problem management and knowledge: the problem's analysis and lifecycle, known errors that retire, articles
 that are written, reviewed and published.
 
-The tickets gain an index of their kind and opening instant: the incidents opened in a period (the
-problem KPIs) and the incidents of the candidate clusters' window are counted along it.
+The tickets gain an index of their kind and opening instant (the incidents opened in a period: the problem
+KPIs) and two partial indexes of the live incidents by CI, and by service and category, then opening (the
+clusters of candidate problems are counted along them, the index alone).
 
 Problems gain their classification (category, CI, impact, urgency, priority), the analysis (five whys, cause
 categories, workaround, permanent fix), the verification note that closes them, the reason of a cancelled or
@@ -56,6 +57,14 @@ PROBLEM_INDEXES = {
     "ix_problems_opened": ["opened_at", "id"],
     "ix_problems_resolved": ["resolved_at", "id"],
 }
+# The live incidents (not cancelled) of a CI, and of a service and category, by opening: the clusters of
+# candidate problems are counted along these (services/problems/candidates.py repeats the condition), the
+# index alone: SQLite reads only the index when it holds the columns of the condition as well.
+LIVE = "kind = 'incident' AND status != 'cancelled'"
+INCIDENT_INDEXES = {
+    "ix_tickets_incident_ci": ["ci", "opened_at", "id", "kind", "status"],
+    "ix_tickets_incident_service": ["service", "category", "opened_at", "id", "kind", "status"],
+}
 KNOWN_ERROR_INDEXES = {
     "ix_known_errors_status": ["status", "published_at"],
     "ix_known_errors_service": ["service", "status"],
@@ -97,6 +106,8 @@ def _upgrade() -> None:
     for name, columns in PROBLEM_INDEXES.items():
         op.create_index(name, "problems", columns)
     op.create_index("ix_tickets_kind_opened", "tickets", ["kind", "opened_at"])
+    for name, columns in INCIDENT_INDEXES.items():
+        op.create_index(name, "tickets", columns, sqlite_where=sa.text(LIVE), postgresql_where=sa.text(LIVE))
 
     with op.batch_alter_table("known_errors", schema=None) as batch_op:
         batch_op.add_column(sa.Column("ci", sa.String(length=64), nullable=True))
@@ -176,6 +187,8 @@ def _downgrade() -> None:
         for column in ("version", "retired_at", "updated_at", "published_by_id", "status", "ci"):
             batch_op.drop_column(column)
     op.drop_index("ix_tickets_kind_opened", table_name="tickets")
+    for name in INCIDENT_INDEXES:
+        op.drop_index(name, table_name="tickets")
     for name in PROBLEM_INDEXES:
         op.drop_index(name, table_name="problems")
     sqlite = op.get_bind().dialect.name == "sqlite"

@@ -8,22 +8,32 @@ of at least ``min_incidents`` incidents is a candidate unless an open problem (a
 cancelled and duplicate) covers it: one on that configuration item, or one of that service and category.
 Candidates come largest first, then the most recent, at most ``limit`` of them.
 
-Reading is bounded whatever the number of tickets: the opening window is a range of ``ix_tickets_opened``
-(opened_at, id), each incident's links to problems a probe of ``uq_links_pair`` (source_type, source_id,
-target_type, target_id); the counts come out of one GROUP BY, whose rows are at most the window's distinct
-(ci, service, category); open problems are looked up by ``ix_problems_ci`` and ``ix_problems_service``; the
-references are read newest first along the same index and the read stops once every candidate has its
-newest :data:`REFS_SHOWN`.
+Reading is bounded by the window, whatever the number of tickets: the window is a range of an index on the
+opening instant (``ix_tickets_kind_opened``, the incidents', or ``ix_tickets_opened``), each incident's links
+to problems a probe of ``uq_links_pair`` (source_type, source_id, target_type, target_id; PostgreSQL may hash
+the links to problems instead); the counts come out of one GROUP BY, whose rows are at most the window's
+distinct (ci, service, category); open problems are looked up by ``ix_problems_ci`` and
+``ix_problems_service``; the references are read newest first along the window's index and the read stops
+once every candidate has its newest :data:`REFS_SHOWN`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, exists, func, or_, select, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    bindparam,
+    exists,
+    func,
+    literal_column,
+    select,
+    type_coerce,
+)
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from itsm_tui.config import DeskConfig
 from itsm_tui.models import Link, Problem, Ticket, utc_or_now
@@ -143,6 +153,12 @@ class _Cluster:
     last_opened: datetime
 
 
+# The incidents clusters are made of: the condition of the partial indexes ix_tickets_incident_ci and
+# ix_tickets_incident_service (migration 0014), which every statement here repeats word for word so that
+# both databases read those indexes.
+_LIVE = (Ticket.kind == "incident", Ticket.status != "cancelled")
+
+
 def _window() -> tuple[ColumnElement[bool], ...]:
     """The incidents a cluster is made of: opened in [:start, :now], not cancelled, linked to no problem."""
     linked = exists().where(
@@ -151,67 +167,123 @@ def _window() -> tuple[ColumnElement[bool], ...]:
         Link.target_type == "problem",
     )
     return (
+        *_LIVE,
         Ticket.opened_at >= bindparam("start"),
         Ticket.opened_at <= bindparam("now"),
-        Ticket.kind == "incident",
-        Ticket.status != "cancelled",
         ~linked,
     )
 
 
-_GROUPED: dict[tuple[str, ...], Select] = {}
+def _next_value(column: QueryableAttribute[str | None], *where: ColumnElement[bool]) -> Select:
+    """The least value of ``column`` above :after among the live incidents (one seek of a partial index)."""
+    return select(func.min(column)).where(*_LIVE, *where, column > bindparam("after"))
 
 
-def _grouped(by: tuple[str, ...]) -> Select:
-    """One GROUP BY on (ci, service, category) over the window's incidents that some clustering of ``by``
-    takes (built once per ``by``)."""
-    stmt = _GROUPED.get(by)
-    if stmt is None:
-        wanted: list[ColumnElement[bool]] = []
-        if "ci" in by:
-            wanted.append(Ticket.ci.is_not(None))
-        if "service_category" in by:
-            wanted.append(and_(Ticket.service.is_not(None), Ticket.category.is_not(None)))
-        stmt = _GROUPED[by] = (
-            select(
-                Ticket.ci,
-                Ticket.service,
-                Ticket.category,
-                func.count(),
-                func.min(Ticket.opened_at),
-                func.max(Ticket.opened_at),
-            )
-            .where(*_window(), or_(*wanted))
-            .group_by(Ticket.ci, Ticket.service, Ticket.category)
-        )
-    return stmt
+_NEXT_CI = _next_value(Ticket.ci)
+_NEXT_SERVICE = _next_value(Ticket.service)
+_NEXT_CATEGORY = _next_value(Ticket.category, Ticket.service == bindparam("service"))
+
+_IN_WINDOW = (Ticket.opened_at >= bindparam("start"), Ticket.opened_at <= bindparam("now"))
+_COUNT_CI = select(func.count(), func.min(Ticket.opened_at), func.max(Ticket.opened_at)).where(
+    *_LIVE, Ticket.ci == bindparam("ci"), *_IN_WINDOW
+)
+_COUNT_PAIR = select(func.count(), func.min(Ticket.opened_at), func.max(Ticket.opened_at)).where(
+    *_LIVE, Ticket.service == bindparam("service"), Ticket.category == bindparam("category"), *_IN_WINDOW
+)
+_EXACT_CI = select(func.count(), func.min(Ticket.opened_at), func.max(Ticket.opened_at)).where(
+    *_window(), Ticket.ci == bindparam("ci")
+)
+_EXACT_PAIR = select(func.count(), func.min(Ticket.opened_at), func.max(Ticket.opened_at)).where(
+    *_window(), Ticket.service == bindparam("service"), Ticket.category == bindparam("category")
+)
+
+
+def _values(connection, statement: Select, **params: object) -> list[str]:
+    """Every distinct value, one index seek each (a handful of CIs, services or categories)."""
+    found: list[str] = []
+    after = ""
+    while True:
+        value = connection.execute(statement, {**params, "after": after}).scalar()
+        if value is None:
+            return found
+        found.append(value)
+        after = value
+
+
+def _linked_in_window(session: Session, start: datetime, now: datetime) -> dict[tuple, int]:
+    """The window's live incidents linked to a problem, counted by (ci, service, category): read from the
+    links to problems (``ix_links_target``) to their tickets by primary key. SQLite would rather walk the
+    window's incidents and probe each one's links: the unary plus keeps it off the tickets' indexes."""
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    source: ColumnElement[str] = (
+        literal_column("+links.source_type") if sqlite else Link.source_type.expression
+    )
+    linked = (
+        select(Link.source_id).where(Link.target_type == "problem", source == "ticket").distinct().subquery()
+    )
+    if sqlite:
+        opened = type_coerce(literal_column("+tickets.opened_at"), Ticket.opened_at.type)
+        kind: ColumnElement[str] = literal_column("+tickets.kind")
+        status: ColumnElement[str] = literal_column("+tickets.status")
+        where = (kind == "incident", status != "cancelled", opened >= start, opened <= now)
+    else:
+        where = (*_LIVE, Ticket.opened_at >= start, Ticket.opened_at <= now)
+    rows = session.execute(
+        select(Ticket.ci, Ticket.service, Ticket.category, func.count())
+        .select_from(linked)
+        .join(Ticket, Ticket.id == linked.c.source_id)
+        .where(*where)
+        .group_by(Ticket.ci, Ticket.service, Ticket.category)
+    )
+    return {(ci, service, category): n for ci, service, category, n in rows}
 
 
 def _clusters(session: Session, start: datetime, now: datetime, by: Sequence[str]) -> dict[str, _Cluster]:
-    """Every cluster of the window, of the clusterings ``by``: the rows of one GROUP BY on (ci, service,
-    category) rolled up into the clusters of each clustering."""
+    """Every cluster of the window, of the clusterings ``by``: each CI's and each (service, category)'s
+    incidents of the window counted along its partial index (``ix_tickets_incident_ci`` /
+    ``ix_tickets_incident_service``: the index alone), less those linked to a problem; a cluster that lost
+    some is counted again exactly, for its first and last instants."""
     by = tuple(name for name in KINDS if name in by)
-    if not by:
-        return {}
     clusters: dict[str, _Cluster] = {}
-
-    def add(key: str, kind: str, ci, service, category, n: int, first: datetime, last: datetime) -> None:
-        found = clusters.get(key)
-        if found is None:
-            clusters[key] = _Cluster(key, kind, ci, service, category, n, first, last)
-            return
-        found.count += n
-        found.first_opened = min(found.first_opened, first)
-        found.last_opened = max(found.last_opened, last)
-
-    rows = session.connection().execute(_grouped(by), {"start": start, "now": now})
-    for ci, service, category, n, first, last in rows:
-        if ci is not None and "ci" in by:
-            add(ci_key(ci), "ci", ci, None, None, n, first, last)
-        if service is not None and category is not None and "service_category" in by:
-            key = service_category_key(service, category)
-            add(key, "service_category", None, service, category, n, first, last)
+    if not by:
+        return clusters
+    connection = session.connection()
+    window = {"start": start, "now": now}
+    linked = _linked_in_window(session, start, now)
+    if "ci" in by:
+        less: dict[str, int] = {}
+        for (ci, _service, _category), n in linked.items():
+            if ci is not None:
+                less[ci] = less.get(ci, 0) + n
+        for ci in _values(connection, _NEXT_CI):
+            params = {**window, "ci": ci}
+            n, first, last = connection.execute(_EXACT_CI if less.get(ci) else _COUNT_CI, params).one()
+            if n:
+                clusters[ci_key(ci)] = _Cluster(
+                    ci_key(ci), "ci", ci, None, None, n, _aware(first), _aware(last)
+                )
+    if "service_category" in by:
+        less_pair: dict[tuple[str, str], int] = {}
+        for (_ci, service, category), n in linked.items():
+            if service is not None and category is not None:
+                less_pair[(service, category)] = less_pair.get((service, category), 0) + n
+        for service in _values(connection, _NEXT_SERVICE):
+            for category in _values(connection, _NEXT_CATEGORY, service=service):
+                params = {**window, "service": service, "category": category}
+                exact = less_pair.get((service, category))
+                n, first, last = connection.execute(_EXACT_PAIR if exact else _COUNT_PAIR, params).one()
+                if n:
+                    key = service_category_key(service, category)
+                    clusters[key] = _Cluster(
+                        key, "service_category", None, service, category, n, _aware(first), _aware(last)
+                    )
     return clusters
+
+
+def _aware(value: datetime | str) -> datetime:
+    """An instant as a core statement returns it from either database (SQLite: text), made UTC-aware."""
+    instant = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return instant if instant.tzinfo is not None else instant.replace(tzinfo=UTC)
 
 
 _STILL_OPEN = Problem.status.not_in(ENDED_STATUSES)
@@ -250,17 +322,6 @@ def _covered(session: Session, clusters: Iterable[_Cluster]) -> set[str]:
     return covered
 
 
-_NEWEST = (
-    select(Ticket.ref, Ticket.ci, Ticket.service, Ticket.category)
-    .where(
-        *_window(),
-        or_(
-            Ticket.ci.in_(bindparam("cis", expanding=True)),
-            tuple_(Ticket.service, Ticket.category).in_(bindparam("pairs", expanding=True)),
-        ),
-    )
-    .order_by(Ticket.opened_at.desc(), Ticket.id.desc())
-)
 _CLUSTER_REFS = {
     "ci": select(Ticket.ref).where(*_window(), Ticket.ci == bindparam("ci")),
     "service_category": select(Ticket.ref).where(
@@ -272,32 +333,12 @@ _CLUSTER_REFS = {
 def _newest_refs(
     session: Session, start: datetime, now: datetime, chosen: Sequence[_Cluster], each: int
 ) -> dict[str, list[str]]:
-    """The newest ``each`` references of every cluster of ``chosen``: the window read newest first along
-    ``ix_tickets_opened``, only the chosen clusters' incidents, stopping once every cluster has its share."""
-    if not chosen:
-        return {}
-    cis = [c.ci for c in chosen if c.ci is not None]
-    pairs = [(c.service, c.category) for c in chosen if c.ci is None]
-    needed = {c.key: min(c.count, each) for c in chosen}
-    wanted_ci, wanted_pair = set(cis), set(pairs)
-    refs: dict[str, list[str]] = {key: [] for key in needed}
-    missing = sum(needed.values())
-    params = {"start": start, "now": now, "cis": cis or [""], "pairs": pairs or [("", "")]}
-    result = session.connection().execute(_NEWEST, params, execution_options={"yield_per": _FETCH})
-    try:
-        for ref, ci, service, category in result:
-            if ci in wanted_ci:
-                key = ci_key(ci)
-                if len(refs[key]) < needed[key]:
-                    refs[key].append(ref)
-                    missing -= 1
-            if (service, category) in wanted_pair:
-                key = service_category_key(service, category)
-                if len(refs[key]) < needed[key]:
-                    refs[key].append(ref)
-                    missing -= 1
-            if not missing:
-                break
-    finally:
-        result.close()
+    """The newest ``each`` references of every cluster of ``chosen``: each cluster's own partial index read
+    backwards from ``now`` (``each`` rows, and those linked to a problem passed over)."""
+    connection = session.connection()
+    refs: dict[str, list[str]] = {}
+    for c in chosen:
+        params = {"start": start, "now": now, "ci": c.ci, "service": c.service, "category": c.category}
+        stmt = _CLUSTER_REFS[c.kind].order_by(Ticket.opened_at.desc(), Ticket.id.desc()).limit(each)
+        refs[c.key] = list(connection.scalars(stmt, params))
     return refs

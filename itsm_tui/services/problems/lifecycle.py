@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from itsm_tui.config import DeskConfig
 from itsm_tui.constants import LEVELS
-from itsm_tui.models import Change, Group, KnownError, Link, Problem, Ticket, User, utc_or_now
+from itsm_tui.models import AuditEvent, Change, Group, KnownError, Link, Problem, Ticket, User, utc_or_now
 from itsm_tui.services import audit, notifications, versions
 from itsm_tui.services.errors import NotFound, ServiceError, ValidationError
 from itsm_tui.services.inputs import active_user, known_service, required_title
@@ -660,6 +660,7 @@ def _link_incidents(
         )
     )
     linked: list[str] = []
+    events: list[AuditEvent] = []
     for ref in wanted:
         ticket_id = found[ref]
         if ticket_id in already:
@@ -684,15 +685,16 @@ def _link_incidents(
             field="link",
             new=problem.ref,
         )
-        audit.record_for(session, ENTITY, problem, actor.id, now, "link", "incident", ref)
+        events.append(audit.record_for(session, ENTITY, problem, actor.id, now, "link", "incident", ref))
         linked.append(ref)
     if linked and problem.owner_id is not None:
         shown = ", ".join(linked[:5]) + (f" and {len(linked) - 5} more" if len(linked) > 5 else "")
+        session.flush()  # the first link's audit row names the event: a ticket linked again is told again
         notifications.notify(
             session,
             [problem.owner_id],
             kind="problem",
-            event_key=f"problem:{problem.id}:linked:{linked[0]}:{len(linked)}",
+            event_key=f"problem:{problem.id}:linked:{events[0].id}:{len(linked)}",
             entity=(ENTITY, problem.id),
             message=f"{len(linked)} incident(s) linked to {problem.ref}: {shown}",
             now=now,
