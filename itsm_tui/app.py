@@ -217,6 +217,8 @@ class ItsmApp(App[None]):
         Binding("f4", "switch_mode('kpi')", "KPI", id="go.kpi"),
         Binding("f5", "switch_mode('inbox')", "Inbox", id="go.inbox"),
         Binding("f6", "switch_mode('workload')", "Workload", id="go.workload"),
+        Binding("f7", "switch_mode('problems')", "Problems", id="go.problems"),
+        Binding("f8", "switch_mode('knowledge')", "Knowledge", id="go.knowledge"),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
     ]

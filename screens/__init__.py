@@ -17,6 +17,8 @@ MODE_TITLES = {
     "kpi": "KPI board",
     "inbox": "Inbox",
     "workload": "Workload",
+    "problems": "Problems",
+    "knowledge": "Knowledge",
 }
 _MODE_SCREENS = {
     "queue": ("itsm_tui.screens.queue", "QueueScreen"),
@@ -24,6 +26,8 @@ _MODE_SCREENS = {
     "kpi": ("itsm_tui.screens.kpi", "KpiScreen"),
     "inbox": ("itsm_tui.screens.inbox", "InboxScreen"),
     "workload": ("itsm_tui.screens.workload", "WorkloadScreen"),
+    "problems": ("itsm_tui.screens.problems", "ProblemsScreen"),
+    "knowledge": ("itsm_tui.screens.knowledge", "KnowledgeScreen"),
 }
 
 
