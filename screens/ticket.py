@@ -103,6 +103,7 @@ ACTIONS: dict[str, tuple[str | None, str]] = {
 GUARDED: dict[str, tuple[str | None, str]] = {
     **ACTIONS,
     "escalate_lead": ("escalate_lead", "tell the shift lead about"),
+    "article": (None, "write an article from"),  # its guard: screens/knowledge.py from_ticket_refusal
 }
 
 
@@ -146,6 +147,7 @@ class TicketScreen(DeskScreen):
         Binding("o", "reopen", "Reopen", id="ticket.reopen"),
         Binding("c", "cancel_ticket", "Cancel ticket", id="ticket.cancel"),
         Binding("asterisk", "rate", "Rate", id="ticket.rate", key_display="*"),
+        Binding("A", "article", "Article from resolution", id="ticket.article"),
         Binding("y", "copy_ref", "Copy ref", id="ticket.copy_ref"),
         # Priority: the reference typed straight after it goes into its field (typeahead.py).
         Binding("g", "goto", "Go to ref", show=False, id="ticket.goto", priority=True),
@@ -590,6 +592,10 @@ class TicketScreen(DeskScreen):
         """Why ``action`` is not available now (None: it is, or it is not a ticket action)."""
         if action not in GUARDED or self.detail is None:
             return None
+        if action == "article":  # the knowledge base's guard and the ticket's link guard
+            from itsm_tui.screens.knowledge import from_ticket_refusal
+
+            return from_ticket_refusal(self.app.actor, self.detail)
         rule = GUARDED[action][0]
         return self.detail.actions.get(rule) if rule else None
 
@@ -982,6 +988,16 @@ class TicketScreen(DeskScreen):
 
         kedb = KedbForm(save=save, on_refused=self._refused, title=title, words=words, search=search)
         self._open_form(kedb)
+
+    def action_article(self) -> None:
+        """A knowledge article from the ticket's description and resolution (the new-article form, filled in);
+        once written it is linked from the ticket and opens."""
+        detail = self._ready("article")
+        if detail is None:
+            return
+        from itsm_tui.screens.knowledge import write_from_ticket
+
+        write_from_ticket(self, detail.view.ref, after=lambda _: self.load())
 
     def action_resolve(self) -> None:
         detail = self._ready("resolve")

@@ -336,15 +336,23 @@ def test_an_article_from_a_ticket_and_its_uses(db, config, staff):
         s.execute(
             update(Ticket)
             .where(Ticket.ref == first)
-            .values(resolution_code="workaround", resolution_note="Removed the stale credential.")
+            .values(
+                status="resolved",
+                resolution_code="workaround",
+                resolution_note="Removed the credential.",
+            )
         )
+    # An article is written from a resolution: not from a ticket still being worked.
+    early = f"{other} is new; an article is written from its resolution"
+    with pytest.raises(ValidationError, match=early), db.session() as s:
+        articles.create_article(s, config, agent1, from_ticket=other, title="Too early")
     with db.read_session() as s:
         prefill = articles.prefill_from_ticket(s, config, first.lower())
     assert prefill == articles.Prefill(
         first,
         "Outlook asks for the password again and again",
         "Since this morning Outlook prompts every few minutes.\n\n"
-        "Resolution (workaround):\nRemoved the stale credential.",
+        "Resolution (workaround):\nRemoved the credential.",
         "email",
         "software",
     )

@@ -7,8 +7,10 @@ import io
 import json
 
 from access_helpers import run_as, snapshot
+from sqlalchemy import update
 
 from itsm_tui.cli import kb as kb_cli
+from itsm_tui.models import Ticket
 from itsm_tui.services import tickets
 
 
@@ -17,6 +19,7 @@ def test_an_article_from_a_ticket_to_publication(db, config, staff, monkeypatch,
         ticket = tickets.create_ticket(
             s, config, staff["agent1"], title="VPN drops hourly", requester="Pat", description="It drops."
         ).ref
+        s.execute(update(Ticket).where(Ticket.ref == ticket).values(status="resolved"))  # its resolution
 
     def kb(login: str, *argv: str) -> tuple[int, str, str]:
         return run_as(monkeypatch, capsys, login, "kb", *argv, "--db", db.url)

@@ -329,6 +329,23 @@ def ticket_text(ticket: Ticket) -> str:
     return "\n\n".join(parts)
 
 
+RESOLVED_STATUSES = ("resolved", "closed")  # a ticket an article is written from has its resolution
+
+
+def resolution_refusal(ticket_ref: str, status: str) -> str | None:
+    """Why no article is written from a ticket in ``status`` (None: it may be): only from a resolution."""
+    if status in RESOLVED_STATUSES:
+        return None
+    word = status.replace("_", " ")
+    return f"{ticket_ref} is {word}; an article is written from its resolution once it is resolved"
+
+
+def from_ticket_refusal(actor: Actor, ticket_ref: str, status: str, link_refusal: str | None) -> str | None:
+    """Why ``actor`` may not write an article from the ticket (None: they may): the ticket has its
+    resolution, the writing guard allows them, and the ticket's link guard (the article is linked to it)."""
+    return resolution_refusal(ticket_ref, status) or create_refusal(actor) or link_refusal
+
+
 def prefill_from_ticket(session: Session, config: DeskConfig, ticket_ref: str) -> Prefill:
     """The title, text, service and category an article written from ``ticket_ref`` starts with (its service
     only while the catalog still has it)."""
@@ -425,6 +442,9 @@ def create_article(
     source: Ticket | None = None
     if from_ticket is not None:
         source = tickets.get_ticket(session, from_ticket)
+        refused = resolution_refusal(source.ref, source.status)
+        if refused:
+            raise ValidationError("from_ticket", refused)
         prefill = _prefill(config, source)
         title = prefill.title if title is None or not title.strip() else title
         body = prefill.body if body is None else body
