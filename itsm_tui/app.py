@@ -509,6 +509,31 @@ class ItsmApp(App[None]):
 
         self.push_screen(ChangeScreen(ref))
 
+    def open_problem(self, ref: str) -> None:
+        """Open a problem's screen by its reference."""
+        from itsm_tui.screens.problems import ProblemScreen
+
+        self.push_screen(ProblemScreen(ref))
+
+    def open_article(self, ref: str) -> None:
+        """Open a knowledge article's screen by its reference."""
+        from itsm_tui.screens.knowledge import ArticleScreen
+
+        self.push_screen(ArticleScreen(ref))
+
+    @work(thread=True, group="open-record", exit_on_error=False)
+    def open_record(self, entity_type: str, entity_id: int) -> None:
+        """Open a problem or an article by its id (what a notification knows)."""
+        from itsm_tui.services import audit
+
+        with self.db.read_session() as session:  # a failure goes to on_worker_state_changed
+            ref = audit.names(session, [(entity_type, entity_id)])[(entity_type, entity_id)]
+        if ref == f"{entity_type} {entity_id}":  # no such record (any more)
+            self.call_from_thread(self.notify, f"That {entity_type} no longer exists.", markup=False)
+            return
+        opener = self.open_problem if entity_type == "problem" else self.open_article
+        self.call_from_thread(opener, ref)
+
     def open_queue(self, view: str, filter_text: str = "") -> None:
         """Switch to the queue showing a view with a filter (e.g. the tickets behind a KPI figure)."""
         self.switch_mode("queue")

@@ -125,6 +125,8 @@ class InboxScreen(DeskScreen):
             self.app.open_ticket(row.entity_id)
         elif row.entity_type == "change" and row.entity_id is not None:
             self.app.open_change(row.entity_id)
+        elif row.entity_type in ("problem", "article") and row.entity_id is not None:
+            self.app.open_record(row.entity_type, row.entity_id)
         else:
             self.app.notify("This notification has no record to open.", markup=False)
 

@@ -43,11 +43,15 @@ def link_label(record: LinkedRecord) -> Text:
 
 
 def follow(app: ItsmApp, record: LinkedRecord) -> None:
-    """Open a linked record: a ticket or a change on its screen, anything else on its page."""
+    """Open a linked record: a ticket, change, problem or article on its screen, a known error on its page."""
     if record.kind == "ticket":
         app.open_ticket(record.id)
     elif record.kind == "change":
         app.open_change(record.id)
+    elif record.kind == "problem":
+        app.open_problem(record.ref)
+    elif record.kind == "article":
+        app.open_article(record.ref)
     else:
         app.push_screen(RecordScreen(record.ref), lambda chosen: follow(app, chosen) if chosen else None)
 

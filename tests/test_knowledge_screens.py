@@ -338,3 +338,14 @@ def test_article_screen_snapshot(snap_compare, desk, config, size):
         await settle(pilot)
 
     assert snap_compare(console(db, config, staff["net1"]), terminal_size=size, run_before=run_before)
+
+
+async def test_the_authors_notification_opens_the_article(desk, config):
+    db, staff, refs = desk
+    app = console(db, config, staff["agent1"])  # told when net1 published the VPN article
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f5")
+        await wait_until(pilot, lambda: shows(app, refs["vpn"]), "the notification")
+        await pilot.press("enter")
+        screen = await article_shown(pilot)
+        assert screen.detail is not None and screen.detail.ref == refs["vpn"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pilot_helpers import Toasts, screen_text, settle, shows, type_text, wait_until
+from pilot_helpers import Toasts, screen_text, settle, shows, type_text, wait_shown, wait_until
 
 from itsm_tui.app import ItsmApp
 from itsm_tui.screens.formscreen import FormScreen
@@ -368,3 +368,23 @@ def test_problem_screen_snapshot(snap_compare, desk, config, size):
         await settle(pilot)
 
     assert snap_compare(console(db, config, staff["prm"]), terminal_size=size, run_before=run_before)
+
+
+async def test_a_notification_and_a_tickets_link_open_the_problem_screen(desk, config):
+    db, staff, refs = desk
+    with db.session() as s:  # agent2 links an incident: the owner (prm) is told
+        problems.link_incidents(s, config, staff["agent2"], refs["mail"], [refs["vpn1"]], now=NOW)
+        vpn1 = tickets.get_ticket(s, refs["vpn1"]).id
+    app = console(db, config, staff["prm"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f5")
+        await wait_shown(pilot, f"1 incident(s) linked to {refs['mail']}")
+        await pilot.press("enter")
+        screen = await problem_shown(pilot)
+        assert screen.detail is not None and screen.detail.ref == refs["mail"]
+        await pilot.press("escape")
+        app.open_ticket(vpn1)
+        await wait_shown(pilot, refs["vpn1"])
+        await pilot.press("f")  # its one link: the problem, on the problem's screen
+        screen = await problem_shown(pilot)
+        assert screen.detail is not None and screen.detail.ref == refs["mail"]
