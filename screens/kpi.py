@@ -6,7 +6,7 @@ tickets behind it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from textual_plotext import PlotextPlot
 from itsm_tui.keymap import key_in_force
 from itsm_tui.screens.common import DeskScreen, local_time
 from itsm_tui.services.kpi import PERIODS, KpiReport, OperationalSnapshot, Period
+from itsm_tui.services.problems.candidates import Candidate
 from itsm_tui.text import strip_control
 
 RAG_STYLES = {"green": "green", "amber": "yellow", "red": "red", "grey": "grey50"}
@@ -37,6 +38,7 @@ class BoardData:
     report: KpiReport
     live: OperationalSnapshot
     groups: list[str]
+    candidates: list[Candidate] = field(default_factory=list)  # candidate problems now (problems.toml)
 
 
 def _value(value: float | None, unit: str = "") -> str:
@@ -154,12 +156,14 @@ class KpiScreen(DeskScreen):
 
         from itsm_tui.models import Group
         from itsm_tui.services import kpi
+        from itsm_tui.services.problems import candidates
 
         with self.app.db.session() as session:  # refreshing the roll-up writes
             report = kpi.report(session, self.app.config, period, group, now=self.app.clock())
             live = kpi.operational_snapshot(session, self.app.clock(), group)
             groups = list(session.scalars(select(Group.code).order_by(Group.level, Group.code)))
-        self.app.call_from_thread(self.show, BoardData(report, live, groups))
+            found = candidates.candidates(session, self.app.config, now=self.app.clock())
+        self.app.call_from_thread(self.show, BoardData(report, live, groups, found))
 
     def refresh_live(self) -> None:
         if self.app.screen is self and self.data is not None:
@@ -275,7 +279,7 @@ class KpiScreen(DeskScreen):
             _value(report.emergency_share_pct, "%"),
         )
         self.query_one("#kpi-summary", Static).update(summary)
-        self._show_problems(report)
+        self._show_problems(report, self.data.candidates if self.data is not None else [])
         days = list(report.opened_per_day)
         labels = [d[5:] for d in days]
         volume = self.query_one("#chart-volume", PlotextPlot)
@@ -324,8 +328,9 @@ class KpiScreen(DeskScreen):
         mttr.title("MTTR per day (hours, wall clock)")
         self.query_one("#chart-mttr", PlotextPlot).refresh()
 
-    def _show_problems(self, report: KpiReport) -> None:
-        """The problem-management and knowledge figures of the period (desk-wide), under the summary."""
+    def _show_problems(self, report: KpiReport, found: list[Candidate]) -> None:
+        """The problem-management and knowledge figures of the period (desk-wide), under the summary, and
+        the candidate problems now (the largest first: F7, view 5 lists them all)."""
         p = report.problems
         title = Text("Problems & knowledge", style="bold")
         if report.group:
@@ -356,7 +361,12 @@ class KpiScreen(DeskScreen):
             f"{strip_control(a.login, single_line=True)} {a.published:,}" for a in p.top_authors
         )
         footnote = Text(f" Top authors  {authors or 'none'}")
-        self.query_one("#kpi-problems", Static).update(Renderables(title, figures, footnote))
+        clusters = Text(" Candidate problems now  ")
+        clusters.append(f"{len(found):,}", style="bold")
+        if found:
+            shown = ", ".join(f"{strip_control(c.key, single_line=True)} ({c.count:,})" for c in found[:3])
+            clusters.append(f": {shown}" + (", ..." if len(found) > 3 else "") + " - F7, 5 lists them")
+        self.query_one("#kpi-problems", Static).update(Renderables(title, figures, footnote, clusters))
 
     # ------------------------------------------------------------------ strategic
 
