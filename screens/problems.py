@@ -428,27 +428,13 @@ class ProblemsScreen(DeskScreen):
         where = _where(candidate.service, candidate.ci, candidate.category)
 
         def save(_: bool) -> str:  # in the form's worker
-            from itsm_tui.services.problems.candidates import candidate_incident_refs
+            from itsm_tui.services.problems.candidates import raise_problem
 
-            now = app.clock()
             with app.db.session() as session:
-                refs = candidate_incident_refs(session, app.config, candidate.key, now)
-                if not refs:
-                    raise ServiceError(f"{where} has no incidents left that no problem covers")
-                problem = problems.create_problem(
-                    session,
-                    app.config,
-                    app.actor,
-                    title=candidate.suggested_title,
-                    description=f"Raised from {len(refs)} incidents of {where} "
-                    f"({candidate.first_opened:%Y-%m-%d} to {candidate.last_opened:%Y-%m-%d}).",
-                    service=candidate.service,
-                    ci=candidate.ci,
-                    category=candidate.category,
-                    incidents=refs,
-                    now=now,
+                problem, linked = raise_problem(
+                    session, app.config, app.actor, candidate.key, now=app.clock()
                 )
-                return f"{problem.ref}:{len(refs)}"
+                return f"{problem.ref}:{linked}"
 
         def done(result: str | None) -> None:
             if result is None:

@@ -16,8 +16,9 @@ from sqlalchemy import insert, select, text, update
 
 from itsm_tui import config as config_module
 from itsm_tui.config import ConfigError, ProblemsConfig, load_config, shipped_config_dir
-from itsm_tui.models import Group, Link, Problem, Ticket
-from itsm_tui.services import tickets
+from itsm_tui.models import Counter, Group, Link, Problem, Ticket
+from itsm_tui.services import problems, tickets
+from itsm_tui.services.access import PermissionDenied
 from itsm_tui.services.errors import ValidationError
 from itsm_tui.services.problems import candidates as cand
 
@@ -217,6 +218,33 @@ _PG_READ = re.compile(
     r" on (tickets|links|problems)\b"
 )
 _PG_BITMAP = re.compile(r"Bitmap Index Scan on (\w+)")
+
+
+def test_a_problem_raised_from_a_cluster_links_all_of_it_and_then_covers_it(db, config, staff):
+    refs = build_desk(db, config, staff["agent1"])
+    config = three(config)
+    with db.session() as s:  # the problems above were written as rows: the references go on after them
+        s.add(Counter(name="PRB", value=len(PROBLEMS)))
+    with db.session() as s:
+        problem, linked = cand.raise_problem(s, config, staff["net1"], "ci:mx-01", now=NOW)
+        # mx-01 is the email service's CI in the catalog; its incidents carry no category
+        assert (problem.title, problem.ci, problem.service, problem.category, linked) == (
+            "Repeated incidents on mx-01",
+            "mx-01",
+            "email",
+            None,
+            3,
+        )
+        assert problem.description == "Raised from 3 incidents of mx-01 (2026-03-18 to 2026-03-20)."
+        ref = problem.ref
+    with db.read_session() as s:
+        shown = problems.detail(s, config, staff["net1"], ref)
+        assert sorted(i.ref for i in shown.incidents) == sorted(refs["ci:mx-01"])
+        assert "ci:mx-01" not in [c.key for c in cand.candidates(s, config, now=NOW)]  # covered now
+    with pytest.raises(ValidationError, match="ci:mx-01 has no incident left"), db.session() as s:
+        cand.raise_problem(s, config, staff["net1"], "ci:mx-01", now=NOW)
+    with pytest.raises(PermissionDenied), db.session() as s:  # raising a problem is not an agent's
+        cand.raise_problem(s, config, staff["agent1"], "svc:email/outage", now=NOW)
 
 
 def _bulk(db, n: int = 3000) -> None:

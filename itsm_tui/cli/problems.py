@@ -279,30 +279,36 @@ def cmd_problem_create(desk: Desk, args: argparse.Namespace) -> int:
         if args.from_candidate:
             from itsm_tui.services.problems import candidates
 
-            kind, key_ci, key_service, key_category = candidates.parse_key(args.from_candidate)
-            refs = candidates.candidate_incident_refs(session, desk.config, args.from_candidate)
-            if not refs:
-                raise CliError(
-                    f"--from-candidate: no incidents of {args.from_candidate} are left to link "
-                    "(itsm problem candidates lists the clusters there are)"
-                )
-            title = title or candidates.suggested_title(kind, key_ci, key_service, key_category)
-            ci, service, category = ci or key_ci, service or key_service, category or key_category
-            incidents += [ref for ref in refs if ref not in incidents]
-        problem = problems.create_problem(
-            session,
-            desk.config,
-            actor,
-            title=title,
-            description=description,
-            service=service,
-            ci=ci,
-            category=category,
-            impact=args.impact,
-            urgency=args.urgency,
-            owner=args.owner or None,
-            incidents=incidents,
-        )
+            problem, _linked = candidates.raise_problem(
+                session,
+                desk.config,
+                actor,
+                args.from_candidate,
+                title=title or None,
+                description=description or None,
+                service=service,
+                ci=ci,
+                category=category,
+                impact=args.impact,
+                urgency=args.urgency,
+                owner=args.owner or None,
+                incidents=incidents,
+            )
+        else:
+            problem = problems.create_problem(
+                session,
+                desk.config,
+                actor,
+                title=title,
+                description=description,
+                service=service,
+                ci=ci,
+                category=category,
+                impact=args.impact,
+                urgency=args.urgency,
+                owner=args.owner or None,
+                incidents=incidents,
+            )
         view = _detail(desk, session, actor, problem.ref)
     if args.json:
         _dump(view.as_json())

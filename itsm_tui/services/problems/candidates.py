@@ -39,6 +39,7 @@ from itsm_tui.config import DeskConfig
 from itsm_tui.models import Link, Problem, Ticket, utc_or_now
 from itsm_tui.services.errors import ValidationError
 from itsm_tui.services.problems.rules import ENDED_STATUSES
+from itsm_tui.services.users import Actor
 
 REFS_SHOWN = 50  # the newest incident references a candidate carries
 REFS_MAX = 500  # the references candidate_incident_refs gives at most (to raise a problem from a cluster)
@@ -342,3 +343,76 @@ def _newest_refs(
         stmt = _CLUSTER_REFS[c.kind].order_by(Ticket.opened_at.desc(), Ticket.id.desc()).limit(each)
         refs[c.key] = list(connection.scalars(stmt, params))
     return refs
+
+
+def _ci_service(config: DeskConfig, ci: str) -> str | None:
+    """The catalog's service whose configuration items hold ``ci`` (None: none, or more than one)."""
+    owners = [code for code, service in config.services.items() if ci in service.cis]
+    return owners[0] if len(owners) == 1 else None
+
+
+def raise_problem(
+    session: Session,
+    config: DeskConfig,
+    actor: Actor,
+    key: str,
+    *,
+    title: str | None = None,
+    description: str | None = None,
+    service: str | None = None,
+    ci: str | None = None,
+    category: str | None = None,
+    impact: str = "medium",
+    urgency: str = "medium",
+    owner: str | None = None,
+    incidents: Sequence[str] = (),
+    now: datetime | None = None,
+) -> tuple[Problem, int]:
+    """A problem raised from the cluster ``key`` with every incident of it linked (and ``incidents`` too):
+    the suggested title unless ``title``; the cluster's CI with the catalog's service of that CI, or its
+    service and category; a CI cluster's category is its incidents' most frequent one (``service``, ``ci``,
+    ``category`` given win). Returns the problem and how many incidents of the cluster it links. Refused
+    when the cluster has no incident left."""
+    from itsm_tui.services.problems.lifecycle import create_problem
+
+    kind, key_ci, key_service, key_category = parse_key(key)
+    refs = candidate_incident_refs(session, config, key, now)
+    if not refs:
+        raise ValidationError(
+            "candidate",
+            f"{key} has no incident left that no problem covers (itsm problem candidates lists them)",
+        )
+    if key_ci is not None:
+        key_service = _ci_service(config, key_ci)
+        common = session.execute(
+            select(Ticket.category, func.count())
+            .where(Ticket.ref.in_(refs), Ticket.category.is_not(None))
+            .group_by(Ticket.category)
+            .order_by(func.count().desc(), Ticket.category)
+            .limit(1)
+        ).first()
+        key_category = common[0] if common else None
+    ci, service, category = ci or key_ci, service or key_service, category or key_category
+    first, last = session.execute(
+        select(func.min(Ticket.opened_at), func.max(Ticket.opened_at)).where(Ticket.ref.in_(refs))
+    ).one()
+    where = key_ci if key_ci is not None else f"{key_service} / {key_category}"
+    said = description
+    if said is None:
+        said = f"Raised from {len(refs)} incidents of {where} ({first:%Y-%m-%d} to {last:%Y-%m-%d})."
+    problem = create_problem(
+        session,
+        config,
+        actor,
+        title=title or suggested_title(kind, key_ci, key_service, key_category),
+        description=said,
+        service=service,
+        ci=ci,
+        category=category,
+        impact=impact,
+        urgency=urgency,
+        owner=owner,
+        incidents=[*refs, *(ref for ref in incidents if ref not in refs)],
+        now=now,
+    )
+    return problem, len(refs)
