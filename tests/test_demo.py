@@ -205,7 +205,7 @@ def test_chunked_entries_are_numbered_on_and_the_next_ones_follow(db, config, mo
     matched = q(
         db,
         "SELECT count(*) FROM audit_events a JOIN ticket_entries e ON e.id = CAST(a.new_value AS INTEGER) "
-        "AND e.ticket_id = a.entity_id AND e.created_at = a.at AND e.kind = 'reply' "
+        "AND e.ticket_id = a.entity_id AND e.created_at = a.at "
         "WHERE a.field = 'entry' AND a.entity_type = 'ticket'",
     )
     assert matched == named

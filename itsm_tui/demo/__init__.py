@@ -11,8 +11,9 @@ The data tables are in :mod:`.tables` and the people in :mod:`.roster`; :mod:`.g
 records through the bulk :mod:`.writer`, with the tickets made chunk by chunk by the factory of
 :mod:`.tickets` (in worker processes when there are several chunks), each ticket's moves made by
 :mod:`.history` as the services make them, on the fast business clock of :mod:`.clock`; the change
-calendar comes from :mod:`.changes`; :mod:`.store` reads what the database holds, wipes it, marks what the
-demo made and finishes it.
+calendar comes from :mod:`.changes`; the knowledge articles, problems and known errors are then made, once
+the load is indexed, by the services' own steps (:mod:`.problems`); :mod:`.store` reads what the database
+holds, wipes it, marks what the demo made and finishes it.
 """
 
 from __future__ import annotations
@@ -124,6 +125,7 @@ def build_demo(
             with indexes_after(conn):
                 generator.run()
                 progress("indexing ...")
+            generator.knowledge_and_problems()
         _builder_administers(conn, generator.os_user)
         mark_demo(conn)
         progress("computing the KPI roll-up ...")

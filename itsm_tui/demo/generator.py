@@ -1,4 +1,5 @@
-"""The demo generator: people, knowledge, the tickets (made by the factory), problems, changes, notifications.
+"""The demo generator: people, the tickets (made by the factory), changes, notifications, then knowledge and
+problems (through the services).
 
 Everything is drawn in a fixed order from one random generator seeded by ``--seed``, and every instant is
 relative to the anchor, so a seed and an anchor give the same database byte for byte.
@@ -11,11 +12,14 @@ from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import Connection, select, text
+from sqlalchemy.orm import Session
 
 from itsm_tui.config import DeskConfig
 from itsm_tui.demo.changes import write_changes
+from itsm_tui.demo.problems import ProblemDesk, problem_count
 from itsm_tui.demo.roster import Staff, roster
-from itsm_tui.demo.tables import HISTORY_DAYS, HOUR_LOAD, SYMPTOMS, WEEKDAY_LOAD
+from itsm_tui.demo.store import reset_sequences
+from itsm_tui.demo.tables import HISTORY_DAYS, HOUR_LOAD, WEEKDAY_LOAD
 from itsm_tui.demo.tickets import Chunk, Job, TicketFactory, made_chunks
 from itsm_tui.demo.writer import Row, Writer
 from itsm_tui.models import Group
@@ -49,10 +53,8 @@ class Generator:
 
     def run(self) -> None:
         self._people()
-        self._knowledge()
         self.progress(f"generating {self.count} tickets ...")
         self._tickets()
-        self._problems()
         self._changes()
         self._notifications()
 
@@ -73,51 +75,6 @@ class Generator:
         w.insert("role_memberships", ("user_id", "role"), role_rows)
         w.insert("group_memberships", ("user_id", "group_id", "is_lead"), member_rows)
         self.os_user = self.staff[0]
-
-    def _knowledge(self) -> None:
-        w, rng = self.writer, self.rng
-        rows = []
-        services = list(SYMPTOMS)
-        for index in range(1, 41):
-            service = services[index % len(services)]
-            symptom = rng.choice(SYMPTOMS[service])
-            published = self.start_ts - rng.uniform(10, 400) * 86400
-            rows.append(
-                (
-                    index,
-                    f"KB{index:07d}",
-                    f"How to: {symptom.lower()}",
-                    f"Steps agents follow when a caller reports: {symptom}.\n1. Confirm the user and device."
-                    f"\n2. Check the service status page.\n3. Apply the documented fix or escalate.",
-                    service,
-                    None,
-                    rng.choice(self.staff).id,
-                    w.instant(published),
-                    w.instant(published),
-                    w.instant(published),
-                    "published",
-                    1,
-                )
-            )
-        w.insert(
-            "knowledge_articles",
-            (
-                "id",
-                "ref",
-                "title",
-                "body",
-                "service",
-                "category",
-                "author_id",
-                "created_at",
-                "published_at",
-                "updated_at",
-                "status",
-                "version",
-            ),
-            rows,
-        )
-        self._set_counter("KB", len(rows))
 
     # ------------------------------------------------------------------ tickets
 
@@ -167,133 +124,34 @@ class Generator:
         for table, columns, data, count in chunk.tables:
             self.writer.load(table, columns, data, count)
 
-    # ------------------------------------------------------------------ problems, known errors
+    # ------------------------------------------------------------------ knowledge, problems, known errors
 
-    def _problems(self) -> None:
-        rng, w = self.rng, self.writer
-        count = max(8, min(300, self.count // 400))
-        problems: list[Row] = []
-        known: list[Row] = []
-        links: list[Row] = []
-        l2 = [s for s in self.staff if "support_l2" in s.roles or "support_l3" in s.roles]
-        link_id = 0
-        incident_ids = self._sample_incident_ids(count * 4)
-        for index in range(1, count + 1):
-            service = rng.choice(list(SYMPTOMS))
-            symptom = rng.choice(SYMPTOMS[service])
-            opened = self.start_ts + rng.uniform(0, HISTORY_DAYS - 5) * 86400
-            status = rng.choice(("investigating", "known_error", "known_error", "resolved", "new"))
-            owner = rng.choice(l2)
-            culprit = rng.choice(self.config.services[service].cis or ("the service",))
-            cause = f"Recurring fault behind '{symptom}' traced to {culprit}."
-            problems.append(
-                (
-                    index,
-                    f"PRB{index:07d}",
-                    f"Recurring: {symptom}",
-                    f"Several incidents report: {symptom}.",
-                    status,
-                    cause if status != "new" else None,
-                    service,
-                    self.groups[self.config.services[service].support_group],
-                    owner.id,
-                    w.instant(opened),
-                    w.instant(opened + 20 * 86400) if status == "resolved" else None,
-                    1,
-                )
-            )
-            if status in ("known_error", "resolved"):
-                ke = len(known) + 1
-                known.append(
-                    (
-                        ke,
-                        f"KE{ke:07d}",
-                        index,
-                        f"Known error: {symptom}",
-                        symptom,
-                        cause,
-                        f"Workaround: restart the affected client and clear its cache; for {service} "
-                        f"route the user to the secondary node.",
-                        "Permanent fix planned via change."
-                        if status == "known_error"
-                        else "Fixed by change.",
-                        service,
-                        w.instant(opened + 3 * 86400),
-                        w.instant(opened + 3 * 86400),
-                        "published",
-                        1,
-                    )
-                )
-            for _ in range(rng.randint(1, 4)):
-                if incident_ids:
-                    link_id += 1
-                    links.append(
-                        (
-                            link_id,
-                            "ticket",
-                            incident_ids.pop(),
-                            "problem",
-                            index,
-                            owner.id,
-                            w.instant(opened + 86400),
-                        )
-                    )
-        w.insert(
-            "problems",
-            (
-                "id",
-                "ref",
-                "title",
-                "description",
-                "status",
-                "root_cause",
-                "service",
-                "group_id",
-                "owner_id",
-                "opened_at",
-                "resolved_at",
-                "version",
-            ),
-            problems,
-        )
-        w.insert(
-            "known_errors",
-            (
-                "id",
-                "ref",
-                "problem_id",
-                "title",
-                "symptom",
-                "cause",
-                "workaround",
-                "permanent_fix",
-                "service",
-                "published_at",
-                "updated_at",
-                "status",
-                "version",
-            ),
-            known,
-        )
-        w.insert(
-            "links",
-            ("id", "source_type", "source_id", "target_type", "target_id", "created_by_id", "created_at"),
-            links,
-        )
-        self.link_id = link_id
-        self._set_counter("PRB", len(problems))
-        self._set_counter("KE", len(known))
+    def knowledge_and_problems(self) -> None:
+        """The knowledge articles, problems, known errors and their links, made through the services by the
+        steps people take (:mod:`.problems`) once everything else is loaded and indexed: in an ORM session in
+        this connection's transaction, with the id sequences moved past the bulk rows first."""
+        if self.conn.dialect.name != "sqlite":
+            reset_sequences(self.conn)
+        made_before = self._audit_rows()
+        with Session(bind=self.conn) as session:
+            desk = ProblemDesk(session, self.config, self.rng, self.start_ts, self.end_ts, self.count)
+            self._knowledge(desk)
+            self._problems(desk)
+        counts = self.writer.counts
+        for table in ("knowledge_articles", "problems", "known_errors"):
+            counts[table] = self.conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar() or 0
+        counts["audit_events"] = counts.get("audit_events", 0) + self._audit_rows() - made_before
 
-    def _sample_incident_ids(self, k: int) -> list[int]:
-        rows = (
-            self.conn.execute(
-                text("SELECT id FROM tickets WHERE kind = 'incident' AND id % 97 = 3 ORDER BY id LIMIT :k"),
-                {"k": k},
-            )
-            .scalars()
-            .all()
-        )
-        return list(rows)
+    def _knowledge(self, desk: ProblemDesk) -> None:
+        self.progress("writing the knowledge articles ...")
+        desk.knowledge()
+
+    def _problems(self, desk: ProblemDesk) -> None:
+        self.progress("working the problems ...")
+        desk.problems(problem_count(self.count))
+
+    def _audit_rows(self) -> int:
+        return self.conn.exec_driver_sql("SELECT count(*) FROM audit_events").scalar() or 0
 
     # ------------------------------------------------------------------ changes, notifications, counters
 
