@@ -727,7 +727,7 @@ class KedbForm(FormScreen[KedbChoice]):
         yield Static("", id="kedb-preview")
 
     def on_mount(self) -> None:
-        if self.initial_words:
+        if self.initial_words or self._search_fn is not None:  # a ticket's own matches need no words
             self.search(self.initial_words)
 
     @on(Input.Changed, "#field-words")

@@ -980,11 +980,11 @@ class TicketScreen(DeskScreen):
         if refusal:
             title += f" (read only: {refusal})"
         words = _search_words(detail.view.title)
-        service, ci = detail.view.service, detail.view.ci
+        ticket_id = self.ticket_id
 
-        def search(typed: str) -> list[knowledge.KnowledgeHit]:  # the ticket's CI and service rank first
+        def search(typed: str) -> list[knowledge.KnowledgeHit]:  # the ticket's own known errors first
             with app.db.read_session() as session:
-                return knowledge.search(session, typed, service=service, ci=ci)
+                return knowledge.search_for_ticket(session, ticket_id, typed)
 
         kedb = KedbForm(save=save, on_refused=self._refused, title=title, words=words, search=search)
         self._open_form(kedb)

@@ -127,7 +127,8 @@ def test_a_problem_from_raising_to_closing(desk, staff, config, monkeypatch, cap
     assert summary.startswith(
         "  incidents: 2 done, 1 refused: INC0000002 (was changed by Agent1 (agent1) at "
     )
-    assert summary.endswith("after you opened it (version 1, now 2); reload it and apply your change again)")
+    # INC0000002: created (version 1), linked to the problem (2), then changed by agent1 (3)
+    assert summary.endswith("after you opened it (version 2, now 3); reload it and apply your change again)")
 
     # On the resolved problem, --incidents yes resolves the one still open.
     code, out, err = itsm("prm", "problem", "resolve", "PRB0000001", "--incidents", "yes", "--json")

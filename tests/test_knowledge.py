@@ -278,6 +278,15 @@ def test_an_open_incident_is_shown_the_known_errors_of_its_ci_and_of_its_service
         ("KE0000021", "same CI print-srv-01, words: jams"),
         ("KE0000022", "same service workplace, words: duplex, jams"),
     ]
+    with db.read_session() as s:  # the KEDB form of the ticket: its own matches first, whatever the words
+        hits = knowledge.search_for_ticket(s, ticket_id, "vanished")
+        assert [h.ref for h in hits] == ["KE0000021", "KE0000022"]
+        assert hits[0].snippet.startswith("(same CI print-srv-01, words: jams) jams")
+        assert [h.ref for h in knowledge.search_for_ticket(s, ticket_id, "dock")] == [
+            "KE0000021",
+            "KE0000022",
+            "KE0000023",
+        ]
     with db.session() as s:
         tickets.link(s, staff["agent1"], "INC0000001", "KE0000021", now=T0)
     with db.read_session() as s:

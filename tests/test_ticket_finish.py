@@ -24,7 +24,8 @@ from itsm_tui.screens.change import ChangeScreen
 from itsm_tui.screens.help import HelpScreen
 from itsm_tui.screens.inbox import InboxScreen
 from itsm_tui.screens.kpi import KpiScreen
-from itsm_tui.screens.links import LinkPicker, RecordScreen
+from itsm_tui.screens.links import LinkPicker
+from itsm_tui.screens.problems import ProblemScreen
 from itsm_tui.screens.queue import QueueScreen
 from itsm_tui.screens.ticket import TicketScreen
 from itsm_tui.services import changes, notifications, tickets
@@ -75,7 +76,7 @@ def linked_desk(staff_sqlite, config):
         )  # fmt: skip
         ids = {"a": a.id, "b": b.id, "a_ref": a.ref, "b_ref": b.ref}
     with db.session() as s:
-        tickets.link(s, lead, ids["a_ref"], "PRB0000001", now=OPENED)
+        tickets.link(s, lead, ids["a_ref"], "prb1", now=OPENED)
         at = datetime(2026, 11, 18, 9, 10, tzinfo=UTC)
         tickets.transition(s, config, lead, ids["b_ref"], "in_progress", now=at)
         tickets.add_entry(s, config, lead, ids["b_ref"], body="Restarting the relay", public=True, now=at)
@@ -223,9 +224,11 @@ async def test_the_ticket_screen_links_zones_durations_conversation_and_f5(linke
         await pilot.press("f")  # two links: the list
         await wait_until(pilot, lambda: isinstance(app.screen, LinkPicker), "the links")
         assert "PRB0000001problem" in squash(screen_text(app)) and "(linkshere)" in squash(screen_text(app))
-        await pilot.press("enter")  # the problem, on its page, with the ticket linked to it
-        await wait_until(pilot, lambda: isinstance(app.screen, RecordScreen) and app.screen.page, "the page")
-        assert squash(f"{ids['a_ref']} ticket (links here) Printer jams") in squash(screen_text(app))
+        await pilot.press("enter")  # the problem, on its screen, with the ticket linked to it
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, ProblemScreen) and app.screen.detail, "the problem"
+        )
+        assert squash(f"{ids['a_ref']} new") in squash(screen_text(app))
         assert "Printersdropjobs" in squash(screen_text(app))
         await pilot.press("escape")
         await wait_until(pilot, lambda: app.screen is a, "ticket A again")

@@ -271,3 +271,34 @@ def apply_workaround(
     if not already:
         tickets.link(session, actor, ticket.ref, ref, now=now)
     return AppliedWorkaround(ticket.ref, ref, entry.id, linked=not already)
+
+
+def search_for_ticket(
+    session: Session, ticket_id: int, words: str | Iterable[str], limit: int = 20
+) -> list[KnowledgeHit]:
+    """What the ticket screen's KEDB form lists: the known errors that match the ticket (its CI, or its
+    service and a word of its title: :func:`matching_known_errors`, the ones its "Possible known error" line
+    names) first, then what :func:`search` finds for ``words`` ranked by the ticket's CI and service."""
+    row = session.execute(select(Ticket.service, Ticket.ci).where(Ticket.id == ticket_id)).first()
+    service, ci = (row[0], row[1]) if row else (None, None)
+    limit = max(1, min(int(limit), LIMIT_MAX))
+    matched = matching_known_errors(session, ticket_id, limit=limit)
+    hits: list[KnowledgeHit] = []
+    if matched:
+        wanted = select(KnownError.ref, KnownError.symptom).where(
+            KnownError.ref.in_([m.ref for m in matched])
+        )
+        symptoms: dict[str, str] = {ref: symptom for ref, symptom in session.execute(wanted)}
+        hits = [
+            KnowledgeHit(
+                m.ref,
+                "known_error",
+                m.title,
+                f"({m.reason}) {snippet(symptoms.get(m.ref), [])}",
+                m.workaround,
+            )
+            for m in matched
+        ]
+    seen = {hit.ref for hit in hits}
+    hits += [hit for hit in search(session, words, limit, service=service, ci=ci) if hit.ref not in seen]
+    return hits[:limit]

@@ -183,6 +183,19 @@ def _login_names(session: Session, old: object, new: object) -> tuple[str | None
     return logins.get(old), logins.get(new)  # type: ignore[call-overload]
 
 
+def _touch_ticket(session: Session, ticket_id: int, now: datetime) -> None:
+    """A ticket linked or unlinked from the problem's side is saved as ``tickets.link`` saves it (its row
+    locked, updated at ``now``, a new version): a save based on the version before is then refused."""
+    ticket = session.scalar(
+        select(Ticket)
+        .where(Ticket.id == ticket_id)
+        .with_for_update(of=Ticket)
+        .execution_options(populate_existing=True)
+    )
+    if ticket is not None:
+        ticket.updated_at = now
+
+
 def linked_incident_ids(session: Session, problem: Problem) -> list[int]:
     return list(
         session.scalars(
@@ -675,6 +688,9 @@ def _link_incidents(
                 created_at=now,
             )
         )
+        _touch_ticket(
+            session, ticket_id, now
+        )  # the ticket has a new link: a new version of it, as tickets.link
         audit.record(
             session,
             entity_type="ticket",
@@ -749,6 +765,7 @@ def unlink_incident(
     if row is None or ticket_id is None:
         raise NotFound(f"{text or 'that ticket'} is not linked to {problem.ref}")
     session.delete(row)
+    _touch_ticket(session, ticket_id, now)
     audit.record(
         session,
         entity_type="ticket",
@@ -778,7 +795,7 @@ def link_change(
     enforce(session, config, actor, "link_change", problem, now)
     from itsm_tui.services.changes.reading import get_change
 
-    change: Change = get_change(session, change_ref)
+    change: Change = get_change(session, change_ref, for_update=True)
     exists = session.scalar(
         select(Link.id).where(
             Link.source_type == ENTITY,
@@ -799,6 +816,7 @@ def link_change(
     )
     session.add(row)
     audit.record_for(session, ENTITY, problem, actor.id, now, "link", "change", change.ref)
+    change.updated_at = now  # the change has a new link: a new version of it
     audit.record(
         session,
         entity_type="change",

@@ -34,6 +34,9 @@ def link(session: Session, actor: Actor, ref: str, target_ref: str, now: datetim
     ticket = _guarded(session, actor, ref, guard_link)
     target_ref = (target_ref or "").strip().upper()
     prefix = target_ref.rstrip("0123456789")
+    digits = target_ref[len(prefix) :]
+    if prefix in LINK_TARGETS and digits and len(digits) < 7:  # typed short: prb12 is PRB0000012
+        target_ref = f"{prefix}{int(digits):07d}"
     if prefix not in LINK_TARGETS:
         raise ValidationError(
             "target", f"{target_ref!r} is not a reference to link (PRB, KE, KB, CHG, INC, REQ)"
