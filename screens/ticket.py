@@ -147,13 +147,13 @@ class TicketScreen(DeskScreen):
         Binding("o", "reopen", "Reopen", id="ticket.reopen"),
         Binding("c", "cancel_ticket", "Cancel ticket", id="ticket.cancel"),
         Binding("asterisk", "rate", "Rate", id="ticket.rate", key_display="*"),
-        Binding("A", "article", "Article from resolution", id="ticket.article"),
         Binding("y", "copy_ref", "Copy ref", id="ticket.copy_ref"),
         # Priority: the reference typed straight after it goes into its field (typeahead.py).
         Binding("g", "goto", "Go to ref", show=False, id="ticket.goto", priority=True),
         Binding("f", "follow", "Follow link", id="ticket.follow"),
         Binding("v", "conversation", "Conversation only", id="ticket.conversation"),
         Binding("ctrl+r", "reload", "Reload", id="ticket.reload"),
+        Binding("A", "article", "Article from resolution", id="ticket.article"),
         Binding(  # priority: the keys typed after it go into the line, however fast they come
             "colon",
             "command",
