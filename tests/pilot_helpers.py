@@ -104,6 +104,24 @@ async def type_text(pilot: Pilot, text: str) -> None:
         await pilot.press("enter" if char == "\n" else char)
 
 
+async def type_into(pilot: Pilot, text: str) -> None:
+    """Type ``text`` into the field that has the focus as a fast typist (or a paste) does: the keys sent one
+    after the other as the terminal driver delivers them, then one wait for the screen (Pilot.press waits
+    for the whole process to go idle after each key). Only for text that stays in one field: a newline is
+    Enter, which a text area takes as a line break."""
+    from textual import events
+
+    driver = pilot.app._driver
+    assert driver is not None
+    for char in text:
+        key = "enter" if char == "\n" else ("space" if char == " " else char)
+        event = events.Key(key, "\r" if char == "\n" else char)
+        event.set_sender(pilot.app)
+        driver.send_message(event)
+    await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
+
+
 class Toasts:
     """The app's notifications, as their messages, in order."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pilot_helpers import Toasts, settle, shows, type_text, wait_until
+from pilot_helpers import Toasts, settle, shows, type_into, type_text, wait_until
 
 from itsm_tui.app import ItsmApp
 from itsm_tui.screens.bulk import ConfirmForm
@@ -180,10 +180,9 @@ async def test_f8_lists_the_views_filters_and_opens_an_article_shown_literally(d
 
 
 async def test_written_by_keys_submitted_refused_to_its_author_and_published_by_another(
-    db, staff, config, monkeypatch
+    desk, config, monkeypatch
 ):
-    """On SQLite and PostgreSQL."""
-    refs = build_desk(db, config, staff)
+    db, staff, refs = desk
     app = console(db, config, staff["net1"])
     async with app.run_test(size=(80, 24)) as pilot:
         toasts = Toasts(app, monkeypatch)
@@ -191,11 +190,11 @@ async def test_written_by_keys_submitted_refused_to_its_author_and_published_by_
         await list_shown(pilot)
         await pilot.press("n")
         form = await form_shown(pilot, ArticleForm)
-        await type_text(pilot, "Map a network drive")
+        await type_into(pilot, "Map a network drive")
         await pilot.press("tab", "tab")  # past the service, to the category
-        await type_text(pilot, "how-to")
+        await type_into(pilot, "how-to")
         await pilot.press("tab")
-        await type_text(pilot, "Open Explorer.\nChoose Map network drive.")
+        await type_into(pilot, "Open Explorer.\nChoose Map network drive.")
         assert form.text_of("body") == "Open Explorer.\nChoose Map network drive."
         await pilot.press("ctrl+s")
         screen = await article_shown(pilot)
@@ -228,7 +227,7 @@ async def test_written_by_keys_submitted_refused_to_its_author_and_published_by_
         screen = await open_article(pilot, refs["mail"])
         await pilot.press("b")
         await form_shown(pilot, NoteForm)
-        await type_text(pilot, "Name the Outlook versions it applies to.")
+        await type_into(pilot, "Name the Outlook versions it applies to.")
         await pilot.press("ctrl+s")
         screen = await article_shown(pilot, 2)
         assert (screen.detail.status, screen.detail.review_note) == (
@@ -295,7 +294,7 @@ async def test_a_stale_save_keeps_what_was_typed_and_a_second_save_applies_it(de
         form = await form_shown(pilot, ArticleForm)
         assert form.focused is form.field("category")  # the first field still empty
         await pilot.press("shift+tab", "shift+tab")  # to the title, its text selected
-        await type_text(pilot, "Printer tray jams on A3 paper")
+        await type_into(pilot, "Printer tray jams on A3 paper")
         with db.session() as s:  # someone else saves first
             articles.update_article(s, config, staff["eng1"], refs["tray"], {"category": "hardware"}, now=NOW)
         await pilot.press("ctrl+s")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pilot_helpers import Toasts, screen_text, settle, shows, type_text, wait_shown, wait_until
+from pilot_helpers import Toasts, screen_text, settle, shows, type_into, type_text, wait_shown, wait_until
 
 from itsm_tui.app import ItsmApp
 from itsm_tui.screens.formscreen import FormScreen
@@ -231,15 +231,15 @@ async def test_the_analysis_is_recorded_then_the_known_error_published(desk, con
         assert "no root cause yet" in (screen.refusal("publish") or "")
         await pilot.press("a")
         form = await form_shown(pilot, AnalysisForm)
-        await type_text(pilot, "Spool disk full")
+        await type_into(pilot, "Spool disk full")
         await pilot.press("tab")
-        await type_text(pilot, "Queue stalls\nDisk full\nNo log rotation")
+        await type_into(pilot, "Queue stalls\nDisk full\nNo log rotation")
         await pilot.press("tab")
-        await type_text(pilot, "technology, process")
+        await type_into(pilot, "technology, process")
         await pilot.press("tab")
-        await type_text(pilot, "Free the spool")
+        await type_into(pilot, "Free the spool")
         await pilot.press("tab")
-        await type_text(pilot, "Rotate logs")
+        await type_into(pilot, "Rotate logs")
         await save(pilot, screen)
         detail = screen.detail
         assert detail.root_cause == "Spool disk full"
@@ -308,7 +308,7 @@ async def test_resolving_offers_the_open_incidents_and_closing_shows_incidents_s
         await pilot.press("c")
         form = await form_shown(pilot, FormScreen)
         assert form.note and "Incidents since the fix: 1" in form.note
-        await type_text(pilot, "Quiet for a week")
+        await type_into(pilot, "Quiet for a week")
         await save(pilot, screen)
         assert screen.detail.status == "closed"
         assert screen.detail.verification == "Quiet for a week"
@@ -324,7 +324,7 @@ async def test_a_stale_save_keeps_what_was_typed_and_a_second_save_applies_it(de
         await pilot.press("e")
         form = await form_shown(pilot, EditProblemForm)
         await pilot.press("shift+tab", "shift+tab", "end")  # from the CI (the empty field) to the title
-        await type_text(pilot, " (batch jobs)")
+        await type_into(pilot, " (batch jobs)")
         with db.session() as s:  # someone else saves first
             problems.update_problem(s, config, staff["net1"], refs["erp"], {"ci": "erp-db-01"}, now=NOW)
         await pilot.press("ctrl+s")

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from itsm_tui.config import DeskConfig
 from itsm_tui.demo.changes import write_changes
-from itsm_tui.demo.problems import ProblemDesk, problem_count
+from itsm_tui.demo.problems import ProblemDesk, article_count, problem_count
 from itsm_tui.demo.roster import Staff, roster
 from itsm_tui.demo.store import reset_sequences
 from itsm_tui.demo.tables import HISTORY_DAYS, HOUR_LOAD, WEEKDAY_LOAD
@@ -144,7 +144,7 @@ class Generator:
 
     def _knowledge(self, desk: ProblemDesk) -> None:
         self.progress("writing the knowledge articles ...")
-        desk.knowledge()
+        desk.knowledge(article_count(self.count))
 
     def _problems(self, desk: ProblemDesk) -> None:
         self.progress("working the problems ...")

@@ -185,9 +185,20 @@ GAPS: dict[str, tuple[float, float]] = {
 }
 
 
+SMALL = 1000  # a demo of fewer tickets (a test's) holds each kind of problem and article once or so
+
+
 def problem_count(tickets: int) -> int:
-    """How many problems a demo of ``tickets`` tickets holds: 16 (every status twice) and up to 48."""
+    """How many problems a demo of ``tickets`` tickets holds: 16 (every status twice) and up to 48; a small
+    demo 12 (every status, a reopened one among them)."""
+    if tickets < SMALL:
+        return 12
     return max(len(STATUS_CYCLE), min(48, tickets // 400))
+
+
+def article_count(tickets: int) -> int:
+    """How many articles a demo holds: :data:`ARTICLES`, half of them in a small demo (every state)."""
+    return ARTICLES // 2 if tickets < SMALL else ARTICLES
 
 
 def _epoch(value: datetime | str) -> int:
@@ -383,8 +394,8 @@ class ProblemDesk:
 
     # ------------------------------------------------------------------ knowledge
 
-    def knowledge(self) -> None:
-        """:data:`ARTICLES` articles in every state (draft, some sent back; in review; published, some
+    def knowledge(self, count: int = ARTICLES) -> None:
+        """``count`` articles in every state (draft, some sent back; in review; published, some
         corrected; retired), the published and retired ones used by tickets linking to them."""
         rng, config = self.rng, self.config
         steps: list[tuple[int, int, Step]] = []
@@ -404,7 +415,7 @@ class ProblemDesk:
             "published",
             "retired",
         )
-        for index in range(ARTICLES):
+        for index in range(count):
             service = services[index % len(services)]
             symptom = rng.choice(SYMPTOMS[service])
             state = states[index % len(states)]
