@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
-from textual import events, on, work
+from textual import events, work
 from textual.actions import parse as parse_action
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -32,8 +32,9 @@ from itsm_tui.keymap import key_in_force
 from itsm_tui.screens.bulk import ConfirmForm
 from itsm_tui.screens.common import DeskFooter, DeskScreen, StatusLine, fit_hints, literal, local_time
 from itsm_tui.screens.formscreen import FORM_STYLES, FormArgs, FormScreen, ResultT, ValuesT, stale_summary
+from itsm_tui.screens.recordlist import RecordListScreen
 from itsm_tui.screens.recordtable import Cell, RecordTable, TableColumn
-from itsm_tui.screens.typeahead import focus_now, not_while_typing, typing, until_shown
+from itsm_tui.screens.typeahead import not_while_typing, until_shown
 from itsm_tui.services import articles
 from itsm_tui.services.articles import ArticleDetail, ArticleList, ArticleRow, Prefill
 from itsm_tui.services.audit import shown_value
@@ -67,7 +68,7 @@ ARTICLE_COLUMNS = [
 # --------------------------------------------------------------------------- the list (a mode)
 
 
-class KnowledgeScreen(DeskScreen):
+class KnowledgeScreen(RecordListScreen):
     """The articles of a view (published, drafts, in review, retired, all), most recently updated first."""
 
     SCREEN_TITLE = "Knowledge"
@@ -88,14 +89,19 @@ class KnowledgeScreen(DeskScreen):
         Binding("escape", "leave_filter", "Back to the list", show=False, id="knowledge.leave_filter"),
     ]
 
+    TABLE_ID, FILTER_ID, ERROR_ID = "kb-table", "kb-filter", "kb-error"
+
     def __init__(self) -> None:
-        super().__init__()
-        self.view_key = "published"
-        self.filter_text = ""
-        self.generation = 0
-        self.shown_generation = -1  # the generation whose rows are shown (tests wait for it)
-        self.filter_error: str | None = None
-        self.suspended = False
+        super().__init__("published")
+
+    def view_keys(self) -> list[str]:
+        return list(articles.VIEWS)
+
+    def new_refusal(self) -> str | None:
+        return articles.create_refusal(self.app.actor)
+
+    def refuse_new(self) -> None:
+        _refused_new(self.app)
 
     def compose(self) -> ComposeResult:
         yield from self.compose_status()
@@ -104,34 +110,6 @@ class KnowledgeScreen(DeskScreen):
         yield Static("", id="kb-error")
         yield RecordTable[ArticleRow](id="kb-table", empty="Loading ...")
         yield from self.compose_footer()
-
-    @property
-    def table(self) -> RecordTable[ArticleRow]:
-        return self.query_one("#kb-table", RecordTable)
-
-    @property
-    def up_to_date(self) -> bool:
-        return self.shown_generation == self.generation
-
-    def on_mount(self) -> None:
-        self.reload()
-
-    def on_screen_suspend(self) -> None:
-        self.suspended = True
-
-    def on_screen_resume(self) -> None:
-        if self.suspended:  # back from an article: what changed meanwhile
-            self.suspended = False
-            self.reload()
-
-    # ------------------------------------------------------------------ reading
-
-    def reload(self) -> None:
-        self.generation += 1
-        self.load(self.generation, self.view_key, self.filter_text)
-
-    def action_reload(self) -> None:
-        self.reload()
 
     @work(thread=True, exclusive=True, group="knowledge-list", exit_on_error=False)
     def load(self, generation: int, view: str, text: str) -> None:
@@ -150,12 +128,6 @@ class KnowledgeScreen(DeskScreen):
         empty = "No article matches the filter." if self.filter_text.strip() else "No articles in this view."
         self.table.show_rows(ARTICLE_COLUMNS, listed.rows, self._cell, keep=lambda row: row.ref, empty=empty)
         self._show_bar(len(listed.rows))
-
-    def _show_error(self, error: str | None) -> None:
-        self.filter_error = error
-        line = self.query_one("#kb-error", Static)
-        line.update(Text(strip_control(error or "", single_line=True)))
-        line.set_class(error is not None, "shown")
 
     def _show_bar(self, count: int) -> None:
         bar = Text()
@@ -194,59 +166,11 @@ class KnowledgeScreen(DeskScreen):
             return str(row.uses), "" if row.uses else "dim"
         return "", ""
 
-    def on_resize(self) -> None:
-        if self.up_to_date:
-            self._show_bar(len(self.table.rows))
-
-    # ------------------------------------------------------------------ views and the filter
-
     def action_view(self, view: str) -> None:
         if view != self.view_key:
             self.view_key = view
             self.table.show_rows([], [], lambda row, key: ("", ""), empty="Loading ...")
         self.reload()
-
-    def action_next_view(self) -> None:
-        keys = list(articles.VIEWS)
-        self.action_view(keys[(keys.index(self.view_key) + 1) % len(keys)])
-
-    def action_filter(self) -> None:
-        not_while_typing(self)
-        focus_now(self, self.query_one("#kb-filter", Input))
-
-    @on(Input.Changed, "#kb-filter")
-    def filter_changed(self, event: Input.Changed) -> None:
-        self.filter_text = event.value
-        self.reload()
-
-    @on(Input.Submitted, "#kb-filter")
-    def filter_done(self) -> None:
-        self.table.focus()
-
-    def action_leave_filter(self) -> None:
-        if self.query_one("#kb-filter", Input).has_focus:
-            focus_now(self, self.table)
-
-    # ------------------------------------------------------------------ opening and writing
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if self.is_active and typing(self) and action in ("new", "filter"):
-            return False  # typed into the filter (typeahead.py): not in the footer then
-        if action == "new" and articles.create_refusal(self.app.actor) is not None:
-            return None  # dimmed; its key says why
-        return True
-
-    def on_key(self, event: events.Key) -> None:
-        """A dimmed key says why instead of doing nothing."""
-        if isinstance(self.focused, Input):
-            return
-        active = self.active_bindings.get(event.key)
-        if active is None or active.enabled or active.node is not self:
-            return
-        if active.binding.action == "new":
-            event.stop()
-            event.prevent_default()
-            _refused_new(self.app)
 
     def action_open(self) -> None:
         if self.query_one("#kb-filter", Input).has_focus:

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
-from textual import events, on, work
+from textual import events, work
 from textual.actions import parse as parse_action
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -33,8 +33,9 @@ from itsm_tui.config import LEVELS
 from itsm_tui.keymap import fill_keys, key_in_force
 from itsm_tui.screens.common import DeskFooter, DeskScreen, StatusLine, fit_hints, literal, local_time
 from itsm_tui.screens.formscreen import FORM_STYLES, FormArgs, FormScreen, ResultT, ValuesT, stale_summary
+from itsm_tui.screens.recordlist import RecordListScreen
 from itsm_tui.screens.recordtable import Cell, RecordTable, TableColumn
-from itsm_tui.screens.typeahead import focus_now, not_while_typing, typing, until_shown
+from itsm_tui.screens.typeahead import not_while_typing, until_shown
 from itsm_tui.services import problems
 from itsm_tui.services.audit import shown_value
 from itsm_tui.services.errors import ServiceError, StaleEdit, ValidationError
@@ -117,7 +118,7 @@ def parse_refs(text: str) -> list[str]:
 # --------------------------------------------------------------------------- the list (a mode)
 
 
-class ProblemsScreen(DeskScreen):
+class ProblemsScreen(RecordListScreen):
     """The problems of a view (mine, open by priority, known errors, all) or the candidate problems."""
 
     SCREEN_TITLE = "Problems"
@@ -138,17 +139,25 @@ class ProblemsScreen(DeskScreen):
         Binding("escape", "leave_filter", "Back to the list", show=False, id="problems.leave_filter"),
     ]
 
+    TABLE_ID, FILTER_ID, ERROR_ID = "problems-table", "problems-filter", "problems-error"
+
     def __init__(self) -> None:
-        super().__init__()
-        self.view_key = "open"
-        self.filter_text = ""
-        self.generation = 0
-        self.shown_generation = -1  # the generation whose rows are shown (tests wait for it)
+        super().__init__("open")
         self.problem_rows: list[ProblemRow] = []
         self.candidate_rows: list[Candidate] = []
-        self.filter_error: str | None = None
         self.shown_view = ""  # the view whose rows the table holds
-        self.suspended = False
+
+    def view_keys(self) -> list[str]:
+        return list(VIEW_TITLES)
+
+    def filters(self, view: str) -> bool:
+        return view != CANDIDATES  # the candidates are not filtered
+
+    def new_refusal(self) -> str | None:
+        return problems.create_refusal(self.app.actor)
+
+    def refuse_new(self) -> None:
+        self._refused_new()
 
     def compose(self) -> ComposeResult:
         yield from self.compose_status()
@@ -160,34 +169,6 @@ class ProblemsScreen(DeskScreen):
         yield Static("", id="problems-error")
         yield RecordTable[Any](id="problems-table", empty="Loading ...")
         yield from self.compose_footer()
-
-    @property
-    def table(self) -> RecordTable[Any]:
-        return self.query_one("#problems-table", RecordTable)
-
-    @property
-    def up_to_date(self) -> bool:
-        return self.shown_generation == self.generation
-
-    def on_mount(self) -> None:
-        self.reload()
-
-    def on_screen_suspend(self) -> None:
-        self.suspended = True
-
-    def on_screen_resume(self) -> None:
-        if self.suspended:  # back from a problem: what changed meanwhile
-            self.suspended = False
-            self.reload()
-
-    # ------------------------------------------------------------------ reading
-
-    def reload(self) -> None:
-        self.generation += 1
-        self.load(self.generation, self.view_key, self.filter_text)
-
-    def action_reload(self) -> None:
-        self.reload()
 
     @work(thread=True, exclusive=True, group="problems-list", exit_on_error=False)
     def load(self, generation: int, view: str, text: str) -> None:
@@ -244,12 +225,6 @@ class ProblemsScreen(DeskScreen):
             flex_min=CANDIDATE_TITLE_MIN,
         )
         self._show_bar(len(found))
-
-    def _show_error(self, error: str | None) -> None:
-        self.filter_error = error
-        line = self.query_one("#problems-error", Static)
-        line.update(Text(strip_control(error or "", single_line=True)))
-        line.set_class(error is not None, "shown")
 
     def _show_bar(self, count: int) -> None:
         bar = Text()
@@ -312,59 +287,6 @@ class ProblemsScreen(DeskScreen):
         if key == "key":
             return row.key, "dim"
         return "", ""
-
-    def on_resize(self) -> None:
-        if self.up_to_date:
-            self._show_bar(len(self.table.rows))
-
-    # ------------------------------------------------------------------ views and the filter
-
-    def action_view(self, view: str) -> None:
-        self.view_key = view
-        self.reload()
-
-    def action_next_view(self) -> None:
-        keys = list(VIEW_TITLES)
-        self.action_view(keys[(keys.index(self.view_key) + 1) % len(keys)])
-
-    def action_filter(self) -> None:
-        not_while_typing(self)
-        focus_now(self, self.query_one("#problems-filter", Input))
-
-    @on(Input.Changed, "#problems-filter")
-    def filter_changed(self, event: Input.Changed) -> None:
-        self.filter_text = event.value
-        if self.view_key != CANDIDATES:
-            self.reload()
-
-    @on(Input.Submitted, "#problems-filter")
-    def filter_done(self) -> None:
-        self.table.focus()
-
-    def action_leave_filter(self) -> None:
-        if self.query_one("#problems-filter", Input).has_focus:
-            focus_now(self, self.table)
-
-    # ------------------------------------------------------------------ opening and raising
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if self.is_active and typing(self) and action in ("new", "filter"):
-            return False  # typed into the filter (typeahead.py): not in the footer then
-        if action == "new" and problems.create_refusal(self.app.actor) is not None:
-            return None  # dimmed; its key says why
-        return True
-
-    def on_key(self, event: events.Key) -> None:
-        """A dimmed key says why instead of doing nothing."""
-        if isinstance(self.focused, Input):
-            return
-        active = self.active_bindings.get(event.key)
-        if active is None or active.enabled or active.node is not self:
-            return
-        if active.binding.action == "new":
-            event.stop()
-            event.prevent_default()
-            self._refused_new()
 
     def _refused_new(self) -> bool:
         reason = problems.create_refusal(self.app.actor)
