@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack
 from zoneinfo import ZoneInfo
@@ -25,14 +24,13 @@ from textual import events, work
 from textual.actions import parse as parse_action
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
 from textual.widgets import Input, Select, Static, TextArea
 
 from itsm_tui.keymap import key_in_force
 from itsm_tui.screens.bulk import ConfirmForm
-from itsm_tui.screens.common import DeskFooter, DeskScreen, StatusLine, fit_hints, literal, local_time
+from itsm_tui.screens.common import DeskScreen, StatusLine, fit_hints, literal, local_time
 from itsm_tui.screens.formscreen import FORM_STYLES, FormArgs, FormScreen, ResultT, ValuesT, stale_summary
-from itsm_tui.screens.recordlist import RecordListScreen
+from itsm_tui.screens.recordlist import RecordListScreen, RecordPageScreen
 from itsm_tui.screens.recordtable import Cell, RecordTable, TableColumn
 from itsm_tui.screens.typeahead import not_while_typing, until_shown
 from itsm_tui.services import articles
@@ -286,7 +284,7 @@ STEP_TARGETS: dict[str, str] = {
 }
 
 
-class ArticleScreen(DeskScreen):
+class ArticleScreen(RecordPageScreen):
     """One article; Escape goes back to where it was opened from."""
 
     SCREEN_TITLE = "Article"
@@ -303,36 +301,11 @@ class ArticleScreen(DeskScreen):
         Binding("escape", "back", "Back", id="article.back"),
     ]
 
+    PREFIX = "article"
+
     def __init__(self, ref: str) -> None:
-        super().__init__()
-        self.ref = articles.normal_ref(ref)
+        super().__init__(articles.normal_ref(ref))
         self.detail: ArticleDetail | None = None  # the one shown (tests wait for it)
-        self._form_version: int | None = None  # the version a form's save goes against
-
-    def compose(self) -> ComposeResult:
-        yield from self.compose_status()
-        yield Static("", id="article-notice")
-        with VerticalScroll(id="article-body"):
-            yield Static("Loading ...", id="article-fields")
-            yield Static("", id="article-history")
-        yield Static("", id="article-actions")
-        yield DeskFooter(compact=True)
-
-    def on_mount(self) -> None:
-        self.query_one("#article-body").focus()
-        self.load()
-
-    # ----------------------------------------------------------------- loading
-
-    def action_reload(self) -> None:
-        self.load()
-
-    def action_back(self) -> None:
-        self.app.pop_screen()
-
-    def action_copy_ref(self) -> None:
-        self.app.copy_to_clipboard(self.ref)
-        self.app.notify(f"Copied {self.ref}", markup=False)
 
     @work(thread=True, exclusive=True, group="article-load", exit_on_error=False)
     def load(self, stale: StaleEdit | None = None) -> None:
@@ -359,15 +332,7 @@ class ArticleScreen(DeskScreen):
         self.query_one("#article-actions", Static).update(self.render_actions(detail))
         self.refresh_bindings()
 
-    def set_notice(self, text: Text | None) -> None:
-        notice = self.query_one("#article-notice", Static)
-        notice.update(text or "")
-        notice.set_class(text is not None, "-shown")
-
     # ----------------------------------------------------------------- rendering
-
-    def when(self, instant: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-        return local_time(instant, self.app.actor.timezone, fmt)
 
     def render_fields(self, d: ArticleDetail) -> Group:
         head = Text(d.ref, style="bold")

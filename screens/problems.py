@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack
 from zoneinfo import ZoneInfo
@@ -26,14 +25,13 @@ from textual import events, work
 from textual.actions import parse as parse_action
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
 from textual.widgets import Input, Select, Static, TextArea
 
 from itsm_tui.config import LEVELS
 from itsm_tui.keymap import fill_keys, key_in_force
-from itsm_tui.screens.common import DeskFooter, DeskScreen, StatusLine, fit_hints, literal, local_time
+from itsm_tui.screens.common import StatusLine, fit_hints, literal, local_time
 from itsm_tui.screens.formscreen import FORM_STYLES, FormArgs, FormScreen, ResultT, ValuesT, stale_summary
-from itsm_tui.screens.recordlist import RecordListScreen
+from itsm_tui.screens.recordlist import RecordListScreen, RecordPageScreen
 from itsm_tui.screens.recordtable import Cell, RecordTable, TableColumn
 from itsm_tui.screens.typeahead import not_while_typing, until_shown
 from itsm_tui.services import problems
@@ -424,7 +422,7 @@ class ResolvedOffer:
     versions: dict[str, int]
 
 
-class ProblemScreen(DeskScreen):
+class ProblemScreen(RecordPageScreen):
     """One problem; Escape goes back to the list."""
 
     SCREEN_TITLE = "Problem"
@@ -450,37 +448,12 @@ class ProblemScreen(DeskScreen):
         Binding("escape", "back", "Back", id="problem.back"),
     ]
 
+    PREFIX = "problem"
+
     def __init__(self, ref: str) -> None:
-        super().__init__()
-        self.ref = problems.normal_ref(ref)
+        super().__init__(problems.normal_ref(ref))
         self.detail: ProblemDetail | None = None  # the one shown (tests wait for it)
-        self._form_version: int | None = None  # the version a form's save goes against
         self.last_bulk_summary = ""
-
-    def compose(self) -> ComposeResult:
-        yield from self.compose_status()
-        yield Static("", id="problem-notice")
-        with VerticalScroll(id="problem-body"):
-            yield Static("Loading ...", id="problem-fields")
-            yield Static("", id="problem-history")
-        yield Static("", id="problem-actions")
-        yield DeskFooter(compact=True)
-
-    def on_mount(self) -> None:
-        self.query_one("#problem-body").focus()
-        self.load()
-
-    # ----------------------------------------------------------------- loading
-
-    def action_reload(self) -> None:
-        self.load()
-
-    def action_back(self) -> None:
-        self.app.pop_screen()
-
-    def action_copy_ref(self) -> None:
-        self.app.copy_to_clipboard(self.ref)
-        self.app.notify(f"Copied {self.ref}", markup=False)
 
     @work(thread=True, exclusive=True, group="problem-load", exit_on_error=False)
     def load(self, stale: StaleEdit | None = None) -> None:
@@ -522,15 +495,7 @@ class ProblemScreen(DeskScreen):
             self.query_one("#problem-history", Static).update(Group(*rest))
         self.query_one("#problem-actions", Static).update(self.render_actions(detail))
 
-    def set_notice(self, text: Text | None) -> None:
-        notice = self.query_one("#problem-notice", Static)
-        notice.update(text or "")
-        notice.set_class(text is not None, "-shown")
-
     # ----------------------------------------------------------------- rendering
-
-    def when(self, instant: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-        return local_time(instant, self.app.actor.timezone, fmt)
 
     def render_fields(self, d: ProblemDetail) -> tuple[list[RenderableType], list[RenderableType]]:
         """The header, fields and analysis; and the linked incidents, changes and known errors."""

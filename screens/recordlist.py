@@ -9,13 +9,16 @@ who may not create (``new_refusal``, the service's words; ``refuse_new`` tells t
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from rich.text import Text
 from textual import events, on
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
 from textual.widgets import Input, Static
 
-from itsm_tui.screens.common import DeskScreen
+from itsm_tui.screens.common import DeskFooter, DeskScreen, local_time
 from itsm_tui.screens.recordtable import RecordTable
 from itsm_tui.screens.typeahead import focus_now, not_while_typing, typing
 from itsm_tui.text import strip_control
@@ -147,3 +150,51 @@ class RecordListScreen(DeskScreen):
             event.stop()
             event.prevent_default()
             self.refuse_new()
+
+
+class RecordPageScreen(DeskScreen):
+    """One record's page (a problem, an article): a notice line, its fields and history in a scrolling
+    body, its actions line above the footer; reload, back, copy the reference. The page names its widgets'
+    prefix (``PREFIX``: ``#PREFIX-notice``, ``-body``, ``-fields``, ``-history``, ``-actions``) and reads
+    itself (``load``, a thread worker)."""
+
+    PREFIX = ""
+
+    def __init__(self, ref: str) -> None:
+        super().__init__()
+        self.ref = ref
+        self._form_version: int | None = None  # the version a form's save goes against
+
+    def load(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_status()
+        yield Static("", id=f"{self.PREFIX}-notice")
+        with VerticalScroll(id=f"{self.PREFIX}-body"):
+            yield Static("Loading ...", id=f"{self.PREFIX}-fields")
+            yield Static("", id=f"{self.PREFIX}-history")
+        yield Static("", id=f"{self.PREFIX}-actions")
+        yield DeskFooter(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one(f"#{self.PREFIX}-body").focus()
+        self.load()
+
+    def action_reload(self) -> None:
+        self.load()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_copy_ref(self) -> None:
+        self.app.copy_to_clipboard(self.ref)
+        self.app.notify(f"Copied {self.ref}", markup=False)
+
+    def set_notice(self, text: Text | None) -> None:
+        notice = self.query_one(f"#{self.PREFIX}-notice", Static)
+        notice.update(text or "")
+        notice.set_class(text is not None, "-shown")
+
+    def when(self, instant: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+        return local_time(instant, self.app.actor.timezone, fmt)
