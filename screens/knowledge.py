@@ -552,31 +552,8 @@ class ArticleScreen(RecordPageScreen):
             detail=d.title,
         )
 
-    def _saver(self, step: Callable[[Session, Any], str]) -> Callable[[Any], str]:
-        """A form's save (run in its worker): ``step(session, values)`` in a session of its own."""
-
-        def save(values: Any) -> str:
-            with self.app.db.session() as session:
-                return step(session, values)
-
-        return save
-
-    def _refused(self, exc: ServiceError) -> None:
-        """A stale save: the article is reloaded underneath the form, which keeps what was typed; a second
-        save goes against what is shown then."""
-        if isinstance(exc, StaleEdit):
-            self.load(exc)
-
-    def _done(self, message: str | None) -> None:
-        if message is not None:
-            self.set_notice(None)
-            self.app.notify(strip_control(message), markup=False)
-            self.load()
-
-    # Each step: (session, values) -> what is said once it saved; run in the form's worker.
-
-    def _common(self) -> dict[str, Any]:
-        return {"expected_version": self._form_version, "now": self.app.clock()}
+    # Each step: (session, values) -> what is said once it saved; run in the form's worker (the forms' save,
+    # refusal and done are RecordPageScreen's).
 
     def _update(self, session: Session, changes: dict[str, object]) -> str:
         if not changes:

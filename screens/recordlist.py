@@ -9,8 +9,9 @@ who may not create (``new_refusal``, the service's words; ``refuse_new`` tells t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import events, on
@@ -21,7 +22,11 @@ from textual.widgets import Input, Static
 from itsm_tui.screens.common import DeskFooter, DeskScreen, local_time
 from itsm_tui.screens.recordtable import RecordTable
 from itsm_tui.screens.typeahead import focus_now, not_while_typing, typing
+from itsm_tui.services.errors import ServiceError, StaleEdit
 from itsm_tui.text import strip_control
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 class RecordListScreen(DeskScreen):
@@ -198,3 +203,30 @@ class RecordPageScreen(DeskScreen):
 
     def when(self, instant: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
         return local_time(instant, self.app.actor.timezone, fmt)
+
+    # ----------------------------------------------------------------- the forms of the page's steps
+
+    def _saver(self, step: Callable[[Session, Any], str]) -> Callable[[Any], str]:
+        """A form's save (run in its worker): ``step(session, values)`` in a session of its own."""
+
+        def save(values: Any) -> str:
+            with self.app.db.session() as session:
+                return step(session, values)
+
+        return save
+
+    def _refused(self, exc: ServiceError) -> None:
+        """A stale save: the record is reloaded underneath the form, which keeps what was typed; a second
+        save goes against what is shown then."""
+        if isinstance(exc, StaleEdit):
+            self.load(exc)
+
+    def _done(self, message: str | None) -> None:
+        if message is not None:
+            self.set_notice(None)
+            self.app.notify(strip_control(message), markup=False)
+            self.load()
+
+    def _common(self) -> dict[str, Any]:
+        """What every step's service call is given: the version the form was opened on, the app's clock."""
+        return {"expected_version": self._form_version, "now": self.app.clock()}

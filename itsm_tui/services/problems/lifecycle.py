@@ -257,6 +257,19 @@ def _tell_raci(
     )
 
 
+def _tell_owner(session: Session, problem: Problem, owner_id: int, key: str, now: datetime) -> int:
+    """The one made the problem's owner is told (whoever made them so is not: the callers leave them out)."""
+    return notifications.notify(
+        session,
+        [owner_id],
+        kind="problem",
+        event_key=f"problem:{problem.id}:{key}",
+        entity=(ENTITY, problem.id),
+        message=f"{problem.ref} is yours to own: {_title_of(problem)}",
+        now=now,
+    )
+
+
 def _one_line(text: str | None, width: int = 200) -> str:
     return strip_control(text or "", single_line=True)[:width]
 
@@ -322,15 +335,7 @@ def create_problem(
     if owner_user is not None:
         audit.record_for(session, ENTITY, problem, actor.id, now, "create", "owner", owner_user.login)
         if owner_user.id != actor.id:
-            notifications.notify(
-                session,
-                [owner_user.id],
-                kind="problem",
-                event_key=f"problem:{problem.id}:owner:{owner_user.id}",
-                entity=(ENTITY, problem.id),
-                message=f"{problem.ref} is yours to own: {_title_of(problem)}",
-                now=now,
-            )
+            _tell_owner(session, problem, owner_user.id, f"owner:{owner_user.id}", now)
     _tell_raci(
         session,
         config,
@@ -398,32 +403,19 @@ def update_problem(
             values[key] = _text(key, value)
     for field, value in values.items():
         if field == "owner_id":
-            old = problem.owner_id
-            if (
-                audit.set_field(
-                    session,
-                    problem,
-                    ENTITY,
-                    "owner_id",
-                    value,
-                    actor.id,
-                    now,
-                    "assign",
-                    names=lambda o, n: _login_names(session, o, n),
-                )
-                and value is not None
-                and value != actor.id
-            ):
-                notifications.notify(
-                    session,
-                    [value],  # type: ignore[list-item]
-                    kind="problem",
-                    event_key=f"problem:{problem.id}:owner:{value}:{problem.version}",
-                    entity=(ENTITY, problem.id),
-                    message=f"{problem.ref} is yours to own: {_title_of(problem)}",
-                    now=now,
-                )
-            del old
+            changed = audit.set_field(
+                session,
+                problem,
+                ENTITY,
+                "owner_id",
+                value,
+                actor.id,
+                now,
+                "assign",
+                names=lambda o, n: _login_names(session, o, n),
+            )
+            if changed and isinstance(value, int) and value != actor.id:
+                _tell_owner(session, problem, value, f"owner:{value}:{problem.version}", now)
         else:
             _set(session, problem, field, value, actor, now, "analyse" if field in ANALYSIS else "update")
     if "impact" in values or "urgency" in values:
