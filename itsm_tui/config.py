@@ -267,6 +267,67 @@ class ChangeTemplate:
 
 
 @dataclass(frozen=True)
+class RiskAnswer:
+    """One answer of a risk question and the points it adds to the score."""
+
+    label: str
+    points: int
+
+
+@dataclass(frozen=True)
+class RiskQuestion:
+    """One question of the risk questionnaire (changes.toml ``[[risk.questions]]``).
+
+    ``suggest`` names what the desk can work out itself and offer as the answer (the assessor may change
+    it): ``services`` (how many services the change affects: the first answer for one, the second for two
+    or three, the last for more), ``window`` (outside a maintenance window: the first answer no, the second
+    yes), ``failures`` (changes of its services that failed in the last ``[impact] failed_days``: the first
+    answer none, the second some); None: the assessor answers."""
+
+    id: str
+    text: str
+    answers: tuple[RiskAnswer, ...]
+    suggest: str | None = None
+
+
+# What a risk question may suggest from the change itself (RiskQuestion.suggest).
+RISK_SUGGESTIONS = ("services", "window", "failures")
+
+
+@dataclass(frozen=True)
+class RiskPolicy:
+    """changes.toml ``[risk]``: the questionnaire, and the scores from which a change is medium or high."""
+
+    questions: tuple[RiskQuestion, ...] = ()
+    medium: int = 3
+    high: int = 6
+
+    def level(self, score: int) -> str:
+        """The risk a score gives: low below ``medium``, high from ``high``."""
+        return "high" if score >= self.high else "medium" if score >= self.medium else "low"
+
+
+@dataclass(frozen=True)
+class ApprovalRule:
+    """How many of the CAB members asked must approve: ``all``, or ``quorum`` of them."""
+
+    rule: str = "all"  # all | quorum
+    quorum: int = 1
+
+
+@dataclass(frozen=True)
+class CabSchedule:
+    """changes.toml ``[cab]``: when the CAB meets (a recurring rule on local time, as maintenance windows
+    recur) and how long before a meeting a change must be submitted to be on its agenda."""
+
+    rrule: str = "FREQ=WEEKLY;BYDAY=TU"
+    start_local: str = "10:00"
+    duration_minutes: int = 60
+    timezone: str = "UTC"
+    cutoff_hours: int = 24
+
+
+@dataclass(frozen=True)
 class ChangePolicy:
     """changes.toml: the CAB approval rule, CAB assignments, the emergency CAB, the early start, reminder
     timing and standard templates."""
@@ -285,6 +346,27 @@ class ChangePolicy:
     # How long before its planned start the implementer may begin a change (later than that a change
     # manager starts it with an override reason).
     early_start_minutes: int = 15
+    # [approval.by_risk]: the approval rule for changes of a risk (a risk not named follows rule/quorum).
+    by_risk: dict[str, ApprovalRule] = field(default_factory=dict)
+    risk: RiskPolicy = field(default_factory=RiskPolicy)
+    cab: CabSchedule = field(default_factory=CabSchedule)
+    # [conflicts] same_service: how two overlapping changes of one service on different CIs count
+    # ("warning" or "conflict"); the same CI, or a whole service, is always a conflict.
+    same_service_severity: str = "warning"
+    # [impact]: how far back failed changes of the same services are listed (and suggested to the risk
+    # questionnaire), and within how many days of its end an incident linked to a change counts as caused
+    # by it (the change KPIs).
+    failed_days: int = 30
+    incident_days: int = 7
+    # [slots]: how far ahead the next free slot is looked for, and the step between candidate starts.
+    slot_horizon_days: int = 90
+    slot_step_minutes: int = 30
+
+    def approval_rule(self, risk: str | None) -> ApprovalRule:
+        """The approval rule for a change of ``risk``: its [approval.by_risk] entry, else rule/quorum."""
+        if risk is not None and risk in self.by_risk:
+            return self.by_risk[risk]
+        return ApprovalRule(self.rule, self.quorum)
 
 
 @dataclass(frozen=True)
@@ -877,8 +959,26 @@ _TEMPLATE_KEYS = (
 
 
 def _parse_changes(path: Path, data: dict, services: dict[str, Service]) -> ChangePolicy:
-    _check_keys(path, data, "", ("approval", "emergency", "implementation", "reminders", "templates"))
-    approval = _known_keys(path, data, "approval", ("rule", "quorum", "assign_by_support_group", "members"))
+    _check_keys(
+        path,
+        data,
+        "",
+        (
+            "approval",
+            "emergency",
+            "implementation",
+            "reminders",
+            "templates",
+            "risk",
+            "cab",
+            "conflicts",
+            "impact",
+            "slots",
+        ),
+    )
+    approval = _known_keys(
+        path, data, "approval", ("rule", "quorum", "assign_by_support_group", "members", "by_risk")
+    )
     rule = approval.get("rule", "all")
     if rule not in ("all", "quorum"):
         raise ConfigError(path, "approval.rule", f'must be "all" or "quorum", not {rule!r}')
@@ -958,6 +1058,14 @@ def _parse_changes(path: Path, data: dict, services: dict[str, Service]) -> Chan
     twice = sorted({x for x in emergency_cab if emergency_cab.count(x) > 1})
     if twice:
         raise ConfigError(path, "emergency.cab", f"names {', '.join(twice)} more than once")
+    conflict_rules = _known_keys(path, data, "conflicts", ("same_service",))
+    same_service = conflict_rules.get("same_service", "warning")
+    if same_service not in ("warning", "conflict"):
+        raise ConfigError(
+            path, "conflicts.same_service", f'must be "warning" or "conflict", not {same_service!r}'
+        )
+    impact = _known_keys(path, data, "impact", ("failed_days", "incident_days"))
+    slots = _known_keys(path, data, "slots", ("horizon_days", "step_minutes"))
     implementation = _known_keys(path, data, "implementation", ("early_start_minutes",))
     early = _int(
         path,
@@ -978,6 +1086,115 @@ def _parse_changes(path: Path, data: dict, services: dict[str, Service]) -> Chan
         templates=templates,
         emergency_cab=emergency_cab,
         early_start_minutes=early,
+        by_risk=_parse_by_risk(path, approval),
+        risk=_parse_risk(path, data),
+        cab=_parse_cab(path, data),
+        same_service_severity=same_service,
+        failed_days=_int(path, "impact.failed_days", impact.get("failed_days", 30), 1, 365),
+        incident_days=_int(path, "impact.incident_days", impact.get("incident_days", 7), 1, 90),
+        slot_horizon_days=_int(path, "slots.horizon_days", slots.get("horizon_days", 90), 1, 366),
+        slot_step_minutes=_int(path, "slots.step_minutes", slots.get("step_minutes", 30), 5, 1440),
+    )
+
+
+def _parse_by_risk(path: Path, approval: dict) -> dict[str, ApprovalRule]:
+    raw = approval.get("by_risk", {})
+    if not isinstance(raw, dict):
+        raise ConfigError(path, "approval.by_risk", 'must be a table like high = { rule = "all" }')
+    result: dict[str, ApprovalRule] = {}
+    for risk, body in raw.items():
+        key = f"approval.by_risk.{risk}"
+        if risk not in ("low", "medium", "high"):
+            raise ConfigError(path, key, "unknown risk; the risks are low, medium and high")
+        if not isinstance(body, dict):
+            raise ConfigError(path, key, 'must be a table like { rule = "quorum", quorum = 1 }')
+        _check_keys(path, body, key, ("rule", "quorum"))
+        rule = body.get("rule", "all")
+        if rule not in ("all", "quorum"):
+            raise ConfigError(path, f"{key}.rule", f'must be "all" or "quorum", not {rule!r}')
+        result[risk] = ApprovalRule(rule, _int(path, f"{key}.quorum", body.get("quorum", 1), 1, 50))
+    return result
+
+
+def _parse_risk(path: Path, data: dict) -> RiskPolicy:
+    risk = _known_keys(path, data, "risk", ("medium", "high", "questions"))
+    medium = _int(path, "risk.medium", risk.get("medium", 3), 1, 1000)
+    high = _int(path, "risk.high", risk.get("high", 6), 1, 1000)
+    if high <= medium:
+        raise ConfigError(path, "risk.high", f"must be above risk.medium ({medium}), not {high}")
+    questions: list[RiskQuestion] = []
+    for key, body in _array_of_tables(path, risk, "questions"):
+        key = f"risk.{key}"
+        _check_keys(path, body, key, ("id", "text", "answers", "suggest"))
+        qid = body.get("id")
+        if not isinstance(qid, str) or not re.fullmatch(r"[a-z0-9_-]{1,40}", qid):
+            raise ConfigError(path, f"{key}.id", "needs a lower-case id of letters, digits, - or _ (1-40)")
+        if any(q.id == qid for q in questions):
+            raise ConfigError(path, f"{key}.id", f"question {qid!r} is asked twice")
+        text = body.get("text")
+        if not isinstance(text, str) or not text.strip() or len(text) > 200:
+            raise ConfigError(path, f"{key}.text", "must be a non-empty text of at most 200 characters")
+        raw_answers = body.get("answers")
+        if not isinstance(raw_answers, list) or len(raw_answers) < 2:
+            raise ConfigError(path, f"{key}.answers", 'must list at least two { label = "...", points = N }')
+        answers: list[RiskAnswer] = []
+        for index, answer in enumerate(raw_answers):
+            akey = f"{key}.answers[{index}]"
+            if not isinstance(answer, dict):
+                raise ConfigError(path, akey, 'must be a table like { label = "yes", points = 2 }')
+            _check_keys(path, answer, akey, ("label", "points"))
+            label = answer.get("label")
+            if not isinstance(label, str) or not label.strip() or len(label) > 60:
+                raise ConfigError(path, f"{akey}.label", "must be a non-empty text of at most 60 characters")
+            if any(a.label == label.strip() for a in answers):
+                raise ConfigError(path, f"{akey}.label", f"answer {label!r} is given twice")
+            answers.append(
+                RiskAnswer(label.strip(), _int(path, f"{akey}.points", answer.get("points"), 0, 100))
+            )
+        suggest = body.get("suggest")
+        if suggest is not None and suggest not in RISK_SUGGESTIONS:
+            raise ConfigError(
+                path, f"{key}.suggest", f"must be one of {', '.join(RISK_SUGGESTIONS)}, not {suggest!r}"
+            )
+        if suggest == "services" and len(answers) < 3:
+            raise ConfigError(
+                path, f"{key}.answers", "a services question needs three answers (1, 2-3, more)"
+            )
+        questions.append(RiskQuestion(qid, text.strip(), tuple(answers), suggest))
+    return RiskPolicy(tuple(questions), medium, high)
+
+
+def _parse_cab(path: Path, data: dict) -> CabSchedule:
+    cab = _known_keys(
+        path, data, "cab", ("rrule", "start_local", "duration_minutes", "timezone", "cutoff_hours")
+    )
+    defaults = CabSchedule()
+    # A meeting recurs as a maintenance window does (services/conflicts.validate_rrule checks the rest when
+    # the meetings are expanded): at most daily, at its start time.
+    rule = str(cab.get("rrule", defaults.rrule)).strip().upper().removeprefix("RRULE:")
+    if not re.fullmatch(r"FREQ=(DAILY|WEEKLY|MONTHLY|YEARLY)(;[A-Z]+=[A-Z0-9,+-]+)*", rule) or re.search(
+        r"BYHOUR|BYMINUTE|BYSECOND|DTSTART", rule
+    ):
+        raise ConfigError(
+            path,
+            "cab.rrule",
+            f"{rule!r} is not a meeting rule: FREQ=DAILY, WEEKLY, MONTHLY or YEARLY (e.g. "
+            f"FREQ=WEEKLY;BYDAY=TU), no BYHOUR, BYMINUTE, BYSECOND or DTSTART",
+        )
+    start_local = cab.get("start_local", defaults.start_local)
+    if not isinstance(start_local, str) or not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", start_local):
+        raise ConfigError(path, "cab.start_local", f"{start_local!r} is not a local time of day (HH:MM)")
+    zone = cab.get("timezone", defaults.timezone)
+    try:
+        ZoneInfo(str(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(path, "cab.timezone", f"unknown time zone {zone!r} (e.g. Europe/Berlin)") from None
+    return CabSchedule(
+        rrule=rule,
+        start_local=str(start_local),
+        duration_minutes=_int(path, "cab.duration_minutes", cab.get("duration_minutes", 60), 5, 1440),
+        timezone=str(zone),
+        cutoff_hours=_int(path, "cab.cutoff_hours", cab.get("cutoff_hours", 24), 0, 24 * 14),
     )
 
 

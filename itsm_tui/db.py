@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from itsm_tui.models import Base
 
 # The newest migration in itsm_tui/migrations/versions (a test keeps the two in step).
-SCHEMA_REVISION = "0014"
+SCHEMA_REVISION = "0015"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 

@@ -614,6 +614,15 @@ class Change(Base):
     rejection_reason: Mapped[str | None] = mapped_column(Text)
     review_notes: Mapped[str | None] = mapped_column(Text)
     outcome: Mapped[str | None] = mapped_column(String(12))  # implemented | failed | backed_out
+    # The risk questionnaire of changes.toml: the score and the answers (JSON: question id -> answer).
+    risk_score: Mapped[int | None] = mapped_column(Integer)
+    risk_answers: Mapped[str | None] = mapped_column(Text)
+    assessment_notes: Mapped[str | None] = mapped_column(Text)
+    # Why it was withdrawn by its requester or cancelled by a change manager.
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
+    submitted_at: Mapped[datetime | None] = mapped_column()
+    # The CAB meeting (its start, UTC) whose agenda the change is on.
+    cab_meeting: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column()
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -625,6 +634,7 @@ class Change(Base):
     __table_args__ = (
         Index("ix_changes_window", "planned_start", "planned_end"),
         Index("ix_changes_state", "state"),
+        Index("ix_changes_cab", "cab_meeting", "state"),
     )
 
 
@@ -647,6 +657,8 @@ class ChangeApproval(Base):
     decision: Mapped[str] = mapped_column(String(10), default="pending")  # pending | approved | rejected
     reason: Mapped[str | None] = mapped_column(Text)
     decided_at: Mapped[datetime | None] = mapped_column()
+    # The CAB meeting (its start, UTC) at which the decision was recorded, when it was taken there.
+    meeting: Mapped[datetime | None] = mapped_column()
     __table_args__ = (
         UniqueConstraint("change_id", "approver_id", name="uq_change_approvals_pair"),
         Index("ix_change_approvals_approver", "approver_id", "decision"),
@@ -666,6 +678,9 @@ class MaintenanceWindow(Base):
     duration_minutes: Mapped[int] = mapped_column(Integer)
     valid_from: Mapped[datetime] = mapped_column()
     valid_until: Mapped[datetime | None] = mapped_column()
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    __mapper_args__ = {"version_id_col": version}
 
 
 class Blackout(Base):
@@ -678,6 +693,9 @@ class Blackout(Base):
     service: Mapped[str | None] = mapped_column(String(32))
     starts_at: Mapped[datetime] = mapped_column()
     ends_at: Mapped[datetime] = mapped_column()
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    __mapper_args__ = {"version_id_col": version}
     __table_args__ = (Index("ix_blackouts_window", "starts_at", "ends_at"),)
 
 

@@ -173,7 +173,7 @@ def test_db_upgrade_creates_the_desk_it_is_told_to(tmp_path: Path) -> None:
     target = tmp_path / "new" / "desk.db"
     ran = run("agent1", "--db", str(target), "db", "upgrade")
     assert ran.code == 0, ran
-    assert "upgraded from empty to revision 0014" in ran.out
+    assert "upgraded from empty to revision 0015" in ran.out
     assert target.is_file()
     assert oct(target.parent.stat().st_mode & 0o777) == "0o700"
     # Now it exists, and other commands use it: an empty desk says how to get its first user.

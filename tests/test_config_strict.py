@@ -101,7 +101,8 @@ MISSPELT = [
         'rule = "all"',
         'rules = "all"',
         "approval.rules",
-        "unknown key; [approval] knows rule, quorum, assign_by_support_group, members (did you mean 'rule'?)",
+        "unknown key; [approval] knows rule, quorum, assign_by_support_group, members, by_risk "
+        "(did you mean 'rule'?)",
     ),
     (
         "changes.toml",
@@ -124,8 +125,8 @@ MISSPELT = [
         "[reminders]",
         "[reminder]\n[reminders]",
         "reminder",
-        "unknown key; the file's top level knows approval, emergency, implementation, reminders, templates "
-        "(did you mean 'reminders'?)",
+        "unknown key; the file's top level knows approval, emergency, implementation, reminders, templates, "
+        "risk, cab, conflicts, impact, slots (did you mean 'reminders'?)",
     ),
 ]
 

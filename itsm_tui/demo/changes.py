@@ -45,7 +45,7 @@ def write_changes(
         "maintenance_windows",
         MaintenanceWindow.__table__.columns.keys(),
         [
-            (i, n, s, "Europe/Berlin", r, t, d, valid_from, None)
+            (i, n, s, "Europe/Berlin", r, t, d, valid_from, None, None, 1)
             for i, (n, s, r, t, d) in enumerate(windows, start=1)
         ],
     )
@@ -160,6 +160,12 @@ def write_changes(
                 rejected,
                 "Reviewed: lessons recorded." if state == "closed" and outcome != "implemented" else None,
                 outcome,
+                None,  # risk_score
+                None,  # risk_answers
+                None,  # assessment_notes
+                None,  # cancel_reason
+                w.instant(created + 3600) if state != "draft" else None,  # submitted_at
+                None,  # cab_meeting
                 w.instant(created),
                 w.instant(max(created, min(end_at, end_ts - 60))),
                 1,
@@ -174,10 +180,10 @@ def write_changes(
             approval_id += 1
             reason = rejection if decision == "rejected" else None
             if decision == "pending":
-                approvals.append((approval_id, change_id, approver, decision, reason, None))
+                approvals.append((approval_id, change_id, approver, decision, reason, None, None))
                 continue
             when = w.instant(at)
-            approvals.append((approval_id, change_id, approver, decision, reason, when))
+            approvals.append((approval_id, change_id, approver, decision, reason, when, None))
             text = f"{decision} by {logins[approver]}" + (f": {reason}" if reason else "")
             action = "approve" if decision == "approved" else "reject"
             audits.append(("change", change_id, approver, when, action, "approval", None, text))
@@ -323,6 +329,12 @@ def write_changes(
             "rejection_reason",
             "review_notes",
             "outcome",
+            "risk_score",
+            "risk_answers",
+            "assessment_notes",
+            "cancel_reason",
+            "submitted_at",
+            "cab_meeting",
             "created_at",
             "updated_at",
             "version",
@@ -332,7 +344,7 @@ def write_changes(
     w.insert("change_targets", ("id", "change_id", "service", "ci"), targets)
     w.insert(
         "change_approvals",
-        ("id", "change_id", "approver_id", "decision", "reason", "decided_at"),
+        ("id", "change_id", "approver_id", "decision", "reason", "decided_at", "meeting"),
         approvals,
     )
     heads: dict[tuple[str, int], tuple[int, str]] = {}
