@@ -12,6 +12,11 @@ Timed, each ``--runs`` times (median and best shown):
 - month view, drawing: building the day index and drawing the month grid (pure functions of the screen);
 - month view, console: in the real app at 80x24 (headless), from a key press to the new month drawn
   (page down to the next month: read, index, draw), measured with Textual's Pilot.
+- slot finder: ``changes.slots_for`` (count 5, from the clock on) for 50 different live changes, each in a
+  read session of its own (read the change, then the live changes of its services and implementer, the
+  blackouts and the windows of the horizon, and sweep): p50 / p95 / max over the 50 (after one warm-up),
+  beside its floor in the same run, the conflict check of the same change (``conflicts.check``, as at
+  submit), and the load average before and after. Goal: p95 <= 100 ms.
 
 python bench/change_calendar.py [--changes 10000] [--runs 5] [--keep DIR] [--postgres postgresql://...]
 With ``--postgres`` the same runs in a new database itsm_bench_<random> on that server, dropped afterwards.
@@ -31,7 +36,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy import create_engine, func, insert, select, text
 from sqlalchemy.engine import make_url
 
 from itsm_tui.config import load_config, resolve_database_url
@@ -243,6 +248,80 @@ def measure(db: Database, size: int, runs: int) -> None:
     console = asyncio.run(console_month(db, runs))
     show("month view, console: key to month drawn", console["move"], "page down, then back (80x24, Pilot)")
     show("  first opening of the calendar (F3)", console["open"])
+
+    slot_finder(db, runs)
+
+
+def slot_finder(db: Database, runs: int) -> None:
+    """The next five free slots of 50 live changes (a third on services without windows), beside the
+    conflict check of the same changes."""
+    import os
+
+    from figures import percentile
+
+    config = load_config()
+    windowed = {service for _, service, *_ in WINDOWS}
+    with db.read_session() as s:
+        live = list(
+            s.scalars(
+                select(Change).where(Change.state.in_(LIVE), Change.planned_start > CLOCK).order_by(Change.id)
+            )
+        )
+        rng = random.Random(11)
+        with_windows = [c for c in live if any(t.service in windowed for t in c.targets)]
+        without = [c for c in live if c not in with_windows]
+        sample = rng.sample(with_windows, 34) + rng.sample(without, 16)
+        refs = [c.ref for c in sample]
+        subjects = [changes.planned_of(s, c) for c in sample]
+        busiest = max(
+            s.execute(
+                select(func.count())
+                .select_from(Change)
+                .where(Change.state.in_(LIVE))
+                .group_by(Change.implementer_id)
+            ).scalars()
+        )
+
+    def finder(ref: str) -> Callable[[], object]:
+        def run() -> object:
+            with db.read_session() as s:
+                return changes.slots_for(s, config, ref, count=5, now=CLOCK)
+
+        return run
+
+    def checker(subject: conflicts.Planned) -> Callable[[], object]:
+        def run() -> object:
+            with db.read_session() as s:
+                return conflicts.check(s, subject, same_service=config.changes.same_service_severity)
+
+        return run
+
+    before = os.getloadavg()
+    finder(refs[0])()  # warm the statement cache
+    found, finding, checking = [], [], []
+    for ref, subject in zip(refs, subjects, strict=True):
+        seconds, result = timed(finder(ref), 1)
+        finding += seconds
+        found.append(len(result) if isinstance(result, list) else 0)
+        checking += timed(checker(subject), 1)[0]
+    after = os.getloadavg()
+
+    def figures(values: list[float]) -> str:
+        p50, p95 = percentile(values, 0.5) * 1000, percentile(values, 0.95) * 1000
+        return f"p50 {p50:6.1f} ms   p95 {p95:6.1f} ms   max {max(values) * 1000:6.1f} ms"
+
+    print(
+        f"  slot finder, 5 slots, 50 live changes ({len(refs) - 16} on services with windows, 16 without; "
+        f"the busiest implementer has {busiest} live changes; {sum(found)} slots found: "
+        f"{found.count(5)} changes got 5, {found.count(0)} none in the "
+        f"{config.changes.slot_horizon_days} days, their windows booked up)"
+    )
+    print(f"    {figures(finding)}   (goal p95 <= 100 ms)")
+    print(f"    floor: the conflict check of the same changes (as at submit): {figures(checking)}")
+    print(
+        f"    load average before {before[0]:.2f} {before[1]:.2f} {before[2]:.2f}, "
+        f"after {after[0]:.2f} {after[1]:.2f} {after[2]:.2f} ({os.cpu_count()} CPUs)"
+    )
 
 
 async def console_month(db: Database, runs: int) -> dict[str, list[float]]:

@@ -43,9 +43,11 @@ if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
     from textual.dom import DOMNode
     from textual.driver import Driver
+    from textual.screen import Screen
     from textual.widget import Widget
 
     from itsm_tui.push import NotificationWatcher
+    from itsm_tui.services.changes import ChangeView
     from itsm_tui.services.queue import FirstRows
 
 log = logging.getLogger("itsm.app")
@@ -360,23 +362,38 @@ class ItsmApp(App[None]):
             self.watcher.stop()
 
     def show_notifications(self, rows: list[NotificationRow], unread: int) -> None:
-        """Toast each new notification (user text shown literally) and update the unread count."""
-        # A few arrive one by one; a burst (a console catching up) is summed up instead of flooding.
-        shown = rows if len(rows) <= 3 else [max(rows, key=lambda r: SEVERITY_ORDER.get(r.kind, 0))]
-        for row in shown:
-            severity = SEVERITIES.get(row.kind, "information")
+        """Toast a new notification (user text shown literally) and update the unread count; several
+        arriving at once (a job's run, a console catching up) are summed up in one toast."""
+        if len(rows) == 1:
+            row = rows[0]
             self.notify(
                 strip_control(row.message),
                 title=row.kind.replace("_", " "),
-                severity=severity,
+                severity=SEVERITIES.get(row.kind, "information"),
                 markup=False,
                 timeout=8,
             )
-        if len(rows) > 3:
-            inbox = key_in_force(self.screen, "go.inbox")
-            where = f"the inbox ({inbox})" if inbox else "the inbox"
-            self.notify(f"{len(rows) - 1} more new notifications in {where}", markup=False)
+        elif rows:
+            counts: dict[str, int] = {}
+            for row in rows:
+                counts[row.kind] = counts.get(row.kind, 0) + 1
+            self.toast_summary(counts)
         self.unread = unread
+
+    def toast_summary(self, counts: dict[str, int], word: str = "new", total: int | None = None) -> None:
+        """One toast for many notifications: how many of each kind, and the key that opens the inbox."""
+        from itsm_tui.services import notifications
+
+        inbox = key_in_force(self.screen, "go.inbox")
+        where = f" — {inbox} opens the inbox" if inbox else " — the inbox lists them"
+        worst = max(counts, key=lambda kind: SEVERITY_ORDER.get(kind, 0))
+        self.notify(
+            notifications.summary(counts, word, total) + where,
+            title="Notifications",
+            severity=SEVERITIES.get(worst, "information"),
+            markup=False,
+            timeout=10,
+        )
 
     # ------------------------------------------------------------------ failed workers
 
@@ -476,7 +493,14 @@ class ItsmApp(App[None]):
 
         with self.db.read_session() as session:  # a failure: on_worker_state_changed
             count = notifications.unread_count(session, self.actor.id)
-        self.call_from_thread(setattr, self, "unread", count)
+            kinds = notifications.unread_kinds(session, self.actor.id) if count else {}
+        self.call_from_thread(self._unread_at_start, count, kinds)
+
+    def _unread_at_start(self, count: int, kinds: dict[str, int]) -> None:
+        """The unread count; what waits in the inbox at start-up is one toast, however many."""
+        self.unread = count
+        if kinds:
+            self.toast_summary(kinds, "unread", count)
 
     def action_help(self) -> None:
         from itsm_tui.screens.help import HelpScreen  # loaded when first asked for, not for the first frame
@@ -508,6 +532,13 @@ class ItsmApp(App[None]):
         from itsm_tui.screens.change import ChangeScreen
 
         self.push_screen(ChangeScreen(ref))
+
+    def change_step_form(self, action: str, view: ChangeView, reload: Callable[[], object]) -> Screen[Any]:
+        """The form that edits, withdraws or cancels the change shown (``screens/change_edit.py``) for the
+        change screen: that module builds on the change screen's own forms, so the screen asks here."""
+        from itsm_tui.screens.change_edit import step_form
+
+        return step_form(self, action, view, reload)
 
     def open_problem(self, ref: str) -> None:
         """Open a problem's screen by its reference."""

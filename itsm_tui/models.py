@@ -81,6 +81,8 @@ CHANGE_STATES = (
     "backed_out",
     "review",
     "closed",
+    "withdrawn",
+    "cancelled",
 )
 
 
@@ -646,7 +648,11 @@ class ChangeTarget(Base):
     change_id: Mapped[int] = mapped_column(ForeignKey("changes.id", ondelete="CASCADE"))
     service: Mapped[str] = mapped_column(String(32))
     ci: Mapped[str | None] = mapped_column(String(64))
-    __table_args__ = (Index("ix_change_targets_service", "service", "change_id"),)
+    __table_args__ = (
+        Index("ix_change_targets_service", "service", "change_id"),
+        # A change's own targets (the relationship's selectin load, the conflict check's targets).
+        Index("ix_change_targets_change", "change_id"),
+    )
 
 
 class ChangeApproval(Base):
@@ -662,6 +668,7 @@ class ChangeApproval(Base):
     __table_args__ = (
         UniqueConstraint("change_id", "approver_id", name="uq_change_approvals_pair"),
         Index("ix_change_approvals_approver", "approver_id", "decision"),
+        Index("ix_change_approvals_meeting", "meeting"),
     )
 
 

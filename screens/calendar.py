@@ -33,7 +33,7 @@ from textual.widgets.option_list import Option
 
 from itsm_tui.keymap import fill_keys
 from itsm_tui.screens.common import DeskScreen, literal
-from itsm_tui.services.changes import CalendarData, ChangeRow, create_refusal
+from itsm_tui.services.changes import CalendarData, ChangeRow, ChangeView, create_refusal
 from itsm_tui.services.conflicts import SEVERITY_ORDER, BlackoutSpec, Conflict, Occurrence
 from itsm_tui.services.errors import ServiceError
 from itsm_tui.text import strip_control
@@ -60,6 +60,8 @@ STATE_GLYPHS = {
     "failed": "✗",
     "backed_out": "✗",
     "rejected": "⊘",
+    "withdrawn": "⊖",
+    "cancelled": "⊗",
 }
 STATE_STYLES = {
     "draft": "dim italic",
@@ -74,6 +76,8 @@ STATE_STYLES = {
     "failed": "underline",
     "backed_out": "underline",
     "rejected": "dim strike",
+    "withdrawn": "dim strike",
+    "cancelled": "dim strike",
 }
 MARKS = {"blocked": ("!", "bold red"), "conflict": ("!", "bold red"), "warning": ("~", "yellow")}
 WINDOW_BG = "on #12382b"
@@ -81,12 +85,32 @@ BLACKOUT_BG = "on #4a1424"
 SELECTED = "bold on #2a5d9f"  # the selected day's heading
 
 
+def shown_state(row: ChangeRow) -> str:
+    """The state a change is drawn as: a reviewed or closed change keeps its outcome (a failed change stays
+    ✗ once reviewed and closed); one closed without an outcome never ran (rejected)."""
+    if row.state in ("review", "closed"):
+        if row.outcome in STATE_GLYPHS:
+            return row.outcome or row.state
+        if row.state == "closed":
+            return "rejected"
+    return row.state
+
+
 def change_style(row: ChangeRow) -> str:
-    return f"{TYPE_COLOURS.get(row.change_type, '')} {STATE_STYLES.get(row.state, '')}".strip()
+    state = shown_state(row)
+    over = " dim" if state != row.state and "dim" not in STATE_STYLES.get(state, "") else ""
+    return f"{TYPE_COLOURS.get(row.change_type, '')} {STATE_STYLES.get(state, '')}{over}".strip()
 
 
 def glyph(row: ChangeRow) -> Text:
-    return Text(STATE_GLYPHS.get(row.state, "?"), style=change_style(row))
+    return Text(STATE_GLYPHS.get(shown_state(row), "?"), style=change_style(row))
+
+
+def state_text(row: ChangeRow) -> str:
+    """The state, with the outcome once it is over (``closed:failed``)."""
+    if row.outcome and row.outcome != row.state and row.state in ("review", "closed"):
+        return f"{row.state}:{row.outcome}"
+    return row.state
 
 
 def legend() -> Text:
@@ -124,10 +148,10 @@ class DayIndex:
     def build(cls, data: CalendarData, tz: ZoneInfo) -> DayIndex:
         index = cls(tz, data)
         changes: dict[date, list[ChangeRow]] = defaultdict(list)
-        for row in data.changes:
-            if row.planned_start is None or row.planned_end is None:
+        for row in data.changes:  # a change that ran where it ran (its actual window), else as planned
+            if row.shown_start is None or row.shown_end is None:
                 continue
-            for day in _days(row.planned_start, row.planned_end, tz):
+            for day in _days(row.shown_start, row.shown_end, tz):
                 changes[day].append(row)
         windows: dict[date, list[Occurrence]] = defaultdict(list)
         for occurrence in data.occurrences:
@@ -189,14 +213,59 @@ def add_months(day: date, months: int) -> date:
 # --------------------------------------------------------------------------- drawing
 
 
-def render_month(index: DayIndex | None, selected: date, today: date, width: int) -> list[Text]:
-    """The month grid: a weekday header and six weeks of two lines per day cell."""
+def body_lines(height: int) -> int:
+    """How many lines of changes each day cell of the month has on a screen ``height`` lines high: one at
+    24 lines, more on taller terminals (three at 48)."""
+    return max(1, min(4, 1 + (height - 24) // 12))
+
+
+def grid_height(body: int) -> int:
+    """The grid's lines: the weekday header and six weeks of a day line and ``body`` lines of changes."""
+    return 1 + 6 * (1 + body)
+
+
+def cell_body(rows: list[ChangeRow], inner: int, body: int) -> list[Text]:
+    """A day cell's lines of changes, ``inner`` cells wide: with room (two lines or more, wide enough) one
+    change a line, its glyph, number and as much of its title as fits, the last line saying how many more;
+    else the glyphs in a row (``+`` when they do not all fit)."""
+    if body >= 2 and inner >= 12:
+        shown = rows if len(rows) <= body else rows[: body - 1]
+        lines = []
+        for row in shown:
+            line = glyph(row)
+            line.append(row.ref.removeprefix("CHG").lstrip("0") or "0", style=change_style(row))
+            line.append(" ")
+            line.append(strip_control(row.title, single_line=True), style="dim")
+            line.truncate(inner, overflow="ellipsis", pad=True)
+            lines.append(line)
+        if len(rows) > len(shown):
+            lines.append(Text(f"+{len(rows) - len(shown)} more", style="bold"))
+    else:
+        room = inner * body
+        line = Text()
+        shown = rows if len(rows) <= room else rows[: room - 1]
+        for row in shown:
+            line.append_text(glyph(row))
+        if len(rows) > room:
+            line.append("+", style="bold")
+        lines = [line[i : i + inner] for i in range(0, max(1, line.cell_len), inner)]
+    lines = lines[:body] + [Text() for _ in range(body - len(lines))]
+    for line in lines:
+        line.truncate(inner, pad=True)
+    return lines
+
+
+def render_month(
+    index: DayIndex | None, selected: date, today: date, width: int, body: int = 1
+) -> list[Text]:
+    """The month grid: a weekday header and six weeks of day cells, each a line with the day and ``body``
+    lines of its changes (see :func:`cell_body`)."""
     cell = max(6, width // 7)
     inner = cell - 1
     lines = [Text("".join(name.ljust(cell) for name in WEEKDAYS)[: cell * 7], style="bold")]
     start = grid_start(selected)
     for week in range(6):
-        top, bottom = Text(), Text()
+        top, bottoms = Text(), [Text() for _ in range(body)]
         for weekday in range(7):
             day = start + timedelta(days=week * 7 + weekday)
             rows = index.changes.get(day, []) if index else []
@@ -219,23 +288,19 @@ def render_month(index: DayIndex | None, selected: date, today: date, width: int
             head.append(" " * max(0, inner - head.cell_len - tail.cell_len))
             head.append_text(tail)
             head.truncate(inner)
-            body = Text()
-            shown = rows if len(rows) <= inner else rows[: inner - 1]
-            for row in shown:
-                body.append_text(glyph(row))
-            if len(rows) > inner:
-                body.append("+", style="bold")
-            body.truncate(inner, pad=True)
+            cells = cell_body(rows, inner, body)
             if shade:
                 head.stylize(shade)
-                body.stylize(shade)
+                for piece in cells:
+                    piece.stylize(shade)
             if day == selected:
                 head.stylize(SELECTED)
             top.append_text(head)
             top.append("│", style="dim")
-            bottom.append_text(body)
-            bottom.append("│", style="dim")
-        lines += [top, bottom]
+            for bottom, piece in zip(bottoms, cells, strict=True):
+                bottom.append_text(piece)
+                bottom.append("│", style="dim")
+        lines += [top, *bottoms]
     return lines
 
 
@@ -266,13 +331,13 @@ def render_week(
             cell_text = Text()
             if index is not None:
                 begin, end = index.local(day, hour), index.local(day, hour + slot_hours)
-                rows = [  # the day's changes are all planned (DayIndex leaves out the others)
+                rows = [  # the day's changes all have a window (DayIndex leaves out the others)
                     r
                     for r in index.changes.get(day, [])
-                    if r.planned_start is not None
-                    and r.planned_end is not None
-                    and r.planned_start < end
-                    and r.planned_end > begin
+                    if r.shown_start is not None
+                    and r.shown_end is not None
+                    and r.shown_start < end
+                    and r.shown_end > begin
                 ]
                 frozen = any(b.start < end and b.end > begin for b in index.blackouts.get(day, []))
                 window = any(o.start < end and o.end > begin for o in index.windows.get(day, []))
@@ -338,7 +403,7 @@ def day_options(
         text.append(" ")
         text.append_text(literal(occurrence.name, style="dim"))
         options.append(Option(_fit(text, width), disabled=True))
-    rows = sorted(index.changes.get(day, []), key=lambda r: (r.planned_start, r.ref))
+    rows = sorted(index.changes.get(day, []), key=lambda r: (r.shown_start, r.ref))
     for row in rows:
         options.append(Option(_fit(change_line(index, row, day), width), id=row.ref + suffix))
     if not rows and placeholder:
@@ -356,7 +421,7 @@ def _fit(text: Text, width: int) -> Text:
 def change_line(index: DayIndex, row: ChangeRow, day: date | None) -> Text:
     tz = index.tz
     text = Text()
-    start, end = row.planned_start, row.planned_end
+    start, end = row.shown_start, row.shown_end  # the actual window once it ran
     if day is not None and start is not None and end is not None:
         text.append(f"{_clock(start, day, tz)}-{_clock(end, day, tz)} ")
     text.append_text(glyph(row))
@@ -366,7 +431,7 @@ def change_line(index: DayIndex, row: ChangeRow, day: date | None) -> Text:
     text.append(
         f" {TYPE_SHORT.get(row.change_type, row.change_type)} ", style=TYPE_COLOURS.get(row.change_type, "")
     )
-    text.append(f"{row.state:<12}")
+    text.append(f"{state_text(row):<12} ")
     text.append(f"{','.join(row.services):<10} ", style="cyan")
     text.append_text(literal(row.title))
     text.no_wrap = True
@@ -416,6 +481,7 @@ class CalendarGrid(Widget, can_focus=True):
         self.today = date.today()
         self._strips: list[Strip] | None = None
         self._drawn_width = 0
+        self.body = 1  # lines of changes per day cell of the month (more on a tall terminal)
 
     def show(self, index: DayIndex | None, mode: str, selected: date, today: date) -> None:
         self.index, self.mode, self.selected, self.today = index, mode, selected, today
@@ -424,9 +490,19 @@ class CalendarGrid(Widget, can_focus=True):
 
     def lines(self) -> list[Text]:
         width = self.size.width or 80
-        if self.mode == "week":
-            return render_week(self.index, self.selected, self.today, width)
-        return render_month(self.index, self.selected, self.today, width)
+        if self.mode == "week":  # hour by hour when the grid is tall enough for 24 slots
+            slot_hours = 1 if grid_height(self.body) >= 25 else 2
+            return render_week(self.index, self.selected, self.today, width, slot_hours)
+        return render_month(self.index, self.selected, self.today, width, self.body)
+
+    def fit_height(self, screen_height: int) -> None:
+        """Taller day cells on a taller terminal (the grid's height follows)."""
+        body = body_lines(screen_height)
+        if body != self.body:
+            self.body = body
+            self.styles.height = grid_height(body)
+            self._strips = None
+            self.refresh()
 
     def on_resize(self) -> None:
         self._strips = None
@@ -452,7 +528,7 @@ class CalendarGrid(Widget, can_focus=True):
                 self.post_message(CalendarGrid.DayClicked(monday + timedelta(days=column)))
             return
         cell = max(6, width // 7)
-        row, column = (event.y - 1) // 2, event.x // cell
+        row, column = (event.y - 1) // (1 + self.body), event.x // cell
         if event.y >= 1 and 0 <= row < 6 and 0 <= column < 7:
             self.post_message(
                 CalendarGrid.DayClicked(grid_start(self.selected) + timedelta(days=row * 7 + column))
@@ -486,7 +562,9 @@ class CalendarScreen(DeskScreen):
         Binding("x", "reject", "Reject", show=False, id="calendar.reject"),
         Binding("s", "reschedule", "Move", show=False, id="calendar.reschedule"),
         Binding("n", "new_change", "New", id="calendar.new"),
+        Binding("C", "cab", "CAB agenda", id="calendar.cab"),
         Binding("r", "reload", "Reload", show=False, id="calendar.reload"),
+        Binding("w", "windows", "Windows and freezes", show=False, id="calendar.windows"),
     ]
     CSS_PATH = CALENDAR_STYLES
 
@@ -534,9 +612,13 @@ class CalendarScreen(DeskScreen):
 
     def on_mount(self) -> None:
         self.selected = self.today
+        self.grid.fit_height(self.app.size.height)
         self.grid.focus()
         self.refresh_view()
         self.set_interval(POLL_SECONDS, self.check_for_changes)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.grid.fit_height(self.app.size.height)
 
     def on_screen_resume(self) -> None:
         if self.index is not None:
@@ -575,7 +657,9 @@ class CalendarScreen(DeskScreen):
 
         with self.app.db.read_session() as session:
             fingerprint = changes.fingerprint(session)
-            data = changes.calendar(session, start, end)
+            data = changes.calendar(
+                session, start, end, same_service=self.app.config.changes.same_service_severity
+            )
         index = DayIndex.build(data, self.tz)
         self.app.call_from_thread(self._loaded, generation, index, fingerprint)
 
@@ -667,11 +751,13 @@ class CalendarScreen(DeskScreen):
             if found:
                 first = found[0]
                 mark, style = MARKS.get(first.severity, ("+", "cyan"))
-                info.append(f"{mark} ", style=style)
-                info.append(strip_control(first.message, single_line=True))
-                if len(found) > 1:
-                    more = fill_keys(self, f"+{len(found) - 1} more: {{calendar.open}}", ", ")
-                    info.append(f" ({more})", style="bold")
+                more = fill_keys(self, f"+{len(found) - 1} more: {{calendar.open}}", ", ")
+                more = f" ({more})" if len(found) > 1 else ""
+                width = self.query_one("#cal-info", Static).size.width or (self.size.width or 80) - 2
+                info.append(f"{mark} ", style=style)  # the interval is kept, what leads to it shortened
+                info.append(strip_control(first.fitted(max(20, width - 2 - len(more))), single_line=True))
+                if more:
+                    info.append(more, style="bold")
             else:
                 hints = "{calendar.open} opens, {calendar.approve} approves, {calendar.reject} rejects, "
                 hints += "{calendar.reschedule} moves it"
@@ -768,33 +854,35 @@ class CalendarScreen(DeskScreen):
 
     @work(thread=True, group="calendar-action", exit_on_error=False)
     def decide(self, ref: str, version: int) -> None:
+        """Read the change and where its approval stands, then ask for a comment and the confirmation
+        (change_assess.ApproveForm); a viewer who may not approve it is told why, and nothing opens."""
         from itsm_tui.services import changes
 
+        app = self.app
         try:
-            with self.app.db.session() as session:
-                change = changes.approve(
-                    session,
-                    self.app.config,
-                    self.app.actor,
-                    ref,
-                    expected_version=version,
-                    now=self.app.clock(),
-                )
-                progress = changes.approval_progress(session, self.app.config, change)
-        except ServiceError as exc:  # refused: say why (the role needed, the rule), change nothing
-            self.app.call_from_thread(
-                self.app.notify,
-                str(exc),
-                title=f"{ref} not approved",
-                severity="error",
-                markup=False,
-                timeout=8,
+            with app.db.read_session() as session:
+                change = changes.get_change(session, ref)
+                view = changes.view(session, app.config, change, app.actor, app.clock())
+                progress = changes.approval_progress(session, app.config, change)
+        except ServiceError as exc:
+            app.call_from_thread(
+                app.notify, str(exc), title=f"{ref} not approved", severity="error", markup=False, timeout=8
             )
-            self.app.call_from_thread(self.reload)
             return
-        message = f"You approved {ref}: " + ("it is approved." if progress == "approved" else f"{progress}.")
-        self.app.call_from_thread(self.app.notify, message, title="Approved", markup=False)
-        self.app.call_from_thread(self.reload)
+        refusal = view.actions.get("approve")
+        if refusal is not None or view.version != version:
+            told = refusal or f"{ref} changed since the calendar was read; it is read again"
+            app.call_from_thread(
+                app.notify, told, title=f"{ref} not approved", severity="error", markup=False, timeout=8
+            )
+            app.call_from_thread(self.reload)
+            return
+        app.call_from_thread(self._ask_approval, view, progress)
+
+    def _ask_approval(self, view: ChangeView, progress: str) -> None:
+        from itsm_tui.screens.change_assess import ApproveForm
+
+        self.app.push_screen(ApproveForm(self.app, view, progress), callback=lambda _: self.reload())
 
     def action_reject(self) -> None:
         row = self._row_or_say()
@@ -826,6 +914,18 @@ class CalendarScreen(DeskScreen):
         if action == "new_change":
             return create_refusal(self.app.actor) is None
         return True
+
+    def action_windows(self) -> None:
+        """The maintenance windows and blackouts (change managers edit them there)."""
+        from itsm_tui.screens.change_windows import WindowsScreen
+
+        day = datetime.combine(self.selected, time(0), self.tz)
+        self.app.push_screen(WindowsScreen(day), callback=lambda _: self.reload())
+
+    def action_cab(self) -> None:
+        from itsm_tui.screens.cab import CabScreen
+
+        self.app.push_screen(CabScreen(), callback=lambda _: self.reload())
 
     def action_new_change(self) -> None:
         from itsm_tui.screens.change import NewChangeForm

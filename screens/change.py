@@ -28,11 +28,14 @@ from textual.screen import ModalScreen
 from textual.widgets import Checkbox, Input, Select, Static
 
 from itsm_tui.keymap import key_in_force
+from itsm_tui.screens.change_impact import impact_line, impact_section
 from itsm_tui.screens.common import WorkerErrorsToApp, literal, local_time
 from itsm_tui.screens.formscreen import FORM_STYLES, FormScreen, ValuesT
 from itsm_tui.services import changes
 from itsm_tui.services.audit import shown_value
-from itsm_tui.services.changes import ChangeBlocked, ChangeView, OutsideWindow
+from itsm_tui.services.changes import ChangeBlocked, ChangeView, Impact, OutsideWindow
+from itsm_tui.services.changes.risk import Questionnaire, questionnaire
+from itsm_tui.services.changes.slots import SlotQuery
 from itsm_tui.services.conflicts import SEVERITY_LABEL, SEVERITY_ORDER, Conflict
 from itsm_tui.services.errors import ServiceError, StaleEdit, ValidationError
 from itsm_tui.text import strip_control
@@ -53,17 +56,29 @@ STATE_STYLE = {
     "rejected": "red",
     "failed": "red",
     "backed_out": "red",
+    "withdrawn": "dim",
+    "cancelled": "red",
 }
 TIME_FORMAT = "%Y-%m-%d %H:%M"
+POLL_SECONDS = 2.0  # how often an open change looks whether someone else acted on it
+
+
+def zoned(instant: datetime | None, tz: str, fmt: str = TIME_FORMAT) -> str:
+    """An instant in the viewer's zone, labelled with the zone's abbreviation (``2026-03-07 22:00 CET``)."""
+    return local_time(instant, tz, f"{fmt} %Z")
+
 
 # action -> (binding id, label) on the actions line, in lifecycle order (shown with the key in force)
 ACTION_KEYS = {
     "submit": ("change.submit", "submit"),
+    "edit": ("change.edit", "edit"),
+    "withdraw": ("change.withdraw", "withdraw"),
     "assess": ("change.assess", "assess"),
     "approve": ("change.approve", "approve"),
     "reject": ("change.reject", "reject"),
     "schedule": ("change.schedule", "schedule"),
     "reschedule": ("change.schedule", "move"),
+    "cancel": ("change.cancel", "cancel"),
     "start": ("change.start", "begin"),
     "complete": ("change.complete", "complete"),
     "review": ("change.review", "review"),
@@ -72,14 +87,17 @@ ACTION_KEYS = {
 
 
 def conflict_lines(found: list[Conflict], width: int | None = None, limit: int | None = None) -> Text:
-    """Conflicts, worst first; with ``width`` one line each (cut with an ellipsis), at most ``limit``."""
+    """Conflicts, worst first; with ``width`` one line each, at most ``limit``: a message too long for the
+    line is said shorter, never cut before its interval (:meth:`Conflict.fitted`)."""
     ordered = sorted(found, key=lambda c: (SEVERITY_ORDER[c.severity], c.start))
     shown = ordered if limit is None or len(ordered) <= limit else ordered[: limit - 1]
     lines: list[Text] = []
     for conflict in shown:
         line = Text(f"{SEVERITY_LABEL[conflict.severity]:<8} ", style=SEVERITY_STYLE[conflict.severity])
-        line.append(strip_control(conflict.message, single_line=True))
-        if width is not None:
+        if width is None:
+            line.append(strip_control(conflict.message, single_line=True))
+        else:
+            line.append(strip_control(conflict.fitted(max(20, width - line.cell_len)), single_line=True))
             line.truncate(width, overflow="ellipsis")
         lines.append(line)
     if len(shown) < len(ordered):
@@ -126,6 +144,9 @@ class ChangeScreen(WorkerErrorsToApp, ModalScreen[None]):
     BINDINGS = [
         Binding("escape", "back", "Back", id="change.back"),
         Binding("u", "act('submit')", "Submit", id="change.submit"),
+        Binding("E", "act('edit')", "Edit", id="change.edit"),
+        Binding("W", "act('withdraw')", "Withdraw", id="change.withdraw"),
+        Binding("C", "act('cancel')", "Cancel the change", id="change.cancel"),
         Binding("e", "act('assess')", "Assess", id="change.assess"),
         Binding("a", "act('approve')", "Approve", id="change.approve"),
         Binding("x", "act('reject')", "Reject", id="change.reject"),
@@ -144,6 +165,9 @@ class ChangeScreen(WorkerErrorsToApp, ModalScreen[None]):
         super().__init__()
         self.ref = ref
         self.view: ChangeView | None = None
+        # Read with the change while the viewer may assess it (the assess form opens at once) or approve it.
+        self.questionnaire: Questionnaire | None = None
+        self.progress = ""
 
     def compose(self) -> ComposeResult:
         with Vertical(id="change-box") as box:
@@ -156,15 +180,44 @@ class ChangeScreen(WorkerErrorsToApp, ModalScreen[None]):
     def on_mount(self) -> None:
         self.query_one("#change-body").focus()
         self.load()
+        self.set_interval(POLL_SECONDS, self.check_for_changes)
+
+    def check_for_changes(self) -> None:
+        """Reload when someone else acted on the change (its version moved on): never while a form or
+        another screen is over this one, nor before the change is shown."""
+        if self.view is None or self.app.screen is not self:
+            return
+        self.poll(self.view.ref, self.view.version)
+
+    @work(thread=True, exclusive=True, group="change-poll", exit_on_error=False)
+    def poll(self, ref: str, shown: int) -> None:
+        with self.app.db.read_session() as session:
+            current = changes.version_of(session, ref)
+        if current is not None and current != shown:
+            self.app.call_from_thread(self._moved_on, shown)
+
+    def _moved_on(self, shown: int) -> None:
+        if self.view is not None and self.view.version == shown and self.app.screen is self:
+            self.load()
 
     @work(thread=True, exclusive=True, group="change-load", exit_on_error=False)
     def load(self) -> None:
         app = self.app
         with app.db.read_session() as session:
-            view = changes.view(
-                session, app.config, changes.get_change(session, self.ref), app.actor, app.clock()
-            )
-        app.call_from_thread(self.show, view)
+            change = changes.get_change(session, self.ref)
+            view = changes.view(session, app.config, change, app.actor, app.clock())
+            asks = view.actions.get("assess") is None
+            asked = questionnaire(session, app.config, change, app.clock()) if asks else None
+            progress = changes.approval_progress(session, app.config, change)
+        app.call_from_thread(self._loaded, view, asked, progress)
+
+    def _loaded(self, view: ChangeView, questionnaire: Questionnaire | None, progress: str) -> None:
+        self.questionnaire, self.progress = questionnaire, progress
+        self.show(view)
+
+    def _asked(self, result: str | None) -> None:
+        """An asking form (change_assess.py) closed: it told what it did; the change is read again."""
+        self.load()
 
     def action_reload(self) -> None:
         self.load()
@@ -190,7 +243,7 @@ class ChangeScreen(WorkerErrorsToApp, ModalScreen[None]):
         fields.add_column()
 
         def window(start: datetime | None, end: datetime | None) -> str:
-            return f"{local_time(start, tz)} - {local_time(end, tz)}"
+            return f"{zoned(start, tz)} - {zoned(end, tz)}"
 
         planned = f"{window(view.planned_start, view.planned_end)} ({tz})"
         for label, value in view.fields(planned, window, lambda text: Text(strip_control(text))):
@@ -200,6 +253,8 @@ class ChangeScreen(WorkerErrorsToApp, ModalScreen[None]):
             parts += [Text("\nConflicts", style="bold"), conflict_lines(view.conflicts)]
         else:
             parts.append(Text("\nNo conflicts.", style="green"))
+        if view.impact is not None:
+            parts.append(impact_section(view.impact))
         if view.approvals:
             approvals = Table.grid(padding=(0, 1))
             for approval in view.approvals:
@@ -207,7 +262,7 @@ class ChangeScreen(WorkerErrorsToApp, ModalScreen[None]):
                 approvals.add_row(
                     approval.login,
                     Text(approval.decision, style=style),
-                    local_time(approval.decided_at, tz) if approval.decided_at else "",
+                    zoned(approval.decided_at, tz) if approval.decided_at else "",
                     Text(strip_control(approval.reason or "", single_line=True)),
                 )
             parts += [Text("\nApprovals", style="bold"), approvals]
@@ -217,15 +272,19 @@ class ChangeScreen(WorkerErrorsToApp, ModalScreen[None]):
             history = Table.grid(padding=(0, 1))
             zone = ZoneInfo(tz)
             for item in view.history[:40]:
-                old, new = shown_value(item.old, zone), shown_value(item.new, zone)
+                old, new = shown_value(item.old, zone, True), shown_value(item.new, zone, True)
                 what = f"{item.field}: {old} -> {new}" if item.old else f"{item.field}: {new}"
                 history.add_row(
-                    local_time(item.at, tz, "%m-%d %H:%M"),
+                    zoned(item.at, tz, "%m-%d %H:%M"),
                     item.by,
                     Text(strip_control(what, single_line=True), overflow="ellipsis", no_wrap=True),
                 )
             parts += [Text("\nHistory (newest first)", style="bold"), history]
+        body = self.query_one("#change-body", VerticalScroll)
+        kept = body.scroll_y  # a reload (someone else acted on it) keeps the reader's place
         self.query_one("#change-fields", Static).update(Group(*parts))
+        if kept:
+            self.call_after_refresh(body.scroll_to, y=kept, animate=False)
         self._show_actions()
 
     def _show_actions(self) -> None:
@@ -313,12 +372,25 @@ class ChangeScreen(WorkerErrorsToApp, ModalScreen[None]):
             )
         elif action == "complete":
             app.push_screen(CompleteForm(ref, version), self._done)
+        elif action in ("edit", "withdraw", "cancel"):  # their forms: change_edit.py, through the app
+            app.push_screen(app.change_step_form(action, view, self.load), self._done)
         elif action == "review":
             save = _saver(app, changes.start_review, ref, version, "notes")
             app.push_screen(NotesForm(f"Review {ref}", "Findings", save, required=False), self._done)
         elif action == "close" and view.state == "review" and not view.review_notes:
             save = _saver(app, changes.close, ref, version, "review_notes")
             app.push_screen(NotesForm(f"Close {ref}", "Review notes", save, required=True), self._done)
+        elif action in ("assess", "approve", "close") and (action != "assess" or self.questionnaire):
+            from itsm_tui.screens.change_assess import ApproveForm, AssessForm, CloseForm
+
+            form: AssessForm | ApproveForm | CloseForm
+            if action == "assess" and self.questionnaire is not None:
+                form = AssessForm(ref, version, self.questionnaire)
+            elif action == "approve":
+                form = ApproveForm(app, view, self.progress)
+            else:
+                form = CloseForm(view)
+            app.push_screen(form, self._asked)
         else:
             self.run_step(action, version)
 
@@ -473,7 +545,8 @@ def reject_saver(app: ItsmApp, ref: str, version: int) -> Callable[[ReasonValues
 class ChangeForm(FormScreen[ValuesT]):
     """A form of the change screen or the calendar: its rows packed close, so an error shows on the top line
     (naming the field); a form that ``SHOW_CONFLICTS`` checks the conflicts saving would meet while the
-    fields are filled in (in a worker) and shows them under the fields.
+    fields are filled in (in a worker) and shows them under the fields. A form with ``start`` and ``end``
+    fields that says what to look for (:meth:`slot_query`) offers the next free slots (change_slots.py).
 
     It closes with what ``save`` returns (the change's new state, or its reference).
     """
@@ -482,6 +555,11 @@ class ChangeForm(FormScreen[ValuesT]):
     TITLE = "Change"
     ERRORS_BESIDE_FIELDS = False
     SHOW_CONFLICTS: ClassVar[bool] = False
+    BINDINGS = [Binding("ctrl+f", "find_slot", "Next free slot", id="form.find_slot")]
+    HINT = (
+        "{form.save} save · {form.find_slot} free slot · tab next field · {form.cancel} cancel · "
+        "{form.help} keys"
+    )
 
     def __init__(
         self, save: Callable[[ValuesT], str], *, title: str | None = None, note: str | None = None
@@ -504,6 +582,23 @@ class ChangeForm(FormScreen[ValuesT]):
         return f"{exc.field}: {exc}" if isinstance(exc, ValidationError) else str(exc)
 
     # ----------------------------------------------------------------- conflicts before saving
+
+    # ----------------------------------------------------------------- the next free slot
+
+    def slot_query(self) -> SlotQuery | None:
+        """What the find-slot key looks for (the targets, implementer and length typed so far, or the change
+        moved); a ValidationError says what to fill in first. None: this form finds no slots."""
+        return None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "find_slot":  # offered by the forms that say what to look for
+            return type(self).slot_query is not ChangeForm.slot_query
+        return True
+
+    def action_find_slot(self) -> None:
+        from itsm_tui.screens.change_slots import find_slot
+
+        find_slot(self)
 
     def preview_values(self) -> ValuesT | None:
         """What the preview checks, or None if the form cannot be checked yet."""
@@ -681,6 +776,14 @@ class ScheduleForm(ChangeForm[WindowValues]):
     def preview_values(self) -> WindowValues:
         return self.collect()
 
+    def slot_query(self) -> SlotQuery:
+        """The change's own targets and implementer, as long as the window typed (else as it is)."""
+        try:
+            values = self.collect()
+        except ValidationError:
+            return SlotQuery(ref=self.ref)
+        return SlotQuery(ref=self.ref, duration=values.end - values.start if values.end else None)
+
     def check(self, session: Session, values: WindowValues) -> list[Conflict]:
         return changes.preview_move(
             session, self.app.config, self.ref, values.start, values.end, values.override
@@ -710,6 +813,18 @@ class NewChangeForm(ChangeForm[NewChangeValues]):
     def __init__(self, start: datetime) -> None:
         super().__init__(self._store)
         self.start = start
+        self.impact: Impact | None = None  # what the targets typed touch, as last shown
+        self._checked_impact: Impact | None = None  # found by the preview's worker, shown with its conflicts
+
+    def compose_below_fields(self) -> ComposeResult:
+        yield from super().compose_below_fields()
+        yield Static(impact_line(None), id="form-impact")
+
+    def _show_preview(self, generation: int, found: list[Conflict] | None, problem: str | None) -> None:
+        super()._show_preview(generation, found, problem)
+        if generation == self.preview_generation:
+            self.impact = self._checked_impact if problem is None else None
+            self.query_one("#form-impact", Static).update(impact_line(self.impact, problem))
 
     def compose_fields(self) -> ComposeResult:
         config = self.app.config
@@ -784,8 +899,21 @@ class NewChangeForm(ChangeForm[NewChangeValues]):
             raise ValidationError("targets", "name the affected services or CIs")
         return values
 
+    def slot_query(self) -> SlotQuery:
+        """The targets, implementer and type typed, as long as the window typed (a standard change without
+        an end: its template's longest)."""
+        values = self.preview_values()
+        templates = self.app.config.changes.templates
+        if values.end is not None:
+            length = values.end - values.start
+        elif values.change_type == "standard" and values.template in templates:
+            length = timedelta(minutes=templates[values.template].duration_minutes)
+        else:
+            raise ValidationError("end", "give the planned end: the slot is as long as the change")
+        return SlotQuery(values.targets, values.implementer, length, values.change_type)
+
     def check(self, session: Session, values: NewChangeValues) -> list[Conflict]:
-        return changes.preview(
+        found = changes.preview(
             session,
             self.app.config,
             change_type=values.change_type,
@@ -796,6 +924,12 @@ class NewChangeForm(ChangeForm[NewChangeValues]):
             implementer=values.implementer,
             override_reason=values.override,
         )
+        config = self.app.config
+        services, cis = changes.targets_scope(changes.parse_targets(config, values.targets))
+        self._checked_impact = changes.impact.impact(
+            session, config, services=services, cis=cis, now=self.app.clock()
+        )
+        return found
 
     def _store(self, values: NewChangeValues) -> str:
         app = self.app

@@ -24,6 +24,7 @@ from textual_plotext import PlotextPlot
 
 from itsm_tui.keymap import key_in_force
 from itsm_tui.screens.common import DeskScreen, local_time
+from itsm_tui.screens.kpi_changes import change_table
 from itsm_tui.services.kpi import PERIODS, KpiReport, OperationalSnapshot, Period
 from itsm_tui.services.problems.candidates import Candidate
 from itsm_tui.text import strip_control
@@ -122,6 +123,7 @@ class KpiScreen(DeskScreen):
             with TabPane("Management", id="management"), VerticalScroll():
                 yield Static("", id="kpi-summary")
                 yield Static("", id="kpi-problems")
+                yield Static("", id="kpi-changes")
                 yield PlotextPlot(id="chart-volume", classes="chart")
                 yield PlotextPlot(id="chart-aging", classes="chart")
                 yield PlotextPlot(id="chart-sla", classes="chart")
@@ -280,6 +282,7 @@ class KpiScreen(DeskScreen):
         )
         self.query_one("#kpi-summary", Static).update(summary)
         self._show_problems(report, self.data.candidates if self.data is not None else [])
+        self.query_one("#kpi-changes", Static).update(change_table(report.changes))
         days = list(report.opened_per_day)
         labels = [d[5:] for d in days]
         volume = self.query_one("#chart-volume", PlotextPlot)

@@ -98,12 +98,40 @@ EXPECTED = {
     ("role:change_manager", "normal", "failed", "review"): True,
     ("role:change_manager", "normal", "review", "close"): True,
     ("role:change_manager", "normal", "rejected", "close"): True,
+    # Who raised a change edits it while it is a draft or submitted, a change manager until it is approved;
+    # an approved change is moved or cancelled, never edited; who implements it does not edit it.
+    ("requester", "normal", "draft", "edit"): True,
+    ("requester", "normal", "submitted", "edit"): True,
+    ("requester", "normal", "assessed", "edit"): False,
+    ("role:change_manager", "normal", "assessed", "edit"): True,
+    ("role:change_manager", "normal", "approved", "edit"): False,
+    ("implementer", "normal", "draft", "edit"): False,
+    ("role:cab_member", "normal", "submitted", "edit"): False,
+    ("requester", "standard", "draft", "edit"): True,
+    # Who raised it withdraws it before approval, nobody else; a change manager cancels one not yet
+    # implementing, who raised it does not.
+    ("requester", "normal", "assessed", "withdraw"): True,
+    ("requester", "normal", "approved", "withdraw"): False,
+    ("role:change_manager", "normal", "draft", "withdraw"): False,
+    ("role:change_manager", "normal", "scheduled", "cancel"): True,
+    ("role:change_manager", "normal", "draft", "cancel"): True,
+    ("role:change_manager", "normal", "implementing", "cancel"): False,
+    ("requester", "normal", "draft", "cancel"): False,
+    # A withdrawn or cancelled change is over: nobody decides, moves or edits it (the CAB member was asked
+    # before it was withdrawn, and the decision is pending still).
+    ("role:cab_member", "normal", "withdrawn", "approve"): False,
+    ("role:change_manager", "normal", "withdrawn", "reschedule"): False,
+    ("role:change_manager", "normal", "cancelled", "edit"): False,
+    ("role:change_manager", "normal", "cancelled", "start"): False,
+    ("requester", "normal", "withdrawn", "submit"): False,
 }
 
 Perform = Callable[[Session, DeskConfig, Actor, str, str, datetime], Change]
 # action -> the service call with valid inputs (given the session, config, actor, ref, state, planned start)
 PERFORM: dict[str, Perform] = {
     "submit": lambda s, c, a, ref, state, start: changes.submit(s, c, a, ref, now=NOW),
+    "edit": lambda s, c, a, ref, state, start: changes.edit_change(s, c, a, ref, title="Edited", now=NOW),
+    "withdraw": lambda s, c, a, ref, state, start: changes.withdraw(s, c, a, ref, now=NOW),
     "assess": lambda s, c, a, ref, state, start: changes.assess(s, c, a, ref, now=NOW),
     "approve": lambda s, c, a, ref, state, start: changes.approve(s, c, a, ref, now=NOW),
     "reject": lambda s, c, a, ref, state, start: changes.reject(s, c, a, ref, reason="Not now.", now=NOW),
@@ -111,6 +139,7 @@ PERFORM: dict[str, Perform] = {
     "reschedule": lambda s, c, a, ref, state, start: changes.reschedule(
         s, c, a, ref, start=start + timedelta(hours=1), end=None, now=NOW
     ),
+    "cancel": lambda s, c, a, ref, state, start: changes.cancel(s, c, a, ref, reason="Not needed.", now=NOW),
     "start": lambda s, c, a, ref, state, start: changes.start_implementation(
         s, c, a, ref, override_reason="The vendor is on site a week early.", now=NOW
     ),
@@ -327,6 +356,10 @@ def path(change_type: str, state: str, start: datetime) -> list[tuple[Step, str]
         if change_type == "emergency"
         else [*implemented, by(changes.close, SETUP_MANAGER, at=done)]
     )
+    # Withdrawn once its approvers were asked (a standard change: as a draft), cancelled once scheduled.
+    asked = {"normal": assessed, "emergency": [submit]}.get(change_type, [])
+    withdrawn = [*asked, by(changes.withdraw, "raiser")]
+    cancelled = [*scheduled, by(changes.cancel, SETUP_MANAGER, reason="Not needed.")]
     return {
         "draft": [],
         "submitted": [submit],
@@ -340,4 +373,6 @@ def path(change_type: str, state: str, start: datetime) -> list[tuple[Step, str]
         "backed_out": backed_out,
         "review": review,
         "closed": closed,
+        "withdrawn": withdrawn,
+        "cancelled": cancelled,
     }[state]

@@ -153,7 +153,12 @@ def test_the_sweep_finds_exactly_the_overlapping_pairs():
         "CHG0000001 and CHG0000002 both change CI core-sw-01 (network) during "
         "2026-03-07 22:00 to 2026-03-08 01:00 UTC"
     )
-    assert all(x.severity == "conflict" for x in found)
+    # The same CI conflicts; different CIs of one service only warn (changes.toml [conflicts] same_service).
+    assert [x.severity for x in found] == ["conflict", "warning", "warning"]
+    assert found[1].message == (
+        "CHG0000001 and CHG0000003 both change service network (different CIs: core-sw-01, core-sw-02) "
+        "during 2026-03-08 00:00-01:00 UTC"
+    )
 
 
 def test_one_implementer_on_overlapping_changes_of_different_services():

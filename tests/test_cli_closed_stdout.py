@@ -236,6 +236,19 @@ CASES: dict[str, Case] = {
         _titled("changes", "Closed change"),
     ),
     "change submit": Case("net1", ("change", "submit", "{c_submit}"), _state("Life submit", "submitted")),
+    "change edit": Case(
+        "net1",
+        ("change", "edit", "{c_edit}", "--test-plan", "Closed test"),
+        Rows("SELECT count(*) FROM changes WHERE test_plan = 'Closed test'"),
+    ),
+    "change withdraw": Case(
+        "net1",
+        ("change", "withdraw", "{c_withdraw}", "--reason", "Closed"),
+        _state("Life withdraw", "withdrawn"),
+    ),
+    "change cancel": Case(
+        "chm", ("change", "cancel", "{c_cancel}", "--reason", "Closed"), _state("Life cancel", "cancelled")
+    ),
     "change assess": Case(
         "chm", ("change", "assess", "{c_assess}", "--risk", "high"), _state("Life assess", "assessed")
     ),
@@ -264,7 +277,10 @@ CASES: dict[str, Case] = {
     ),
     "change list": Case("agent1", ("change", "list", "--json"), None),
     "change show": Case("agent1", ("change", "show", "{c_review}"), None),
+    "change risk": Case("agent1", ("change", "risk", "{c_submit}", "--json"), None),
     "change conflicts": Case("agent1", ("change", "conflicts"), None),
+    "change agenda": Case("agent1", ("change", "agenda", "--format", "md"), None),
+    "change slots": Case("agent1", ("change", "slots", "{c_schedule}", "--count", "20"), None),
     "change export": Case(
         "agent1",
         ("change", "export", "--ics", "{tmp}/closed.ics"),
@@ -304,6 +320,26 @@ CASES: dict[str, Case] = {
             "2031-12-27T00:00:00Z",
         ),
         Rows("SELECT count(*) FROM blackouts WHERE name = 'Closed freeze'"),
+    ),
+    "change edit-window": Case(
+        "chm",
+        ("change", "edit-window", "{w_edit}", "--name", "Closed edited window"),
+        Rows("SELECT count(*) FROM maintenance_windows WHERE name = 'Closed edited window'"),
+    ),
+    "change delete-window": Case(
+        "chm",
+        ("change", "delete-window", "{w_edit}"),
+        Rows("SELECT count(*) FROM audit_events WHERE entity_type = 'window' AND action = 'delete'"),
+    ),
+    "change edit-blackout": Case(
+        "chm",
+        ("change", "edit-blackout", "{b_edit}", "--name", "Closed edited freeze"),
+        Rows("SELECT count(*) FROM blackouts WHERE name = 'Closed edited freeze'"),
+    ),
+    "change delete-blackout": Case(
+        "chm",
+        ("change", "delete-blackout", "{b_edit}"),
+        Rows("SELECT count(*) FROM audit_events WHERE entity_type = 'blackout' AND action = 'delete'"),
     ),
     "audit verify": Case("admin1", ("audit", "verify"), None),
     "view save": Case(
@@ -644,6 +680,9 @@ LIFECYCLE = {
     "complete": 5,
     "review": 6,
     "close": 7,
+    "edit": 0,
+    "withdraw": 1,
+    "cancel": 3,
 }
 
 
@@ -690,6 +729,12 @@ def desk(module_db: Database, tmp_path_factory: pytest.TempPathFactory) -> Itera
         for login, (verb, *options) in STEPS[:steps]:
             _cli(login, "change", verb, ref, "--db", url, *options)
         built.values[f"c_{name}"] = ref
+
+    window = ("--name", "To edit", "--service", "vpn", "--rrule", "FREQ=DAILY", "--start", "02:00")
+    added = _cli("chm", "change", "add-window", "--db", url, *window, "--minutes", "30", "--timezone", "UTC")
+    built.values["w_edit"] = added.split()[1]  # "window 1 added: ..."
+    freeze = ("--name", "To edit", "--start", "2032-01-01T00:00:00Z", "--end", "2032-01-02T00:00:00Z")
+    built.values["b_edit"] = _cli("chm", "change", "add-blackout", "--db", url, *freeze).split()[1]
 
     def problem(title: str, *steps: tuple[str, str, tuple[str, ...]]) -> str:
         ref = _cli("net1", "problem", "create", "--db", url, "--title", title).split()[0]

@@ -62,8 +62,11 @@ READING = {
     "change list",
     "change show",
     "change conflicts",
+    "change agenda",
+    "change slots",
     "change export",  # writes the .ics file it is given, not the database
     "change windows",
+    "change risk",
     "audit verify",
     "problem list",
     "problem show",
@@ -117,6 +120,13 @@ WRITING: dict[str, Attempt] = {
         stranger_told_to_join=True,
     ),
     "change submit": Attempt(("change", "submit", "CHG0000001"), stranger_told_to_join=True),
+    # Who raised a change (chm raised them all) or a change manager edits it; only who raised it withdraws
+    # it; a change manager cancels it.
+    "change edit": Attempt(("change", "edit", "CHG0000001", "--title", "Mine"), stranger_told_to_join=True),
+    "change withdraw": Attempt(("change", "withdraw", "CHG0000001"), stranger_told_to_join=True),
+    "change cancel": Attempt(
+        ("change", "cancel", "CHG0000001", "--reason", "no"), stranger_told_to_join=True
+    ),
     "change assess": Attempt(("change", "assess", "CHG0000002"), stranger_told_to_join=True),
     "change approve": Attempt(("change", "approve", "CHG0000003"), stranger_told_to_join=True),
     "change reject": Attempt(
@@ -149,6 +159,14 @@ WRITING: dict[str, Attempt] = {
         ("change", "add-blackout", "--name", "b", "--start", START_AT, "--end", END_AT),
         stranger_told_to_join=True,
     ),
+    "change edit-window": Attempt(
+        ("change", "edit-window", "1", "--name", "Mine"), stranger_told_to_join=True
+    ),
+    "change delete-window": Attempt(("change", "delete-window", "1"), stranger_told_to_join=True),
+    "change edit-blackout": Attempt(
+        ("change", "edit-blackout", "1", "--name", "Mine"), stranger_told_to_join=True
+    ),
+    "change delete-blackout": Attempt(("change", "delete-blackout", "1"), stranger_told_to_join=True),
     # Anyone's views are their own: an agent may not share one with a group not theirs, nor delete one
     # that is not theirs (here: none of that name); refused by the rule, not by a role.
     "view save": Attempt(

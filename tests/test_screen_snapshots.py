@@ -36,6 +36,8 @@ async def _queue_ready(pilot) -> None:
         "the queue and the unread count",
     )
     await settle(pilot)
+    app.clear_notifications()  # the start-up toast of the unread ones (test_change_fit): the screen alone
+    await pilot.pause()
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")

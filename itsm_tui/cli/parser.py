@@ -544,6 +544,11 @@ def _iso_instant(text: str) -> datetime:
     return value.astimezone(UTC)
 
 
+def _iso_instant_or_blank(text: str) -> datetime | str:
+    """An ISO instant, or "" (to clear the option's value)."""
+    return "" if not text.strip() else _iso_instant(text)
+
+
 def _iso_date(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -624,12 +629,66 @@ def _add_change_commands(
 
     submit = step("submit", "submit a draft (blackouts block it; conflicts are reported)")
     submit.add_argument("--override-reason", help="emergency changes: the reason to enter a blackout")
+    edit = step("edit", "edit a change not yet approved (only the fields given change)")
+    edit.add_argument("--title")
+    edit.add_argument("--description")
+    edit.add_argument("--implementation-plan")
+    edit.add_argument("--backout-plan")
+    edit.add_argument("--test-plan")
+    edit.add_argument(
+        "--targets",
+        action="append",
+        metavar="SERVICE[:CI]",
+        help="the affected services and CIs, replacing the change's (repeatable, or comma-separated)",
+    )
+    edit.add_argument("--implementer", metavar="LOGIN", help='who implements it ("" : nobody yet)')
+    edit.add_argument("--start", type=_iso_instant, help="new planned start (ISO instant)")
+    edit.add_argument("--end", type=_iso_instant, help="new planned end (default: keep the length)")
+    edit.add_argument("--risk", choices=["low", "medium", "high"])
+    withdraw = step("withdraw", "withdraw a change you raised, before it is approved")
+    withdraw.add_argument("--reason", help="why (optional; its approvers read it)")
+    cancel = step("cancel", "cancel a change not yet implementing (change managers)")
+    cancel.add_argument("--reason", required=True, help="why (its approvers and implementer read it)")
     assess = step("assess", "assess a submitted normal change and ask the CAB (change managers)")
-    assess.add_argument("--risk", choices=["low", "medium", "high"])
+    assess.add_argument(
+        "--answer",
+        action="append",
+        default=[],
+        metavar="QUESTION=ANSWER",
+        help="an answer of the risk questionnaire (repeatable; `itsm change risk CHG` lists them); with "
+        "answers the risk is the score's",
+    )
+    assess.add_argument(
+        "--risk", choices=["low", "medium", "high"], help="the risk (with --answer: an override, say why)"
+    )
+    assess.add_argument("--notes", help="the assessment's notes (why the risk, if it overrides the score)")
+    risk = change.add_parser(
+        "risk", parents=[db], help="a change's risk questionnaire: answers recorded or suggested, the score"
+    )
+    risk.add_argument("ref")
+    risk.add_argument("--json", action="store_true")
     approve = step("approve", "approve as a CAB member asked, or an emergency change as change manager")
     approve.add_argument("--reason")
     reject = step("reject", "reject, saying why")
     reject.add_argument("--reason", required=True)
+    for decision in (approve, reject):
+        decision.add_argument(
+            "--meeting",
+            type=_iso_date,
+            metavar="YYYY-MM-DD",
+            help="record the decision at the CAB meeting of this day (changes.toml [cab])",
+        )
+    agenda = change.add_parser(
+        "agenda", parents=[db], help="the CAB's agenda and minutes: changes awaiting it, decisions taken"
+    )
+    agenda.add_argument(
+        "--date",
+        type=_iso_date,
+        metavar="YYYY-MM-DD",
+        help="the meeting of this day, in the CAB's zone (default: the one going on, else the next)",
+    )
+    agenda.add_argument("--format", choices=["text", "md", "json"], default="text")
+    agenda.add_argument("--timezone", help="show the times in this zone (default: yours)")
     sched = step("schedule", "schedule an approved change, or move a change to a new window")
     sched.add_argument("--start", type=_iso_instant, help="new planned start (ISO instant)")
     sched.add_argument("--end", type=_iso_instant, help="new planned end (default: keep the length)")
@@ -652,6 +711,17 @@ def _add_change_commands(
     span(check, "(default today; --to default: the reminder horizon of changes.toml)")
     check.add_argument("--json", action="store_true")
 
+    slots = change.add_parser(
+        "slots", parents=[db], help="the next free slots for a change: in its windows, free of conflicts"
+    )
+    slots.add_argument("ref")
+    slots.add_argument("--count", type=int, default=5, help="how many slots (1-20, default 5)")
+    slots.add_argument(
+        "--after", type=_iso_instant, help="look from this instant on (ISO; default: now, never earlier)"
+    )
+    slots.add_argument("--timezone", help="show the times in this zone (default: yours)")
+    slots.add_argument("--json", action="store_true")
+
     export = change.add_parser("export", parents=[db], help="write the change calendar as an .ics file")
     export.add_argument(
         "--ics", required=True, metavar="FILE", help="the iCalendar file to write (- for stdout)"
@@ -673,6 +743,44 @@ def _add_change_commands(
     blackout.add_argument("--end", type=_iso_instant, required=True)
     blackout.add_argument("--service", help="only this service (default: every service)")
     blackout.add_argument("--reason")
+    blackout.add_argument(
+        "--dry-run", action="store_true", help="list the live changes it would block; save nothing"
+    )
+
+    def by_id(name: str, help_text: str, what: str) -> argparse.ArgumentParser:
+        parser = change.add_parser(name, parents=[db], help=help_text)
+        parser.add_argument("id", type=_row_id, metavar="ID", help=f"the {what}'s id (`itsm change windows`)")
+        parser.add_argument(
+            "--expected-version",
+            type=int,
+            help=f"refuse if the {what} moved on from this version (`itsm change windows` shows it)",
+        )
+        return parser
+
+    edit_window = by_id("edit-window", "edit a maintenance window (change managers)", "window")
+    edit_window.add_argument("--name")
+    edit_window.add_argument("--service")
+    edit_window.add_argument("--rrule", help="RFC 5545 rule, e.g. FREQ=WEEKLY;BYDAY=SA")
+    edit_window.add_argument("--start", metavar="HH:MM", help="local start time")
+    edit_window.add_argument("--minutes", type=_positive_int, help="length in minutes")
+    edit_window.add_argument("--timezone", help="the window's time zone (e.g. Europe/Berlin)")
+    edit_window.add_argument(
+        "--valid-until",
+        type=_iso_instant_or_blank,
+        metavar='ISO|""',
+        help='the instant it ends (ISO instant; "" for no end)',
+    )
+    by_id("delete-window", "delete a maintenance window (change managers)", "window")
+    edit_blackout = by_id("edit-blackout", "edit a change freeze (change managers)", "blackout")
+    edit_blackout.add_argument("--name")
+    edit_blackout.add_argument("--reason", help='why ("" for none)')
+    edit_blackout.add_argument("--service", help='only this service ("" or all: every service)')
+    edit_blackout.add_argument("--start", type=_iso_instant)
+    edit_blackout.add_argument("--end", type=_iso_instant)
+    edit_blackout.add_argument(
+        "--dry-run", action="store_true", help="list the live changes it would block; save nothing"
+    )
+    by_id("delete-blackout", "delete a change freeze (change managers)", "blackout")
 
 
 def _add_kb_commands(

@@ -101,7 +101,26 @@ def kpi_rows(result: KpiReport) -> list[list[object]]:
         row("change_success", "Change success rate", result.change_success_pct, "%"),
         row("", "Emergency-change share", result.emergency_share_pct, "%"),
     ]
+    rows += change_rows(result, row)
     rows += problem_rows(result, row)
+    return rows
+
+
+def change_rows(
+    result: KpiReport, row: Callable[[str, str, object, str], list[object]]
+) -> list[list[object]]:
+    """The change rows of the report by type, by risk and for all changes (``row`` shapes each)."""
+    c = result.changes
+    rows = []
+    for r in [*c.by_type, *c.by_risk, c.total]:
+        rows += [
+            row("", f"Changes {r.key}: finished", r.finished, ""),
+            row("", f"  {r.key}: success rate", r.success_pct, "%"),
+            row("", f"  {r.key}: emergency share", r.emergency_pct, "%"),
+            row("", f"  {r.key}: changes that caused incidents", r.caused_incidents, f"{c.incident_days} d"),
+            row("", f"  {r.key}: incidents they caused", r.incidents, f"{c.incident_days} d"),
+            row("", f"  {r.key}: reviews overdue", r.overdue_reviews, f"{c.review_due_days} d"),
+        ]
     return rows
 
 

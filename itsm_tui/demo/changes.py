@@ -8,6 +8,7 @@ inside the quarter-end freeze, so the conflict check and the calendar have somet
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -25,6 +26,8 @@ from itsm_tui.services.changes import (
     choose_emergency,
     required_approvals,
 )
+from itsm_tui.services.changes.cab import meeting_for
+from itsm_tui.services.changes.risk import answers_text, score
 
 
 def write_changes(
@@ -105,6 +108,9 @@ def write_changes(
     }
     target_id = approval_id = 0
     change_id = 0
+    # The risk questionnaire's answers come from a stream of their own, so that the rest of the demo is the
+    # same with or without it (derived from the demo's, without drawing from it).
+    risk_rng = random.Random(hash(rng.getstate()))
 
     def add_change(
         title: str,
@@ -128,7 +134,15 @@ def write_changes(
         # the approvers are others (four eyes), deciding half an hour after it was raised, for the window
         # it is planned in.
         requester = implementer if change_id % 3 else manager
-        decisions = _decisions(ctype, state, service, barred_ids(requester.id, implementer.id))
+        # A normal change past submission was assessed with the questionnaire: its risk is the score's.
+        answers: dict[str, str] | None = None
+        risk_score: int | None = None
+        if ctype == "normal" and state not in ("draft", "submitted") and config.changes.risk.questions:
+            answers = {
+                q.id: risk_rng.choice(q.answers).label for q in config.changes.risk.questions if q.answers
+            }
+            risk_score, risk = score(config, answers)
+        decisions = _decisions(ctype, state, service, risk, barred_ids(requester.id, implementer.id))
         decided = [created + 1800 + 60 * index for index in range(len(decisions))]
         rejection = "Risk too high before the freeze."
         rejected = "; ".join(logins[u] + ": " + rejection for u, d in decisions if d == "rejected") or None
@@ -160,12 +174,15 @@ def write_changes(
                 rejected,
                 "Reviewed: lessons recorded." if state == "closed" and outcome != "implemented" else None,
                 outcome,
-                None,  # risk_score
-                None,  # risk_answers
+                risk_score,
+                json.dumps(answers, sort_keys=True) if answers is not None else None,  # risk_answers
                 None,  # assessment_notes
                 None,  # cancel_reason
                 w.instant(created + 3600) if state != "draft" else None,  # submitted_at
-                None,  # cab_meeting
+                # A normal change is on the agenda of the first CAB meeting after its cut-off.
+                w.instant(meeting_for(config, datetime.fromtimestamp(created + 3600, UTC)).timestamp())
+                if ctype == "normal" and state != "draft"
+                else None,  # cab_meeting
                 w.instant(created),
                 w.instant(max(created, min(end_at, end_ts - 60))),
                 1,
@@ -200,12 +217,22 @@ def write_changes(
                     state,
                 )
             )
+        if answers is not None:
+            for name, value in (
+                ("risk_answers", answers_text(json.dumps(answers, sort_keys=True))),
+                ("risk_score", str(risk_score)),
+            ):
+                audits.append(
+                    ("change", change_id, manager.id, w.instant(created + 3600), "assess", name, None, value)
+                )
         return change_id
 
-    def _decisions(ctype: str, state: str, service: str, never: dict[int, str]) -> list[tuple[int, str]]:
-        """(approver, decision) of a change in ``state``: a normal one's CAB as the rule asks it, all
-        pending while assessed, approved by as many as the rule needs once approved, rejected by as many
-        as put it out of reach; an emergency one decided by its first possible approver."""
+    def _decisions(
+        ctype: str, state: str, service: str, risk: str, never: dict[int, str]
+    ) -> list[tuple[int, str]]:
+        """(approver, decision) of a change in ``state``: a normal one's CAB as the rule (for its ``risk``)
+        asks it, all pending while assessed, approved by as many as the rule needs once approved, rejected
+        by as many as put it out of reach; an emergency one decided by its first possible approver."""
         if ctype == "standard" or state in ("draft", "submitted"):
             return []
         if ctype == "emergency":
@@ -216,7 +243,7 @@ def write_changes(
             raise ValueError(f"the demo roster has nobody to approve a {ctype} change on {service}")
         if ctype == "emergency":
             return [(pool[0], "rejected" if state == "rejected" else "approved")]
-        needed = required_approvals(config, len(pool))
+        needed = required_approvals(config, len(pool), risk)
         if state == "assessed":
             return [(u, "pending") for u in pool]
         if state == "rejected":

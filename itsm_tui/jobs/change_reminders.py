@@ -43,7 +43,12 @@ def remind(db: Database, config: DeskConfig, now: datetime | None = None) -> Rem
     with db.session() as session:
         managers = notifications.users_with_roles(session, ["change_manager"])
         result.approvals = _awaiting_approval(session, managers, now)
-        found = conflicts.between(session, now, now + timedelta(days=policy.conflict_horizon_days))
+        found = conflicts.between(
+            session,
+            now,
+            now + timedelta(days=policy.conflict_horizon_days),
+            same_service=policy.same_service_severity,
+        )
         result.conflicts = changes.notify_conflicts(session, found, now)
         result.starting = _starting_soon(session, policy, managers, now)
         result.reviews = _reviews_overdue(session, policy, managers, now)

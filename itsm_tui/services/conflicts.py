@@ -65,6 +65,16 @@ class Planned:
     implementer_id: int | None = None
     implementer: str | None = None  # login
     override_reason: str | None = None
+    # Each target as (service, CI or None: the whole service); None: only ``services`` and ``cis`` are known
+    # (then a change without CIs targets its services whole, and its CIs count for each of its services).
+    targets: frozenset[tuple[str, str | None]] | None = None
+
+    def scope(self, service: str) -> tuple[bool, frozenset[str]]:
+        """Whether the change targets ``service`` whole, and which of its CIs it targets."""
+        if self.targets is None:
+            return not self.cis, self.cis
+        whole = (service, None) in self.targets
+        return whole, frozenset(ci for s, ci in self.targets if s == service and ci)
 
 
 @dataclass(frozen=True)
@@ -122,7 +132,8 @@ class Conflict:
     def message(self) -> str:
         refs, span = self.refs, _span(self.start, self.end)
         if self.kind == "overlap":
-            return f"{refs[0]} and {refs[1]} both change {self.resource} during {span}"
+            apart = f" (different CIs: {', '.join(self.detail)})" if self.detail else ""
+            return f"{refs[0]} and {refs[1]} both change {self.resource}{apart} during {span}"
         if self.kind == "implementer":
             who = self.resource.removeprefix("implementer ")
             return f"{who} implements both {refs[0]} and {refs[1]} during {span}"
@@ -143,6 +154,38 @@ class Conflict:
         )
 
     @property
+    def span(self) -> str:
+        """Its interval as the messages write it (in UTC)."""
+        return _span(self.start, self.end)
+
+    def fitted(self, width: int) -> str:
+        """The message in at most ``width`` characters when it fits; else a short form that keeps the whole
+        interval and says less before it (``CHG1 & CHG2 network: 2026-03-07 22:00 to ... UTC``)."""
+        message = self.message
+        if len(message) <= width:
+            return message
+        span = self.span
+        bare = self.resource.removeprefix("service ").removeprefix("CI ").removeprefix("implementer ")
+        if self.kind == "blackout":
+            what, bare = f"in freeze {self.detail[0]!r}", "in a freeze"
+        elif self.kind == "outside_window":
+            what, bare = f"outside the windows of {bare}", f"outside {bare}"
+        elif self.kind == "overlap" and self.detail:
+            what = f"{self.resource} (different CIs)"
+        else:
+            what = self.resource
+        room = width - len(span) - 2
+        short = " & ".join(_short_ref(ref) for ref in self.refs)  # CHG0000012 -> CHG12
+        barest = bare.split(" (")[0] if self.kind == "overlap" else bare  # a CI without its service
+        heads = (f"{' & '.join(self.refs)} {what}", f"{short} {what}", f"{short} {bare}", f"{short} {barest}")
+        for head in heads:
+            if len(head) <= room:
+                return f"{head}: {span}"
+        if room < 8:  # too narrow to say more than the interval
+            return f"{head}: {span}"[:width]
+        return f"{head[: room - 1]}…: {span}"
+
+    @property
     def key(self) -> str:
         """A short stable identity (for notifying each conflict once); moving a change gives a new one."""
         detail = f"{self.resource}|{jsondata.instant(self.start)}|{jsondata.instant(self.end)}".encode()
@@ -158,6 +201,12 @@ class Conflict:
             "end": jsondata.instant(self.end),
             "message": self.message,
         }
+
+
+def _short_ref(ref: str) -> str:
+    """A reference without its leading zeros (``CHG0000012`` -> ``CHG12``), for lines short of room."""
+    digits = ref[3:]
+    return f"{ref[:3]}{int(digits)}" if digits.isdigit() else ref
 
 
 def _span(start: datetime, end: datetime) -> str:
@@ -430,11 +479,15 @@ def find_conflicts(
     blackouts: Iterable[BlackoutSpec] = (),
     *,
     focus: Iterable[int | None] | None = None,
+    same_service: str = "warning",
 ) -> list[Conflict]:
     """Every conflict among ``changes`` (with ``focus``: only those involving these change ids).
 
-    Overlaps and double-booked implementers come from one sweep over the changes sorted by start, per
-    resource; blackouts and windows from sorted, merged intervals and bisection.
+    Two changes overlapping on one service conflict when they share a CI of it or either targets the whole
+    service; on different CIs of it only, the overlap has the severity ``same_service`` ("warning", or
+    "conflict" as ``changes.toml`` [conflicts] may say). Overlaps and double-booked implementers come from one
+    sweep over the changes sorted by start, per resource; blackouts and windows from sorted, merged intervals
+    and bisection.
     """
     focus_ids = set(focus) if focus is not None else None
 
@@ -444,26 +497,37 @@ def find_conflicts(
     ordered = sorted((c for c in changes if c.end > c.start), key=lambda c: (c.start, c.ref))
     conflicts: list[Conflict] = []
 
-    # Same service (or CI of it) in overlapping windows.
+    # Same service (or CI of it) in overlapping windows: the same CI or a whole service is a conflict,
+    # different CIs of the service only ``same_service``.
     by_service: dict[str, list[Planned]] = defaultdict(list)
     for change in ordered:
         for service in change.services:
             by_service[service].append(change)
     for service in sorted(by_service):
+        scopes = {id(change): change.scope(service) for change in by_service[service]}
         for a, b in _overlapping_pairs(by_service[service]):
             if not wanted(a, b):
                 continue
-            shared = sorted(a.cis & b.cis)
-            resource = f"CI {', '.join(shared)} ({service})" if shared else f"service {service}"
+            (a_whole, a_cis), (b_whole, b_cis) = scopes[id(a)], scopes[id(b)]
+            shared = sorted(a_cis & b_cis)
+            severity = "conflict"
+            apart: tuple[str, ...] = ()
+            if shared:
+                resource = f"CI {', '.join(shared)} ({service})"
+            else:
+                resource = f"service {service}"
+                if not (a_whole or b_whole):
+                    severity, apart = same_service, tuple(sorted(a_cis | b_cis))
             start, end = max(a.start, b.start), min(a.end, b.end)
             conflicts.append(
                 Conflict(
                     "overlap",
-                    "conflict",
+                    severity,
                     (a.ref, b.ref),
                     resource,
                     start,
                     end,
+                    apart,
                     change_ids=(a.id, b.id),
                 )
             )
@@ -689,6 +753,7 @@ def planned_from(row: Row[Any], targets: Sequence[tuple[str, str | None]]) -> Pl
         row.implementer_id,
         row.login,
         row.override_reason,
+        frozenset(targets),
     )
 
 
@@ -705,8 +770,10 @@ def targets_where(session: Session, conditions: list) -> dict[int, list[tuple[st
     return result
 
 
-def check(session: Session, change: Planned) -> list[Conflict]:
-    """Conflicts of one change (saved or not) with the live changes, windows and blackouts around it."""
+def check(session: Session, change: Planned, *, same_service: str = "warning") -> list[Conflict]:
+    """Conflicts of one change (saved or not) with the live changes, windows and blackouts around it
+    (``same_service``: the severity of an overlap on different CIs of one service, config.changes's
+    ``same_service_severity``)."""
     others = planned_changes(
         session,
         change.start,
@@ -722,6 +789,7 @@ def check(session: Session, change: Planned) -> list[Conflict]:
         window_specs(session, change.services),
         blackout_specs(session, change.start, change.end),
         focus=[focus_id],
+        same_service=same_service,
     )
     if change.id is None:  # give back the unsaved change's conflicts with its own (absent) id
         found = [
@@ -746,8 +814,15 @@ def _with_id(change: Planned, change_id: int) -> Planned:
     return replace(change, id=change_id)
 
 
-def between(session: Session, start: datetime, end: datetime) -> list[Conflict]:
+def between(
+    session: Session, start: datetime, end: datetime, *, same_service: str = "warning"
+) -> list[Conflict]:
     """Every conflict among the live changes overlapping [start, end)."""
     changes = planned_changes(session, start, end)
     services = {s for c in changes for s in c.services}
-    return find_conflicts(changes, window_specs(session, services), blackout_specs(session, start, end))
+    return find_conflicts(
+        changes,
+        window_specs(session, services),
+        blackout_specs(session, start, end),
+        same_service=same_service,
+    )

@@ -1,7 +1,9 @@
 """The change calendar as an RFC 5545 iCalendar file that calendar programs import.
 
 One VEVENT per change (SUMMARY, DESCRIPTION, LOCATION = its services, STATUS, CATEGORIES = its type), one per
-blackout and one per maintenance-window occurrence, all as UTC instants (so no VTIMEZONE is needed). Written
+blackout and one per maintenance-window occurrence, all as UTC instants (so no VTIMEZONE is needed). A change
+that ran is written at its actual start and end (the planned ones in X-ITSM-PLANNED-START/-END), and once it
+is over its outcome leads its SUMMARY (``CHG0000012 [failed] ...``) and is X-ITSM-OUTCOME. Written
 here rather than with a library: the format needs only escaping, line folding at 75 octets and CRLF line ends,
 and the console gains no dependency.
 
@@ -35,6 +37,8 @@ STATUS = {
     "submitted": "TENTATIVE",
     "assessed": "TENTATIVE",
     "rejected": "CANCELLED",
+    "withdrawn": "CANCELLED",
+    "cancelled": "CANCELLED",
 }
 
 
@@ -99,14 +103,16 @@ def export(
     for row in data.changes:
         if row.planned_start is None or row.planned_end is None:
             continue
+        start, end = row.shown_start or row.planned_start, row.shown_end or row.planned_end
+        outcome = f"[{row.outcome}] " if row.outcome else ""
         lines += _event(
             [
                 ("UID", f"{row.ref}@{UID_DOMAIN}"),
                 ("DTSTAMP", stamp),
-                ("DTSTART", _stamp(row.planned_start)),
-                ("DTEND", _stamp(row.planned_end)),
+                ("DTSTART", _stamp(start)),
+                ("DTEND", _stamp(end)),
                 ("SEQUENCE", str(max(0, row.version - 1))),
-                ("SUMMARY", escape(f"{row.ref} {row.title}")),
+                ("SUMMARY", escape(f"{row.ref} {outcome}{row.title}")),
                 ("DESCRIPTION", escape(_description(row, details.get(row.id, {})))),
                 ("LOCATION", escape(", ".join(row.services))),
                 ("STATUS", STATUS.get(row.state, "CONFIRMED")),
@@ -114,6 +120,9 @@ def export(
                 ("TRANSP", "OPAQUE"),
                 ("X-ITSM-STATE", escape(row.state)),
                 ("X-ITSM-RISK", escape(row.risk)),
+                ("X-ITSM-PLANNED-START", _stamp(row.planned_start)),
+                ("X-ITSM-PLANNED-END", _stamp(row.planned_end)),
+                *([("X-ITSM-OUTCOME", escape(row.outcome))] if row.outcome else []),
             ]
         )
     for blackout in data.blackouts:
@@ -175,8 +184,9 @@ def _details(session: Session, ids: list[int]) -> dict[int, dict]:
 
 
 def _description(row: changes.ChangeRow, detail: dict) -> str:
+    outcome = f" (outcome: {row.outcome.replace('_', ' ')})" if row.outcome else ""
     parts = [
-        f"{row.change_type.capitalize()} change, {row.state.replace('_', ' ')}, {row.risk} risk.",
+        f"{row.change_type.capitalize()} change, {row.state.replace('_', ' ')}{outcome}, {row.risk} risk.",
         f"Services: {', '.join(row.services) or '-'}.",
         f"Implementer: {row.implementer or '-'}. Requested by: {detail.get('requested_by') or '-'}.",
     ]

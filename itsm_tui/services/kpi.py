@@ -20,6 +20,16 @@ Definitions (the screen, the report and the tests share them):
 - Backlog: open tickets now, by age (<1 day, 1-3, 3-7, >7 days).
 - Change success rate: of changes finished in the period (implemented, failed or backed out), the share
   implemented. Emergency-change share: of changes planned to start in the period, the share of emergencies.
+- Changes by type and by risk (``ChangeKpis``; one row per type, standard, normal, emergency, per risk, low,
+  medium, high, and one of all): finished in the period and the success rate as above; the emergency share
+  of those planned to start in the period; changes that caused incidents: of the changes finished in the
+  period, those with at least one incident (not cancelled) linked to them (a link from the ticket to the
+  change) that was opened between the change's start (actual, else planned) and ``incident_days``
+  (changes.toml ``[impact]``) after its end (actual, else planned), both instants included, and the number
+  of such incidents; overdue reviews: the changes whose post-implementation review is due (failed, backed
+  out or in review, or an implemented emergency change) and that have no review notes now, among those that
+  ended ``review_due_days`` (``[reminders]``) or more before the period's end (or now, if sooner): what the
+  reminder job reports as overdue.
 - Problems and knowledge (desk-wide; ``ProblemKpis``): problems opened / resolved in the period; mean time to
   root cause (hours, wall clock, from opening to the first root cause, of problems whose first root cause was
   recorded in the period); known-error share (of incidents opened in the period, those linked to a known
@@ -338,6 +348,33 @@ class ProblemKpis:
 
 
 @dataclass
+class ChangeKpiRow:
+    """The change figures of one type, one risk, or all changes (``key`` "all")."""
+
+    key: str
+    finished: int = 0  # implemented, failed or backed out, ended in the period
+    implemented: int = 0
+    success_pct: float | None = None
+    planned: int = 0  # planned to start in the period
+    emergency: int = 0
+    emergency_pct: float | None = None
+    caused_incidents: int = 0  # finished changes with an incident linked within incident_days of their end
+    incidents: int = 0  # those incidents
+    overdue_reviews: int = 0
+
+
+@dataclass
+class ChangeKpis:
+    """The change figures of a period by type and by risk (see the module's docstring)."""
+
+    incident_days: int = 7
+    review_due_days: int = 5
+    by_type: list[ChangeKpiRow] = field(default_factory=list)
+    by_risk: list[ChangeKpiRow] = field(default_factory=list)
+    total: ChangeKpiRow = field(default_factory=lambda: ChangeKpiRow("all"))
+
+
+@dataclass
 class KpiReport:
     period: Period
     group: str | None
@@ -367,6 +404,7 @@ class KpiReport:
     workload: dict[str, int] = field(default_factory=dict)
     headline: list[Figure] = field(default_factory=list)
     problems: ProblemKpis = field(default_factory=ProblemKpis)
+    changes: ChangeKpis = field(default_factory=ChangeKpis)
 
     def as_json(self) -> dict:
         data = asdict(self)
@@ -472,6 +510,7 @@ def report(
         result.resolved_per_day[key] = int(sums["resolved"])
         result.mttr_per_day[key] = _hours(sums["resolve_seconds"], int(sums["resolved"]))
     _changes(session, period, result, group_id)
+    result.changes = change_kpis(session, config, period, group_id, now=now)
     if with_problems:
         result.problems = problem_kpis(session, period, fix_window_days=fix_window_days or FIX_WINDOW_DAYS)
     snapshot = operational_snapshot(session, now or datetime.now(UTC), group=group)
@@ -544,6 +583,114 @@ def _changes(session: Session, period: Period, result: KpiReport, group_id: int 
     )
     result.changes_planned = sum(planned.values())
     result.emergency_share_pct = _pct(planned.get("emergency", 0), result.changes_planned)
+
+
+CHANGE_TYPES = ("standard", "normal", "emergency")
+CHANGE_RISKS = ("low", "medium", "high")
+FINISHED_STATES = ("implemented", "failed", "backed_out", "review", "closed")  # the states with an outcome
+
+
+def change_kpis(
+    session: Session,
+    config: DeskConfig,
+    period: Period,
+    group_id: int | None = None,
+    *,
+    now: datetime | None = None,
+) -> ChangeKpis:
+    """The change figures of the period by type and by risk (see the module's docstring); with a group, of
+    the changes whose implementer is a member of it.
+
+    Changes are few (thousands); they are read along ``ix_changes_state`` (those finished, those whose review
+    may be due) and ``ix_changes_window`` (those planned in the period), the incidents linked to the
+    finished ones along ``ix_links_target`` and by the tickets' primary key."""
+    policy = config.changes
+    result = ChangeKpis(incident_days=policy.incident_days, review_due_days=policy.review_due_days)
+    rows = {key: ChangeKpiRow(key) for key in (*CHANGE_TYPES, *CHANGE_RISKS, "all")}
+    scope = []
+    if group_id is not None:
+        members = select(GroupMembership.user_id).where(GroupMembership.group_id == group_id)
+        scope.append(Change.implementer_id.in_(members))
+
+    def rows_of(change_type: str, risk: str) -> list[ChangeKpiRow]:
+        return [row for row in (rows.get(change_type), rows.get(risk), rows["all"]) if row is not None]
+
+    ended = func.coalesce(Change.actual_end, Change.planned_end)
+    in_period = (
+        Change.state.in_(FINISHED_STATES),
+        Change.outcome.in_(("implemented", "failed", "backed_out")),
+        ended >= period.start,
+        ended < period.end,
+        *scope,
+    )
+    finished = session.execute(
+        select(
+            Change.id,
+            Change.change_type,
+            Change.risk,
+            Change.outcome,
+            func.coalesce(Change.actual_start, Change.planned_start),
+            ended,
+        ).where(*in_period)
+    ).all()
+    # The incidents linked to them: (change, opened), from the links to the finished changes.
+    opened: dict[int, list[datetime]] = defaultdict(list)
+    for change_id, at in session.execute(
+        select(Link.target_id, Ticket.opened_at)
+        .join(Ticket, Ticket.id == Link.source_id)
+        .where(
+            Link.target_type == "change",
+            Link.target_id.in_(select(Change.id).where(*in_period)),
+            # on a copy (coalesce(x, x) is x): else SQLite walks uq_links_pair by its first column
+            func.coalesce(Link.source_type, Link.source_type) == "ticket",
+            Ticket.kind == "incident",
+            Ticket.status != "cancelled",
+        )
+    ):
+        opened[change_id].append(_aware(at))
+    after = timedelta(days=policy.incident_days)
+    for change_id, change_type, risk, outcome, started, end in finished:
+        started, end = _aware(started), _aware(end)
+        caused = [at for at in opened.get(change_id, []) if started <= at <= end + after]
+        for row in rows_of(change_type, risk):
+            row.finished += 1
+            row.implemented += outcome == "implemented"
+            row.caused_incidents += bool(caused)
+            row.incidents += len(caused)
+    for change_type, risk, count in session.execute(
+        select(Change.change_type, Change.risk, func.count())
+        .where(Change.planned_start >= period.start, Change.planned_start < period.end, *scope)
+        .group_by(Change.change_type, Change.risk)
+    ):
+        for row in rows_of(change_type, risk):
+            row.planned += count
+            row.emergency += count if change_type == "emergency" else 0
+    as_of = min(period.end, _aware(now) if now is not None else datetime.now(UTC))
+    for change_type, risk, count in session.execute(
+        select(Change.change_type, Change.risk, func.count())
+        .where(
+            Change.state.in_(("failed", "backed_out", "review", "implemented")),
+            (Change.state != "implemented") | (Change.change_type == "emergency"),
+            (Change.review_notes.is_(None)) | (Change.review_notes == ""),
+            ended <= as_of - timedelta(days=policy.review_due_days),
+            *scope,
+        )
+        .group_by(Change.change_type, Change.risk)
+    ):
+        for row in rows_of(change_type, risk):
+            row.overdue_reviews += count
+    for row in rows.values():
+        row.success_pct = _pct(row.implemented, row.finished)
+        row.emergency_pct = _pct(row.emergency, row.planned)
+    result.by_type = [rows[key] for key in CHANGE_TYPES]
+    result.by_risk = [rows[key] for key in CHANGE_RISKS]
+    result.total = rows["all"]
+    return result
+
+
+def _aware(instant: datetime) -> datetime:
+    """An instant read from the database (aware UTC) or given (any zone), in UTC."""
+    return instant.astimezone(UTC) if instant.tzinfo else instant.replace(tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------- problems and knowledge
@@ -810,7 +957,7 @@ def handover(
         .where(
             Change.planned_start >= now,
             Change.planned_start < now + timedelta(hours=ahead_hours),
-            Change.state.not_in(("draft", "rejected", "closed")),
+            Change.state.not_in(("draft", "rejected", "closed", "withdrawn", "cancelled")),
         )
         .order_by(Change.planned_start)
         .limit(limit)

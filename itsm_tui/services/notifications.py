@@ -202,3 +202,48 @@ def mark_read(session: Session, user_id: int, notification_id: int | None = None
     if notification_id is not None:
         stmt = stmt.where(Notification.id == notification_id)
     return rowcount(session.execute(stmt.values(read_at=utcnow())))
+
+
+# How a summary of many notifications names each kind: (one, several).
+KIND_WORDS = {
+    "assigned": ("assignment", "assignments"),
+    "sla_warning": ("SLA warning", "SLA warnings"),
+    "sla_breach": ("SLA breach", "SLA breaches"),
+    "escalated": ("escalation", "escalations"),
+    "major_incident": ("major incident", "major incidents"),
+    "change_approval": ("approval", "approvals"),
+    "change_conflict": ("change conflict", "change conflicts"),
+    "change_starting": ("change starting", "changes starting"),
+    "change_review": ("review due", "reviews due"),
+    "problem": ("problem", "problems"),
+    "article": ("article", "articles"),
+}
+# The most unread notifications a summary reads (the count itself is :func:`unread_count`'s).
+SUMMARY_LIMIT = 1000
+
+
+def unread_kinds(session: Session, user_id: int) -> dict[str, int]:
+    """How many of the user's newest unread notifications (at most :data:`SUMMARY_LIMIT`) are of each kind:
+    one statement along ``ix_notifications_user``."""
+    newest = (
+        select(Notification.kind)
+        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+        .order_by(Notification.id.desc())
+        .limit(SUMMARY_LIMIT)
+        .subquery()
+    )
+    rows = session.execute(select(newest.c.kind, func.count()).group_by(newest.c.kind))
+    return {kind: count for kind, count in rows.tuples()}
+
+
+def summary(counts: dict[str, int], word: str = "new", total: int | None = None) -> str:
+    """``7 new notifications: 3 change conflicts, 2 approvals, 2 SLA warnings`` (most first); ``total``
+    when the counts are of the newest only."""
+    total = max(total or 0, sum(counts.values()))
+    order = {kind: number for number, kind in enumerate(KINDS)}
+    parts = []
+    for kind, count in sorted(counts.items(), key=lambda item: (-item[1], order.get(item[0], 99), item[0])):
+        one, several = KIND_WORDS.get(kind, (kind.replace("_", " "), kind.replace("_", " ")))
+        parts.append(f"{count} {one if count == 1 else several}")
+    head = f"{total} {word} notification{'' if total == 1 else 's'}"
+    return f"{head}: {', '.join(parts)}" if parts else head

@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from itsm_tui.db import VersionedWrite, refuse_lost_races
-from itsm_tui.models import Change, KnowledgeArticle, KnownError, Problem, Ticket
+from itsm_tui.models import Blackout, Change, KnowledgeArticle, KnownError, MaintenanceWindow, Problem, Ticket
 from itsm_tui.services import audit
 from itsm_tui.services.errors import StaleEdit
 
-Versioned = Ticket | Change | Problem | KnownError | KnowledgeArticle
+Versioned = Ticket | Change | Problem | KnownError | KnowledgeArticle | MaintenanceWindow | Blackout
 
 # The audit trail's name for each versioned kind of record.
 ENTITY_TYPES: dict[type, str] = {
@@ -34,6 +34,8 @@ ENTITY_TYPES: dict[type, str] = {
     Problem: "problem",
     KnownError: "known_error",
     KnowledgeArticle: "article",
+    MaintenanceWindow: "window",
+    Blackout: "blackout",
 }
 
 # PostgreSQL's SQLSTATEs for a transaction it gave up so that another could go on.
@@ -69,7 +71,13 @@ def check_version(
 ) -> None:
     """Refuse a save based on another version than the record's (None: the caller did not say)."""
     if expected_version is not None and record.version != expected_version:
-        raise _stale(session, entity_type, record.id, record.ref, expected_version, record.version)
+        ref = _ref(entity_type, record)
+        raise _stale(session, entity_type, record.id, ref, expected_version, record.version)
+
+
+def _ref(entity_type: str, record: Versioned) -> str:
+    """How a refusal names the record: its reference, or (a window, a blackout) its kind and id."""
+    return getattr(record, "ref", None) or f"{entity_type} {record.id}"
 
 
 def raced(session: Session, entity_type: str, record: Versioned) -> LostRace:
@@ -77,7 +85,7 @@ def raced(session: Session, entity_type: str, record: Versioned) -> LostRace:
     ``session``, which is still good: the action gave up before writing)."""
     last = audit.last_change(session, entity_type, record.id)
     who, when = last if last else (None, None)
-    return LostRace(record.ref, record.version, record.version, who, when)
+    return LostRace(_ref(entity_type, record), record.version, record.version, who, when)
 
 
 def race_kind(error: BaseException) -> str | None:
@@ -136,7 +144,9 @@ def lost_race(session: Session, error: BaseException, writes: list[VersionedWrit
 def flush(session: Session, entity_type: str, record: Versioned, expected_version: int | None) -> None:
     """Write the changes now; a concurrent save that won the race turns into :class:`StaleEdit`."""
     # Read before the flush: a failed flush expires the record.
-    written = VersionedWrite(type(record), record.id, expected_version or record.version, record.ref)
+    written = VersionedWrite(
+        type(record), record.id, expected_version or record.version, _ref(entity_type, record)
+    )
     try:
         session.flush()  # first, so that a lost race is caught here, where the record is known
     except (StaleDataError, DBAPIError) as error:

@@ -4,8 +4,8 @@ meeting a change is on, decisions recorded at a meeting, and versions of windows
 Changes gain the risk score and the answers it came from (JSON text), the assessment's notes, the reason
 of a withdrawal or cancellation, the instant it was submitted (the CAB agenda's cut-off) and the CAB meeting
 whose agenda it is on (indexed: the agenda is read by meeting). A CAB decision gains the meeting it was
-recorded at. Maintenance windows and blackouts gain a version (an edit based on an older one is refused)
-and who added them.
+recorded at (indexed too). A change's targets are indexed by the change. Maintenance windows and blackouts
+gain a version (an edit based on an older one is refused) and who added them.
 
 The changes already submitted take the instant of their first move to ``submitted`` from the audit trail.
 
@@ -41,7 +41,9 @@ def upgrade() -> None:
     for column in CHANGE_COLUMNS:
         op.add_column("changes", column)
     op.create_index("ix_changes_cab", "changes", ["cab_meeting", "state"])
+    op.create_index("ix_change_targets_change", "change_targets", ["change_id"])
     op.add_column("change_approvals", sa.Column("meeting", sa.DateTime(), nullable=True))
+    op.create_index("ix_change_approvals_meeting", "change_approvals", ["meeting"])
     sqlite = op.get_bind().dialect.name == "sqlite"
     for table in ("maintenance_windows", "blackouts"):
         op.add_column(table, sa.Column("version", sa.Integer(), nullable=False, server_default="1"))
@@ -69,8 +71,10 @@ def downgrade() -> None:
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.drop_column("created_by_id")
             batch_op.drop_column("version")
+    op.drop_index("ix_change_approvals_meeting", table_name="change_approvals")
     with op.batch_alter_table("change_approvals", schema=None) as batch_op:
         batch_op.drop_column("meeting")
+    op.drop_index("ix_change_targets_change", table_name="change_targets")
     op.drop_index("ix_changes_cab", table_name="changes")
     for column in reversed(CHANGE_COLUMNS):
         op.drop_column("changes", column.name)

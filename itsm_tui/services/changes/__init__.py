@@ -24,6 +24,9 @@ implemented | failed | backed_out -> review -> closed.
 - A rejection needs a reason. A change inside a blackout is refused at submit, schedule and reschedule,
   unless it is an emergency change whose change manager recorded an override reason (audited).
 - A failed, backed-out or emergency change needs a post-implementation review (notes) before it closes.
+- Until its approval a change is **edited** (who raised it while a draft or submitted, a change manager
+  until approved; checked as creating and submitting it are, its approvers asked again) or **withdrawn** by
+  who raised it; a change manager **cancels** one not yet implementing, saying why. Both end it.
 
 Every function takes a session, the configuration and the acting user; permissions are checked here (a
 refusal names the role needed); every mutation writes its audit events in the same session; a save based on a
@@ -32,10 +35,12 @@ stale version is refused with :class:`StaleEdit`. Screens get plain dataclasses,
 The modules, each importing only those above it: ``rules`` (types, transitions, actions), ``reading``
 (changes by reference, lists, shared lookups), ``helpers`` (versions, audited fields, validation, the start
 window), ``approvers`` (who may approve a change, and who never may), ``permissions`` (one guard per action,
-what a viewer may do, and the start of every step), ``presenter``
+what a viewer may do, and the start of every step), ``risk`` (the risk questionnaire: suggestions, the
+score), ``presenter``
 (:func:`view`), ``creating`` (new changes and previews), ``notices`` (conflict and approval notifications),
-``approvals`` (the CAB), ``lifecycle`` (the other steps), ``calendar_data`` and ``windows`` (maintenance
-windows and blackouts). Callers import from the package.
+``approvals`` (the CAB), ``lifecycle`` (the other steps), ``editing`` (edit, withdraw, cancel),
+``calendar_data`` and ``windows`` (maintenance windows and blackouts), ``slots`` (the next free slot).
+Callers import from the package.
 """
 
 from __future__ import annotations
@@ -59,10 +64,25 @@ from itsm_tui.services.changes.approvers import (
     choose_emergency,
     pool_of,
 )
+from itsm_tui.services.changes.cab import (
+    Agenda,
+    AgendaItem,
+    Meeting,
+    agenda,
+    current_meeting,
+    meeting_for,
+    meeting_on,
+    meetings,
+    minutes,
+    neighbour,
+    record_decision,
+)
 from itsm_tui.services.changes.calendar_data import CalendarData, calendar, fingerprint
 from itsm_tui.services.changes.creating import create_change, preview, preview_move
+from itsm_tui.services.changes.editing import cancel, edit_change, preview_edit, withdraw
 from itsm_tui.services.changes.helpers import _check_version as _check_version  # patch it in .helpers
 from itsm_tui.services.changes.helpers import outside_window, parse_targets
+from itsm_tui.services.changes.impact import Impact, impact_of, targets_scope
 from itsm_tui.services.changes.lifecycle import (
     close,
     complete,
@@ -94,7 +114,9 @@ from itsm_tui.services.changes.reading import (
     ref_of,
     review_required,
     upcoming,
+    version_of,
 )
+from itsm_tui.services.changes.risk import Questionnaire, questionnaire, suggested_answers
 from itsm_tui.services.changes.rules import (
     ACTIONS,
     OUTCOMES,
@@ -106,18 +128,42 @@ from itsm_tui.services.changes.rules import (
     ChangeBlocked,
     OutsideWindow,
 )
-from itsm_tui.services.changes.windows import add_blackout, add_window
+from itsm_tui.services.changes.slots import Slot, SlotQuery, find_slots, free_slots, slots_for
+from itsm_tui.services.changes.windows import (
+    KEEP,
+    BlackoutRow,
+    Blocked,
+    BlockedChange,
+    WindowLists,
+    WindowRow,
+    add_blackout,
+    add_window,
+    blocked_by_blackout,
+    delete_blackout,
+    delete_window,
+    edit_blackout,
+    edit_window,
+    notify_blocked,
+    window_lists,
+    window_refusal,
+)
 
 __all__ = [
     "ACTIONS",
     "GUARDS",
+    "KEEP",
     "OUTCOMES",
     "PRE_IMPLEMENTATION",
     "RISKS",
     "TITLE_MAX",
     "TRANSITIONS",
     "TYPES",
+    "Agenda",
+    "AgendaItem",
     "ApprovalView",
+    "BlackoutRow",
+    "Blocked",
+    "BlockedChange",
     "CalendarData",
     "Candidate",
     "ChangeBlocked",
@@ -125,10 +171,18 @@ __all__ = [
     "ChangeView",
     "Guard",
     "HistoryItem",
+    "Impact",
+    "Meeting",
     "OutsideWindow",
     "Pool",
+    "Questionnaire",
+    "Slot",
+    "SlotQuery",
+    "WindowLists",
+    "WindowRow",
     "add_blackout",
     "add_window",
+    "agenda",
     "approval_progress",
     "approve",
     "approver_notice",
@@ -136,19 +190,36 @@ __all__ = [
     "assess",
     "available_actions",
     "barred_ids",
+    "blocked_by_blackout",
     "calendar",
+    "cancel",
     "choose_cab",
     "choose_emergency",
     "close",
     "complete",
     "create_change",
     "create_refusal",
+    "current_meeting",
     "decide",
+    "delete_blackout",
+    "delete_window",
+    "edit_blackout",
+    "edit_change",
+    "edit_window",
     "enforce",
+    "find_slots",
     "fingerprint",
+    "free_slots",
     "get_change",
     "guard_create",
+    "impact_of",
     "list_changes",
+    "meeting_for",
+    "meeting_on",
+    "meetings",
+    "minutes",
+    "neighbour",
+    "notify_blocked",
     "notify_conflicts",
     "notify_emergency_approval",
     "notify_unapprovable",
@@ -157,7 +228,10 @@ __all__ = [
     "planned_of",
     "pool_of",
     "preview",
+    "preview_edit",
     "preview_move",
+    "questionnaire",
+    "record_decision",
     "ref_of",
     "reject",
     "required_approvals",
@@ -165,9 +239,16 @@ __all__ = [
     "review_required",
     "schedule",
     "send_back",
+    "slots_for",
     "start_implementation",
     "start_review",
     "submit",
+    "suggested_answers",
+    "targets_scope",
     "upcoming",
+    "version_of",
     "view",
+    "window_lists",
+    "window_refusal",
+    "withdraw",
 ]

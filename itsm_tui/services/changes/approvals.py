@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -14,6 +15,7 @@ from itsm_tui.services.changes.helpers import _finish, _move, _note, _now, _set
 from itsm_tui.services.changes.notices import notify_emergency_approval, notify_unapprovable
 from itsm_tui.services.changes.permissions import begin
 from itsm_tui.services.changes.reading import _login_pair, _logins
+from itsm_tui.services.changes.risk import normalise, record_answers, score
 from itsm_tui.services.changes.rules import RISKS
 from itsm_tui.services.errors import ServiceError, ValidationError
 from itsm_tui.services.users import Actor
@@ -26,11 +28,13 @@ def approvers_for(session: Session, config: DeskConfig, change: Change) -> list[
     return list(normal_pool(session, config, change).asked)
 
 
-def required_approvals(config: DeskConfig, asked: int) -> int:
-    """How many of ``asked`` CAB members must approve (all, or N of M with N capped at M)."""
-    if config.changes.rule == "all":
+def required_approvals(config: DeskConfig, asked: int, risk: str | None = None) -> int:
+    """How many of ``asked`` CAB members must approve a change of ``risk`` (all, or N of M with N capped at
+    M: the rule of changes.toml ``[approval.by_risk]`` for that risk, else ``[approval]``'s)."""
+    rule = config.changes.approval_rule(risk)
+    if rule.rule == "all":
         return asked
-    return min(config.changes.quorum, asked)
+    return min(rule.quorum, asked)
 
 
 def approval_progress(session: Session, config: DeskConfig, change: Change) -> str:
@@ -42,7 +46,8 @@ def approval_progress(session: Session, config: DeskConfig, change: Change) -> s
     approved = sum(1 for a in rows if a.decision == "approved")
     names = _logins(session, [a.approver_id for a in rows if a.decision == "pending"])
     waiting = ", ".join(sorted(login for login, _ in names.values())) or "nobody"
-    return f"{approved} of {required_approvals(config, asked)} approvals; waiting for {waiting}"
+    needed = required_approvals(config, asked, change.risk)
+    return f"{approved} of {needed} approvals; waiting for {waiting}"
 
 
 def assess(
@@ -52,17 +57,46 @@ def assess(
     ref: str,
     *,
     risk: str | None = None,
+    answers: Mapping[str, str] | None = None,
+    notes: str | None = None,
     expected_version: int | None = None,
     now: datetime | None = None,
 ) -> Change:
-    """A change manager assesses a submitted normal change and asks the CAB members the rule names."""
+    """A change manager assesses a submitted normal change and asks the CAB members the rule names.
+
+    With ``answers`` (the risk questionnaire of changes.toml: question id -> answer) the answers are
+    scored and kept, and the change's risk is the score's; an explicit ``risk`` other than that overrides
+    it, and then ``notes`` say why. ``notes`` are kept as the assessment's notes. A change assessed that
+    nobody has decided yet may be assessed again: its answers, risk and notes change, the CAB asked stays.
+    """
     now = _now(now)
     change = begin(session, config, actor, ref, "assess", expected_version, now)
-    if risk:
-        risk = risk.strip().lower()
-        if risk not in RISKS:
-            raise ValidationError("risk", f"the risk must be one of {', '.join(RISKS)}, not {risk!r}")
-        _set(session, change, "risk", risk, actor, now)
+    again = change.state == "assessed"
+    wanted = (risk or "").strip().lower() or None
+    if wanted is not None and wanted not in RISKS:
+        raise ValidationError("risk", f"the risk must be one of {', '.join(RISKS)}, not {wanted!r}")
+    notes = (notes or "").strip() or None
+    if answers is not None:
+        given = normalise(config, answers)
+        total, level = score(config, given)
+        if wanted is not None and wanted != level and notes is None:
+            raise ValidationError(
+                "notes",
+                f"the answers score {total}, which is {level} risk: to assess it as {wanted} risk say why "
+                f"in the notes",
+            )
+        record_answers(session, change, given, actor, now)
+        _set(session, change, "risk_score", total, actor, now, action="assess")
+        wanted = wanted or level
+    if wanted is not None:
+        _set(session, change, "risk", wanted, actor, now, action="assess")
+    if notes is not None:
+        _set(session, change, "assessment_notes", notes, actor, now, action="assess")
+    if again:  # assessed once, undecided: the CAB asked stays, the rule may now be another risk's
+        rows = counted(change)
+        needed = required_approvals(config, len(rows), change.risk)
+        _note(session, change, actor, now, "assess", "approvers", f"{needed} of {len(rows)} must approve")
+        return _finish(session, change, expected_version, now)
     pool = approvers_for(session, config, change)
     if not pool:
         raise ServiceError(
@@ -75,7 +109,7 @@ def assess(
         if user_id not in existing:
             change.approvals.append(ChangeApproval(approver_id=user_id, decision="pending"))
     names = _logins(session, pool)
-    needed = required_approvals(config, len(pool))
+    needed = required_approvals(config, len(pool), change.risk)
     _note(
         session,
         change,
@@ -162,7 +196,8 @@ def decide(
         "approval",
         f"{decision} by {actor.login}" + (f": {reason}" if reason else ""),
     )
-    outcome = decision if change.change_type == "emergency" else _outcome(config, counted(change))
+    emergency = change.change_type == "emergency"
+    outcome = decision if emergency else _outcome(config, counted(change), change.risk)
     if outcome == "rejected":
         reasons = "; ".join(
             f"{_login_pair(session, a.approver_id)[0]}: {a.reason}"
@@ -186,13 +221,13 @@ def decide(
     return _finish(session, change, expected_version, now)
 
 
-def _outcome(config: DeskConfig, rows: list[ChangeApproval]) -> str | None:
-    """A normal change's outcome from the decisions that count: approved once the rule is met, rejected
-    once the rejections put it out of reach, else None (still deciding)."""
+def _outcome(config: DeskConfig, rows: list[ChangeApproval], risk: str | None = None) -> str | None:
+    """A normal change's outcome from the decisions that count: approved once the rule (for its ``risk``)
+    is met, rejected once the rejections put it out of reach, else None (still deciding)."""
     asked = len(rows)
     approved = sum(1 for a in rows if a.decision == "approved")
     rejected = sum(1 for a in rows if a.decision == "rejected")
-    needed = required_approvals(config, asked)
+    needed = required_approvals(config, asked, risk)
     return "approved" if approved >= needed else "rejected" if asked - rejected < needed else None
 
 
@@ -240,7 +275,7 @@ def send_back(
                 change.approvals.remove(approval)
         for user_id in sorted(keep - {a.approver_id for a in change.approvals}):
             change.approvals.append(ChangeApproval(approver_id=user_id, decision="pending"))
-        needed = required_approvals(config, len(pool))
+        needed = required_approvals(config, len(pool), change.risk)
         again = f"{needed} of {len(pool)} must approve again: " + ", ".join(pool_logins)
     old = f"{was[0]:%Y-%m-%d %H:%M} to {was[1]:%Y-%m-%d %H:%M} UTC"
     _note(

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from itsm_tui.models import Blackout, Change, MaintenanceWindow
 from itsm_tui.services import conflicts
-from itsm_tui.services.changes.reading import ChangeRow, _change_row
+from itsm_tui.services.changes.reading import ROW_COLUMNS, ChangeRow, _change_row
 from itsm_tui.services.conflicts import Conflict, Planned
 
 
@@ -40,14 +40,15 @@ class CalendarData:
         return worst
 
 
-def calendar(session: Session, start: datetime, end: datetime, *, limit: int = 5000) -> CalendarData:
+def calendar(
+    session: Session, start: datetime, end: datetime, *, limit: int = 5000, same_service: str = "warning"
+) -> CalendarData:
     """Everything the calendar draws for a range: each change read once (two queries) serves both the rows
     and the conflict check among the live ones; the window occurrences come from the expansion the conflict
-    check and the .ics export use (:func:`conflicts.occurrences`), over the range only."""
+    check and the .ics export use (:func:`conflicts.occurrences`), over the range only. ``same_service`` is
+    the severity of an overlap on different CIs of one service (config.changes.same_service_severity)."""
     in_range = [Change.planned_start < end, Change.planned_end > start]
-    rows = session.execute(
-        conflicts.changes_select(Change.title, Change.risk, Change.version).where(*in_range).limit(limit + 1)
-    ).all()
+    rows = session.execute(conflicts.changes_select(*ROW_COLUMNS).where(*in_range).limit(limit + 1)).all()
     truncated = len(rows) > limit
     targets = conflicts.targets_where(session, in_range)
     change_rows: list[ChangeRow] = []
@@ -65,7 +66,7 @@ def calendar(session: Session, start: datetime, end: datetime, *, limit: int = 5
         changes=change_rows,
         occurrences=conflicts.expand(windows, start, end),
         blackouts=blackouts,
-        conflicts=conflicts.find_conflicts(planned, windows, blackouts),
+        conflicts=conflicts.find_conflicts(planned, windows, blackouts, same_service=same_service),
         truncated=truncated,
     )
 

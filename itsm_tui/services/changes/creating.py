@@ -236,8 +236,9 @@ def preview(
         implementer_id=user.id if user else None,
         implementer=user.login if user else None,
         override_reason=(override_reason or "").strip() or (existing.override_reason if existing else None),
+        targets=frozenset(parsed),
     )
-    return conflicts.check(session, planned)
+    return conflicts.check(session, planned, same_service=config.changes.same_service_severity)
 
 
 def preview_move(
@@ -261,4 +262,5 @@ def preview_move(
             end=finish,
             override_reason=(override_reason or "").strip() or planned.override_reason,
         ),
+        same_service=config.changes.same_service_severity,
     )

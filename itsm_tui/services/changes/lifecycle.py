@@ -14,6 +14,7 @@ from itsm_tui.services import conflicts, notifications
 from itsm_tui.services.access import has_permission
 from itsm_tui.services.changes.approvals import send_back
 from itsm_tui.services.changes.approvers import approver_notice, emergency_pool
+from itsm_tui.services.changes.cab import meeting_for
 from itsm_tui.services.changes.helpers import (
     _denied,
     _finish,
@@ -56,8 +57,9 @@ def _apply_override(
     _set(session, change, "override_reason", reason, actor, now, action="override")
 
 
-def _check_blocking(session: Session, change: Change, doing: str) -> list[Conflict]:
-    found = conflicts.check(session, planned_of(session, change))
+def _check_blocking(session: Session, config: DeskConfig, change: Change, doing: str) -> list[Conflict]:
+    same_service = config.changes.same_service_severity
+    found = conflicts.check(session, planned_of(session, change), same_service=same_service)
     blocked = conflicts.blocking(found)
     if blocked:
         raise ChangeBlocked(change.ref, doing, blocked)
@@ -104,8 +106,11 @@ def submit(
             )
     _not_in_past(change, now)
     _apply_override(session, change, actor, override_reason, now)
-    found = _check_blocking(session, change, "submitted")
+    found = _check_blocking(session, config, change, "submitted")
     _move(session, change, "submitted", actor, now)
+    _set(session, change, "submitted_at", now, actor, now)
+    if change.change_type == "normal":  # on the agenda of the first CAB meeting past the cut-off
+        _set(session, change, "cab_meeting", meeting_for(config, now), actor, now, action="cab")
     if change.change_type == "standard":
         _move(session, change, "approved", None, now, action="preapproved")
         _note(
@@ -170,7 +175,7 @@ def schedule(
     was = _move_window(session, config, change, actor, start, end, now) if moving else None
     _not_in_past(change, now)
     _apply_override(session, change, actor, override_reason, now)
-    found = _check_blocking(session, change, "moved there" if was else "scheduled")
+    found = _check_blocking(session, config, change, "moved there" if was else "scheduled")
     if was is None or not send_back(session, config, change, actor, was, now):
         _move(session, change, "scheduled", actor, now)
     notify_conflicts(session, found, now)
@@ -201,7 +206,7 @@ def reschedule(
     _apply_override(session, change, actor, override_reason, now)
     if change.state != "draft":
         _not_in_past(change, now)
-        found = _check_blocking(session, change, "moved there")
+        found = _check_blocking(session, config, change, "moved there")
         if was is not None:
             send_back(session, config, change, actor, was, now)
         notify_conflicts(session, found, now)
@@ -248,7 +253,7 @@ def start_implementation(
         if not reason:
             raise OutsideWindow(change.ref, outside)
         _note(session, change, actor, now, "override", "start_override", reason)
-    _check_blocking(session, change, "started")
+    _check_blocking(session, config, change, "started")
     _move(session, change, "implementing", actor, now)
     _set(session, change, "actual_start", now, actor, now)
     return _finish(session, change, expected_version, now)

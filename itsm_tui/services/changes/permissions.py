@@ -71,9 +71,73 @@ def guard_submit(session: Session, config: DeskConfig, actor: Actor, change: Cha
         )
 
 
+# Before approval a change is still being decided on, and may be edited or withdrawn.
+NOT_YET_APPROVED = ("draft", "submitted", "assessed")
+
+
+def guard_edit(session: Session, config: DeskConfig, actor: Actor, change: Change, now: datetime) -> None:
+    """Who raised a change edits it while it is a draft or submitted, a change manager until it is
+    approved; an approved change is moved (reschedule) or cancelled, never edited. (What a standard change
+    may change is its template's: an input of the step.)"""
+    if change.state in ("approved", "scheduled"):
+        raise ServiceError(
+            f"{change.ref} is {change.state}: an approved change is not edited; move it to another window "
+            f"(reschedule) or cancel it"
+        )
+    if change.state not in NOT_YET_APPROVED:
+        raise ServiceError(
+            f"{change.ref} is {change.state}; only a change not yet approved (draft, submitted or assessed) "
+            f"is edited"
+        )
+    if _is_manager(actor):
+        return
+    if not _is_requester(actor, change):
+        raise _denied(
+            "change.manage", actor, f"Only who raised {change.ref} or a change_manager may edit it."
+        )
+    require(actor.roles, "change.create")
+    if change.state not in ("draft", "submitted"):
+        raise _denied(
+            "change.manage",
+            actor,
+            f"You may not edit {change.ref} ({change.state}): the CAB is deciding it; a change_manager may "
+            f"(who raised a change edits it while it is a draft or submitted).",
+        )
+
+
+def guard_withdraw(session: Session, config: DeskConfig, actor: Actor, change: Change, now: datetime) -> None:
+    """Who raised a change withdraws it before it is approved (a change manager cancels one instead)."""
+    if change.state in ("approved", "scheduled"):
+        raise ServiceError(
+            f"{change.ref} is {change.state}: an approved change is no longer withdrawn; a change_manager "
+            f"may cancel it"
+        )
+    _require_state(change, "withdrawn", *NOT_YET_APPROVED)
+    if not _is_requester(actor, change):
+        raise _denied(
+            "change.create",
+            actor,
+            f"Only who raised {change.ref} may withdraw it (a change_manager may cancel it).",
+        )
+    require(actor.roles, "change.create")
+
+
+def guard_cancel(session: Session, config: DeskConfig, actor: Actor, change: Change, now: datetime) -> None:
+    """A change manager cancels a change not yet implementing (with a reason, an input of the step)."""
+    _require_state(change, "cancelled", *PRE_IMPLEMENTATION)
+    if not _is_manager(actor):
+        own = ""
+        if _is_requester(actor, change):
+            own = " (who raised a change may withdraw it until it is approved)"
+        raise _denied(
+            "change.manage", actor, f"You may not cancel {change.ref}: it needs the role change_manager{own}."
+        )
+
+
 def guard_assess(session: Session, config: DeskConfig, actor: Actor, change: Change, now: datetime) -> None:
-    """A change manager assesses a submitted normal change; the other types skip the CAB."""
-    _require_state(change, "assessed", "submitted")
+    """A change manager assesses a submitted normal change (and assesses it again while nobody has decided
+    it yet); the other types skip the CAB."""
+    _require_state(change, "assessed", "submitted", "assessed")
     if change.change_type != "normal":
         raise ServiceError(
             f"{change.ref} is a {change.change_type} change: "
@@ -84,6 +148,11 @@ def guard_assess(session: Session, config: DeskConfig, actor: Actor, change: Cha
             )
         )
     require(actor.roles, "change.manage")
+    decided = [a for a in change.approvals if a.decision != "pending"]
+    if change.state == "assessed" and decided:
+        names = _logins(session, [a.approver_id for a in decided])
+        given = ", ".join(sorted(f"{names.get(a.approver_id, ('?', '?'))[0]} {a.decision}" for a in decided))
+        raise ServiceError(f"{change.ref} is being decided ({given}): its assessment can no longer change")
 
 
 def _four_eyes(permission: str, actor: Actor, change: Change, wanted: str, who_else: str) -> None:
@@ -234,11 +303,14 @@ def guard_close(session: Session, config: DeskConfig, actor: Actor, change: Chan
 # One guard per action of ACTIONS, in its order (available_actions answers in this order).
 GUARDS: dict[str, Guard] = {
     "submit": guard_submit,
+    "edit": guard_edit,
+    "withdraw": guard_withdraw,
     "assess": guard_assess,
     "approve": guard_approve,
     "reject": guard_reject,
     "schedule": guard_schedule,
     "reschedule": guard_reschedule,
+    "cancel": guard_cancel,
     "start": guard_start,
     "complete": guard_complete,
     "review": guard_review,

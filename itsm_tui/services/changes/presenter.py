@@ -15,6 +15,7 @@ from itsm_tui.models import Change
 from itsm_tui.services import audit, conflicts
 from itsm_tui.services.changes.approvers import approval_notes, counted
 from itsm_tui.services.changes.helpers import _now
+from itsm_tui.services.changes.impact import Impact, impact_of
 from itsm_tui.services.changes.permissions import available_actions
 from itsm_tui.services.changes.reading import (
     _login_of,
@@ -24,6 +25,7 @@ from itsm_tui.services.changes.reading import (
     planned_of,
     review_required,
 )
+from itsm_tui.services.changes.risk import recorded_answers
 from itsm_tui.services.changes.rules import PRE_IMPLEMENTATION
 from itsm_tui.services.conflicts import Conflict
 from itsm_tui.services.jsondata import jsonable
@@ -96,12 +98,24 @@ class ChangeView:
     history_warning: str | None = None
     # The records linked with the change, both ways (the tickets that link to it): "INC0000042 ticket"
     linked: tuple[str, ...] = ()
+    # Why who raised it withdrew it, or a change manager cancelled it
+    cancel_reason: str | None = None
+    # What its targets touch (open incidents and problems, recent failed changes), for a change not finished
+    impact: Impact | None = None
+    # The risk questionnaire as assessed: the score, (question, answer, points) and the assessor's notes.
+    risk_score: int | None = None
+    risk_answers: tuple[tuple[str, str, int], ...] = ()
+    assessment_notes: str | None = None
 
     def as_json(self) -> dict:
-        data = jsonable({k: v for k, v in self.__dict__.items() if k not in ("conflicts", "history")})
+        data = jsonable(
+            {k: v for k, v in self.__dict__.items() if k not in ("conflicts", "history", "impact")}
+        )
+        data["impact"] = self.impact.as_json() if self.impact is not None else None
         data["approvals"] = [jsonable(asdict(a)) for a in self.approvals]
         data["conflicts"] = [c.as_json() for c in self.conflicts]
         data["history"] = [jsonable(asdict(h)) for h in self.history]
+        data["risk_answers"] = [{"question": q, "answer": a, "points": p} for q, a, p in self.risk_answers]
         return data
 
     def fields(
@@ -122,6 +136,10 @@ class ChangeView:
             ("Requested by", self.requested_by or "-"),
             ("Approval", self.approval_rule),
         ]
+        if self.risk_score is not None:  # assessed with the questionnaire: its score and answers
+            rows.insert(-1, ("Risk", f"{self.risk} (score {self.risk_score})"))
+        for index, (question, answer, points) in enumerate(self.risk_answers):
+            rows.insert(-1, ("Answers" if index == 0 else "", f"{question} {answer} ({points:+d})"))
         if self.template:
             rows.append(("Template", self.template))
         if self.actual_start:
@@ -132,7 +150,9 @@ class ChangeView:
             rows.append(("Linked", ", ".join(self.linked)))
         for label, text in (
             ("Override", self.override_reason),
+            ("Assessment", self.assessment_notes),
             ("Rejected", self.rejection_reason),
+            ("Withdrawn" if self.state == "withdrawn" else "Cancelled", self.cancel_reason),
             ("Review", self.review_notes),
         ):
             if text:
@@ -187,7 +207,12 @@ def view(
         for e in audit.history(session, "change", change.id, limit=100)
     ]
     live = change.state in (*PRE_IMPLEMENTATION, "implementing")
-    found = conflicts.check(session, planned_of(session, change)) if live and change.planned_start else []
+    same_service = config.changes.same_service_severity
+    found = (
+        conflicts.check(session, planned_of(session, change), same_service=same_service)
+        if live and change.planned_start
+        else []
+    )
     found.sort(key=lambda c: (conflicts.SEVERITY_ORDER[c.severity], c.start))  # the worst first
     result = ChangeView(
         id=change.id,
@@ -223,7 +248,13 @@ def view(
         history=history,
     )
     result.notices = approval_notes(session, config, change) + _sent_back(change, history)
+    result.risk_score = change.risk_score
+    result.risk_answers = _answers(config, change)
+    result.assessment_notes = change.assessment_notes
     result.history_warning = audit.history_warning(session, "change", change.id)
+    result.cancel_reason = change.cancel_reason
+    if live:
+        result.impact = impact_of(session, config, change, now=now)
     result.linked = tuple(
         f"{record.ref} {record.kind_word}" for record in linked_records(session, "change", change.id)
     )
@@ -236,9 +267,14 @@ def _sent_back(change: Change, history: list[HistoryItem]) -> list[str]:
     """While a change moved after its approval (or during it) awaits the new one: when and why."""
     if change.state not in ("submitted", "assessed"):
         return []
-    reset = next((h for h in history if h.action == "reschedule" and h.field == "approvals"), None)
+    reset = next((h for h in history if h.action in ("reschedule", "edit") and h.field == "approvals"), None)
     if reset is None:
         return []
+    if reset.action == "edit":  # editing.py: its window, targets or implementer edited while being decided
+        return [
+            f"Approval asked again: {reset.by} edited the change at {reset.at:%Y-%m-%d %H:%M} UTC, and an "
+            f"approval holds only for the change as it was given for"
+        ]
     return [
         f"Approval asked again: {reset.by} moved the change at {reset.at:%Y-%m-%d %H:%M} UTC, and an "
         f"approval holds only for the window it was given for"
@@ -251,6 +287,20 @@ def _who(session: Session, users: Mapping[int, tuple[str, str]], user_id: int | 
     return (pair or _login_pair(session, user_id))[0]
 
 
+def _answers(config: DeskConfig, change: Change) -> tuple[tuple[str, str, int], ...]:
+    """The recorded answers of the risk questionnaire, in its order: (question, answer, points); an answer
+    changes.toml no longer knows shows with 0 points."""
+    given = recorded_answers(change)
+    rows = []
+    for question in config.changes.risk.questions:
+        label = given.pop(question.id, None)
+        if label is not None:
+            points = next((a.points for a in question.answers if a.label == label), 0)
+            rows.append((question.text, label, points))
+    rows += [(question_id, label, 0) for question_id, label in sorted(given.items())]
+    return tuple(rows)
+
+
 def _rule_text(config: DeskConfig, change: Change) -> str:
     if change.change_type == "standard":
         return f"pre-approved (template {change.template})"
@@ -258,7 +308,7 @@ def _rule_text(config: DeskConfig, change: Change) -> str:
         cab = " or the emergency CAB" if config.changes.emergency_cab else ""
         return f"a change manager{cab} approves (not who raised or implements it)"
     asked = len(counted(change))
-    policy = config.changes
+    policy = config.changes.approval_rule(change.risk)
     if policy.rule == "all":
         return "every CAB member assigned to its services" + (f" ({asked})" if asked else "")
     needed = min(policy.quorum, asked) if asked else policy.quorum

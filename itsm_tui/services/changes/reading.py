@@ -22,6 +22,12 @@ def ref_of(session: Session, change_id: int) -> str | None:
     return session.scalar(select(Change.ref).where(Change.id == change_id))
 
 
+def version_of(session: Session, ref: str) -> int | None:
+    """The version of the change ``ref`` (exactly as stored), or None if there is none: one lookup on the
+    unique reference index, what a screen showing the change polls to see that someone else acted on it."""
+    return session.scalar(select(Change.version).where(Change.ref == ref))
+
+
 def get_change(session: Session, ref: str, *, for_update: bool = False) -> Change:
     """A change by reference (CHG0000001, case and zero padding forgiven: chg1 works)."""
     text = (ref or "").strip().upper()
@@ -53,9 +59,34 @@ class ChangeRow:
     id: int = 0
     implementer: str | None = None
     version: int = 1
+    # How it ended (implemented, failed, backed_out) and when it really ran, once known.
+    outcome: str | None = None
+    actual_start: datetime | None = None
+    actual_end: datetime | None = None
 
     def as_json(self) -> dict:
         return jsonable(asdict(self))
+
+    @property
+    def shown_start(self) -> datetime | None:
+        """Where the calendar draws the change: its actual window once it ran (both ends known), else the
+        planned one."""
+        return self.actual_start if self.actual_start and self.actual_end else self.planned_start
+
+    @property
+    def shown_end(self) -> datetime | None:
+        return self.actual_end if self.actual_start and self.actual_end else self.planned_end
+
+
+# What :func:`_change_row` reads beside :func:`conflicts.changes_select`'s columns.
+ROW_COLUMNS = (
+    Change.title,
+    Change.risk,
+    Change.version,
+    Change.outcome,
+    Change.actual_start,
+    Change.actual_end,
+)
 
 
 def list_changes(
@@ -70,7 +101,7 @@ def list_changes(
 ) -> list[ChangeRow]:
     """Changes whose planned window overlaps [start, end), by planned start (bounded; plain columns, two
     queries however many rows)."""
-    stmt = changes_select(Change.title, Change.risk, Change.version).limit(max(1, min(limit, 100_000)))
+    stmt = changes_select(*ROW_COLUMNS).limit(max(1, min(limit, 100_000)))
     if start is not None:
         stmt = stmt.where(Change.planned_end > start)
     if end is not None:
@@ -97,7 +128,7 @@ def list_changes(
 
 
 def _change_row(row: Row[Any], services: Iterable[str]) -> ChangeRow:
-    """A change read by :func:`conflicts.changes_select` with its title, risk and version; its services."""
+    """A change read by :func:`conflicts.changes_select` with :data:`ROW_COLUMNS`; its services."""
     return ChangeRow(
         row.ref,
         row.title,
@@ -110,6 +141,9 @@ def _change_row(row: Row[Any], services: Iterable[str]) -> ChangeRow:
         row.id,
         row.login,
         row.version,
+        row.outcome,
+        row.actual_start,
+        row.actual_end,
     )
 
 
@@ -176,4 +210,5 @@ def planned_of(session: Session, change: Change) -> Planned:
         implementer_id=change.implementer_id,
         implementer=login,
         override_reason=change.override_reason,
+        targets=frozenset((t.service, t.ci or None) for t in change.targets),
     )

@@ -15,30 +15,37 @@ PRE_IMPLEMENTATION = ("draft", "submitted", "assessed", "approved", "scheduled")
 TITLE_MAX = 200
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "draft": ("submitted",),
-    "submitted": ("assessed", "approved", "rejected"),  # approved: standard on submit, emergency at once
-    "assessed": ("approved", "rejected"),
+    "draft": ("submitted", "withdrawn", "cancelled"),
+    # approved: standard on submit, emergency at once
+    "submitted": ("assessed", "approved", "rejected", "withdrawn", "cancelled"),
+    "assessed": ("approved", "rejected", "withdrawn", "cancelled"),
     # assessed / submitted: moved to another window, an approved normal change goes back to the CAB and an
     # emergency one to the change managers (a standard change moves within its template and stays approved)
-    "approved": ("scheduled", "assessed", "submitted"),
+    "approved": ("scheduled", "assessed", "submitted", "cancelled"),
     "rejected": ("closed",),
-    "scheduled": ("implementing", "assessed", "submitted"),
+    "scheduled": ("implementing", "assessed", "submitted", "cancelled"),
     "implementing": ("implemented", "failed", "backed_out"),
     "implemented": ("review", "closed"),
     "failed": ("review",),
     "backed_out": ("review",),
     "review": ("closed",),
     "closed": (),
+    # Ended before implementation: withdrawn by who raised it before approval, or cancelled by a manager
+    "withdrawn": (),
+    "cancelled": (),
 }
 
 # The actions of a change, in lifecycle order (available_actions says, for each, whether one may).
 ACTIONS = (
     "submit",
+    "edit",
+    "withdraw",
     "assess",
     "approve",
     "reject",
     "schedule",
     "reschedule",
+    "cancel",
     "start",
     "complete",
     "review",
