@@ -456,14 +456,58 @@ def config_paths(config_dir: str | os.PathLike[str] | None = None) -> dict[str, 
     if override is not None and not override.is_dir():
         raise ConfigError(override, "ITSM_CONFIG_DIR", "must name an existing directory")
     shipped = shipped_config_dir()
+    if override is not None:
+        _check_trusted(override, shipped)
     paths = {}
     for name in CONFIG_FILES:
         candidate = override / name if override is not None else None
         # Anything present under the name overrides, even a broken link or a folder: loading it then
         # stops start-up, where falling back to the shipped file would silently run on other rules.
         present = candidate is not None and (candidate.exists() or candidate.is_symlink())
+        if candidate is not None and present:
+            _check_trusted(candidate, shipped)
         paths[name] = candidate if candidate is not None and present else shipped / name
     return paths
+
+
+def _owner_name(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _check_trusted(path: Path, shipped: Path) -> None:
+    """The desk's rules (who approves, SLA targets, the RACI) are the desk's, not the caller's: an override
+    directory, and each file used from it, must belong to root or to whoever installed the program (the
+    owner of its shipped ``data`` folder) and be writable by nobody else. So a person cannot loosen the rules
+    for their own process by pointing ``ITSM_CONFIG_DIR`` at a copy they edited. A file that cannot be looked
+    at is left to the loading, which names it."""
+    if os.name != "posix":
+        return
+    try:
+        installer = shipped.stat().st_uid
+        info = path.stat()  # a link is judged by what it names
+    except OSError:
+        return
+    trusted = {0, installer}
+    if info.st_uid not in trusted:
+        owners = " or ".join(_owner_name(uid) for uid in sorted(trusted))
+        raise ConfigError(
+            path,
+            "ITSM_CONFIG_DIR",
+            f"belongs to {_owner_name(info.st_uid)}: the desk's rules are read only from files of {owners} "
+            f"(the program's installer); ask an admin to put them in place (e.g. /etc/itsm, mode 0644)",
+        )
+    if info.st_mode & 0o022:
+        raise ConfigError(
+            path,
+            "ITSM_CONFIG_DIR",
+            "may be changed by others (group or world writable): the desk's rules must be writable by their "
+            "owner only; chmod go-w it",
+        )
 
 
 def load_config(config_dir: str | os.PathLike[str] | None = None) -> DeskConfig:

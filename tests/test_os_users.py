@@ -50,8 +50,11 @@ class Host:
     outsider: str
     database: Path
 
-    def run(self, login: str, *argv: str, claim: str | None = None) -> tuple[int, str, str]:
-        """``itsm ARGV`` as the OS user ``login``; ``claim``: the login the environment names instead."""
+    def run(
+        self, login: str, *argv: str, claim: str | None = None, extra: dict[str, str] | None = None
+    ) -> tuple[int, str, str]:
+        """``itsm ARGV`` as the OS user ``login``; ``claim``: the login the environment names instead;
+        ``extra``: more of the environment."""
         home = self.base / "home" / login
         env = {
             "PATH": "/usr/bin:/bin",
@@ -62,6 +65,7 @@ class Host:
             "LOGNAME": claim or login,
             "USER": claim or login,
             "LNAME": claim or login,
+            **(extra or {}),
         }
         command = ["runuser", "-u", login, "--", "env", "-i", *(f"{k}={v}" for k, v in env.items())]
         command += [str(self.python), "-m", "itsm_tui.cli", *argv, "--db", str(self.database)]
@@ -189,3 +193,43 @@ def test_an_agent_claiming_to_be_the_admin_is_refused_and_recorded(host: Host) -
     for path in (host.database, *(host.database.with_name(host.database.name + s) for s in ("-wal", "-shm"))):
         if path.exists():
             assert stat.S_IMODE(path.stat().st_mode) == 0o660, path
+
+
+def test_a_user_cannot_bring_rules_of_their_own(host: Host) -> None:
+    """The desk's rules are the desk's: an agent pointing ITSM_CONFIG_DIR at a copy they own (one that lets
+    a single CAB member approve a high-risk change) is refused before anything is read; the same files put
+    in place by root are read."""
+    admin, agent = host.admin, host.agent
+    for argv in (
+        ("db", "upgrade"),
+        ("user", "add", admin, "--role", "change_manager", "--group", "SD-L1"),
+        ("user", "add", agent, "--role", "agent", "--group", "SD-L1"),
+    ):
+        code, _out, err = host.run(admin, *argv)
+        assert code == 0, (argv, err)
+    rules = (host.source / "data" / "changes.toml").read_text().replace(
+        "high = { rule = 'all' }", "high = { rule = 'quorum', quorum = 1 }"
+    )
+    own = host.base / "home" / agent / "rules"
+    own.mkdir()
+    (own / "changes.toml").write_text(rules)
+    shutil.chown(own, agent)
+    shutil.chown(own / "changes.toml", agent)
+    code, out, err = host.run(agent, "change", "list", extra={"ITSM_CONFIG_DIR": str(own)})
+    assert (code, out) == (2, "")
+    assert f"ITSM_CONFIG_DIR: belongs to {agent}: the desk's rules are read only from files of root" in err
+    assert err.count("\n") == 1
+
+    # A root-owned folder holding an agent's file: the file is refused too.
+    placed = host.base / "rules"
+    placed.mkdir(mode=0o755)
+    shutil.copy(own / "changes.toml", placed / "changes.toml")
+    shutil.chown(placed / "changes.toml", agent)
+    code, out, err = host.run(agent, "change", "list", extra={"ITSM_CONFIG_DIR": str(placed)})
+    assert code == 2 and f"changes.toml: key ITSM_CONFIG_DIR: belongs to {agent}" in err, err
+
+    # Put in place by root (mode 0644), the same rules are the desk's.
+    shutil.chown(placed / "changes.toml", "root")
+    os.chmod(placed / "changes.toml", 0o644)
+    code, out, err = host.run(agent, "change", "list", extra={"ITSM_CONFIG_DIR": str(placed)})
+    assert (code, err) == (0, ""), err
