@@ -20,11 +20,10 @@ def _visible(match: re.Match[str]) -> str:
 def strip_control(text: str | None, *, single_line: bool = False) -> str:
     """``text`` with control characters shown in caret notation (ESC as ``^[``).
 
-    With ``single_line`` newlines and tabs become spaces too, for table cells and titles.
+    With ``single_line`` line ends (CR LF, CR, LF) and tabs become spaces first, for table cells and titles.
     """
     if not text:
         return ""
-    result = _CONTROL.sub(_visible, text)
     if single_line:
-        result = result.replace("\r", " ").replace("\n", " ").replace("\t", " ")
-    return result
+        text = text.replace("\r\n", " ").replace("\r", " ").replace("\n", " ").replace("\t", " ")
+    return _CONTROL.sub(_visible, text)

@@ -4,9 +4,10 @@ approvers, and the decisions recorded there; opened from the change calendar.
 ``[`` / ``]`` (or left / right) go to the previous or next meeting, ``t`` back to the one going on (or the
 next). The list's cursor picks a change, whose conflicts and approvers show below; ``a`` approves and ``x``
 rejects it at this meeting with a comment (a rejection needs one), offered only when the change's guards
-allow it; Enter opens the change; ``m`` writes the minutes as Markdown to the user's documents folder. The
-meeting's time is shown in the viewer's zone, labelled. All database work happens in thread workers; people's
-text is shown literally.
+allow it and the meeting is going on or has been held (the agenda's items say why not:
+``cab.decision_refusal``, the rule :func:`record_decision` enforces); Enter opens the change; ``m`` writes
+the minutes as Markdown to the user's documents folder. The meeting's time is shown in the viewer's zone,
+labelled. All database work happens in thread workers; people's text is shown literally.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ COLUMNS = [
     TableColumn("tally", "Appr", 4, rank=2, align="right"),
     TableColumn("title", "Title", 0),
     TableColumn("carried", "From", 5, rank=4),
-    TableColumn("window", "Planned", 11, rank=5),
+    TableColumn("window", "Planned", 15, rank=5),  # labelled: "03-21 23:00 CET"
     TableColumn("services", "Services", 16, rank=7),
 ]
 STATUS_STYLE = {
@@ -59,7 +60,15 @@ MARKS = {
     "warning": ("~", "yellow"),
     "overridden": ("+", "cyan"),
 }
-DECISION_STYLE = {"approved": "green", "rejected": "red", "pending": "dim"}
+DECISION_STYLE = {
+    "approved": "green",
+    "rejected": "red",
+    "pending": "yellow",
+    "not needed": "dim",
+    "moot": "dim",
+}
+# Instants in the agenda's detail, labelled with the zone's abbreviation (CET, CEST, EST).
+WHEN = "%a %d %b %Y %H:%M %Z"
 
 
 def minutes_path(meeting: Meeting) -> Path:
@@ -223,7 +232,7 @@ class CabScreen(DeskScreen):
         if key == "title":
             return item.title, ""
         if key == "window":
-            return local_time(item.planned_start, self.tz, "%m-%d %H:%M"), ""
+            return local_time(item.planned_start, self.tz, "%m-%d %H:%M %Z"), ""
         if key == "carried":
             if item.carried_from is None:
                 return "", ""
@@ -254,15 +263,25 @@ class CabScreen(DeskScreen):
             elif self.agenda is None or not self.up_to_date:
                 bar.append("  loading ...", style="dim")
             else:
-                count = len(self.agenda.items)
-                bar.append(f"  {count} change{'s' if count != 1 else ''}")
-                decided = len(self.agenda.decisions)
-                bar.append(f", {decided} decision{'s' if decided != 1 else ''}")
+                count, decided = len(self.agenda.items), len(self.agenda.decisions)
+                counted = f"  {count} change{'s' if count != 1 else ''}"
+                decisions = f", {decided} decision{'s' if decided != 1 else ''}"
+                tag = ""
                 if self.agenda.current:
                     going_on = self.agenda.meeting.start <= self.app.clock()
-                    bar.append("  in progress" if going_on else "  next meeting", style="yellow")
-                if self.agenda.truncated:
-                    bar.append("  (more not shown)", style="bold red")
+                    tag = "  in progress" if going_on else "  next meeting"
+                more = "  (more not shown)" if self.agenda.truncated else ""
+                # Too narrow for all (80 columns, a long zone): the counts go first, whole (the list and the
+                # detail show what they count), the decisions' before the changes'.
+                room = max(1, (self.size.width or 80) - 2) - bar.cell_len - len(tag) - len(more)
+                if len(counted) + len(decisions) > room:
+                    decisions = ""
+                if len(counted) > room:
+                    counted = ""
+                bar.append(counted + decisions)
+                bar.append(tag, style="yellow")
+                bar.append(more, style="bold red")
+        bar.truncate(max(1, (self.size.width or 80) - 2), overflow="ellipsis")  # a Static would wrap it
         self.query_one("#cab-bar", Static).update(bar)
 
     def _draw_detail(self) -> None:
@@ -287,14 +306,18 @@ class CabScreen(DeskScreen):
         lines: list[RenderableType] = [head]
         when = Text(no_wrap=True, overflow="ellipsis")
         score = f", score {item.risk_score}" if item.risk_score is not None else ""
-        when.append(f"{item.change_type}, {item.risk} risk{score}; ", style=RISK_STYLE.get(item.risk, ""))
-        window = (
-            f"{local_time(item.planned_start, zone)} to {local_time(item.planned_end, zone)} ({zone})"
-            if item.planned_start
-            else "no window"
-        )
-        when.append(window)
+        when.append(f"{item.change_type}, {item.risk} risk{score}", style=RISK_STYLE.get(item.risk, ""))
         lines.append(when)
+        window = Text(no_wrap=True, overflow="ellipsis")
+        if item.planned_start:
+            start, end = local_time(item.planned_start, zone, WHEN), local_time(item.planned_end, zone, WHEN)
+            window.append(f"Planned {start} to {end}")
+        else:
+            window.append("No planned window")
+        lines.append(window)
+        if item.warning:
+            warning = item.warning[0].upper() + item.warning[1:]
+            lines.append(Text(warning, style="bold yellow", no_wrap=True, overflow="ellipsis"))
         state = Text(no_wrap=True, overflow="ellipsis")
         state.append(item.status, style=STATUS_STYLE.get(item.status, ""))
         if item.progress != item.status:
@@ -306,9 +329,9 @@ class CabScreen(DeskScreen):
         for approver in item.approvers:
             line = Text(no_wrap=True, overflow="ellipsis")
             line.append(f"  {strip_control(approver.login, single_line=True):<12} ")
-            line.append(f"{approver.decision:<9}", style=DECISION_STYLE.get(approver.decision, ""))
+            line.append(f"{approver.label:<10}", style=DECISION_STYLE.get(approver.label, ""))
             if approver.decided_at is not None:
-                line.append(f" {local_time(approver.decided_at, zone, '%m-%d %H:%M')}", style="dim")
+                line.append(f" {local_time(approver.decided_at, zone, '%m-%d %H:%M %Z')}", style="dim")
             if approver.comment:
                 line.append(" " + strip_control(approver.comment, single_line=True))
             if not approver.counts:
@@ -321,15 +344,8 @@ class CabScreen(DeskScreen):
         # Why the viewer may not decide a change still awaiting its decision (a decided one: nothing to say).
         undecided = item.state in ("submitted", "assessed")
         refusals = [reason for reason in item.actions.values() if reason and undecided]
-        if refusals and len(set(refusals)) == 1:
-            lines.append(
-                Text(
-                    strip_control(refusals[0], single_line=True),
-                    style="dim",
-                    no_wrap=True,
-                    overflow="ellipsis",
-                )
-            )
+        if refusals and len(set(refusals)) == 1:  # wrapped: why is worth reading whole (at 80 columns too)
+            lines.append(Text(strip_control(refusals[0], single_line=True), style="dim"))
         elif refusals:
             for action, reason in item.actions.items():
                 if reason and undecided:
@@ -348,9 +364,8 @@ class CabScreen(DeskScreen):
             line = Text(no_wrap=True, overflow="ellipsis")
             line.append(f"  {d.ref} ")
             line.append(d.decision, style=DECISION_STYLE.get(d.decision, ""))
-            line.append(
-                f" by {strip_control(d.login, single_line=True)} {local_time(d.decided_at, zone, '%H:%M')}"
-            )
+            when = local_time(d.decided_at, zone, "%m-%d %H:%M %Z")
+            line.append(f" by {strip_control(d.login, single_line=True)} {when}")
             if d.comment:
                 line.append(": " + strip_control(d.comment, single_line=True))
             text.append("\n")

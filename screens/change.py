@@ -258,10 +258,11 @@ class ChangeScreen(WorkerErrorsToApp, ModalScreen[None]):
         if view.approvals:
             approvals = Table.grid(padding=(0, 1))
             for approval in view.approvals:
-                style = {"approved": "green", "rejected": "red"}.get(approval.decision, "yellow")
+                shown = approval.shown or approval.decision
+                style = {"approved": "green", "rejected": "red", "pending": "yellow"}.get(shown, "dim")
                 approvals.add_row(
                     approval.login,
-                    Text(approval.decision, style=style),
+                    Text(shown, style=style),
                     zoned(approval.decided_at, tz) if approval.decided_at else "",
                     Text(strip_control(approval.reason or "", single_line=True)),
                 )
@@ -555,6 +556,8 @@ class ChangeForm(FormScreen[ValuesT]):
     TITLE = "Change"
     ERRORS_BESIDE_FIELDS = False
     SHOW_CONFLICTS: ClassVar[bool] = False
+    # A form whose fields hold times says in which zone, above its fields ("Times in Europe/Berlin.").
+    TIMES_NOTE: ClassVar[bool] = False
     BINDINGS = [Binding("ctrl+f", "find_slot", "Next free slot", id="form.find_slot")]
     HINT = (
         "{form.save} save · {form.find_slot} free slot · tab next field · {form.cancel} cancel · "
@@ -568,6 +571,11 @@ class ChangeForm(FormScreen[ValuesT]):
         self.previewed: list[Conflict] | None = None  # the conflicts last shown (tests wait for them)
         self.preview_generation = 0
         self.preview_shown = -1
+
+    def compose(self) -> ComposeResult:
+        if self.TIMES_NOTE and self.note is None:
+            self.note = f"Times in {self.app.actor.timezone}."
+        yield from super().compose()
 
     def compose_below_fields(self) -> ComposeResult:
         if self.SHOW_CONFLICTS:
@@ -736,6 +744,7 @@ class ScheduleForm(ChangeForm[WindowValues]):
     """Schedule an approved change or move one to a new window; its conflicts show before saving."""
 
     SHOW_CONFLICTS = True
+    TIMES_NOTE = True
 
     def __init__(
         self,
@@ -809,6 +818,7 @@ class NewChangeForm(ChangeForm[NewChangeValues]):
 
     TITLE = "New change"
     SHOW_CONFLICTS = True
+    TIMES_NOTE = True
 
     def __init__(self, start: datetime) -> None:
         super().__init__(self._store)

@@ -5,7 +5,8 @@ The edit form shows every field it may change, filled in as the change is now; o
 so an untouched field never overwrites what someone else saved meanwhile. The conflicts the change would have
 once saved show while the fields are edited, as in the new-change and schedule forms. A save carries the
 version shown: one refused as stale keeps what was typed, reloads the change underneath and takes the newer
-version, so saving again applies the typed changes over it.
+version (the fields left untouched show its values), so saving again applies the typed changes over it. Once
+a change is assessed its risk is the assessment's: the risk field shows it and takes no other.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from textual import work
 from textual.app import ComposeResult
 from textual.widgets import Input, Select
 
@@ -22,6 +24,7 @@ from itsm_tui.screens.change import TIME_FORMAT, ChangeForm, ReasonForm, _saver,
 from itsm_tui.screens.common import local_time
 from itsm_tui.services import changes
 from itsm_tui.services.changes import ChangeView
+from itsm_tui.services.changes.editing import assessed_risk
 from itsm_tui.services.changes.slots import SlotQuery
 from itsm_tui.services.errors import ServiceError, StaleEdit, ValidationError
 
@@ -80,8 +83,11 @@ class EditChangeForm(ChangeForm[EditValues]):
         self.start, self.end = view.planned_start, view.planned_end
         self.reload = reload
         self.shown: dict[str, str] = {}  # each text field as it was filled in (what counts as unchanged)
+        self.newer_shown: int | None = None  # the version a stale save took in (tests wait for it)
         within = f" within template {view.template}" if self.change_type == "standard" else ""
         note = f"Times in {timezone}. Only what you change is saved{within}."
+        if self.change_type == "normal" and self.state == "assessed":
+            note += " Saving sends it back to be assessed again: the CAB's decisions so far are cleared."
         super().__init__(self._store, title=f"Edit {view.ref}", note=note)
         self._on_refused = self._refused_here  # the form's hook for a refused save (FormScreen)
 
@@ -89,10 +95,10 @@ class EditChangeForm(ChangeForm[EditValues]):
     def standard(self) -> bool:
         return self.change_type == "standard"
 
-    def compose_fields(self) -> ComposeResult:
+    def filled(self, view: ChangeView) -> dict[str, str]:
+        """Each text field as ``view`` fills it in."""
         tz = self.app.actor.timezone
-        view = self.view
-        filled = {
+        return {
             "title": view.title,
             "targets": ", ".join(view.targets),
             "start": local_time(view.planned_start, tz, TIME_FORMAT) if view.planned_start else "",
@@ -103,11 +109,16 @@ class EditChangeForm(ChangeForm[EditValues]):
             "test": view.test_plan,
             "description": view.description,
         }
+
+    def compose_fields(self) -> ComposeResult:
+        view = self.view
+        filled = self.filled(view)
         for name, label, _, placeholder in TEXT_FIELDS:
             if name == "end":
                 yield from self.row(name, label, Input(filled[name], id=name, placeholder=placeholder))
                 risks = [(r, r) for r in changes.RISKS]
                 risk = Select(risks, value=view.risk, allow_blank=False, id="risk")
+                risk.disabled = assessed_risk(view)  # the assessment's: assessing again changes it
                 yield from self.row("risk", "Risk", risk, hidden=self.standard)
                 continue
             hidden = self.standard and name in TEMPLATE_FIELDS
@@ -176,13 +187,47 @@ class EditChangeForm(ChangeForm[EditValues]):
             )
             return change.state
 
+    def error_text(self, exc: ServiceError) -> str:
+        if isinstance(exc, StaleEdit):  # who changed it, when (in the viewer's zone), that it was reloaded
+            return super(ChangeForm, self).error_text(exc)
+        return super().error_text(exc)
+
     def _refused_here(self, exc: ServiceError) -> None:
         """A stale save: the change is reloaded underneath, and saving again goes on its newer version (the
-        fields keep what was typed)."""
+        fields typed in keep what was typed, the others show the newer values: :meth:`take_newer`)."""
         if isinstance(exc, StaleEdit):
             self.version = exc.current
             if self.reload is not None:
                 self.reload()
+            self.take_newer()
+
+    @work(thread=True, exclusive=True, group="change-edit-newer", exit_on_error=False)
+    def take_newer(self) -> None:
+        """The change as it is now, read for :meth:`_newer`."""
+        app = self.app
+        with app.db.read_session() as session:
+            view = changes.view(session, app.config, changes.get_change(session, self.ref), now=app.clock())
+        app.call_from_thread(self._newer, view)
+
+    def _newer(self, view: ChangeView) -> None:
+        """The form on ``view``'s version: each field not typed in shows its newer value, and what counts as
+        unchanged (so is not sent) is ``view``'s."""
+        if not self.is_attached or self.saving:
+            return
+        filled = self.filled(view)
+        typed = {name for name, *_ in TEXT_FIELDS if self.changed(name)}
+        for name, *_ in TEXT_FIELDS:
+            if name not in typed:
+                self.field_of(name, Input).value = filled[name]
+        risk = self.field_of("risk", Select)
+        if self.choice("risk") == self.view.risk:
+            risk.value = view.risk
+        risk.disabled = assessed_risk(view)
+        self.view, self.version, self.state = view, view.version, view.state
+        self.start, self.end = view.planned_start, view.planned_end
+        # As on_mount: what an untouched field holds, read back; a typed one counts as changed from the newer.
+        self.shown = {name: filled[name] if name in typed else self.text_of(name) for name in filled}
+        self.newer_shown = view.version
 
 
 def step_form(

@@ -6,7 +6,8 @@ in the viewer's zone (labelled). The blackout form lists, as its period and serv
 changes the freeze would block (``changes.blocked_by_blackout``, in a worker); saving tells their owners.
 A delete asks first, naming what goes. Whether the keys that write are offered is the services' rule
 (``changes.window_refusal``); every save carries the version shown, so a save over someone else's newer
-edit is refused and the lists reload.
+edit is refused and the lists reload; the form (or the confirmation) then takes the newer version: the
+fields not typed in show its values, and saving again applies what was typed over it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
 from rich.text import Text
 from textual import work
@@ -25,23 +26,32 @@ from textual.widgets import Input, Static
 
 from itsm_tui.keymap import fill_keys
 from itsm_tui.screens.change import TIME_FORMAT, ChangeForm, parse_when
-from itsm_tui.screens.common import DeskScreen, local_time
+from itsm_tui.screens.common import DeskScreen, fit_hints, local_time
 from itsm_tui.screens.formscreen import FormScreen
 from itsm_tui.screens.recordtable import RecordTable, TableColumn
 from itsm_tui.services import changes
 from itsm_tui.services.changes import BlackoutRow, Blocked, BlockedChange, WindowLists, WindowRow
-from itsm_tui.services.errors import ServiceError, ValidationError
+from itsm_tui.services.changes.windows import blackout_row, window_row
+from itsm_tui.services.conflicts import quoted
+from itsm_tui.services.errors import ServiceError, StaleEdit, ValidationError
 from itsm_tui.text import strip_control
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 WINDOWS_STYLES = Path(__file__).resolve().with_name("change_windows.tcss")
 PREVIEW_LINES = 5  # blocked changes the form lists (then "... and N more")
 
+# Each window opens in its own zone: the opening time carries it (at 80 columns too), the whole name when it
+# fits, else its last part ("America/New_York" -> "New_York"); the selected window's line names it whole.
+OPENS_WIDTH = 17
+WINDOW_NAME_MIN = 15  # the name's cells at 80 columns, beside a scroll bar too, with every column shown
 WINDOW_COLUMNS = [
     TableColumn("id", "ID", 4, rank=0, align="right"),
     TableColumn("service", "SERVICE", 10, rank=1),
-    TableColumn("when", "OPENS", 11, rank=2),
-    TableColumn("rule", "RULE", 22, rank=3),
-    TableColumn("zone", "ZONE", 16, rank=4),
+    TableColumn("when", "OPENS (ZONE)", OPENS_WIDTH, rank=2),
+    TableColumn("length", "FOR", 6, rank=2, align="right"),
+    TableColumn("rule", "RULE", 20, rank=3),
     TableColumn("name", "NAME", 0),
 ]
 BLACKOUT_COLUMNS = [
@@ -59,12 +69,19 @@ def window_cell(row: WindowRow, key: str) -> tuple[str, str]:
     if key == "service":
         return row.service, "cyan"
     if key == "when":
-        return f"{row.start_local} {row.duration_minutes}m", ""
+        return f"{row.start_local} {zone_label(row.timezone, OPENS_WIDTH - len(row.start_local) - 1)}", ""
+    if key == "length":
+        return f"{row.duration_minutes}m", ""
     if key == "rule":
         return row.rrule, ""
-    if key == "zone":
-        return row.timezone, "dim"
     return row.name, ""
+
+
+def zone_label(zone: str, width: int) -> str:
+    """``zone`` in at most ``width`` cells: whole, else its last part (the place: "America/New_York" reads
+    "New_York"), else cut with an ellipsis."""
+    short = zone if len(zone) <= width else zone.rsplit("/", 1)[-1]
+    return short if len(short) <= width else short[: max(0, width - 1)] + "…"
 
 
 def blackout_cells(timezone: str) -> Callable[[BlackoutRow, str], tuple[str, str]]:
@@ -85,12 +102,12 @@ def blackout_cells(timezone: str) -> Callable[[BlackoutRow, str], tuple[str, str
 def blackout_text(row: BlackoutRow, timezone: str) -> str:
     """A blackout in one line: name, scope and period in ``timezone`` (labelled)."""
     period = f"{local_time(row.start, timezone, TIME_FORMAT)} to {local_time(row.end, timezone, TIME_FORMAT)}"
-    return f"the blackout {row.name!r} ({row.service or 'all services'}, {period} {timezone})"
+    return f"the blackout {quoted(row.name)} ({row.service or 'all services'}, {period} {timezone})"
 
 
 def window_text(row: WindowRow) -> str:
     return (
-        f"the maintenance window {row.name!r} ({row.service}, {row.rrule} at {row.start_local} "
+        f"the maintenance window {quoted(row.name)} ({row.service}, {row.rrule} at {row.start_local} "
         f"{row.timezone} for {row.duration_minutes} min)"
     )
 
@@ -134,6 +151,74 @@ _DAY = datetime(2000, 1, 2) - datetime(2000, 1, 1)
 
 # --------------------------------------------------------------------------- the forms
 
+ValuesT = TypeVar("ValuesT")
+RowT = TypeVar("RowT", WindowRow, BlackoutRow)
+
+
+class RowForm(ChangeForm[ValuesT], Generic[ValuesT, RowT]):
+    """A form that adds a row (``edited`` None) or edits one. A save refused as stale reads the row again
+    (``reload`` reads the lists underneath): the fields not typed in show its newer values, the version
+    checked is the newer one, so saving again applies what was typed over it."""
+
+    def __init__(
+        self, row: RowT | None, title: str | None, reload: Callable[[], object] | None = None
+    ) -> None:
+        super().__init__(self._store, title=title)
+        self.edited: RowT | None = row
+        self.reload = reload
+        self.shown: dict[str, str] = {}  # each text field as filled in (what counts as not typed in)
+        self.newer_shown: int | None = None  # the version a stale save took in (tests wait for it)
+        self._on_refused = self._refused_here
+
+    def filled(self, row: RowT) -> dict[str, str]:
+        """Each text field as ``row`` fills it in."""
+        raise NotImplementedError
+
+    def read_row(self, session: Session, row_id: int) -> RowT | None:
+        raise NotImplementedError
+
+    def _store(self, values: ValuesT) -> str:
+        raise NotImplementedError
+
+    def on_mount(self) -> None:
+        self.shown = {
+            name: self.text_of(name) for name in self._fields if isinstance(self.field(name), Input)
+        }
+        super().on_mount()
+
+    def error_text(self, exc: ServiceError) -> str:
+        if isinstance(exc, StaleEdit):  # who changed it, when (in the viewer's zone), that it was reloaded
+            return super(ChangeForm, self).error_text(exc)
+        return super().error_text(exc)
+
+    def _refused_here(self, exc: ServiceError) -> None:
+        if isinstance(exc, StaleEdit) and self.edited is not None:
+            if self.reload is not None:
+                self.reload()
+            self.take_newer(self.edited.id)
+
+    @work(thread=True, exclusive=True, group="row-form-newer", exit_on_error=False)
+    def take_newer(self, row_id: int) -> None:
+        with self.app.db.read_session() as session:
+            row = self.read_row(session, row_id)
+        self.app.call_from_thread(self._newer, row)
+
+    def _newer(self, row: RowT | None) -> None:
+        if row is None or not self.is_attached or self.saving:
+            return  # deleted meanwhile: saving says so
+        filled = self.filled(row)
+        typed = {name for name in self.shown if self.text_of(name) != self.shown[name]}
+        for name in self.shown:
+            if name not in typed:
+                self.field_of(name, Input).value = filled[name]
+        self.shown = {name: filled[name] if name in typed else self.text_of(name) for name in self.shown}
+        self.edited = row
+        self.took(row)
+        self.newer_shown = row.version
+
+    def took(self, row: RowT) -> None:
+        """What else the form keeps of the newer row (a hook)."""
+
 
 @dataclass(frozen=True)
 class BlackoutValues:
@@ -144,18 +229,41 @@ class BlackoutValues:
     reason: str
 
 
-class BlackoutForm(ChangeForm[BlackoutValues]):
+class BlackoutForm(RowForm[BlackoutValues, BlackoutRow]):
     """A new blackout, or one edited: name, service (blank: every service), period in the viewer's zone,
     reason; the live changes it would block show under the fields as they are typed."""
 
     TITLE = "New blackout"
     SHOW_CONFLICTS = True
 
-    def __init__(self, start: datetime, end: datetime, row: BlackoutRow | None = None) -> None:
+    def __init__(
+        self,
+        start: datetime,
+        end: datetime,
+        row: BlackoutRow | None = None,
+        reload: Callable[[], object] | None = None,
+    ) -> None:
         title = f"Edit blackout {row.id}" if row else None
-        super().__init__(self._store, title=title)
-        self.start, self.end, self.edited = start, end, row
+        super().__init__(row, title, reload)
+        self.start, self.end = start, end
         self.blocked: Blocked | None = None  # what the preview showed last (tests wait for it)
+
+    def filled(self, row: BlackoutRow) -> dict[str, str]:
+        tz = self.app.actor.timezone
+        return {
+            "name": row.name,
+            "service": row.service or "",
+            "start": local_time(row.start, tz, TIME_FORMAT),
+            "end": local_time(row.end, tz, TIME_FORMAT),
+            "reason": row.reason or "",
+        }
+
+    def read_row(self, session: Session, row_id: int) -> BlackoutRow | None:
+        return blackout_row(session, row_id)
+
+    def took(self, row: BlackoutRow) -> None:
+        self.start, self.end = row.start, row.end
+        self.schedule_preview()
 
     def compose_fields(self) -> ComposeResult:
         tz = self.app.actor.timezone
@@ -279,14 +387,26 @@ class WindowValues:
     timezone: str
 
 
-class WindowForm(ChangeForm[WindowValues]):
+class WindowForm(RowForm[WindowValues, WindowRow]):
     """A new maintenance window, or one edited: name, service, RRULE, local opening time, minutes, zone."""
 
     TITLE = "New maintenance window"
 
-    def __init__(self, row: WindowRow | None = None) -> None:
-        super().__init__(self._store, title=f"Edit window {row.id}" if row else None)
-        self.edited = row
+    def __init__(self, row: WindowRow | None = None, reload: Callable[[], object] | None = None) -> None:
+        super().__init__(row, f"Edit window {row.id}" if row else None, reload)
+
+    def filled(self, row: WindowRow) -> dict[str, str]:
+        return {
+            "name": row.name,
+            "service": row.service,
+            "rrule": row.rrule,
+            "start_local": row.start_local,
+            "duration_minutes": str(row.duration_minutes),
+            "timezone": row.timezone,
+        }
+
+    def read_row(self, session: Session, row_id: int) -> WindowRow | None:
+        return window_row(session, row_id)
 
     def compose_fields(self) -> ComposeResult:
         row = self.edited
@@ -314,6 +434,7 @@ class WindowForm(ChangeForm[WindowValues]):
 
     def on_mount(self) -> None:
         self.field("name").focus()
+        super().on_mount()
 
     def collect(self) -> WindowValues:
         minutes = self.value("duration_minutes")
@@ -369,12 +490,40 @@ class ConfirmDelete(FormScreen[bool]):
     HINT = "{windows.confirm_delete} delete · {form.cancel} keep it"
     BINDINGS = [Binding("enter,y", "save", "Delete", id="windows.confirm_delete")]
 
-    def __init__(self, question: str, save: Callable[[bool], str]) -> None:
-        super().__init__(save=save)
-        self.question = question
+    def __init__(
+        self,
+        question: str,
+        save: Callable[[bool], str],
+        reread: Callable[[], tuple[str, Callable[[bool], str]] | None] | None = None,
+    ) -> None:
+        super().__init__(save=self._delete, on_refused=self._refused_here)
+        self.question, self._deleting = question, save
+        # After a stale delete: the question and the delete of what is there now (None: nothing is).
+        self.reread = reread
+        self.newer_shown = 0  # how many times a stale delete took in the newer row (tests wait for it)
 
     def compose_fields(self) -> ComposeResult:
         yield Static(Text(strip_control(self.question), style="bold"), id="confirm-question")
+
+    def _delete(self, yes: bool) -> str:
+        return self._deleting(yes)
+
+    def _refused_here(self, exc: ServiceError) -> None:
+        if isinstance(exc, StaleEdit) and self.reread is not None:
+            self.take_newer()
+
+    @work(thread=True, exclusive=True, group="confirm-newer", exit_on_error=False)
+    def take_newer(self) -> None:
+        assert self.reread is not None
+        newer = self.reread()
+        self.app.call_from_thread(self._newer, newer)
+
+    def _newer(self, newer: tuple[str, Callable[[bool], str]] | None) -> None:
+        if newer is None or not self.is_attached or self.saving:
+            return
+        self.question, self._deleting = newer
+        self.query_one("#confirm-question", Static).update(Text(strip_control(self.question), style="bold"))
+        self.newer_shown += 1
 
     def collect(self) -> bool:
         return True
@@ -452,7 +601,9 @@ class WindowsScreen(DeskScreen):
             return
         self.lists = lists
         self.shown_generation = generation
-        self.windows_table.show_rows(WINDOW_COLUMNS, lists.windows, window_cell, keep=lambda r: r.id)
+        self.windows_table.show_rows(
+            WINDOW_COLUMNS, lists.windows, window_cell, keep=lambda r: r.id, flex_min=WINDOW_NAME_MIN
+        )
         self.blackouts_table.show_rows(
             BLACKOUT_COLUMNS, lists.blackouts, blackout_cells(self.app.actor.timezone), keep=lambda r: r.id
         )
@@ -470,25 +621,31 @@ class WindowsScreen(DeskScreen):
         return self.blackouts_table.current
 
     def _draw_info(self) -> None:
+        """The selected row in a line (a window's zone named whole), then the key hints that fit beside it
+        (the last left out first: they are in the footer too); a line too long alone ends in an ellipsis."""
         row = self.current()
-        info = Text()
         hints = fill_keys(self, " · {windows.edit} edit · {windows.delete} delete", " · ")
         if isinstance(row, BlackoutRow):
             reason = strip_control(row.reason, single_line=True) if row.reason else "none given"
-            info.append(f"{row.id}: why: {reason}")
-            info.append(hints, style="dim")
+            said = f"{row.id}: why: {reason}"
         elif isinstance(row, WindowRow):
             since = local_time(row.valid_from, row.timezone, "%Y-%m-%d")
             until = local_time(row.valid_until, row.timezone, "%Y-%m-%d") if row.valid_until else "no end"
-            info.append(f"{row.id}: valid from {since} ({row.timezone}), until {until}")
-            info.append(hints, style="dim")
+            said = f"{row.id}: opens {row.start_local} {row.timezone}; valid from {since}, until {until}"
         else:
-            info.append(fill_keys(self, "{windows.switch} other list · {windows.new_blackout} new freeze"))
-        info.no_wrap = True
-        info.overflow = "ellipsis"
+            said = fill_keys(self, "{windows.switch} other list")
+            hints = fill_keys(self, " · {windows.new_blackout} new freeze", " · ")
+        width = max(1, (self.size.width or 80) - 2)  # the line's padding
+        info = Text(said)
+        info.append(hints, style="dim")
+        info = fit_hints(info, width, " · ", keep=len(said))
+        info.truncate(width, overflow="ellipsis")  # a Static wraps a Text: cut it here, with an ellipsis
         self.query_one("#win-info", Static).update(info)
 
     def on_descendant_focus(self) -> None:
+        self._draw_info()
+
+    def on_resize(self) -> None:
         self._draw_info()
 
     # ------------------------------------------------------------------ keys
@@ -521,9 +678,9 @@ class WindowsScreen(DeskScreen):
     def action_edit(self) -> None:
         row = self.current()
         if isinstance(row, BlackoutRow):
-            self.app.push_screen(BlackoutForm(row.start, row.end, row), callback=self._after)
+            self.app.push_screen(BlackoutForm(row.start, row.end, row, self.reload), callback=self._after)
         elif isinstance(row, WindowRow):
-            self.app.push_screen(WindowForm(row), callback=self._after)
+            self.app.push_screen(WindowForm(row, self.reload), callback=self._after)
         else:
             self.app.notify("Nothing selected: pick a window or a blackout first.", markup=False)
 
@@ -532,6 +689,12 @@ class WindowsScreen(DeskScreen):
         if row is None:
             self.app.notify("Nothing selected: pick a window or a blackout first.", markup=False)
             return
+        question, save = self._deleting(row)
+        reread = self._reread_blackout if isinstance(row, BlackoutRow) else self._reread_window
+        self.app.push_screen(ConfirmDelete(question, save, lambda: reread(row.id)), callback=self._after)
+
+    def _deleting(self, row: WindowRow | BlackoutRow) -> tuple[str, Callable[[bool], str]]:
+        """The question naming ``row`` and its delete, at the version shown."""
         app = self.app
         if isinstance(row, BlackoutRow):
             question = f"Delete {blackout_text(row, app.actor.timezone)}?"
@@ -550,7 +713,21 @@ class WindowsScreen(DeskScreen):
                 )
                 return f"Window {row.id} deleted."
 
-        app.push_screen(ConfirmDelete(question, save), callback=self._after)
+        return question, save
+
+    def _reread_blackout(self, row_id: int) -> tuple[str, Callable[[bool], str]] | None:
+        """After a stale delete (in the confirmation's worker): the lists read again, and the question and
+        delete of the blackout as it is now."""
+        self.app.call_from_thread(self.reload)
+        with self.app.db.read_session() as session:
+            row = blackout_row(session, row_id)
+        return self._deleting(row) if row is not None else None
+
+    def _reread_window(self, row_id: int) -> tuple[str, Callable[[bool], str]] | None:
+        self.app.call_from_thread(self.reload)
+        with self.app.db.read_session() as session:
+            row = window_row(session, row_id)
+        return self._deleting(row) if row is not None else None
 
     def _after(self, result: object) -> None:
         if isinstance(result, str) and result:

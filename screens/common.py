@@ -28,11 +28,13 @@ def literal(text: str | None, style: str = "") -> Text:
     return Text(strip_control(text, single_line=True), style=style, no_wrap=True, overflow="ellipsis")
 
 
-def fit_hints(line: Text, width: int) -> Text:
+def fit_hints(line: Text, width: int, separator: str = "  [", keep: int = 0) -> Text:
     """A one-line bar that ends in key hints ("  [/] filter"), fitted to ``width``: the hints that do not
-    fit are left out, the last first (the keys are in the footer and help); what comes before them stays."""
+    fit are left out, the last first (the keys are in the footer and help); what comes before them stays.
+    ``separator`` is what begins each hint (" · " for hints as ``keymap.fill_keys`` joins them); the first
+    ``keep`` characters are not hints (people's text, which may hold the separator)."""
     while line.cell_len > width:
-        cut = line.plain.rfind("  [")
+        cut = line.plain.rfind(separator, keep)
         if cut <= 0:
             break
         line = line[:cut]

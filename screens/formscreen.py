@@ -93,7 +93,7 @@ class ShownError(NamedTuple):
 def stale_summary(exc: StaleEdit, timezone: str = "UTC") -> str:
     """Who changed the record and when, since the version the user saw (for messages)."""
     by = f" by {exc.who}" if exc.who else ""
-    at = f" at {local_time(exc.when, timezone, '%H:%M:%S')}" if exc.when else ""
+    at = f" at {local_time(exc.when, timezone, '%H:%M:%S')} {timezone}" if exc.when else ""
     return f"{exc.ref} was changed{by}{at} after you opened it (version {exc.expected}, now {exc.current})"
 
 

@@ -1,6 +1,7 @@
 """The CAB agenda driven by keyboard alone at 80x24: from the calendar (``C``), to the next meeting (``]``),
-a change picked and approved with a comment, recorded at that meeting; what the guards refuse is not
-offered; the minutes written as Markdown; Enter opens the change, Esc goes back."""
+a change picked and approved with a comment once that meeting is going on, recorded at it; what the guards
+refuse, and a decision at a meeting still to come, is not offered (and says why); the minutes written as
+Markdown; Enter opens the change, Esc goes back."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from itsm_tui.services import changes
 # after the clocks go forward on the 29th, Tuesday 31 March 10:00 CEST (08:00 UTC).
 TUE_24 = datetime(2026, 3, 24, 9, 0, tzinfo=UTC)
 TUE_31 = datetime(2026, 3, 31, 8, 0, tzinfo=UTC)
+NOT_YET = "the CAB of Tue {} Mar 2026 has not met yet; decisions are recorded at a"  # (wrapped)
 
 
 def build_cab(db, config, staff) -> dict[str, str]:
@@ -60,8 +62,10 @@ def desk(staff_sqlite, config):
     return db, staff, build_cab(db, config, staff)
 
 
-def make_app(db, config, actor) -> ItsmApp:
-    return ItsmApp(db, config, actor, run_scheduler=False, clock=lambda: FIXED)
+def make_app(db, config, actor, clock: list[datetime] | None = None) -> ItsmApp:
+    """The console at FIXED, or at ``clock[0]`` (a test moves it)."""
+    now = clock if clock is not None else [FIXED]
+    return ItsmApp(db, config, actor, run_scheduler=False, clock=lambda: now[0])
 
 
 def agenda_shown(app, start: datetime) -> bool:
@@ -86,7 +90,8 @@ async def open_agenda(pilot, app) -> CabScreen:
 
 async def test_approve_at_the_next_meeting_by_keyboard(desk, config):
     db, staff, refs = desk
-    app = make_app(db, config, staff["cab1"])
+    clock = [FIXED]
+    app = make_app(db, config, staff["cab1"], clock)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_agenda(pilot, app)
         # Carried over from the 10th, by planned start: the switch and firmware (Saturday 21st), mail (26th).
@@ -94,14 +99,20 @@ async def test_approve_at_the_next_meeting_by_keyboard(desk, config):
         text = screen_text(app)
         assert "CAB Tue 24 Mar 2026 09:00-10:30 UTC" in text  # in cab1's zone
         assert "Carried over from the CAB of Tue 10 Mar" in text
+        # Planned for Saturday 21st, before the meeting of the 24th: flagged; times labelled with the zone.
+        assert "Starts before this meeting: decide it earlier or move it" in text
+        assert "Planned Sat 21 Mar 2026 21:30 UTC to Sun 22 Mar 2026 00:30 UTC" in text
+        # Friday 20th: the meeting of the 24th is still to come, so nothing is decided at it yet.
+        assert NOT_YET.format(24) in text
+        assert not screen.check_action("decide", (True,)) and not screen.check_action("decide", (False,))
+        await pilot.press("a")
+        await settle(pilot)
+        assert app.screen is screen  # nothing opened
 
         await pilot.press("down")  # firmware: submitted, not assessed yet: no decision offered
         await settle(pilot)
         assert screen.current.ref == refs["firmware"]
         assert "awaits assessment" in screen_text(app)
-        await pilot.press("a")
-        await settle(pilot)
-        assert app.screen is screen  # nothing opened
 
         await pilot.press("right_square_bracket")
         await wait_until(pilot, lambda: agenda_shown(app, TUE_31), "the agenda of the 31st")
@@ -111,7 +122,13 @@ async def test_approve_at_the_next_meeting_by_keyboard(desk, config):
         await settle(pilot)
         assert screen.current.ref == refs["wifi"]
         assert "Wi-Fi controller | [b]upgrade[/b]" in screen_text(app)  # literally, not as markup
+        assert NOT_YET.format(31) in screen_text(app)
 
+        # The meeting of the 31st begins: the undecided of the 10th are carried over to it too.
+        clock[0] = TUE_31 + timedelta(minutes=15)
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: agenda_shown(app, TUE_31) and len(screen.agenda.items) == 5, "on")
+        assert screen.current.ref == refs["wifi"] and "has not met yet" not in screen_text(app)
         await pilot.press("a")
         await wait_until(pilot, lambda: isinstance(app.screen, ReasonForm), "the comment form")
         await type_into(pilot, "Tested in the lab")
@@ -121,6 +138,7 @@ async def test_approve_at_the_next_meeting_by_keyboard(desk, config):
             (refs["wifi"], "cab1", "approved")
         ]
         assert screen.current.ref == refs["wifi"] and screen.current.status == "approved"
+        assert "cab1         approved   03-31 08:15 UTC Tested in the lab" in screen_text(app)
 
     with db.read_session() as s:
         change = changes.get_change(s, refs["wifi"])
@@ -132,7 +150,7 @@ async def test_approve_at_the_next_meeting_by_keyboard(desk, config):
         assert (row.decision, row.reason, row.decided_at, row.meeting) == (
             "approved",
             "Tested in the lab",
-            FIXED,
+            TUE_31 + timedelta(minutes=15),
             TUE_31,
         )
         assert change.state == "approved"
@@ -141,7 +159,7 @@ async def test_approve_at_the_next_meeting_by_keyboard(desk, config):
 async def test_reject_needs_a_comment_minutes_open_and_back(desk, config, tmp_path, monkeypatch):
     db, staff, refs = desk
     monkeypatch.setattr("itsm_tui.screens.cab.minutes_path", lambda meeting: tmp_path / "minutes.md")
-    app = make_app(db, config, staff["cab1"])
+    app = make_app(db, config, staff["cab1"], [TUE_24 + timedelta(minutes=30)])  # during the meeting
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_agenda(pilot, app)
         assert screen.current.ref == refs["switch"]
@@ -163,7 +181,7 @@ async def test_reject_needs_a_comment_minutes_open_and_back(desk, config, tmp_pa
         assert minutes.startswith("# CAB meeting Tue 24 Mar 2026 09:00-10:30 UTC\n")
         assert (
             f"| {refs['switch']} | Replace core switch line card | cab1 | rejected | "
-            "Clashes with the firmware upgrade | 2026-03-20 12:00 |"
+            "Clashes with the firmware upgrade | 2026-03-24 09:30 UTC |"
         ) in minutes
         assert (tmp_path / "minutes.md").stat().st_mode & 0o777 == 0o600
 

@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from itsm_tui.models import AuditEvent, ChangeApproval, User
+from itsm_tui.models import AuditEvent, Change, ChangeApproval, User
 from itsm_tui.services import changes
 from itsm_tui.services import users as user_service
 from itsm_tui.services.access import PermissionDenied
@@ -182,7 +182,15 @@ def test_the_agenda_lists_its_changes_and_carries_the_undecided_over(db, config,
     )
     assert item.progress == "0 of 2 approvals; waiting for cabnet1, cabnet2"
     assert [(a.login, a.decision) for a in item.approvers] == [("cabnet1", "pending"), ("cabnet2", "pending")]
-    assert item.actions == {"approve": None, "reject": None}
+    # Monday: the meeting of the 3rd is still to come, so nothing is decided at it yet; during it, it is.
+    closed = (
+        "the CAB of Tue 03 Mar 2026 has not met yet; decisions are recorded at a meeting in progress or held "
+        "(the last: Tue 24 Feb 2026 10:00 Europe/Berlin)"
+    )
+    assert before.closed == closed and item.actions == {"approve": closed, "reject": closed}
+    with db.read_session() as s:
+        during = changes.agenda(s, config, TUE_3, cab["cabnet1"], now=TUE_3 + timedelta(minutes=30))
+    assert during.closed is None and during.items[0].actions == {"approve": None, "reject": None}
     assert before.next is not None and before.next.start == TUE_10
 
     # Wednesday: the meeting of the 3rd is over, the assessed change still undecided.
@@ -205,7 +213,7 @@ def test_the_agenda_lists_its_changes_and_carries_the_undecided_over(db, config,
 def test_a_decision_recorded_at_a_meeting_names_it_audited_and_four_eyes_hold(db, config, cab):
     ref = raise_change(db, config, cab["net1"], submitted=MON)
     assess(db, config, cab, ref, MON + timedelta(hours=1))
-    after = u(2026, 3, 4, 9)  # carried over to the meeting of the 10th
+    after = TUE_10 + timedelta(minutes=30)  # carried over to the meeting of the 10th, in progress
 
     with pytest.raises(ValidationError) as no_meeting:
         decide(db, config, cab["cabnet1"], ref, TUE_10 + timedelta(hours=1), now=after)
@@ -266,14 +274,14 @@ def test_a_decision_recorded_at_a_meeting_names_it_audited_and_four_eyes_hold(db
     later = raise_change(db, config, cab["net1"], submitted=u(2026, 3, 9, 12), title="Later")
     assess(db, config, cab, later, u(2026, 3, 9, 13))
     with pytest.raises(ValidationError, match="on the agenda of Tue 2026-03-17 10:00 Europe/Berlin"):
-        decide(db, config, cab["cabnet2"], later, TUE_10, now=u(2026, 3, 9, 14))
+        decide(db, config, cab["cabnet2"], later, TUE_10, now=after)
 
 
 def test_the_minutes_as_markdown_and_json(db, config, cab):
     title = "Swap [bold]card[/bold] | `x`"
     ref = raise_change(db, config, cab["net1"], submitted=u(2026, 3, 3, 12), title=title)
     assess(db, config, cab, ref, u(2026, 3, 3, 13))
-    at = u(2026, 3, 9, 12)  # 13:00 in Berlin
+    at = TUE_10 + timedelta(hours=1)  # 11:00 in Berlin, during the meeting
     decide(db, config, cab["cabnet1"], ref, TUE_10, comment="ok | `go`\nreally", now=at)
     with db.read_session() as s:
         agenda = changes.agenda(s, config, TUE_10, now=at)
@@ -291,14 +299,14 @@ def test_the_minutes_as_markdown_and_json(db, config, cab):
         "- Approvals: 1/2 (1 of 2 approvals; waiting for cabnet2)\n"
         "- Conflicts: none\n"
         "- Approvers:\n"
-        f"  - cabnet1: approved: {said} (2026-03-09 13:00)\n"
+        f"  - cabnet1: approved: {said} (2026-03-10 11:00 CET)\n"
         "  - cabnet2: pending\n"
         "\n"
         "## Decisions\n"
         "\n"
         "| Change | Title | Approver | Decision | Comment | At (Europe/Berlin) |\n"
         "|---|---|---|---|---|---|\n"
-        f"| {ref} | {escaped} | cabnet1 | approved | {said} | 2026-03-09 13:00 |\n"
+        f"| {ref} | {escaped} | cabnet1 | approved | {said} | 2026-03-10 11:00 CET |\n"
     )
     data = json.loads(changes.minutes(agenda, "json"))
     assert data["meeting"] == {
@@ -331,12 +339,134 @@ def test_the_minutes_as_markdown_and_json(db, config, cab):
             "login": "cabnet1",
             "decision": "approved",
             "comment": "ok | `go`\nreally",
-            "decided_at": "2026-03-09T12:00:00Z",
+            "decided_at": "2026-03-10T10:00:00Z",
         }
     ]
     text = changes.minutes(agenda, "text", timezone="UTC")
     assert text.splitlines()[:2] == ["CAB meeting Tue 10 Mar 2026 09:00-10:30 UTC", "=" * 43]
-    assert f"  {ref} approved by cabnet1 at 2026-03-09 12:00 UTC: ok | `go` really" in text
+    assert f"  {ref} approved by cabnet1 at 2026-03-10 10:00 UTC: ok | `go` really" in text
+    assert "    cabnet1: approved: ok | `go` really (2026-03-10 10:00 UTC)" in text
+    # New York has been on summer time since Sunday 8 March: 10:00 UTC is 06:00 EDT.
+    american = changes.minutes(agenda, "text", timezone="America/New_York")
+    assert f"  {ref} approved by cabnet1 at 2026-03-10 06:00 EDT: ok | `go` really" in american
+    assert "    cabnet1: approved: ok | `go` really (2026-03-10 06:00 EDT)" in american
+
+
+def test_a_change_submitted_before_meetings_is_carried_over_to_the_meeting_now(db, config, cab):
+    ref = raise_change(db, config, cab["net1"], submitted=MON)
+    assess(db, config, cab, ref, MON + timedelta(hours=1))
+    urgent = raise_change(db, config, cab["net1"], submitted=MON, change_type="emergency", title="Urgent")
+    # As a desk upgraded from before meetings has it: no meeting, no submission instant.
+    with db.session() as s:
+        s.execute(update(Change).where(Change.ref == ref).values(cab_meeting=None, submitted_at=None))
+    wednesday = u(2026, 3, 4, 9)  # the next meeting is the 10th's
+    with db.read_session() as s:
+        assert changes.get_change(s, urgent).cab_meeting is None  # an emergency change: never the CAB's
+        now_on = changes.agenda(s, config, TUE_10, now=wednesday)
+        held = changes.agenda(s, config, TUE_3, now=wednesday)
+        later = changes.agenda(s, config, TUE_17, now=wednesday)
+    assert [(i.ref, i.status, i.carried_from) for i in now_on.items] == [(ref, "awaiting decision", None)]
+    assert held.items == () and later.items == ()
+
+    during = TUE_10 + timedelta(minutes=20)
+    assert decide(db, config, cab["cabnet1"], ref, TUE_10, comment="Fine", now=during) == "assessed"
+    with db.read_session() as s:
+        assert changes.get_change(s, ref).cab_meeting == TUE_10  # decided there: on that meeting's agenda
+        assert [i.ref for i in changes.agenda(s, config, TUE_10, now=during).items] == [ref]
+        assert changes.agenda(s, config, TUE_17, now=TUE_10 + timedelta(hours=2)).items[0].ref == ref
+
+
+def test_a_decision_is_recorded_at_the_meeting_going_on_or_one_held_never_one_to_come(db, config, cab):
+    ref = raise_change(db, config, cab["net1"], submitted=MON)  # on the agenda of the 3rd
+    assess(db, config, cab, ref, MON + timedelta(hours=1))
+    wednesday = u(2026, 3, 4, 9)
+    during = TUE_10 + timedelta(minutes=10)
+    with pytest.raises(ValidationError) as coming:
+        decide(db, config, cab["cabnet1"], ref, TUE_10, now=wednesday)
+    assert (coming.value.field, str(coming.value)) == (
+        "meeting",
+        "the CAB of Tue 10 Mar 2026 has not met yet; decisions are recorded at a meeting in progress or held "
+        "(the last: Tue 03 Mar 2026 10:00 Europe/Berlin)",
+    )
+    with pytest.raises(ValidationError) as ahead:
+        decide(db, config, cab["cabnet1"], ref, TUE_17, now=during)
+    assert str(ahead.value) == (
+        "the CAB of Tue 17 Mar 2026 has not met yet; decisions are recorded at a meeting in progress or held "
+        "(in progress: Tue 10 Mar 2026 10:00 Europe/Berlin)"
+    )
+    with pytest.raises(ValidationError) as far:
+        decide(db, config, cab["cabnet1"], ref, u(9999, 12, 28, 9), now=during)
+    assert str(far.value) == "give a date between 2000-01-04 (the CAB's first meeting) and 2099-12-31"
+    with db.read_session() as s:
+        change = changes.get_change(s, ref)
+        assert change.cab_meeting == TUE_3 and {a.decision for a in change.approvals} == {"pending"}
+    # The minutes of the 3rd, written up on Wednesday: recorded at the meeting held.
+    assert decide(db, config, cab["cabnet1"], ref, TUE_3, comment="Agreed", now=wednesday) == "assessed"
+    with db.read_session() as s:
+        decisions = changes.agenda(s, config, TUE_3, now=wednesday).decisions
+    assert [(d.ref, d.login, d.decided_at) for d in decisions] == [(ref, "cabnet1", wednesday)]
+
+
+def test_meeting_days_are_bounded_by_the_schedule(config):
+    # The rule counts from Monday 3 January 2000: its first Tuesday at 10:00 in Berlin.
+    for day in ("0001-01-02", "1900-01-02", "9999-12-21", "2100-01-05"):
+        with pytest.raises(ValidationError) as refused:
+            changes.meeting_on(config, day, name="meeting")
+        assert (refused.value.field, str(refused.value)) == (
+            "meeting",
+            "give a date between 2000-01-04 (the CAB's first meeting) and 2099-12-31",
+        ), day
+    assert changes.meeting_on(config, "2000-01-04").start == u(2000, 1, 4, 9)
+    assert changes.meeting_on(config, "2099-12-29").start == u(2099, 12, 29, 9)
+
+
+def test_approvals_no_longer_asked_for_show_as_not_needed_or_moot(db, config, cab, monkeypatch, capsys):
+    from itsm_tui.cli import main
+
+    rejected = raise_change(db, config, cab["net1"], submitted=MON, title="Rejected")
+    withdrawn = raise_change(db, config, cab["net1"], submitted=MON, title="Withdrawn")
+    for ref in (rejected, withdrawn):
+        assess(db, config, cab, ref, MON + timedelta(hours=1))
+    during = TUE_3 + timedelta(minutes=30)
+    assert decide(db, config, cab["cabnet1"], rejected, TUE_3, approve=False, comment="No", now=during) == (
+        "rejected"
+    )
+    with db.session() as s:
+        changes.withdraw(s, config, cab["net1"], withdrawn, reason="Not now", now=during)
+    with db.read_session() as s:
+        agenda = changes.agenda(s, config, TUE_3, now=during)
+        views = {ref: changes.view(s, config, changes.get_change(s, ref)) for ref in (rejected, withdrawn)}
+    expected = {
+        rejected: [("cabnet1", "rejected"), ("cabnet2", "not needed")],
+        withdrawn: [("cabnet1", "moot"), ("cabnet2", "moot")],
+    }
+    assert {i.ref: [(a.login, a.label) for a in i.approvers] for i in agenda.items} == expected
+    assert {ref: [(a.login, a.shown) for a in v.approvals] for ref, v in views.items()} == expected
+    text = changes.minutes(agenda, "text")
+    assert "    cabnet2: not needed\n" in text and "    cabnet1: moot\n" in text
+    data = json.loads(changes.minutes(agenda, "json"))
+    assert [(a["decision"], a["shown"]) for a in data["items"][1]["approvers"]] == [
+        ("pending", "moot"),
+        ("pending", "moot"),
+    ]
+    monkeypatch.setattr("itsm_tui.services.users.os_login", lambda: "cabnet1")
+    assert main(["change", "show", withdrawn, "--db", db.url]) == 0
+    shown = capsys.readouterr().out
+    assert "  cabnet2      moot" in shown and "pending" not in shown
+
+
+def test_a_change_planned_to_start_before_its_meeting_is_flagged(db, config, cab):
+    # Submitted on Monday for the meeting of Tuesday 3 March, but planned for Monday night.
+    early = raise_change(db, config, cab["net1"], submitted=MON, start=u(2026, 3, 2, 20), title="Tonight")
+    later = raise_change(db, config, cab["net1"], submitted=MON, title="Saturday")
+    with db.read_session() as s:
+        agenda = changes.agenda(s, config, TUE_3, now=MON + timedelta(hours=2))
+    warning = "starts before this meeting: decide it earlier or move it"
+    assert [(i.ref, i.warning) for i in agenda.items] == [(early, warning), (later, None)]
+    assert f"- Warning: {warning}\n" in changes.minutes(agenda, "md")
+    assert f"  Warning: {warning}\n" in changes.minutes(agenda, "text")
+    data = json.loads(changes.minutes(agenda, "json"))
+    assert [i["warning"] for i in data["items"]] == [warning, None]
 
 
 # --------------------------------------------------------------------------- the command line
@@ -345,11 +475,21 @@ def test_the_minutes_as_markdown_and_json(db, config, cab):
 def test_the_agenda_and_a_decision_at_a_meeting_from_the_command_line(db, config, cab, monkeypatch, capsys):
     from itsm_tui.cli import main
 
+    def one_line_error(argv: list[str], said: str) -> str:
+        assert main(argv) == 2, argv
+        out, err = capsys.readouterr()
+        assert out == "" and len(err.strip().splitlines()) == 1 and said in err, err
+        return err
+
+    # The command line runs on the real clock: a change submitted two weeks ago is on a meeting held since.
     now = datetime.now(UTC).replace(second=0, microsecond=0)
-    ref = raise_change(db, config, cab["net1"], submitted=now, start=now + timedelta(days=20))
-    assess(db, config, cab, ref, now)
+    ref = raise_change(
+        db, config, cab["net1"], submitted=now - timedelta(days=14), start=now + timedelta(days=20)
+    )
+    assess(db, config, cab, ref, now - timedelta(days=14))
     with db.read_session() as s:
         meeting = changes.get_change(s, ref).cab_meeting
+    assert meeting < now - timedelta(days=5)
     day = meeting.astimezone(ZoneInfo("Europe/Berlin")).date()
     monkeypatch.setattr("itsm_tui.services.users.os_login", lambda: "cabnet1")
 
@@ -359,23 +499,41 @@ def test_the_agenda_and_a_decision_at_a_meeting_from_the_command_line(db, config
     assert [i["ref"] for i in data["items"]] == [ref] and data["meeting"]["start"] == instant(meeting)
 
     wednesday = day + timedelta(days=1)
-    assert main(["change", "agenda", "--db", db.url, "--date", wednesday.isoformat()]) == 2
-    out, err = capsys.readouterr()
-    assert out == "" and len(err.strip().splitlines()) == 1
+    err = one_line_error(
+        ["change", "agenda", "--db", db.url, "--date", wednesday.isoformat()], "--date: the CAB does not meet"
+    )
     assert f"does not meet on Wed {wednesday.isoformat()}" in err and f"Tue {day.isoformat()} 10:00" in err
+    # Days out of the schedule's range: one line, no traceback.
+    for far in ("0001-01-02", "9999-12-21", "1900-01-02"):
+        one_line_error(
+            ["change", "agenda", "--db", db.url, "--date", far],
+            "--date: give a date between 2000-01-04 (the CAB's first meeting) and 2099-12-31",
+        )
 
-    argv = ["change", "approve", ref, "--db", db.url, "--reason", "Fine", "--meeting", day.isoformat()]
-    assert main(argv) == 0
+    approve = ["change", "approve", ref, "--db", db.url, "--reason", "Fine", "--meeting"]
+    # No meeting that day: said of --meeting. A meeting still to come: refused, naming the last one held.
+    one_line_error([*approve, wednesday.isoformat()], "--meeting: the CAB does not meet on Wed")
+    one_line_error([*approve, "9999-12-28"], "--meeting: give a date between 2000-01-04")
+    coming = changes.meetings(config, now + timedelta(days=8), now + timedelta(days=15))[0]
+    coming_day = coming.local().date()
+    err = one_line_error(
+        [*approve, coming_day.isoformat()], f"--meeting: the CAB of {coming.local():%a %d %b %Y}"
+    )
+    assert "has not met yet" in err
+    last = changes.meetings(config, now - timedelta(days=7), now)[-1]
+    assert f"{last.local():%a %d %b %Y %H:%M} Europe/Berlin" in err
+
+    assert main([*approve, day.isoformat()]) == 0  # at the meeting held: the minutes written afterwards
     capsys.readouterr()
     with db.read_session() as s:
         change = changes.get_change(s, ref)
         decided = [(a.decision, a.meeting) for a in change.approvals if a.reason == "Fine"]
     assert decided == [("approved", meeting)]
 
-    assert (
-        main(["change", "agenda", "--db", db.url, "--date", day.isoformat(), "--timezone", "Mars/Base"]) == 2
+    one_line_error(
+        ["change", "agenda", "--db", db.url, "--date", day.isoformat(), "--timezone", "Mars/Base"],
+        "unknown time zone 'Mars/Base'",
     )
-    assert "unknown time zone 'Mars/Base'" in capsys.readouterr().err
 
 
 def test_the_agenda_reads_its_changes_along_the_meeting_index(db, config, cab):
@@ -387,9 +545,13 @@ def test_the_agenda_reads_its_changes_along_the_meeting_index(db, config, cab):
     plans = sqlite_plans(
         db, lambda s: changes.agenda(s, config, TUE_10, now=u(2026, 3, 4)), "changes.cab_meeting"
     )
-    own, carried = plans  # the meeting's own changes, and the undecided ones carried over to it
+    # The meeting's own changes, the undecided ones carried over to it, and those submitted before changes
+    # had a meeting (no cab_meeting).
+    own, carried, unplaced = plans
     assert own.startswith("SEARCH changes USING INDEX ix_changes_cab (cab_meeting=?)"), own
     # The undecided are few: by state, or by meeting then state; never the whole table.
     assert carried.startswith(
         ("SEARCH changes USING INDEX ix_changes_state", "SEARCH changes USING INDEX ix_changes_cab")
     ), carried
+    unplaced_by = "SEARCH changes USING INDEX ix_changes_cab (cab_meeting=? AND state=?)"
+    assert unplaced.startswith(unplaced_by), unplaced

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pilot_helpers import Toasts, screen_text, settle, type_into, wait_until
+from pilot_helpers import Toasts, screen_text, settle, shows, type_into, wait_until
 from sqlalchemy import select
 
 from itsm_tui.app import ItsmApp
@@ -133,19 +133,66 @@ async def test_a_stale_edit_keeps_the_text_and_saves_on_the_newer_version(desk, 
         await wait_until(pilot, lambda: isinstance(app.screen, EditChangeForm), "the edit form")
         form = app.screen
         with db.session() as s:  # meanwhile, a change manager edits it
-            changes.edit_change(s, config, staff["chm"], refs["draft"], description="Agreed with vendor.")
+            changes.edit_change(
+                s,
+                config,
+                staff["chm"],
+                refs["draft"],
+                description="Agreed with vendor.",
+                test_plan="Ask the vendor.",
+                now=FIXED,
+            )
         for _ in range(8):  # to the test plan
             await pilot.press("tab")
         assert form.focused is form.field("test")
         await type_into(pilot, "Ping the switch.")
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: form.error_shown is not None, "the refusal")
-        assert "was changed by" in form.error_shown and app.screen is form
-        assert form.text_of("test") == "Ping the switch."  # kept
+        assert app.screen is form and form.error_shown.message.startswith(
+            f"Not saved: {refs['draft']} was changed by Chm (chm) at 12:00:00 UTC after you opened it"
+        )
+        assert "It has been reloaded underneath; save again" in form.error_shown.message
+        await wait_until(pilot, lambda: form.newer_shown == 2, "the newer version taken in")
+        assert form.text_of("test") == "Ping the switch."  # typed: kept
+        assert form.text_of("description") == "Agreed with vendor."  # not typed in: the newer value
+        assert form.text_of("title") == "The draft change"
         await pilot.press("ctrl+s")  # again: on the version now shown
         await wait_until(pilot, lambda: isinstance(app.screen, ChangeScreen), "saved")
     change = change_of(db, refs["draft"])
-    assert (change.description, change.test_plan) == ("Agreed with vendor.", "Ping the switch.")
+    assert (change.description, change.test_plan, change.version) == (
+        "Agreed with vendor.",
+        "Ping the switch.",
+        3,
+    )
+
+
+async def test_editing_an_assessed_change_keeps_its_risk_and_sends_it_back(desk, config):
+    db, staff, refs = desk
+    with db.session() as s:
+        changes.assess(s, config, staff["chm"], refs["switch"], now=FIXED)
+    app = app_for(db, config, staff["chm"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_change(pilot, app, refs["switch"])
+        await pilot.press("E")
+        await wait_until(pilot, lambda: isinstance(app.screen, EditChangeForm), "the edit form")
+        form = app.screen
+        await wait_until(pilot, lambda: shows(app, "Saving sends it back"), "the note")
+        assert (
+            "Saving sends it back to be assessed again: the CAB's decisions so far are cleared" in form.note
+        )
+        assert form.field("risk").disabled  # the assessment's
+        await retype(pilot, "The switch change, first half")
+        await pilot.press("ctrl+s")
+        await wait_until(
+            pilot, lambda: app.screen is screen and screen.view.state == "submitted", "sent back"
+        )
+        assert "Assessment asked again: chm edited the change after its assessment" in shown(app)
+    change = change_of(db, refs["switch"])
+    assert (change.title, change.state, change.risk) == (
+        "The switch change, first half",
+        "submitted",
+        "medium",
+    )
 
 
 async def test_withdraw_with_an_optional_reason(desk, config):

@@ -322,38 +322,126 @@ def test_past_the_draft_an_edit_meets_blackouts_and_tells_conflicts(db, config, 
     act(db, config, changes.edit_change, staff["net1"], draft, start=SAT_NIGHT + timedelta(days=5, hours=1))
 
 
-def test_an_edit_asks_the_approvers_again(db, config, cab):
-    ref = new_change(db, config, cab["net1"])
-    act(db, config, changes.submit, cab["net1"], ref)
-    act(db, config, changes.assess, cab["chm"], ref)
-    act(db, config, changes.approve, cab["cab1"], ref, reason="Fine by me")
-    before = told(db, ref)
-    assert sorted(before) == ["cab1", "cab2", "chm"]  # the change manager asked to assess it, the CAB
-
-    def decisions() -> dict[str, str]:
-        with db.read_session() as s:
-            change = changes.get_change(s, ref)
-            return {s.get(User, a.approver_id).login: a.decision for a in change.approvals}
-
-    assert decisions() == {"cab1": "approved", "cab2": "pending"}
-    # A title is not what they decided on: nothing is asked again.
-    act(db, config, changes.edit_change, cab["chm"], ref, title="Replace the line card")
-    assert decisions() == {"cab1": "approved", "cab2": "pending"}
-    # A new window is: cab1's approval is reset, and both are asked again.
-    state, _ = act(db, config, changes.edit_change, cab["chm"], ref, start=SAT_NIGHT + timedelta(days=7))
-    assert state == "assessed" and decisions() == {"cab1": "pending", "cab2": "pending"}
-    again = told(db, ref)
-    for login in ("cab1", "cab2"):
-        assert len(again[login]) == len(before[login]) + 1
-        assert "was edited (window; 2026-03-14 22:00 to 2026-03-15 00:00 UTC)" in again[login][-1]
-    (reset,) = [new for _, name, _, new in audit_rows(db, ref, "edit") if name == "approvals"]
-    assert reset == "reset (window edited; given: cab1 (approved)); 2 of 2 must approve again: cab1, cab2"
+@pytest.fixture
+def managers(db, cab):
+    """cab1, cab2 and a second change manager (chm2), who is told what chm does."""
+    with db.session() as s:
+        user_service.add_user(s, actor_login="admin1", login="chm2", roles=["change_manager"], groups=[])
     with db.read_session() as s:
-        notices = changes.view(s, config, changes.get_change(s, ref)).notices
-    assert "Approval asked again: chm edited the change at 2026-03-02 09:00 UTC" in " ".join(notices)
-    # cab2 made the implementer: four eyes take cab2 off the approvers.
-    act(db, config, changes.edit_change, cab["chm"], ref, implementer="cab2")
-    assert decisions() == {"cab1": "pending"}
+        return cab | {"chm2": user_service.resolve_actor(s, "chm2")}
+
+
+def decisions(db, ref) -> dict[str, str]:
+    with db.read_session() as s:
+        change = changes.get_change(s, ref)
+        return {s.get(User, a.approver_id).login: a.decision for a in change.approvals}
+
+
+def test_any_edit_of_an_assessed_change_sends_it_back_to_be_assessed_again(db, config, managers):
+    ref = new_change(db, config, managers["net1"])
+    act(db, config, changes.submit, managers["net1"], ref)
+    act(db, config, changes.assess, managers["chm"], ref)
+    act(db, config, changes.approve, managers["cab1"], ref, reason="Fine by me")
+    assert decisions(db, ref) == {"cab1": "approved", "cab2": "pending"}
+    before = told(db, ref)
+    # Even the title: the CAB decides on the change as it was assessed.
+    state, version = act(db, config, changes.edit_change, managers["chm"], ref, title="Replace the line card")
+    assert (state, version, decisions(db, ref)) == ("submitted", 4, {})  # a decision is no version
+    assert [row for row in audit_rows(db, ref, "edit") if row[1] in ("approvals", "state")] == [
+        (
+            "edit",
+            "approvals",
+            None,
+            "reset (edited after assessment: title; given: cab1 (approved); pending: cab2); to be assessed "
+            "again",
+        ),
+        ("edit", "state", "assessed", "submitted"),
+    ]
+    after = told(db, ref)
+    assert after["chm2"][len(before["chm2"]) :] == [
+        f"{ref} edited after its assessment (title): assess it again for the CAB: Replace the line card"
+    ]
+    for login in ("cab1", "cab2"):
+        assert after[login][len(before[login]) :] == [
+            f"{ref} was edited after its assessment (title): your approval is no longer asked; it is "
+            f"assessed again first: Replace the line card"
+        ]
+    assert len(after["chm"]) == len(before["chm"])  # who edited it is not told
+    with db.read_session() as s:
+        shown = changes.view(s, config, changes.get_change(s, ref))
+    assert (
+        "Assessment asked again: chm edited the change after its assessment at 2026-03-02 09:00 UTC, and the "
+        "CAB decides on the change as assessed"
+    ) in shown.notices
+    with pytest.raises(ServiceError):  # nobody is asked: nothing to decide until it is assessed again
+        act(db, config, changes.approve, managers["cab2"], ref)
+    # Assessed again: both asked afresh; a second edit is a new request to the change managers.
+    act(db, config, changes.assess, managers["chm"], ref)
+    assert decisions(db, ref) == {"cab1": "pending", "cab2": "pending"}
+    act(db, config, changes.edit_change, managers["chm"], ref, implementation_plan="Swap both cards.")
+    assert told(db, ref)["chm2"][-1] == (
+        f"{ref} edited after its assessment (implementation plan): assess it again for the CAB: Replace the "
+        f"line card"
+    )
+    assert len(told(db, ref)["chm2"]) == len(before["chm2"]) + 2
+    # A change in a blackout or in the past is refused whole, still assessed.
+    act(db, config, changes.assess, managers["chm"], ref)
+    with pytest.raises(ValidationError, match="in the past"):
+        act(db, config, changes.edit_change, managers["chm"], ref, start=NOW - timedelta(days=1))
+    with db.read_session() as s:
+        assert changes.get_change(s, ref).state == "assessed"
+
+
+def test_an_assessed_risk_is_the_assessments_and_an_edit_never_changes_it(db, config, managers):
+    ref = new_change(db, config, managers["net1"], risk="high")
+    act(db, config, changes.edit_change, managers["net1"], ref, risk="medium")  # a draft: proposed
+    act(db, config, changes.submit, managers["net1"], ref)
+    act(db, config, changes.edit_change, managers["net1"], ref, risk="high")  # submitted: proposed still
+    one_service = {"services": "one", "backout": "yes", "window": "no", "failures": "no", "users": "no"}
+    state, version = act(db, config, changes.assess, managers["chm"], ref, answers=one_service)
+    with db.read_session() as s:
+        change = changes.get_change(s, ref)
+        assert (state, change.risk, change.risk_score) == ("assessed", "low", 0)  # 0 points: low
+    refusal = f"{ref} was assessed: its risk is the assessment's; assess it again to change it"
+    with pytest.raises(ValidationError) as refused:
+        act(db, config, changes.edit_change, managers["chm"], ref, risk="high", title="Anything")
+    assert (refused.value.field, str(refused.value)) == ("risk", refusal)
+    # The same risk is no change: nothing is written.
+    assert act(db, config, changes.edit_change, managers["chm"], ref, risk="low") == ("assessed", version)
+    # Four services now: sent back; score and answers kept until assessed again, whose suggestion is new.
+    act(db, config, changes.edit_change, managers["chm"], ref, targets=["network, erp, crm, vpn"])
+    with db.read_session() as s:
+        change = changes.get_change(s, ref)
+        assert (change.state, change.risk, change.risk_score) == ("submitted", "low", 0)
+        asked = changes.questionnaire(s, config, change, NOW)
+    (services,) = [q for q in asked.questions if q.id == "services"]
+    assert (services.answer, services.recorded, services.suggested) == ("one", True, "more than three")
+    # Sent back, it still was assessed: who raised it may edit it again, but not its risk.
+    with pytest.raises(ValidationError, match="was assessed: its risk is the assessment's"):
+        act(db, config, changes.edit_change, managers["net1"], ref, risk="high")
+    four = one_service | {"services": "more than three"}
+    act(db, config, changes.assess, managers["chm"], ref, answers=four)
+    with db.read_session() as s:
+        change = changes.get_change(s, ref)
+        assert (change.risk, change.risk_score) == ("medium", 4)  # 4 points: medium (from 3), not low
+    act(db, config, changes.approve, managers["cab1"], ref)
+    with db.read_session() as s:  # medium: [approval] rule "all", not low's quorum of one
+        assert changes.get_change(s, ref).state == "assessed"
+
+
+def test_an_emergency_change_being_decided_has_its_approvers_asked_again(db, config, managers):
+    ref = new_change(db, config, managers["net1"], change_type="emergency")
+    act(db, config, changes.submit, managers["net1"], ref)
+    before = told(db, ref)
+    later = SAT_NIGHT + timedelta(days=1)
+    state, _ = act(db, config, changes.edit_change, managers["chm"], ref, start=later)
+    assert state == "submitted"
+    again = told(db, ref)
+    assert len(again["chm2"]) == len(before["chm2"]) + 1
+    assert again["chm2"][-1] == (
+        f"Emergency change {ref} awaits your approval: edited (window; 2026-03-08 22:00 to 2026-03-09 00:00 "
+        f"UTC): Replace core switch line card"
+    )
 
 
 # --------------------------------------------------------------------------- withdraw and cancel
@@ -494,3 +582,18 @@ def test_the_command_line_edits_withdraws_and_cancels(db, config, staff, monkeyp
     assert (shown["state"], shown["cancel_reason"]) == ("withdrawn", "Done otherwise")
     code, out, err = run_as(monkeypatch, capsys, "net1", "change", "show", ref, "--db", db.url)
     assert "Withdrawn:    Done otherwise" in out
+
+
+def test_the_command_line_never_edits_an_assessed_risk(db, config, staff, monkeypatch, capsys):
+    ref = new_change(db, config, staff["net1"])
+    bring_to(db, config, staff, ref, "assessed", SAT_NIGHT)
+    code, out, err = run_as(
+        monkeypatch, capsys, "chm", "change", "edit", ref, "--risk", "low", "--db", db.url
+    )
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and err.endswith(
+        f"{ref} was assessed: its risk is the assessment's; assess it again to change it\n"
+    )
+    with db.read_session() as s:
+        change = changes.get_change(s, ref)
+        assert (change.state, change.risk, change.version) == ("assessed", "medium", 3)

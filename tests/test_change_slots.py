@@ -231,6 +231,16 @@ def test_bad_requests_are_refused_in_one_line(db, config, staff):
         with pytest.raises(ValidationError) as refused:
             find(db, config, **kw)
         assert refused.value.field == field and "\n" not in str(refused.value), kw
+    # From ten years ahead (3653 days after Monday 2 March 2026) at most: a later start is refused, not
+    # overflowed.
+    assert find(db, config, targets=["crm"], after=datetime(2036, 3, 2, 9, tzinfo=UTC), count=1)
+    for far in (datetime(2036, 3, 2, 9, 1, tzinfo=UTC), datetime(9999, 12, 1, tzinfo=UTC)):
+        with pytest.raises(ValidationError) as refused:
+            find(db, config, after=far)
+        assert (refused.value.field, str(refused.value)) == (
+            "after",
+            "look for slots from a date between now and 2036-03-02",
+        )
 
 
 # --------------------------------------------------------------------------- against a walker
@@ -435,6 +445,7 @@ def test_the_command_line_prints_the_slots_in_the_zone_asked_for(db, db_url, con
         for bad, said in (
             (["--count", "0"], "count: ask for 1 to 20 slots, not 0"),
             (["--timezone", "Mars/Olympus"], "timezone: unknown time zone 'Mars/Olympus'"),
+            (["--after", "9999-12-01T00:00:00Z"], "after: look for slots from a date between now and "),
         ):
             assert main([*argv, *bad]) == 2
             out, err = capsys.readouterr()

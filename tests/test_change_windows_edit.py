@@ -264,8 +264,8 @@ def test_a_new_freeze_tells_each_owner_once_and_the_other_managers_once(db, conf
         f"blackout:{blackout_id}:v1:change:{ids[refs['inside']]}",
     ]
     assert told(db, "net1")[0][1] == (
-        f"{refs['over_start']} is inside the change freeze 'Year end' (service network, 2026-12-20 00:00 to "
-        f"2026-12-27 00:00 UTC); move it out of the freeze"
+        f"{refs['over_start']} is inside the change freeze "
+        '"Year end" (service network, 2026-12-20 00:00 to 2026-12-27 00:00 UTC); move it out of the freeze'
     )
     assert told(db, "app1") == []  # the email change is not in a network freeze
     assert [key for key, _ in told(db, "chm2")] == [f"blackout:{blackout_id}:v1"]
@@ -375,6 +375,31 @@ def test_the_command_line_lists_what_a_freeze_blocks_and_a_dry_run_saves_nothing
     )
     assert main(["change", "delete-window", "1", "--db", db_url]) == 0
     assert capsys.readouterr().out.startswith("window 1 deleted: Sat: network: ")
+
+
+def test_an_edit_of_a_window_or_blackout_with_nothing_to_change_is_refused(
+    db, db_url, config, cast, monkeypatch, capsys
+):
+    monkeypatch.setattr("itsm_tui.services.users.os_login", lambda: "chm")
+    blackout_id = str(add_freeze(db, config, cast["chm"]))
+    window_id = str(add_window(db, config, cast["chm"])[0])
+    capsys.readouterr()
+    for argv, options in (
+        (["edit-blackout", blackout_id], "--name, --reason, --service, --start, --end"),
+        (["edit-blackout", blackout_id, "--dry-run"], "--name, --reason, --service, --start, --end"),
+        (
+            ["edit-window", window_id],
+            "--name, --service, --rrule, --start, --minutes, --timezone, --valid-until",
+        ),
+    ):
+        assert main(["change", *argv, "--db", db_url]) == 2, argv
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert captured.err == f"itsm: error: give at least one field to change ({options})\n", argv
+    with db.read_session() as s:  # nothing written
+        assert s.get(Blackout, int(blackout_id)).version == 1
+        assert s.get(MaintenanceWindow, int(window_id)).version == 1
+    assert audit_of(db, "blackout", int(blackout_id))[1:] == []
 
 
 def test_what_a_freeze_blocks_is_read_along_the_changes_window_index(db, config, around):

@@ -111,7 +111,7 @@ async def test_a_new_freeze_lists_what_it_blocks_saves_tells_and_is_deleted(desk
                 .where(User.login == "net1", Notification.kind == "change_conflict")
             ).all()
         assert told == [
-            f"{ref} is inside the change freeze 'Spring freeze' (service network, 2026-03-24 23:00 to "
+            f'{ref} is inside the change freeze "Spring freeze" (service network, 2026-03-24 23:00 to '
             f"2026-03-25 23:00 UTC); move it out of the freeze"
         ]
         # Edit it: the form holds what it is; shortened to end before the change, it blocks nothing.
@@ -139,7 +139,7 @@ async def test_a_new_freeze_lists_what_it_blocks_saves_tells_and_is_deleted(desk
         # Delete it: the form names it, and Enter says yes.
         await pilot.press("d")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDelete), "the confirmation")
-        assert shows(app, "Delete the blackout 'Spring freeze' (network, 2026-03-25 00:00 to")
+        assert shows(app, 'Delete the blackout "Spring freeze" (network, 2026-03-25 00:00 to')
         assert shows(app, "2026-03-25 12:00 Europe/Berlin)?")
         await pilot.press("enter")
         await wait_until(pilot, lambda: app.screen is screen and screen.up_to_date, "the list again")
@@ -218,10 +218,112 @@ async def test_a_window_is_added_edited_and_deleted_by_keyboard(desk, config):
             )
         await pilot.press("d")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDelete), "the confirmation")
-        assert shows(app, "Delete the maintenance window 'Network nights'")
+        assert shows(app, 'Delete the maintenance window "Network nights"')
         await pilot.press("y")
         await wait_until(
             pilot, lambda: app.screen is screen and not screen.windows_table.rows, "the row gone"
         )
         with db.read_session() as s:
             assert s.scalar(select(MaintenanceWindow.id)) is None
+
+
+async def test_a_stale_blackout_edit_or_delete_takes_the_newer_version(desk, config):
+    db, staff, _ = desk
+    with db.session() as s:
+        blackout_id = changes.add_blackout(
+            s,
+            staff["chm"],
+            name="Spring freeze",
+            service="network",
+            start=datetime(2026, 3, 24, 23, 0, tzinfo=UTC),
+            end=datetime(2026, 3, 25, 23, 0, tzinfo=UTC),
+            config=config,
+            now=FIXED,
+        ).id
+
+    def meanwhile(**kw) -> None:  # another console saves first
+        with db.session() as s:
+            changes.edit_blackout(s, staff["chm"], blackout_id, config=config, now=FIXED, **kw)
+
+    actor = replace(staff["chm"], timezone="Europe/Berlin")
+    app = ItsmApp(db, config, actor, run_scheduler=False, clock=lambda: FIXED)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_windows(pilot, app)
+        await pilot.press("e")
+        await wait_until(pilot, lambda: isinstance(app.screen, BlackoutForm), "the edit form")
+        edit = app.screen
+        assert isinstance(edit, BlackoutForm)
+        meanwhile(name="Quarter freeze", reason="Finance close")
+        for _ in range(3):  # to the end
+            await pilot.press("tab")
+        await replace_text(pilot, "2026-03-25 12:00")
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: edit.newer_shown == 2, "the newer version taken in")
+        assert app.screen is edit and edit.error_shown is not None
+        assert f"blackout {blackout_id} was changed by Chm (chm) at 13:00:00 Europe/Berlin" in (
+            edit.error_shown.message
+        )
+        assert "It has been reloaded underneath" in edit.error_shown.message
+        assert (edit.value("name"), edit.value("reason")) == ("Quarter freeze", "Finance close")
+        assert (edit.value("start"), edit.value("end")) == ("2026-03-25 00:00", "2026-03-25 12:00")
+        await pilot.press("ctrl+s")  # again: on the newer version, what was typed over it
+        await wait_until(pilot, lambda: app.screen is screen, "saved")
+        with db.read_session() as s:
+            blackout = s.get(Blackout, blackout_id)
+            assert (blackout.version, blackout.name) == (3, "Quarter freeze")
+            assert blackout.reason == "Finance close"
+            assert blackout.ends_at == datetime(2026, 3, 25, 11, 0, tzinfo=UTC)
+        await wait_until(
+            pilot, lambda: screen.up_to_date and screen.blackouts_table.rows[0].version == 3, "the lists"
+        )
+        await pilot.press("d")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDelete), "the confirmation")
+        confirm = app.screen
+        assert isinstance(confirm, ConfirmDelete) and shows(app, "Quarter freeze")
+        meanwhile(name="Renamed freeze")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: confirm.newer_shown == 1, "the newer blackout named")
+        assert app.screen is confirm and shows(app, "Renamed freeze") and not shows(app, "Quarter freeze")
+        await pilot.press("enter")  # the blackout as it is now
+        await wait_until(pilot, lambda: app.screen is screen, "deleted")
+        with db.read_session() as s:
+            assert s.get(Blackout, blackout_id) is None
+
+
+async def test_a_stale_window_edit_takes_the_newer_version(desk, config):
+    db, staff, _ = desk
+    with db.session() as s:
+        window_id = changes.add_window(
+            s,
+            staff["chm"],
+            name="Network nights",
+            service="network",
+            rrule="FREQ=DAILY",
+            start_local="22:00",
+            duration_minutes=120,
+            timezone="UTC",
+            config=config,
+            now=FIXED,
+        ).id
+    app = ItsmApp(db, config, staff["chm"], run_scheduler=False, clock=lambda: FIXED)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_windows(pilot, app)
+        await pilot.press("tab")  # to the windows' list
+        await pilot.press("e")
+        await wait_until(pilot, lambda: isinstance(app.screen, WindowForm), "the window form")
+        form = app.screen
+        assert isinstance(form, WindowForm)
+        with db.session() as s:  # meanwhile, renamed elsewhere
+            changes.edit_window(s, staff["chm"], window_id, config=config, name="Network late", now=FIXED)
+        for _ in range(4):
+            await pilot.press("tab")  # name, service, rule, opening time: to the minutes
+        await replace_text(pilot, "90")
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: form.newer_shown == 2, "the newer version taken in")
+        assert app.screen is form and "at 12:00:00 UTC" in form.error_shown.message
+        assert (form.value("name"), form.value("duration_minutes")) == ("Network late", "90")
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: app.screen is screen, "saved")
+    with db.read_session() as s:
+        window = s.get(MaintenanceWindow, window_id)
+        assert (window.version, window.name, window.duration_minutes) == (3, "Network late", 90)

@@ -457,7 +457,7 @@ def test_a_blackout_blocks_normal_and_standard_changes_and_nothing_is_written(db
     for r in (ref, std):
         with pytest.raises(ChangeBlocked) as blocked:
             act(db, config, changes.submit, cab["net1"], r)
-        assert "change freeze 'Quarter close'" in str(blocked.value) and "every service" in str(blocked.value)
+        assert 'change freeze "Quarter close"' in str(blocked.value) and "every service" in str(blocked.value)
         assert state_of(db, r) == "draft"
     assert len(audit_rows(db, ref)) == before
     with pytest.raises(ValidationError, match="only an emergency change may override"):

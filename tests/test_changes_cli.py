@@ -93,6 +93,7 @@ def test_the_lifecycle_from_the_command_line(db_url, staff, capsys, as_login, ba
         "decision": "approved",
         "reason": "Fine",
         "decided_at": None,
+        "shown": "approved",
     }
     as_login("chm")
     code, out, err = run(capsys, "change", "schedule", ref, "--db", db_url, "--expected-version", "1")
@@ -228,7 +229,7 @@ def test_conflicts_blackouts_and_the_emergency_override(db_url, staff, capsys, a
     as_login("net1")
     frozen = create(capsys, db_url, freeze_day + timedelta(hours=1))["ref"]
     code, out, err = run(capsys, "change", "submit", frozen, "--db", db_url)
-    assert code == 2 and "change freeze 'Audit week'" in err
+    assert code == 2 and 'change freeze "Audit week"' in err
     code, out, err = run(
         capsys,
         "change",

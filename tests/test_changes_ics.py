@@ -148,6 +148,6 @@ def test_an_export_span_with_too_many_occurrences_of_a_window_is_refused(
     assert main(["change", "export", "--db", db_url, "--ics", str(target), *span]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and not target.exists()
-    assert "'Nightly backup window' (FREQ=DAILY) has more than 4000 occurrences" in err
+    assert '"Nightly backup window" (FREQ=DAILY) has more than 4000 occurrences' in err
     assert main(["change", "export", "--db", db_url, "--ics", str(target), "--from", "2026-01-01"]) == 0
     assert "maintenance-window occurrences" in capsys.readouterr().out

@@ -4,7 +4,9 @@ stdout or stderr. JSON output carries them escaped (``\\u001b``), as JSON does.
 
 The text stored is an OSC 2 sequence (it would retitle the terminal) and an SGR colour (it would paint
 everything after it red), in a display name, titles, descriptions, a requester, replies and notes,
-plans, a change freeze's name and reason, a window's name and a refusal's message.
+plans, a change freeze's name and reason, a window's name and a refusal's message. The one-line fields of
+changes (a title, a window's or a freeze's name) refuse control characters now: theirs are written as an
+older desk or SQL would have stored them.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from access_helpers import run_as
+from sqlalchemy import update
 
+from itsm_tui.models import Blackout, Change, MaintenanceWindow
 from itsm_tui.services import access_log, changes, tickets
 from itsm_tui.services import users as user_service
 
@@ -53,7 +57,7 @@ def desk(staff_sqlite, config):
             config,
             staff["chm"],
             change_type="normal",
-            title=f"Change {EVIL}",
+            title="Change",
             description=f"Why {EVIL}",
             targets=["network"],
             start=now + timedelta(hours=2),
@@ -65,7 +69,7 @@ def desk(staff_sqlite, config):
         changes.add_window(
             s,
             staff["chm"],
-            name=f"Window {EVIL}",
+            name="Window",
             service="network",
             rrule="FREQ=WEEKLY;BYDAY=SA",
             start_local="22:00",
@@ -76,12 +80,18 @@ def desk(staff_sqlite, config):
         changes.add_blackout(
             s,
             staff["chm"],
-            name=f"Freeze {EVIL}",
+            name="Freeze",
             start=now + timedelta(days=30),
             end=now + timedelta(days=31),
             reason=f"Because {EVIL}",
             config=config,
         )
+        for model, column, text in (
+            (Change, "title", "Change"),
+            (MaintenanceWindow, "name", "Window"),
+            (Blackout, "name", "Freeze"),
+        ):
+            s.execute(update(model).values({column: f"{text} {EVIL}"}))
     access_log.record_refusal(db, login="mal", action="demo --force", detail=f"Refused {EVIL}")
     return db
 

@@ -207,8 +207,10 @@ def test_a_user_cannot_bring_rules_of_their_own(host: Host) -> None:
     ):
         code, _out, err = host.run(admin, *argv)
         assert code == 0, (argv, err)
-    rules = (host.source / "data" / "changes.toml").read_text().replace(
-        "high = { rule = 'all' }", "high = { rule = 'quorum', quorum = 1 }"
+    rules = (
+        (host.source / "data" / "changes.toml")
+        .read_text()
+        .replace("high = { rule = 'all' }", "high = { rule = 'quorum', quorum = 1 }")
     )
     own = host.base / "home" / agent / "rules"
     own.mkdir()

@@ -32,15 +32,16 @@ def _zone(args: argparse.Namespace, fallback: str) -> str:
     return zone
 
 
-def _meeting(desk: Desk, day: date | None) -> Meeting:
+def _meeting(desk: Desk, day: date | None, option: str = "--date") -> Meeting:
+    """The meeting of ``day`` (``option`` names where it was given), default the one going on or next."""
     from itsm_tui.services import changes
 
     if day is None:
         return changes.current_meeting(desk.config)
     try:
-        return changes.meeting_on(desk.config, day.isoformat())
+        return changes.meeting_on(desk.config, day, name=option.removeprefix("--"))
     except ValidationError as exc:
-        raise CliError(f"--date: {exc}") from None
+        raise CliError(f"{option}: {exc}") from None
 
 
 @with_desk
@@ -65,20 +66,25 @@ def decision(approve: bool, fallback: Handler, result: Result) -> Handler:
     def with_meeting(desk: Desk, args: argparse.Namespace) -> int:
         from itsm_tui.services import changes
 
-        meeting = _meeting(desk, args.meeting)
+        meeting = _meeting(desk, args.meeting, "--meeting")
         with desk.db.session() as session:
             actor = desk.actor(session)
             ref = changes.get_change(session, args.ref).ref
-            changes.record_decision(
-                session,
-                desk.config,
-                actor,
-                ref,
-                approve=approve,
-                comment=args.reason,
-                meeting_start=meeting.start,
-                expected_version=args.expected_version,
-            )
+            try:
+                changes.record_decision(
+                    session,
+                    desk.config,
+                    actor,
+                    ref,
+                    approve=approve,
+                    comment=args.reason,
+                    meeting_start=meeting.start,
+                    expected_version=args.expected_version,
+                )
+            except ValidationError as exc:
+                if exc.field != "meeting":
+                    raise
+                raise CliError(f"--meeting: {exc}") from None
             show = result(desk, session, actor, ref)
         return show(args)
 

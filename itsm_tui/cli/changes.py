@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from itsm_tui.cli import cab
 from itsm_tui.cli.desk import CliError, Desk, Handler, with_desk
 from itsm_tui.cli.output import local, plain, print_table
-from itsm_tui.services.errors import ValidationError
+from itsm_tui.services.errors import ServiceError, ValidationError
 from itsm_tui.services.jsondata import jsonable
 
 if TYPE_CHECKING:
@@ -70,7 +70,8 @@ def _print_change(view: ChangeView, tz: str) -> None:
         print("\nApprovals:")
         for a in view.approvals:
             when = local(a.decided_at, tz) if a.decided_at else ""
-            print(f"  {plain(a.login):<12} {a.decision:<9} {when}  {plain(a.reason or '')}".rstrip())
+            shown = a.shown or a.decision
+            print(f"  {plain(a.login):<12} {shown:<10} {when}  {plain(a.reason or '')}".rstrip())
     for label, text in view.plans():
         print(f"\n{label}:\n{plain(text)}")
     if view.conflicts:
@@ -215,8 +216,11 @@ def cmd_change_create(desk: Desk, args: argparse.Namespace) -> int:
             implementer=args.implementer,
         )
         ref = change.ref
-        if args.submit:
-            changes.submit(session, desk.config, actor, ref, override_reason=args.override_reason)
+        if args.submit:  # one transaction: a refused submit leaves no draft behind either
+            try:
+                changes.submit(session, desk.config, actor, ref, override_reason=args.override_reason)
+            except ServiceError as refusal:
+                raise refusal.explained(f"nothing was saved: {refusal}") from None
         result = _change_result(desk, session, actor, ref)
     return result(args)
 
@@ -537,10 +541,19 @@ def cmd_change_add_blackout(desk: Desk, args: argparse.Namespace) -> int:
     return 0
 
 
+def _some_field(args: argparse.Namespace, fields: tuple[str, ...]) -> None:
+    """An edit of a window or a blackout changes something: with no field given it is refused, as
+    ``change edit`` is, before the desk is touched."""
+    if all(getattr(args, name) is None for name in fields):
+        options = ", ".join("--" + name.replace("_", "-") for name in fields)
+        raise CliError(f"give at least one field to change ({options})")
+
+
 @with_desk
 def cmd_change_edit_blackout(desk: Desk, args: argparse.Namespace) -> int:
     from itsm_tui.services import changes
 
+    _some_field(args, ("name", "reason", "service", "start", "end"))
     service = args.service
     if service is not None and service.strip().lower() in ("", "all"):
         service = ""  # every service
@@ -569,6 +582,7 @@ def cmd_change_edit_blackout(desk: Desk, args: argparse.Namespace) -> int:
 def cmd_change_edit_window(desk: Desk, args: argparse.Namespace) -> int:
     from itsm_tui.services import changes
 
+    _some_field(args, ("name", "service", "rrule", "start", "minutes", "timezone", "valid_until"))
     # Not given: kept; "": no end.
     valid_until = changes.KEEP if args.valid_until is None else (args.valid_until or None)
     with desk.db.session() as session:

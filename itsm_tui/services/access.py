@@ -56,7 +56,7 @@ PERMISSIONS: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "change.approve": (("cab_member", "change_manager"), "approve or reject a normal change"),
     "change.approve_emergency": (("change_manager",), "approve an emergency change"),
-    "change.manage": (("change_manager",), "schedule, override and close changes"),
+    "change.manage": (("change_manager",), "manage changes, maintenance windows and change freezes"),
     "report.read": (tuple(ROLES), "read reports and KPIs"),
     "report.access": (("shift_lead", "process_manager", "admin"), "read the access review"),
     "user.admin": (("admin",), "add users and change roles"),
@@ -74,8 +74,16 @@ PERMISSIONS: dict[str, tuple[tuple[str, ...], str]] = {
 class PermissionDenied(ServiceError):
     """The acting user lacks a permission; the message names the role(s) that have it."""
 
-    def __init__(self, permission: str, user_roles: Iterable[str], detail: str | None = None) -> None:
-        roles, action = PERMISSIONS[permission]
+    def __init__(
+        self,
+        permission: str,
+        user_roles: Iterable[str],
+        detail: str | None = None,
+        *,
+        action: str | None = None,
+    ) -> None:
+        roles, what = PERMISSIONS[permission]
+        action = action or what  # the step refused ("assess CHG0000012"), else what the permission is for
         self.permission = permission
         self.needed_roles = roles
         have = ", ".join(sorted(user_roles)) or "no role"
@@ -112,8 +120,9 @@ def has_permission(roles: Iterable[str], permission: str) -> bool:
     return any(role in allowed for role in roles)
 
 
-def require(roles: Iterable[str], permission: str) -> None:
-    """Raise :class:`PermissionDenied` unless one of ``roles`` holds ``permission``."""
+def require(roles: Iterable[str], permission: str, *, action: str | None = None) -> None:
+    """Raise :class:`PermissionDenied` unless one of ``roles`` holds ``permission``; ``action`` names the
+    step refused ("You may not assess CHG0000012: ...") where the permission covers several."""
     roles = list(roles)
     if not has_permission(roles, permission):
-        raise PermissionDenied(permission, roles)
+        raise PermissionDenied(permission, roles, action=action)

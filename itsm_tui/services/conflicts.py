@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from itsm_tui.models import Blackout, Change, ChangeTarget, MaintenanceWindow, User
 from itsm_tui.services import jsondata
 from itsm_tui.services.errors import ServiceError
+from itsm_tui.text import strip_control
 
 # States in which a change holds its slot on the calendar (drafts are tentative, the rest are over).
 LIVE_STATES = ("submitted", "assessed", "approved", "scheduled", "implementing")
@@ -139,9 +140,9 @@ class Conflict:
             return f"{who} implements both {refs[0]} and {refs[1]} during {span}"
         if self.kind == "blackout":
             name, scope, *override = self.detail
-            head = f"{refs[0]} is inside the change freeze {name!r} ({scope}, {span})"
+            head = f"{refs[0]} is inside the change freeze {quoted(name)} ({scope}, {span})"
             if self.severity == "overridden":
-                return f"{head}; emergency override: {override[0]}"
+                return f"{head}; emergency override: {strip_control(override[0], single_line=True)}"
             if override == ["emergency"]:
                 return (
                     f"{head}; an emergency change may go ahead only with an override reason recorded by a "
@@ -149,9 +150,8 @@ class Conflict:
                 )
             return f"{head}; move it out of the freeze"
         service = self.resource.removeprefix("service ")
-        return (
-            f"{refs[0]} ({span}) is outside every maintenance window of service {service} ({self.detail[0]})"
-        )
+        names = strip_control(self.detail[0], single_line=True)
+        return f"{refs[0]} ({span}) is outside every maintenance window of service {service} ({names})"
 
     @property
     def span(self) -> str:
@@ -167,7 +167,7 @@ class Conflict:
         span = self.span
         bare = self.resource.removeprefix("service ").removeprefix("CI ").removeprefix("implementer ")
         if self.kind == "blackout":
-            what, bare = f"in freeze {self.detail[0]!r}", "in a freeze"
+            what, bare = f"in freeze {quoted(self.detail[0])}", "in a freeze"
         elif self.kind == "outside_window":
             what, bare = f"outside the windows of {bare}", f"outside {bare}"
         elif self.kind == "overlap" and self.detail:
@@ -201,6 +201,12 @@ class Conflict:
             "end": jsondata.instant(self.end),
             "message": self.message,
         }
+
+
+def quoted(name: str) -> str:
+    """A name of people's choosing in a sentence: in double quotes, one line, control characters shown
+    (``^[``), never a Python repr, so that every screen and command prints the same literal text."""
+    return f'"{strip_control(name, single_line=True)}"'
 
 
 def _short_ref(ref: str) -> str:
@@ -242,8 +248,9 @@ class TooManyOccurrences(ServiceError):
 
     def __init__(self, window: WindowSpec, start: datetime, end: datetime) -> None:
         super().__init__(
-            f"window {window.name!r} ({window.rrule}) has more than {MAX_OCCURRENCES} occurrences between "
-            f"{_minute(start.astimezone(UTC))} and {_minute(end.astimezone(UTC))} UTC; ask for a shorter span"
+            f"window {quoted(window.name)} ({window.rrule}) has more than {MAX_OCCURRENCES} occurrences "
+            f"between {_minute(start.astimezone(UTC))} and {_minute(end.astimezone(UTC))} UTC; ask for a "
+            f"shorter span"
         )
 
 

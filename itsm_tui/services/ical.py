@@ -54,8 +54,10 @@ class ExportSummary:
 
 
 def escape(text: str | None) -> str:
-    """A TEXT value: backslash, semicolon, comma and newline escaped; control characters made visible."""
-    value = strip_control(text or "").replace("\r\n", "\n").replace("\r", "\n")
+    """A TEXT value: backslash, semicolon, comma and newline escaped; control characters made visible (ESC as
+    ``^[``) and tabs made spaces, so that no control character but the escaped newline is written."""
+    lines = (text or "").replace("\r\n", "\n").replace("\r", "\n")  # a CR line end is no ^M
+    value = strip_control(lines).replace("\t", " ")
     return value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from itsm_tui.models import User
 from itsm_tui.services.errors import ValidationError
+from itsm_tui.text import strip_control
 
 if TYPE_CHECKING:
     from itsm_tui.config import DeskConfig
@@ -24,6 +25,16 @@ def required_title(title: str | None, hint: str, limit: int) -> str:
     if len(title) > limit:
         raise ValidationError("title", f"the title is {len(title)} characters; keep it within {limit}")
     return title
+
+
+def one_line(value: str, field: str, what: str) -> str:
+    """``value`` unless it holds a line break, a tab or another control character: ``what`` ("the title", "a
+    window's name") is one line of printable characters, shown as typed wherever it appears."""
+    if strip_control(value, single_line=True) != value:
+        raise ValidationError(
+            field, f"{what} is one line of printable characters: no line break, tab or control character"
+        )
+    return value
 
 
 def known_service(config: DeskConfig, service: str, field: str = "service") -> str:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from itsm_tui.db import conflict_insert, rowcount
 from itsm_tui.models import GroupMembership, Notification, RoleMembership, User, utcnow
+from itsm_tui.text import strip_control
 
 PG_CHANNEL = "itsm_notifications"
 KINDS = (
@@ -36,10 +37,12 @@ KINDS = (
 def notify_many(session: Session, rows: list[dict]) -> int:
     """Write notifications (dicts of Notification columns); an existing (user, event) is skipped.
 
-    Returns how many were new.
+    Returns how many were new. A message is kept as one line with its control characters made visible
+    (``^[``): it carries people's text (a title, a name), and it is stored and shown as it was written.
     """
     if not rows:
         return 0
+    rows = [{**row, "message": strip_control(row["message"], single_line=True)} for row in rows]
     stmt = conflict_insert(session, Notification).on_conflict_do_nothing(
         index_elements=["user_id", "event_key"]
     )

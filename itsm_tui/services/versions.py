@@ -58,9 +58,20 @@ class LostRace(StaleEdit):
         self.args = (f"{race} at the same moment; nothing of yours was saved: reload it and try again",)
 
 
+class UnknownVersion(StaleEdit):
+    """A save based on a version the record never reached (a mistyped ``--expected-version``): nobody
+    changed it since, there is simply no such version."""
+
+    def __init__(self, ref: str, expected: int, current: int) -> None:
+        super().__init__(ref, expected, current, None, None)
+        self.args = (f"there is no version {expected} of {ref} (it is at version {current})",)
+
+
 def _stale(
     session: Session, entity_type: str, record_id: int, ref: str, expected: int, current: int
 ) -> StaleEdit:
+    if expected > current:
+        return UnknownVersion(ref, expected, current)
     last = audit.last_change(session, entity_type, record_id)
     who, when = last if last else (None, None)
     return StaleEdit(ref, expected, current, who, when)

@@ -4,17 +4,20 @@ The CAB meets by the rule of changes.toml ``[cab]`` (a recurrence on local time,
 windows are: :func:`.conflicts.occurrences`, so a Tuesday 10:00 Europe/Berlin meeting stays 10:00 local
 across daylight-saving changes). A normal change submitted at least ``cutoff_hours`` before a meeting is put
 on that meeting's agenda (``Change.cab_meeting``, set by :func:`.lifecycle.submit`); one still undecided
-(submitted or assessed) once its meeting is over is carried over to the next meeting from now. A decision
-recorded at a meeting (:func:`record_decision`) is an approver's decision (:func:`.approvals.decide`, its
-guard and four eyes) that also names the meeting (``ChangeApproval.meeting``); the change then belongs to
-that meeting's agenda. :func:`minutes` writes an agenda as text, Markdown or JSON.
+(submitted or assessed) once its meeting is over is carried over to the next meeting from now, and so is one
+submitted before changes had a meeting (``cab_meeting`` NULL). A decision recorded at a meeting
+(:func:`record_decision`) is an approver's decision (:func:`.approvals.decide`, its guard and four eyes) that
+also names the meeting (``ChangeApproval.meeting``); the change then belongs to that meeting's agenda. It is
+recorded at the meeting going on or at one already held (minutes written afterwards), never at one still to
+come (:func:`decision_refusal`). Meeting days lie between the schedule's first meeting and :data:`LAST_DAY`.
+:func:`minutes` writes an agenda as text, Markdown or JSON.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -27,6 +30,7 @@ from itsm_tui.services.changes.approvals import approval_progress, decide, requi
 from itsm_tui.services.changes.approvers import counted
 from itsm_tui.services.changes.helpers import _note, _now, _set
 from itsm_tui.services.changes.permissions import available_actions
+from itsm_tui.services.changes.presenter import decision_label
 from itsm_tui.services.changes.reading import _logins, get_change, planned_of
 from itsm_tui.services.changes.rules import PRE_IMPLEMENTATION
 from itsm_tui.services.conflicts import Conflict, WindowSpec
@@ -42,6 +46,9 @@ DECISIONS_LIMIT = 500
 # The rule's occurrences are counted from here (the phase of a rule with INTERVAL > 1).
 _ANCHOR = datetime(2000, 1, 3, tzinfo=UTC)  # a Monday
 UNDECIDED = ("submitted", "assessed")
+# The days a meeting is looked for on: from the rule's anchor to a bound far enough for any plan.
+LAST_DAY = date(2099, 12, 31)
+EARLY = "starts before this meeting: decide it earlier or move it"
 STATUS = {"submitted": "awaiting assessment", "assessed": "awaiting decision"}
 FORMATS = ("text", "md", "json")
 
@@ -73,6 +80,11 @@ class ApproverState:
     decided_at: datetime | None
     meeting: datetime | None  # the meeting it was recorded at, if any
     counts: bool = True  # False: who raised or implements the change (their decision never counts)
+    shown: str = ""  # the decision as shown (presenter.decision_label): ... not needed, moot
+
+    @property
+    def label(self) -> str:
+        return self.shown or self.decision
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,7 @@ class AgendaItem:
     version: int
     # approve / reject -> None when the viewer may take it now, else why not (the guards' words)
     actions: dict[str, str | None] = field(default_factory=dict)
+    warning: str | None = None  # EARLY: undecided, and planned to start before this meeting
 
     @property
     def tally(self) -> str:
@@ -120,6 +133,7 @@ class AgendaItem:
                 {
                     "login": a.login,
                     "decision": a.decision,
+                    "shown": a.label,
                     "comment": a.comment,
                     "decided_at": _when(a.decided_at),
                     "meeting": _when(a.meeting),
@@ -130,6 +144,7 @@ class AgendaItem:
             "progress": self.progress,
             "approvals": self.tally,
             "carried_over_from": _when(self.carried_from),
+            "warning": self.warning,
             "version": self.version,
         }
 
@@ -155,6 +170,7 @@ class Agenda:
     next: Meeting | None
     current: bool  # the meeting in progress or the next one: undecided changes are carried over to it
     truncated: bool = False
+    closed: str | None = None  # why no decision is recorded at this meeting now (decision_refusal)
 
     def as_json(self) -> dict:
         return {
@@ -256,9 +272,21 @@ def neighbour(config: DeskConfig, start: datetime, step: int) -> Meeting | None:
     return _first_from(config, start + timedelta(minutes=1))
 
 
+def _within_schedule(config: DeskConfig, name: str, day: date) -> None:
+    """A ValidationError unless ``day`` lies between the schedule's first meeting and :data:`LAST_DAY`."""
+    first = _first_from(config, _ANCHOR)
+    first_day = first.local().date() if first is not None else _ANCHOR.date()
+    if not first_day <= day <= LAST_DAY:
+        raise ValidationError(
+            name,
+            f"give a date between {first_day:%Y-%m-%d} (the CAB's first meeting) and {LAST_DAY:%Y-%m-%d}",
+        )
+
+
 def meeting_at(config: DeskConfig, start: datetime) -> Meeting:
     """The meeting starting at ``start``; a ValidationError naming the nearest meetings if none does."""
     start = start.astimezone(UTC)
+    _within_schedule(config, "meeting", start.date())
     found = [m for m in meetings(config, start, start + timedelta(minutes=1)) if m.start == start]
     if found:
         return found[0]
@@ -267,25 +295,27 @@ def meeting_at(config: DeskConfig, start: datetime) -> Meeting:
     )
 
 
-def meeting_on(config: DeskConfig, day: datetime | str, timezone: str | None = None) -> Meeting:
-    """The first meeting on a local day (``YYYY-MM-DD`` or a date, in ``timezone``, default the CAB's)."""
-    from datetime import date as date_type
-
+def meeting_on(
+    config: DeskConfig, day: date | str, timezone: str | None = None, *, name: str = "date"
+) -> Meeting:
+    """The first meeting on a local day (``YYYY-MM-DD`` or a date, in ``timezone``, default the CAB's);
+    ``name`` is the field a refusal names."""
     zone = ZoneInfo(timezone or config.changes.cab.timezone)
     if isinstance(day, str):
         try:
-            day_value = date_type.fromisoformat(day.strip())
+            day_value = date.fromisoformat(day.strip())
         except ValueError:
-            raise ValidationError("date", f"{day!r} is not a date (YYYY-MM-DD)") from None
+            raise ValidationError(name, f"{day!r} is not a date (YYYY-MM-DD)") from None
     else:
         day_value = day.date() if isinstance(day, datetime) else day
+    _within_schedule(config, name, day_value)
     begin = datetime.combine(day_value, datetime.min.time(), zone)
     found = meetings(config, begin.astimezone(UTC), (begin + timedelta(days=1)).astimezone(UTC))
     found = [m for m in found if m.local(str(zone)).date() == day_value]
     if found:
         return found[0]
     raise ValidationError(
-        "date", f"the CAB does not meet on {day_value:%a %Y-%m-%d}; {_nearest(config, begin)}"
+        name, f"the CAB does not meet on {day_value:%a %Y-%m-%d}; {_nearest(config, begin)}"
     )
 
 
@@ -293,7 +323,26 @@ def _nearest(config: DeskConfig, at: datetime) -> str:
     before, after = _last_before(config, at), _first_from(config, at)
     zone = config.changes.cab.timezone
     said = [f"{m.local():%a %Y-%m-%d %H:%M}" for m in (before, after) if m is not None]
-    return f"the nearest meetings are {' and '.join(said)} {zone}" if said else "it never meets"
+    return f"the nearest meetings are {' and '.join(said)} {zone}" if said else "it has no meeting near then"
+
+
+def decision_refusal(config: DeskConfig, meeting: Meeting, now: datetime | None = None) -> str | None:
+    """Why no decision may be recorded at ``meeting`` at ``now``, or None: decisions are recorded at the
+    meeting in progress, or at one already held (minutes written afterwards), never at one still to come.
+    :func:`record_decision` enforces it; :func:`agenda` says it (``Agenda.closed``, the items' actions)."""
+    now = _now(now)
+    if meeting.start <= now:
+        return None
+    going = _first_from(config, now, started=True)
+    if going is not None and going.start <= now:
+        instead = f"in progress: {going.local():%a %d %b %Y %H:%M} {going.timezone}"
+    else:
+        last = _last_before(config, now)
+        instead = f"the last: {last.local():%a %d %b %Y %H:%M} {last.timezone}" if last else "none held yet"
+    return (
+        f"the CAB of {meeting.local():%a %d %b %Y} has not met yet; decisions are recorded at a meeting in "
+        f"progress or held ({instead})"
+    )
 
 
 # --------------------------------------------------------------------------- the agenda
@@ -311,8 +360,9 @@ def agenda(
     now: datetime | None = None,
 ) -> Agenda:
     """The agenda of the meeting starting at ``meeting_start``: the changes on it (and, for the meeting in
-    progress or next, those carried over from earlier meetings still undecided), by planned start, each
-    with its risk, window, conflicts and approvers; then the decisions recorded at the meeting.
+    progress or next, those carried over from earlier meetings, or from none, still undecided), by planned
+    start, each with its risk, window, conflicts, approvers and whether it starts before the meeting; then
+    the decisions recorded at the meeting.
 
     Read along ``ix_changes_cab`` (the meeting, then the state), at most :data:`AGENDA_LIMIT` changes."""
     now = _now(now)
@@ -337,11 +387,19 @@ def agenda(
                 .limit(AGENDA_LIMIT + 1)
             )
         )
+        # Submitted before changes had a meeting: awaiting the CAB all the same (the same index).
+        carried += session.scalars(
+            select(Change)
+            .where(Change.cab_meeting.is_(None), Change.state.in_(UNDECIDED), Change.change_type == "normal")
+            .order_by(Change.planned_start, Change.id)
+            .limit(AGENDA_LIMIT + 1)
+        )
     rows = sorted(own + carried, key=lambda c: (c.planned_start or datetime.max.replace(tzinfo=UTC), c.id))
     truncated = len(rows) > AGENDA_LIMIT
     rows = rows[:AGENDA_LIMIT]
     users = _logins(session, {a.approver_id for c in rows for a in c.approvals})
-    items = tuple(_item(session, config, c, meeting, users, actor, now) for c in rows)
+    closed = decision_refusal(config, meeting, now)
+    items = tuple(_item(session, config, c, meeting, users, actor, now, closed) for c in rows)
     return Agenda(
         meeting=meeting,
         items=items,
@@ -350,6 +408,7 @@ def agenda(
         next=neighbour(config, meeting.start, 1),
         current=is_current,
         truncated=truncated,
+        closed=closed,
     )
 
 
@@ -361,6 +420,7 @@ def _item(
     users: dict[int, tuple[str, str]],
     actor: Actor | None,
     now: datetime,
+    closed: str | None = None,
 ) -> AgendaItem:
     live = change.state in (*PRE_IMPLEMENTATION, "implementing")
     found: list[Conflict] = []
@@ -378,6 +438,7 @@ def _item(
             a.decided_at,
             a.meeting,
             a.id in counting,
+            decision_label(a.decision, change.state),
         )
         for a in sorted(change.approvals, key=lambda a: (users.get(a.approver_id, ("", ""))[0], a.id))
     )
@@ -386,7 +447,9 @@ def _item(
     actions: dict[str, str | None] = {}
     if actor is not None:
         offered = available_actions(session, config, actor, change, now)
-        actions = {name: offered.get(name) for name in ("approve", "reject")}
+        actions = {name: offered.get(name) or closed for name in ("approve", "reject")}
+    starts = change.planned_start
+    early = change.state in UNDECIDED and starts is not None and starts < meeting.start
     carried = (
         change.cab_meeting if change.cab_meeting is not None and change.cab_meeting < meeting.start else None
     )
@@ -410,6 +473,7 @@ def _item(
         carried_from=carried,
         version=change.version,
         actions=actions,
+        warning=EARLY if early else None,
     )
 
 
@@ -453,9 +517,14 @@ def record_decision(
     audited)."""
     now = _now(now)
     meeting = meeting_at(config, meeting_start)
+    refusal = decision_refusal(config, meeting, now)
+    if refusal is not None:
+        raise ValidationError("meeting", refusal)
     change = get_change(session, ref)
     on = change.cab_meeting
-    if change.change_type == "normal" and (on is None or on > meeting.start):
+    # One submitted before changes had a meeting is on the agenda of any meeting while undecided.
+    legacy = on is None and change.state in UNDECIDED
+    if change.change_type == "normal" and not legacy and (on is None or on > meeting.start):
         where = "it is on no CAB agenda"
         if on is not None:
             where = f"it is on the agenda of {on.astimezone(ZoneInfo(meeting.timezone)):%a %Y-%m-%d %H:%M}"
@@ -515,7 +584,8 @@ def _window(item: AgendaItem, zone: ZoneInfo, name: str) -> str:
 
 
 def _at(value: datetime | None, zone: ZoneInfo) -> str:
-    return f"{value.astimezone(zone):%Y-%m-%d %H:%M}" if value is not None else "-"
+    """An instant in ``zone``, labelled with the zone's abbreviation there and then (CET, CEST, EST)."""
+    return f"{value.astimezone(zone):%Y-%m-%d %H:%M %Z}" if value is not None else "-"
 
 
 def minutes(agenda: Agenda, fmt: str = "md", timezone: str | None = None) -> str:
@@ -545,6 +615,8 @@ def minutes(agenda: Agenda, fmt: str = "md", timezone: str | None = None) -> str
         score = f" (score {item.risk_score})" if item.risk_score is not None else ""
         lines.append(f"{bullet}Type: {item.change_type}; state: {item.status}; risk: {item.risk}{score}")
         lines.append(f"{bullet}Window: {_window(item, zone, name)}")
+        if item.warning:
+            lines.append(f"{bullet}Warning: {item.warning}")
         if item.carried_from is not None:
             lines.append(f"{bullet}Carried over from: {item.carried_from.astimezone(zone):%a %Y-%m-%d}")
         lines.append(f"{bullet}Approvals: {item.tally} ({esc(item.progress)})")
@@ -561,7 +633,7 @@ def minutes(agenda: Agenda, fmt: str = "md", timezone: str | None = None) -> str
                 said = f": {esc(a.comment)}" if a.comment else ""
                 when = f" ({_at(a.decided_at, zone)})" if a.decided_at else ""
                 never = " (does not count: raised or implements it)" if not a.counts else ""
-                lines.append(f"  {bullet}{esc(a.login)}: {a.decision}{said}{when}{never}")
+                lines.append(f"  {bullet}{esc(a.login)}: {a.label}{said}{when}{never}")
     lines += ["", "## Decisions" if md else "Decisions", ""]
     if not agenda.decisions:
         lines.append("No decisions recorded at this meeting.")
@@ -578,7 +650,5 @@ def minutes(agenda: Agenda, fmt: str = "md", timezone: str | None = None) -> str
     else:
         for d in agenda.decisions:
             said = f": {esc(d.comment)}" if d.comment else ""
-            lines.append(
-                f"  {d.ref} {d.decision} by {esc(d.login)} at {_at(d.decided_at, zone)} {name}{said}"
-            )
+            lines.append(f"  {d.ref} {d.decision} by {esc(d.login)} at {_at(d.decided_at, zone)}{said}")
     return "\n".join(lines) + "\n"

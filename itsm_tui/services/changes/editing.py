@@ -2,10 +2,12 @@
 
 An edit changes only what it is given, each field audited, with the checks of :func:`.creating.create_change`
 (a standard change only within its template); past the draft, a new window, new targets or another
-implementer are checked as submit checks them (a blackout blocks, conflicts are told) and ask the approvers
-again: the decisions given so far were given for the change as it was. Withdrawn and cancelled are end
-states: the change frees its slot on the calendar, and approvals still pending are moot (the guards refuse
-every decision on a change in those states).
+implementer are checked as submit checks them (a blackout blocks, conflicts are told). The CAB decides on a
+normal change as it was assessed: any edit of an assessed change sends it back to the change managers to be
+assessed again (its decisions and pending approvals cleared), and its risk is the assessment's, never the
+edit's. An emergency change being decided has its approvers asked again when its window, targets or
+implementer change. Withdrawn and cancelled are end states: the change frees its slot on the calendar, and
+approvals still pending are moot (the guards refuse every decision on a change in those states).
 """
 
 from __future__ import annotations
@@ -13,14 +15,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
 from itsm_tui.config import DeskConfig
-from itsm_tui.models import Change, ChangeApproval, ChangeTarget, User
+from itsm_tui.models import Change, ChangeTarget, User
 from itsm_tui.services import audit, notifications
-from itsm_tui.services.changes.approvals import required_approvals
-from itsm_tui.services.changes.approvers import approver_notice, emergency_pool, normal_pool
+from itsm_tui.services.changes.approvers import approver_notice, emergency_pool
 from itsm_tui.services.changes.creating import preview
 from itsm_tui.services.changes.helpers import (
     _finish,
@@ -30,6 +32,7 @@ from itsm_tui.services.changes.helpers import (
     _now,
     _set,
     _validate_title,
+    a_kind,
     parse_targets,
 )
 from itsm_tui.services.changes.lifecycle import _check_blocking, _not_in_past
@@ -42,7 +45,7 @@ from itsm_tui.services.changes.permissions import begin
 from itsm_tui.services.changes.reading import _login_of, _logins, _planned_window, _target_text, get_change
 from itsm_tui.services.changes.rules import RISKS
 from itsm_tui.services.conflicts import Conflict
-from itsm_tui.services.errors import ServiceError, ValidationError
+from itsm_tui.services.errors import ValidationError
 from itsm_tui.services.users import Actor
 
 PLANS = ("implementation_plan", "backout_plan", "test_plan")
@@ -60,6 +63,20 @@ class _Edit:
     targets: list[tuple[str, str | None]] | None
     implementer: User | object | None  # UNSET: not given; None: cleared
     window: tuple[datetime, datetime] | None
+
+
+class _Assessable(Protocol):
+    @property
+    def state(self) -> str: ...
+    @property
+    def risk_score(self) -> int | None: ...
+
+
+def assessed_risk(change: _Assessable) -> bool:
+    """Whether the risk of ``change`` (a change or its view) is its assessment's: assessed, or scored by the
+    questionnaire and sent back to be assessed again. An edit never changes it; before the assessment the
+    risk is what who raised the change proposes."""
+    return change.state == "assessed" or change.risk_score is not None
 
 
 def _checked(
@@ -98,7 +115,7 @@ def _checked(
             if name in given and not given[name]:
                 raise ValidationError(
                     name,
-                    f"a {change.change_type} change past its draft keeps an implementation plan and a "
+                    f"{a_kind(change.change_type)} change past its draft keeps an implementation plan and a "
                     f"back-out plan",
                 )
     wanted_risk = None
@@ -108,6 +125,11 @@ def _checked(
             raise ValidationError("risk", f"the risk must be one of {', '.join(RISKS)}, not {wanted_risk!r}")
         if template is not None and wanted_risk != template.risk:
             raise ValidationError("risk", f"template {template.code} is pre-approved at risk {template.risk}")
+        if wanted_risk != change.risk and assessed_risk(change):
+            raise ValidationError(
+                "risk",
+                f"{change.ref} was assessed: its risk is the assessment's; assess it again to change it",
+            )
     parsed = None
     if targets is not None:
         parsed = parse_targets(config, list(targets))
@@ -159,7 +181,9 @@ def edit_change(
     alone keeps the length), each field audited.
 
     Past the draft, a new window, targets or implementer are checked as submit checks them (a blackout
-    blocks: :class:`ChangeBlocked`; conflicts are told) and its approvers are asked again."""
+    blocks: :class:`ChangeBlocked`; conflicts are told). An assessed normal change, edited in any way, goes
+    back to be assessed again (:func:`_reassess`); an emergency change being decided has its approvers asked
+    again. Once assessed, the risk is the assessment's: ``risk`` is refused (:class:`ValidationError`)."""
     now = _now(now)
     change = begin(session, config, actor, ref, "edit", expected_version, now)
     edit = _checked(
@@ -180,11 +204,13 @@ def edit_change(
     # One write at the end (a flush midway would count as a version of its own).
     with session.no_autoflush:
         changed: list[str] = []  # what the approvers decided on and is no longer so
+        edited: list[str] = []  # every field that changed (an assessed change is assessed again)
         for name, value in (("title", edit.title), ("description", edit.description), ("risk", edit.risk)):
-            if value is not None:
-                _set(session, change, name, value, actor, now, action="edit")
+            if value is not None and _set(session, change, name, value, actor, now, action="edit"):
+                edited.append(name)
         for name, value in edit.plans.items():
-            _set(session, change, name, value, actor, now, action="edit")
+            if _set(session, change, name, value, actor, now, action="edit"):
+                edited.append(name.replace("_", " "))
         if edit.window is not None:
             moved = _set(session, change, "planned_start", edit.window[0], actor, now, action="edit")
             moved = _set(session, change, "planned_end", edit.window[1], actor, now, action="edit") or moved
@@ -198,13 +224,68 @@ def edit_change(
                 changed.append("implementer")
         if not session.is_modified(change) and not changed:
             return change  # nothing to change: nothing is written
+        found: list[Conflict] = []
         if change.state != "draft" and changed:
             if "window" in changed:
                 _not_in_past(change, now)
             found = _check_blocking(session, config, change, "changed so")
+        if change.change_type == "normal" and change.state == "assessed":
+            _reassess(session, change, actor, [*edited, *changed] or ["edited"], now)
+        elif change.state != "draft" and changed:
             _ask_again(session, config, change, actor, changed, now)
-            notify_conflicts(session, found, now)
+        notify_conflicts(session, found, now)
     return _finish(session, change, expected_version, now)
+
+
+def _reassess(session: Session, change: Change, actor: Actor, edited: list[str], now: datetime) -> None:
+    """An assessed normal change edited: the CAB decides on the change as it was assessed, so it goes back
+    to the change managers (submitted) to be assessed again. The decisions given so far and the approvals
+    still pending are cleared (audited, as a move's reset is: :func:`.approvals.send_back`); whom the
+    assessment asked are told their approval is no longer asked, the change managers to assess it again. Its
+    risk, score and answers stay until that assessment (whose suggestions read the change as edited)."""
+    what = ", ".join(edited)
+    asked = [a.approver_id for a in change.approvals]
+    decided = [a for a in change.approvals if a.decision != "pending"]
+    names = _logins(session, asked)
+    given = ", ".join(sorted(f"{_login_of(names, a.approver_id)} ({a.decision})" for a in decided))
+    pending = sorted(
+        str(_login_of(names, a.approver_id)) for a in change.approvals if a.decision == "pending"
+    )
+    change.approvals.clear()
+    audit.record_for(
+        session,
+        "change",
+        change,
+        actor.id,
+        now,
+        "edit",
+        "approvals",
+        f"reset (edited after assessment: {what}; given: {given or 'none'}; pending: "
+        f"{', '.join(pending) or 'none'}); to be assessed again",
+    )
+    _move(session, change, "submitted", actor, now, action="edit")
+    notifications.notify(
+        session,
+        asked,
+        kind="change_approval",
+        event_key=f"change_approval:{change.id}:edit:{change.version}",
+        entity=("change", change.id),
+        message=f"{change.ref} was edited after its assessment ({what}): your approval is no longer asked; "
+        f"it is assessed again first: {change.title}",
+        now=now,
+        exclude=actor.id,
+    )
+    notifications.notify(
+        session,
+        notifications.users_with_roles(session, ["change_manager"]),
+        kind="change_approval",
+        event_key=f"change_assess:{change.id}:edit:{change.version}",
+        entity=("change", change.id),
+        message=f"{change.ref} edited after its assessment ({what}): assess it again for the CAB: "
+        f"{change.title}",
+        now=now,
+        exclude=actor.id,
+    )
 
 
 def _set_targets(
@@ -225,62 +306,17 @@ def _set_targets(
 def _ask_again(
     session: Session, config: DeskConfig, change: Change, actor: Actor, changed: list[str], now: datetime
 ) -> None:
-    """The approvers of a change being decided were asked about it as it was: its decisions so far are reset
-    and whom the rule now names (its services or implementer may have changed) are asked again, as a move
-    asks them (:func:`.approvals.send_back`). A standard change is pre-approved; a normal change not yet
-    assessed has nobody asked yet."""
+    """The approvers of an emergency change being decided were asked about it as it was: its decisions so far
+    are reset and whom the rule now names (its services or implementer may have changed) are asked again, as
+    a move asks them (:func:`.approvals.send_back`). A standard change is pre-approved; a normal change not
+    yet assessed has nobody asked yet (an assessed one is assessed again: :func:`_reassess`)."""
+    if change.change_type != "emergency":
+        return
     what = ", ".join(changed)
     start, end = _planned_window(change)
     window = f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
-    if change.change_type == "emergency":
-        pool = list(emergency_pool(session, config, change).asked)
-        change.approvals.clear()  # an emergency change's rows are its decisions
-        audit.record_for(
-            session,
-            "change",
-            change,
-            actor.id,
-            now,
-            "edit",
-            "approvals",
-            f"asked again ({what} edited): " + (", ".join(sorted(_names(session, pool))) or "nobody"),
-        )
-        notify_emergency_approval(
-            session,
-            pool,
-            change.id,
-            change.ref,
-            f"edited ({what}; {window}): {change.title}",
-            change.requested_by_id,
-            now,
-            exclude=actor.id,
-            round_key=f"edit:{change.version}",
-        )
-        notice = approver_notice(session, config, change)
-        if notice is not None:
-            notify_unapprovable(session, config, change, notice, now, exclude=actor.id)
-        return
-    if change.change_type != "normal" or change.state != "assessed":
-        return
-    pool = list(normal_pool(session, config, change).asked)
-    if not pool:
-        raise ServiceError(
-            f"nobody could approve {change.ref} as edited: who raised or implements a change never approves "
-            f"it; give someone else the cab_member role (itsm user role LOGIN --add cab_member)"
-        )
-    decided = [a for a in change.approvals if a.decision != "pending"]
-    names = _logins(session, [*pool, *(a.approver_id for a in decided)])
-    given = ", ".join(sorted(f"{_login_of(names, a.approver_id)} ({a.decision})" for a in decided))
-    keep = set(pool)
-    for approval in list(change.approvals):
-        if approval.approver_id in keep:
-            approval.decision, approval.reason, approval.decided_at = "pending", None, None
-        else:
-            change.approvals.remove(approval)
-    for user_id in sorted(keep - {a.approver_id for a in change.approvals}):
-        change.approvals.append(ChangeApproval(approver_id=user_id, decision="pending"))
-    needed = required_approvals(config, len(pool), change.risk)
-    asked = ", ".join(sorted(str(_login_of(names, u)) for u in pool))
+    pool = list(emergency_pool(session, config, change).asked)
+    change.approvals.clear()  # an emergency change's rows are its decisions
     audit.record_for(
         session,
         "change",
@@ -289,20 +325,22 @@ def _ask_again(
         now,
         "edit",
         "approvals",
-        f"reset ({what} edited; given: {given or 'none'}); "
-        f"{needed} of {len(pool)} must approve again: {asked}",
+        f"asked again ({what} edited): " + (", ".join(sorted(_names(session, pool))) or "nobody"),
     )
-    notifications.notify(
+    notify_emergency_approval(
         session,
         pool,
-        kind="change_approval",
-        event_key=f"change_approval:{change.id}:edit:{change.version}",
-        entity=("change", change.id),
-        message=f"{change.ref} was edited ({what}; {window}): it awaits your approval again "
-        f"({change.risk} risk): {change.title}",
-        now=now,
+        change.id,
+        change.ref,
+        f"edited ({what}; {window}): {change.title}",
+        change.requested_by_id,
+        now,
         exclude=actor.id,
+        round_key=f"edit:{change.version}",
     )
+    notice = approver_notice(session, config, change)
+    if notice is not None:
+        notify_unapprovable(session, config, change, notice, now, exclude=actor.id)
 
 
 def _names(session: Session, user_ids: Iterable[int]) -> list[str]:

@@ -15,7 +15,7 @@ from itsm_tui.services.access import PermissionDenied
 from itsm_tui.services.changes.reading import _login_of, _logins, _planned_window, get_change
 from itsm_tui.services.changes.rules import TITLE_MAX, TRANSITIONS
 from itsm_tui.services.errors import InvalidTransition, ValidationError
-from itsm_tui.services.inputs import active_user, known_service, required_title
+from itsm_tui.services.inputs import active_user, known_service, one_line, required_title
 from itsm_tui.services.users import Actor
 
 
@@ -108,8 +108,13 @@ def _denied(permission: str, actor: Actor, detail: str) -> PermissionDenied:
     return PermissionDenied(permission, actor.roles, detail)
 
 
+def a_kind(change_type: str) -> str:
+    """A change type with its article: "a normal", "a standard", "an emergency"."""
+    return ("an " if change_type[:1] in "aeiou" else "a ") + change_type
+
+
 def _validate_title(title: str | None) -> str:
-    return required_title(title, "one line saying what changes", TITLE_MAX)
+    return one_line(required_title(title, "one line saying what changes", TITLE_MAX), "title", "the title")
 
 
 def parse_targets(config: DeskConfig, items: Iterable[str]) -> list[tuple[str, str | None]]:

@@ -118,20 +118,13 @@ def impact(
     """What the targets touch: ``services`` affected as a whole, ``cis`` the configuration items affected
     (see the module's docstring); ``exclude_change_id`` leaves the change itself out of the failed ones."""
     now = _now(now)
-    whole = sorted(set(services))
-    items = sorted(set(cis))
-    owners = {owner.code for owner in (config.service_for_ci(ci) for ci in items) if owner is not None}
-    concerned = sorted(set(whole) | owners)
+    whole, items, concerned = _scope(config, services, cis)
     days = config.changes.failed_days
     if not concerned and not items:
         return Impact(failed_days=days)
 
     def reached(service, ci):
-        """The records of ``concerned`` services that the targets reach (a CI named, or none)."""
-        return and_(
-            service.in_(concerned),
-            or_(ci.in_(items) if items else false(), service.in_(whole) if whole else false(), ci.is_(None)),
-        )
+        return _reached(service, ci, whole, items, concerned)
 
     # Open incidents: the open tickets of the services concerned, by the open tickets' service index.
     total = func.count().over().label("total")
@@ -184,8 +177,60 @@ def impact(
     problems = tuple(ImpactProblem(*row[:6]) for row in problem_rows)
     problem_count = problem_rows[0].total if problem_rows else 0
 
+    failed, failed_count = failed_changes(
+        session, config, services=whole, cis=items, exclude_change_id=exclude_change_id, now=now, limit=limit
+    )
+    return Impact(
+        incidents=incidents,
+        incident_count=incident_count,
+        problems=problems,
+        problem_count=problem_count,
+        failed_changes=failed,
+        failed_count=failed_count,
+        failed_days=days,
+    )
+
+
+def _scope(
+    config: DeskConfig, services: Iterable[str], cis: Iterable[str]
+) -> tuple[list[str], list[str], list[str]]:
+    """The services affected as a whole, the CIs, and every service concerned (those and the CIs')."""
+    whole = sorted(set(services))
+    items = sorted(set(cis))
+    owners = {owner.code for owner in (config.service_for_ci(ci) for ci in items) if owner is not None}
+    return whole, items, sorted(set(whole) | owners)
+
+
+def _reached(service, ci, whole: list[str], items: list[str], concerned: list[str]):
+    """The records of ``concerned`` services that the targets reach (a CI named, or none)."""
+    return and_(
+        service.in_(concerned),
+        or_(ci.in_(items) if items else false(), service.in_(whole) if whole else false(), ci.is_(None)),
+    )
+
+
+def failed_changes(
+    session: Session,
+    config: DeskConfig,
+    *,
+    services: Iterable[str],
+    cis: Iterable[str],
+    exclude_change_id: int | None = None,
+    now: datetime | None = None,
+    limit: int = LIMIT,
+) -> tuple[tuple[ImpactChange, ...], int]:
+    """The changes the targets reach that failed or were backed out and ended (actually, else as planned)
+    in the last ``[impact] failed_days`` days, the latest first, cut at ``limit``, and how many there are:
+    the one rule of a recent failure (the impact list and the risk questionnaire's suggestion)."""
+    now = _now(now)
+    whole, items, concerned = _scope(config, services, cis)
+    if not concerned and not items:
+        return (), 0
+    days = config.changes.failed_days
     ended = func.coalesce(Change.actual_end, Change.planned_end)
-    touched = select(ChangeTarget.change_id).where(reached(ChangeTarget.service, ChangeTarget.ci))
+    touched = select(ChangeTarget.change_id).where(
+        _reached(ChangeTarget.service, ChangeTarget.ci, whole, items, concerned)
+    )
     if exclude_change_id is not None:
         touched = touched.where(ChangeTarget.change_id != exclude_change_id)
     change_rows = session.execute(
@@ -203,16 +248,7 @@ def impact(
         .order_by(ended.desc(), Change.id.desc())
         .limit(limit)
     ).all()
-    failed = tuple(ImpactChange(*row[:5]) for row in change_rows)
-    return Impact(
-        incidents=incidents,
-        incident_count=incident_count,
-        problems=problems,
-        problem_count=problem_count,
-        failed_changes=failed,
-        failed_count=change_rows[0].total if change_rows else 0,
-        failed_days=days,
-    )
+    return tuple(ImpactChange(*row[:5]) for row in change_rows), change_rows[0].total if change_rows else 0
 
 
 def impact_of(

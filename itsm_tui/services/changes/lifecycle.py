@@ -23,6 +23,7 @@ from itsm_tui.services.changes.helpers import (
     _note,
     _now,
     _set,
+    a_kind,
     outside_window,
 )
 from itsm_tui.services.changes.notices import (
@@ -101,7 +102,7 @@ def submit(
         if missing:
             raise ValidationError(
                 missing[0],
-                f"a {change.change_type} change needs an implementation plan and a back-out plan "
+                f"{a_kind(change.change_type)} change needs an implementation plan and a back-out plan "
                 f"before it is submitted",
             )
     _not_in_past(change, now)

@@ -24,6 +24,7 @@ from itsm_tui.services.changes.helpers import (
     _load,
     _now,
     _require_state,
+    a_kind,
     outside_window,
 )
 from itsm_tui.services.changes.reading import _logins, review_required
@@ -140,14 +141,14 @@ def guard_assess(session: Session, config: DeskConfig, actor: Actor, change: Cha
     _require_state(change, "assessed", "submitted", "assessed")
     if change.change_type != "normal":
         raise ServiceError(
-            f"{change.ref} is a {change.change_type} change: "
+            f"{change.ref} is {a_kind(change.change_type)} change: "
             + (
                 "it was approved by its template"
                 if change.change_type == "standard"
                 else "a change manager approves it directly, without CAB assessment"
             )
         )
-    require(actor.roles, "change.manage")
+    require(actor.roles, "change.manage", action=f"assess {change.ref}")
     decided = [a for a in change.approvals if a.decision != "pending"]
     if change.state == "assessed" and decided:
         names = _logins(session, [a.approver_id for a in decided])
@@ -281,13 +282,13 @@ def guard_complete(session: Session, config: DeskConfig, actor: Actor, change: C
 def guard_review(session: Session, config: DeskConfig, actor: Actor, change: Change, now: datetime) -> None:
     """A change manager begins the post-implementation review of a finished change."""
     _require_state(change, "review", "implemented", "failed", "backed_out")
-    require(actor.roles, "change.manage")
+    require(actor.roles, "change.manage", action=f"review {change.ref}")
 
 
 def guard_close(session: Session, config: DeskConfig, actor: Actor, change: Change, now: datetime) -> None:
     """A change manager closes a finished or rejected change; one needing review cannot skip it."""
     _require_state(change, "closed", "implemented", "failed", "backed_out", "review", "rejected")
-    require(actor.roles, "change.manage")
+    require(actor.roles, "change.manage", action=f"close {change.ref}")
     if change.state in ("implemented", "failed", "backed_out") and review_required(change):
         why = (
             f"it {change.outcome.replace('_', ' ')}"

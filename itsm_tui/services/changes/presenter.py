@@ -35,6 +35,18 @@ from itsm_tui.services.users import Actor
 T = TypeVar("T")
 
 
+# A pending decision no longer asked for once the change is past its decision: not needed (it was approved or
+# rejected, and may have gone on from there) or moot (it was withdrawn or cancelled).
+_STILL_DECIDING = ("draft", "submitted", "assessed")
+
+
+def decision_label(decision: str, change_state: str) -> str:
+    """An approver's decision as the change screen, ``itsm change show`` and the CAB agenda show it."""
+    if decision != "pending" or change_state in _STILL_DECIDING:
+        return decision
+    return "moot" if change_state in ("withdrawn", "cancelled") else "not needed"
+
+
 @dataclass(frozen=True)
 class ApprovalView:
     login: str
@@ -42,6 +54,7 @@ class ApprovalView:
     decision: str
     reason: str | None
     decided_at: datetime | None
+    shown: str = ""  # the decision as shown (decision_label): pending, approved, rejected, not needed, moot
 
 
 @dataclass(frozen=True)
@@ -192,6 +205,7 @@ def view(
             a.decision,
             a.reason,
             a.decided_at,
+            decision_label(a.decision, change.state),
         )
         for a in sorted(change.approvals, key=lambda a: (users.get(a.approver_id, ("", ""))[0], a.id))
     ]
@@ -270,10 +284,17 @@ def _sent_back(change: Change, history: list[HistoryItem]) -> list[str]:
     reset = next((h for h in history if h.action in ("reschedule", "edit") and h.field == "approvals"), None)
     if reset is None:
         return []
+    if reset.action == "edit" and change.change_type == "normal":  # editing._reassess: edited once assessed
+        if change.state != "submitted":
+            return []  # assessed again since
+        return [
+            f"Assessment asked again: {reset.by} edited the change after its assessment at "
+            f"{reset.at:%Y-%m-%d %H:%M} UTC, and the CAB decides on the change as assessed"
+        ]
     if reset.action == "edit":  # editing.py: its window, targets or implementer edited while being decided
         return [
             f"Approval asked again: {reset.by} edited the change at {reset.at:%Y-%m-%d %H:%M} UTC, and an "
-            f"approval holds only for the change as it was given for"
+            f"approval holds only for the version of the change it was given for"
         ]
     return [
         f"Approval asked again: {reset.by} moved the change at {reset.at:%Y-%m-%d %H:%M} UTC, and an "

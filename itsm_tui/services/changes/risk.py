@@ -6,8 +6,9 @@ The answers are kept on the change (``risk_answers``: JSON, question id -> answe
 score (``risk_score``); :func:`record_answers` writes them audited, as one line ``services=one; backout=no``.
 Three questions can be suggested from the change itself (``RiskQuestion.suggest``): how many services it
 affects, whether it is planned outside a maintenance window of its services (the conflict check's
-``outside_window``), and whether a change of its services failed or was backed out in the last
-``[impact] failed_days`` days. The assessor may answer otherwise; the suggestion is advice.
+``outside_window``), and whether a change its services and CIs reach failed or was backed out in the last
+``[impact] failed_days`` days (the Impact list's rule, ``impact.failed_changes``). The assessor may answer
+otherwise; the suggestion is advice.
 """
 
 from __future__ import annotations
@@ -15,15 +16,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from itsm_tui.config import DeskConfig, RiskQuestion
-from itsm_tui.models import Change, ChangeTarget
+from itsm_tui.models import Change
 from itsm_tui.services import audit, conflicts
 from itsm_tui.services.changes.helpers import _now
+from itsm_tui.services.changes.impact import failed_changes, targets_scope
 from itsm_tui.services.changes.reading import planned_of
 from itsm_tui.services.errors import ValidationError
 from itsm_tui.services.jsondata import jsonable
@@ -31,9 +32,6 @@ from itsm_tui.services.users import Actor
 
 # The failed changes a suggestion names (the newest first); the answer needs only one.
 FAILURES_SHOWN = 5
-# A failed change is looked for by its planned start (``ix_changes_window``): this long before the days of
-# ``failed_days``, for a window is at most 14 days long and an implementation may overrun it.
-FAILURE_LEAD = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -202,29 +200,20 @@ def _outside_windows(session: Session, change: Change) -> list[str]:
 def recent_failures(
     session: Session, config: DeskConfig, change: Change, now: datetime
 ) -> list[tuple[str, str, datetime]]:
-    """Changes of ``change``'s services that failed or were backed out and ended (actually, or else as
-    planned) in the last ``[impact] failed_days`` days: (ref, outcome, end), the newest first, a few."""
-    services = sorted({t.service for t in change.targets})
-    if not services:
-        return []
-    low = now - timedelta(days=config.changes.failed_days)
-    ended = func.coalesce(Change.actual_end, Change.planned_end)
-    stmt = (
-        select(Change.ref, Change.outcome, ended.label("ended"))
-        .where(
-            Change.id.in_(select(ChangeTarget.change_id).where(ChangeTarget.service.in_(services))),
-            Change.planned_start >= low - FAILURE_LEAD,
-            Change.planned_start <= now,
-            Change.outcome.in_(("failed", "backed_out")),
-            ended >= low,
-            ended <= now,
-        )
-        .order_by(ended.desc(), Change.id.desc())
-        .limit(FAILURES_SHOWN)
+    """The recent failures the change's Impact lists (:func:`impact.failed_changes`: the changes its services
+    and CIs reach that failed or were backed out and ended, actually or else as planned, in the last
+    ``[impact] failed_days`` days): (ref, outcome, end), the newest first, a few."""
+    services, cis = targets_scope((t.service, t.ci) for t in change.targets)
+    found, _ = failed_changes(
+        session,
+        config,
+        services=services,
+        cis=cis,
+        exclude_change_id=change.id,
+        now=now,
+        limit=FAILURES_SHOWN,
     )
-    if change.id is not None:
-        stmt = stmt.where(Change.id != change.id)
-    return [(ref, outcome or "failed", _aware(end)) for ref, outcome, end in session.execute(stmt).tuples()]
+    return [(row.ref, row.outcome or "failed", _aware(row.ended_at)) for row in found]
 
 
 def _aware(value: datetime) -> datetime:

@@ -18,7 +18,8 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "draft": ("submitted", "withdrawn", "cancelled"),
     # approved: standard on submit, emergency at once
     "submitted": ("assessed", "approved", "rejected", "withdrawn", "cancelled"),
-    "assessed": ("approved", "rejected", "withdrawn", "cancelled"),
+    # submitted: edited after its assessment, it is assessed again (the CAB decides on the change as assessed)
+    "assessed": ("approved", "rejected", "withdrawn", "cancelled", "submitted"),
     # assessed / submitted: moved to another window, an approved normal change goes back to the CAB and an
     # emergency one to the change managers (a standard change moves within its template and stays approved)
     "approved": ("scheduled", "assessed", "submitted", "cancelled"),

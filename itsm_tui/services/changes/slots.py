@@ -44,6 +44,8 @@ from itsm_tui.services.errors import ServiceError, ValidationError
 # the changes that may still overlap the horizon are read.
 MAX_DURATION = timedelta(days=14)
 MAX_COUNT = 20
+# How far ahead a search may begin (about ten years: a desk plans no further).
+MAX_AHEAD = timedelta(days=3653)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SPAN = tuple[datetime, datetime]
 
@@ -111,6 +113,7 @@ def free_slots(
             targets.update((service, ci) for service in wanted)
     targeted = {service for service, _ in targets}
     targets.update((service, None) for service in wanted if service not in targeted)
+    _bounded_after(after, _now(None))
     return _find(
         session,
         config,
@@ -154,7 +157,7 @@ def find_slots(
     """The next free slots for what a form holds (see :class:`SlotQuery`), from ``after`` or now, whichever
     is later. Targets and implementer are checked as saving would check them."""
     now = _now(now)
-    start = max(now, _instant("after", after) or now)
+    start = max(now, _bounded_after(after, now) or now)
     change = get_change(session, query.ref) if query.ref else None
     if change is not None and change.state not in PRE_IMPLEMENTATION:
         raise ServiceError(f"{change.ref} is {change.state}: slots are found only for a change not yet begun")
@@ -192,6 +195,15 @@ def find_slots(
         change_type=change_type,
         horizon_days=None,
     )
+
+
+def _bounded_after(after: datetime | None, now: datetime) -> datetime | None:
+    """``after`` in UTC, refused (a ValidationError) beyond :data:`MAX_AHEAD` from ``now``."""
+    begin = _instant("after", after)
+    if begin is not None and begin > now + MAX_AHEAD:
+        latest = now + MAX_AHEAD
+        raise ValidationError("after", f"look for slots from a date between now and {latest:%Y-%m-%d}")
+    return begin
 
 
 # --------------------------------------------------------------------------- the search

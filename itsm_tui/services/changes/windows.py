@@ -28,7 +28,7 @@ from itsm_tui.services import audit, conflicts, notifications, versions
 from itsm_tui.services.access import require
 from itsm_tui.services.changes.helpers import _instant, _now
 from itsm_tui.services.errors import NotFound, ServiceError, ValidationError
-from itsm_tui.services.inputs import known_service, known_timezone
+from itsm_tui.services.inputs import known_service, known_timezone, one_line
 from itsm_tui.services.users import Actor
 
 Added = TypeVar("Added", MaintenanceWindow, Blackout)
@@ -54,7 +54,7 @@ KEEP: Final = _Keep.KEEP  # edit_window(valid_until=KEEP): leave it as it is (No
 
 def guard_windows(actor: Actor) -> None:
     """Adding, editing and deleting maintenance windows and blackouts: change managers."""
-    require(actor.roles, "change.manage")
+    require(actor.roles, "change.manage", action="add, edit or delete maintenance windows and change freezes")
 
 
 def window_refusal(actor: Actor) -> str | None:
@@ -93,11 +93,14 @@ def _window_values(
     timezone: str,
     valid_from: datetime,
     valid_until: datetime | None,
+    kept_name: str | None = None,
 ) -> _WindowValues:
-    """The checked values of a window (added or edited alike)."""
+    """The checked values of a window (added or edited alike; ``kept_name`` the name it has)."""
     name = (name or "").strip()
     if not name:
         raise ValidationError("name", "give the window a name (e.g. Network weekly window)")
+    if name != kept_name:  # a name kept as stored before names were checked is no new input
+        one_line(name, "name", "a window's name")
     service = known_service(config, service or "")
     try:
         rule = conflicts.validate_rrule(rrule)
@@ -222,6 +225,7 @@ def edit_window(
         timezone=window.timezone if timezone is None else timezone,
         valid_from=window.valid_from if valid_from is None else valid_from,
         valid_until=window.valid_until if isinstance(valid_until, _Keep) else valid_until,
+        kept_name=window.name,
     )
     for field in (
         "name",
@@ -262,11 +266,18 @@ def delete_window(
 
 
 def _blackout_values(
-    config: DeskConfig, name: str, service: str | None, start: datetime | None, end: datetime | None
+    config: DeskConfig,
+    name: str,
+    service: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    kept_name: str | None = None,
 ) -> tuple[str, str | None, datetime, datetime]:
     name = (name or "").strip()
     if not name:
         raise ValidationError("name", "give the freeze a name (e.g. Year-end change freeze)")
+    if name != kept_name:  # a name kept as stored before names were checked is no new input
+        one_line(name, "name", "a freeze's name")
     code = known_service(config, service) if service and service.strip() else None
     begin, finish = _instant("start", start), _instant("end", end)
     if begin is None or finish is None or finish <= begin:
@@ -344,6 +355,7 @@ def edit_blackout(
         blackout.service if service is None else service,
         blackout.starts_at if start is None else start,
         blackout.ends_at if end is None else end,
+        kept_name=blackout.name,
     )
     new_reason = blackout.reason if reason is None else (reason.strip() or None)
     changed = {
@@ -442,27 +454,39 @@ def window_lists(session: Session, limit: int = LIST_LIMIT) -> WindowLists:
     blackouts = session.scalars(
         select(Blackout).order_by(Blackout.starts_at.desc(), Blackout.id.desc()).limit(limit)
     )
-    return WindowLists(
-        tuple(
-            WindowRow(
-                w.id,
-                w.version,
-                w.name,
-                w.service,
-                w.rrule,
-                w.start_local,
-                w.duration_minutes,
-                w.timezone,
-                w.valid_from,
-                w.valid_until,
-            )
-            for w in windows
-        ),
-        tuple(
-            BlackoutRow(b.id, b.version, b.name, b.service, b.starts_at, b.ends_at, b.reason)
-            for b in blackouts
-        ),
+    return WindowLists(tuple(_window_row(w) for w in windows), tuple(_blackout_row(b) for b in blackouts))
+
+
+def _window_row(w: MaintenanceWindow) -> WindowRow:
+    return WindowRow(
+        w.id,
+        w.version,
+        w.name,
+        w.service,
+        w.rrule,
+        w.start_local,
+        w.duration_minutes,
+        w.timezone,
+        w.valid_from,
+        w.valid_until,
     )
+
+
+def _blackout_row(b: Blackout) -> BlackoutRow:
+    return BlackoutRow(b.id, b.version, b.name, b.service, b.starts_at, b.ends_at, b.reason)
+
+
+def window_row(session: Session, window_id: int) -> WindowRow | None:
+    """One maintenance window as it is now, by its id (None: deleted), as the lists show it: what a form
+    takes after a stale save."""
+    window = session.get(MaintenanceWindow, window_id, populate_existing=True)
+    return _window_row(window) if window is not None else None
+
+
+def blackout_row(session: Session, blackout_id: int) -> BlackoutRow | None:
+    """One blackout as it is now, by its id (None: deleted), as the lists show it."""
+    blackout = session.get(Blackout, blackout_id, populate_existing=True)
+    return _blackout_row(blackout) if blackout is not None else None
 
 
 # --------------------------------------------------------------------------- what a freeze blocks
@@ -658,7 +682,8 @@ def notify_blocked(
         kind="change_conflict",
         event_key=key,
         entity=None,
-        message=f"The change freeze {blackout.name!r} ({scope}, {span}) holds changes. {found.summary()}",
+        message=f"The change freeze {conflicts.quoted(blackout.name)} ({scope}, {span}) holds changes. "
+        f"{found.summary()}",
         now=now,
         exclude=exclude,
     )
