@@ -65,10 +65,10 @@ _home_key = pytest.StashKey[tuple[Path, dict[str, str | None]]]()  # the home, t
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """``-n auto``: a worker per CPU core and one more. A third of a worker's time goes to waiting (for
-    PostgreSQL, for child processes, for a console's frames), so one more than the cores keeps them busy:
-    on two cores the suite took 432 s with three workers, 576 s with two."""
-    return (os.cpu_count() or 1) + 1
+    """``-n auto``: two workers per CPU core. Much of a worker's time goes to waiting (for PostgreSQL, for
+    child processes, for a console's frames): on two cores the suite took 576 s with two workers, 432 s with
+    three (when it was smaller); with three its CPU was 158% of the two cores', so four keep them busier."""
+    return 2 * (os.cpu_count() or 1)
 
 
 def pytest_configure(config: pytest.Config) -> None:
