@@ -364,15 +364,7 @@ class BlackoutForm(RowForm[BlackoutValues, BlackoutRow]):
                     expected_version=self.edited.version,
                     now=app.clock(),
                 )
-            found = changes.blocked_by_blackout(
-                session,
-                app.config,
-                start=blackout.starts_at,
-                end=blackout.ends_at,
-                service=blackout.service,
-                exclude_id=blackout.id,
-                name=blackout.name,
-            )
+            found = changes.blocked_by_saved(session, app.config, blackout)
             said = f"Blackout {blackout.id} saved. {found.summary()}"
         return said
 

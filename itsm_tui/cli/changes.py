@@ -501,15 +501,7 @@ def _blackout_saved(desk: Desk, session: Session, blackout_id: int, verb: str, d
 
     blackout = session.get(Blackout, blackout_id)
     assert blackout is not None  # written in this very transaction
-    found = changes.blocked_by_blackout(
-        session,
-        desk.config,
-        start=blackout.starts_at,
-        end=blackout.ends_at,
-        service=blackout.service,
-        exclude_id=blackout.id,
-        name=blackout.name,
-    )
+    found = changes.blocked_by_saved(session, desk.config, blackout)
     scope = blackout.service or "all services"
     if dry_run:
         head = f"dry run, nothing saved: the blackout {plain(blackout.name)} ({scope}) would be {verb}"

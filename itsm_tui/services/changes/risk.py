@@ -187,7 +187,8 @@ def _outside_windows(session: Session, change: Change) -> list[str]:
     """The services of ``change`` outside every one of whose maintenance windows it is planned."""
     if change.planned_start is None or change.planned_end is None:
         return []
-    found = conflicts.check(session, planned_of(session, change))
+    planned = planned_of(session, change)  # outside a window: the windows alone decide it
+    found = conflicts.find_conflicts([planned], conflicts.window_specs(session, planned.services))
     return sorted(
         {
             c.resource.removeprefix("service ")

@@ -256,10 +256,7 @@ def delete_window(
     window = _load_window(session, window_id)
     versions.check_version(session, "window", window, expected_version)
     said = f"{window.name}: {_rule_text(window)}"
-    audit.record_for(session, "window", window, actor.id, now, "delete", "window", said)
-    session.delete(window)
-    versions.flush(session, "window", window, expected_version)
-    return said
+    return _deleted(session, window, "window", actor, now, expected_version, said)
 
 
 # --------------------------------------------------------------------------- blackouts
@@ -388,9 +385,22 @@ def delete_blackout(
     blackout = _load_blackout(session, blackout_id)
     versions.check_version(session, "blackout", blackout, expected_version)
     said = f"{blackout.name}: {_period_text(blackout.service, blackout.starts_at, blackout.ends_at)}"
-    audit.record_for(session, "blackout", blackout, actor.id, now, "delete", "blackout", said)
-    session.delete(blackout)
-    versions.flush(session, "blackout", blackout, expected_version)
+    return _deleted(session, blackout, "blackout", actor, now, expected_version, said)
+
+
+def _deleted(
+    session: Session,
+    row: Added,
+    entity_type: str,
+    actor: Actor,
+    now: datetime,
+    expected_version: int | None,
+    said: str,
+) -> str:
+    """A window or blackout deleted, what it was (``said``) written to its audit trail first; ``said``."""
+    audit.record_for(session, entity_type, row, actor.id, now, "delete", entity_type, said)
+    session.delete(row)
+    versions.flush(session, entity_type, row, expected_version)
     return said
 
 
@@ -643,12 +653,10 @@ def _targets(session: Session, config: DeskConfig, ids: list[int]) -> dict[int, 
     return found
 
 
-def notify_blocked(
-    session: Session, config: DeskConfig, blackout: Blackout, actor: Actor | None, now: datetime
-) -> int:
-    """Tell who raised and who implements each live change ``blackout`` blocks, and the change managers
-    once for the freeze (not ``actor``, who saved it), each once per version of the freeze."""
-    found = blocked_by_blackout(
+def blocked_by_saved(session: Session, config: DeskConfig, blackout: Blackout) -> Blocked:
+    """The live changes a saved ``blackout`` blocks (:func:`blocked_by_blackout` for its period, service
+    and name, itself left out)."""
+    return blocked_by_blackout(
         session,
         config,
         start=blackout.starts_at,
@@ -657,6 +665,14 @@ def notify_blocked(
         exclude_id=blackout.id,
         name=blackout.name,
     )
+
+
+def notify_blocked(
+    session: Session, config: DeskConfig, blackout: Blackout, actor: Actor | None, now: datetime
+) -> int:
+    """Tell who raised and who implements each live change ``blackout`` blocks, and the change managers
+    once for the freeze (not ``actor``, who saved it), each once per version of the freeze."""
+    found = blocked_by_saved(session, config, blackout)
     blocked = found.blocked
     if not blocked:
         return 0
